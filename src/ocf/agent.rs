@@ -1,0 +1,240 @@
+use super::metadata::Metadata;
+use super::{Action, Deadline, Invocation, OcfCode, OcfError, OcfResult, Params};
+use std::collections::HashMap;
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// What every action handler gets: the invocation, its deadline and where
+/// per-instance state lives.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub agent: &'static str,
+    pub inv: Invocation,
+    pub deadline: Deadline,
+}
+
+impl Ctx {
+    pub fn instance(&self) -> &str {
+        &self.inv.instance
+    }
+    pub fn is_probe(&self) -> bool {
+        self.inv.is_probe()
+    }
+    pub fn check_level(&self) -> u32 {
+        self.inv.check_level
+    }
+    /// Per-node runtime state (`HA_RSCTMP`, default `/run/resource-agents`):
+    /// on tmpfs, so it is empty after a reboot, which is what makes a probe
+    /// after a reboot answer "stopped" even when the kernel's tables were
+    /// restored from disk.
+    pub fn runtime_dir(&self) -> PathBuf {
+        runtime_dir()
+    }
+    /// `<runtime_dir>/hanfs-<agent>-<instance>`: this instance's state file.
+    pub fn state_file(&self) -> PathBuf {
+        let safe: String = self
+            .inv
+            .instance
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' })
+            .collect();
+        self.runtime_dir().join(format!("hanfs-{}-{}", self.agent, safe))
+    }
+    /// A context for tests and tools: no manager, the given deadline.
+    pub fn standalone(agent: &'static str, action: &str, timeout: Duration) -> Ctx {
+        Ctx {
+            agent,
+            inv: Invocation::from_env(action, &HashMap::new()),
+            deadline: Deadline::from_timeout(timeout),
+        }
+    }
+}
+
+pub fn runtime_dir() -> PathBuf {
+    std::env::var_os("HA_RSCTMP")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/resource-agents"))
+}
+
+/// One resource agent: its description and its action handlers. Handlers
+/// take the checked configuration, never the environment.
+pub trait Agent {
+    /// The checked, typed parameters.
+    type Config;
+    /// The agent name (the binary's name).
+    const NAME: &'static str;
+    /// The description (`metadata/<agent>.xml`, embedded).
+    const METADATA: &'static str;
+
+    /// Parameters → configuration. Syntax and meaning only, no look at this
+    /// host: errors are 6 (wrong everywhere).
+    fn configure(p: &Params) -> OcfResult<Self::Config>;
+
+    /// Checks against this host (validate-all, and before start): programs
+    /// present (5), interfaces and paths usable here (2).
+    fn validate(_ctx: &Ctx, _cfg: &Self::Config) -> OcfResult<()> {
+        Ok(())
+    }
+
+    fn start(ctx: &Ctx, cfg: &Self::Config) -> OcfResult<()>;
+
+    /// Must succeed when already stopped, and must not return 7.
+    fn stop(ctx: &Ctx, cfg: &Self::Config) -> OcfResult<()>;
+
+    /// `Ok` = running; `Err` with code 7 = cleanly stopped.
+    fn monitor(ctx: &Ctx, cfg: &Self::Config) -> OcfResult<()>;
+
+    /// Apply a change of `reloadable` parameters to a running resource.
+    fn reload(_ctx: &Ctx, _cfg: &Self::Config) -> OcfResult<()> {
+        Err(OcfError::unimplemented("reload-agent is not supported"))
+    }
+}
+
+fn usage<A: Agent>() -> String {
+    format!(
+        "usage: {} {{start|stop|monitor|validate-all|meta-data|reload-agent}}\n\n\
+         {} is an OCF resource agent (provider hanfs); Pacemaker runs it with\n\
+         OCF_RESKEY_<parameter> variables set. `{} meta-data` describes them.\n",
+        A::NAME,
+        A::NAME,
+        A::NAME
+    )
+}
+
+/// Run agent `A` with the process arguments and environment; the whole OCF
+/// protocol lives here. A panic becomes exit code 1 with an exit reason.
+pub fn run<A: Agent>() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let prefix = env
+        .get("OCF_EXIT_REASON_PREFIX")
+        .cloned()
+        .unwrap_or_else(|| "ocf-exit-reason:".into());
+    // Keep the default panic message off (it would be a second, unstructured
+    // line); the reason is reported below.
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = catch_unwind(AssertUnwindSafe(|| dispatch::<A>(&args, &env)));
+    let code = match result {
+        Ok(c) => c,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown");
+            log::error!("internal error: {what}");
+            let _ = writeln!(std::io::stderr(), "{prefix}internal error in {}: {what}", A::NAME);
+            OcfCode::ErrGeneric
+        }
+    };
+    code.into()
+}
+
+fn report(inv: &Invocation, e: &OcfError) {
+    if e.code == OcfCode::NotRunning {
+        log::info!("{}: not running: {}", inv.action.name(), e.reason);
+    } else {
+        log::error!("{} failed ({}): {}", inv.action.name(), e.code.name(), e.reason);
+        let _ = writeln!(std::io::stderr(), "{}{}", inv.exit_reason_prefix, e.reason);
+    }
+}
+
+/// The protocol, separated from process exit for testing.
+pub fn dispatch<A: Agent>(args: &[String], env: &HashMap<String, String>) -> OcfCode {
+    let Some(action_arg) = args.get(1) else {
+        let _ = std::io::stderr().write_all(usage::<A>().as_bytes());
+        return OcfCode::ErrArgs;
+    };
+    let inv = Invocation::from_env(action_arg, env);
+    let meta = match Metadata::parse(A::METADATA) {
+        Ok(m) => m,
+        Err(e) => panic!("embedded meta-data of {} does not parse: {e}", A::NAME),
+    };
+    match &inv.action {
+        Action::MetaData => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(meta.render(inv.metadata_form()).as_bytes());
+            let _ = out.flush();
+            return OcfCode::Success;
+        }
+        Action::Usage => {
+            let _ = std::io::stdout().write_all(usage::<A>().as_bytes());
+            return OcfCode::Success;
+        }
+        _ => {}
+    }
+    crate::ocf::log::init(A::NAME, &inv.instance, true);
+
+    let timeout = inv
+        .timeout()
+        .or_else(|| meta.action_timeout(inv.action.name()))
+        .unwrap_or(Duration::from_secs(20));
+    let ctx = Ctx {
+        agent: A::NAME,
+        inv: inv.clone(),
+        deadline: Deadline::from_timeout(timeout),
+    };
+    log::debug!(
+        "{} (interval {} ms, timeout {} ms, depth {})",
+        inv.action.name(),
+        inv.interval_ms,
+        timeout.as_millis(),
+        inv.check_level
+    );
+
+    let params = Params::from_vars(&meta, env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let cfg = params.check_declared().and_then(|()| A::configure(&params));
+    let outcome: OcfResult<()> = match (&inv.action, cfg) {
+        (Action::Other(name), _) => {
+            log::debug!("action {name} is not implemented");
+            return OcfCode::Unimplemented;
+        }
+        // A resource whose configuration is wrong everywhere can never have
+        // been started with it: stop has nothing to do.
+        (Action::Stop, Err(e)) if e.code == OcfCode::ErrConfigured => {
+            log::warn!("stop: configuration is invalid ({}); nothing can be running", e.reason);
+            Ok(())
+        }
+        (_, Err(e)) => Err(e),
+        (Action::ValidateAll, Ok(cfg)) => A::validate(&ctx, &cfg),
+        (Action::Start, Ok(cfg)) => A::validate(&ctx, &cfg).and_then(|()| A::start(&ctx, &cfg)),
+        (Action::Stop, Ok(cfg)) => A::stop(&ctx, &cfg),
+        (Action::Monitor, Ok(cfg)) => A::monitor(&ctx, &cfg),
+        (Action::ReloadAgent, Ok(cfg)) => {
+            if meta.has_reloadable() {
+                A::reload(&ctx, &cfg)
+            } else {
+                Err(OcfError::unimplemented("no reloadable parameters"))
+            }
+        }
+        (Action::MetaData | Action::Usage, _) => unreachable!(),
+    };
+    let code = match outcome {
+        Ok(()) => OcfCode::Success,
+        Err(mut e) => {
+            // 7 is a monitor answer only; stop must never report it.
+            if e.code == OcfCode::NotRunning && inv.action != Action::Monitor {
+                e.code = if inv.action == Action::Stop { OcfCode::Success } else { OcfCode::ErrGeneric };
+            }
+            // A recurring monitor must not answer 3 (Pacemaker would not
+            // recover) and 2/5 there mean "broke since start": soft failure.
+            if inv.is_recurring_monitor()
+                && matches!(e.code, OcfCode::Unimplemented | OcfCode::ErrArgs | OcfCode::ErrInstalled)
+            {
+                e.code = OcfCode::ErrGeneric;
+            }
+            if e.code != OcfCode::Success {
+                report(&inv, &e);
+            }
+            e.code
+        }
+    };
+    if code == OcfCode::Success {
+        log::debug!("{} succeeded", inv.action.name());
+    }
+    code
+}

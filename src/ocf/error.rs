@@ -1,0 +1,79 @@
+use super::OcfCode;
+use std::fmt;
+
+/// An error that knows its OCF exit code. Its message becomes the exit
+/// reason: one line, naming the parameter or object and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcfError {
+    pub code: OcfCode,
+    pub reason: String,
+}
+
+pub type OcfResult<T> = Result<T, OcfError>;
+
+impl OcfError {
+    pub fn new(code: OcfCode, reason: impl Into<String>) -> Self {
+        let reason: String = reason.into();
+        // An exit reason is one line.
+        let reason = reason.replace('\n', " ");
+        OcfError { code, reason }
+    }
+    /// 1: something failed here and may work after recovery.
+    pub fn generic(reason: impl Into<String>) -> Self {
+        Self::new(OcfCode::ErrGeneric, reason)
+    }
+    /// 2: the configuration cannot work on this host.
+    pub fn args(reason: impl Into<String>) -> Self {
+        Self::new(OcfCode::ErrArgs, reason)
+    }
+    /// 4: not permitted (e.g. not root).
+    pub fn perm(reason: impl Into<String>) -> Self {
+        Self::new(OcfCode::ErrPerm, reason)
+    }
+    /// 5: a program or kernel facility is missing on this host.
+    pub fn installed(reason: impl Into<String>) -> Self {
+        Self::new(OcfCode::ErrInstalled, reason)
+    }
+    /// 6: the configuration is wrong everywhere.
+    pub fn configured(reason: impl Into<String>) -> Self {
+        Self::new(OcfCode::ErrConfigured, reason)
+    }
+    /// 7: (monitor) cleanly not running.
+    pub fn not_running(reason: impl Into<String>) -> Self {
+        Self::new(OcfCode::NotRunning, reason)
+    }
+    pub fn unimplemented(reason: impl Into<String>) -> Self {
+        Self::new(OcfCode::Unimplemented, reason)
+    }
+    pub fn is_not_running(&self) -> bool {
+        self.code == OcfCode::NotRunning
+    }
+}
+
+impl fmt::Display for OcfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for OcfError {}
+
+/// Attach an OCF code and a message to any displayable error:
+/// `fs::read(p).ocf(OcfCode::ErrGeneric, || format!("cannot read {p}"))?`
+/// gives "cannot read /x: No such file or directory".
+pub trait ResultExt<T> {
+    fn ocf<S: Into<String>>(self, code: OcfCode, what: impl FnOnce() -> S) -> OcfResult<T>;
+    /// Shorthand for code 1.
+    fn or_generic<S: Into<String>>(self, what: impl FnOnce() -> S) -> OcfResult<T>
+    where
+        Self: Sized,
+    {
+        self.ocf(OcfCode::ErrGeneric, what)
+    }
+}
+
+impl<T, E: fmt::Display> ResultExt<T> for Result<T, E> {
+    fn ocf<S: Into<String>>(self, code: OcfCode, what: impl FnOnce() -> S) -> OcfResult<T> {
+        self.map_err(|e| OcfError::new(code, format!("{}: {}", what().into(), e)))
+    }
+}

@@ -1,0 +1,18 @@
+//! The OCF resource-agent protocol (OCF 1.1, readable by 1.0 tools).
+
+mod agent;
+mod code;
+mod deadline;
+mod env;
+mod error;
+pub mod log;
+pub mod metadata;
+mod params;
+
+pub use agent::{run, Agent, Ctx};
+pub use code::OcfCode;
+pub use deadline::Deadline;
+pub use env::{Action, Invocation};
+pub use error::{OcfError, OcfResult, ResultExt};
+pub use metadata::Metadata;
+pub use params::Params;
