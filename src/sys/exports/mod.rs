@@ -1,0 +1,1 @@
+//! The export table and `exportfs` (nfs-export).

@@ -1,0 +1,1 @@
+//! statd monitor records, the holding directory, sm-notify (statd-holding).
