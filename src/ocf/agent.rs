@@ -114,11 +114,18 @@ pub fn run<A: Agent>() -> ExitCode {
         .get("OCF_EXIT_REASON_PREFIX")
         .cloned()
         .unwrap_or_else(|| "ocf-exit-reason:".into());
+    guarded(A::NAME, &prefix, || dispatch::<A>(&args, &env)).into()
+}
+
+/// Run `f`, turning a panic into exit code 1 with an exit reason.
+pub fn guarded(agent: &str, prefix: &str, f: impl FnOnce() -> OcfCode) -> OcfCode {
     // Keep the default panic message off (it would be a second, unstructured
     // line); the reason is reported below.
+    let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let result = catch_unwind(AssertUnwindSafe(|| dispatch::<A>(&args, &env)));
-    let code = match result {
+    let result = catch_unwind(AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    match result {
         Ok(c) => c,
         Err(panic) => {
             let what = panic
@@ -127,11 +134,10 @@ pub fn run<A: Agent>() -> ExitCode {
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown");
             log::error!("internal error: {what}");
-            let _ = writeln!(std::io::stderr(), "{prefix}internal error in {}: {what}", A::NAME);
+            let _ = writeln!(std::io::stderr(), "{prefix}internal error in {agent}: {what}");
             OcfCode::ErrGeneric
         }
-    };
-    code.into()
+    }
 }
 
 fn report(inv: &Invocation, e: &OcfError) {
@@ -237,4 +243,122 @@ pub fn dispatch<A: Agent>(args: &[String], env: &HashMap<String, String>) -> Ocf
         log::debug!("{} succeeded", inv.action.name());
     }
     code
+}
+
+/// For each agent's unit tests: with `vars` (a complete, valid parameter
+/// set), `configure` must succeed and must read every parameter the
+/// description declares — so the code and `metadata/<agent>.xml` cannot
+/// drift apart. Returns what is wrong.
+pub fn check_description_matches_code<A: Agent>(vars: &[(&str, &str)]) -> Result<(), String> {
+    let meta = Metadata::parse(A::METADATA).map_err(|e| format!("meta-data does not parse: {e}"))?;
+    if meta.name != A::NAME {
+        return Err(format!("meta-data names {}, agent is {}", meta.name, A::NAME));
+    }
+    let params = Params::from_vars(
+        &meta,
+        vars.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+    );
+    params.check_declared().map_err(|e| e.reason)?;
+    // Reading an undeclared parameter panics inside `configure`.
+    let cfg = catch_unwind(AssertUnwindSafe(|| A::configure(&params)))
+        .map_err(|_| "configure reads an undeclared parameter (or panicked)".to_string())?;
+    cfg.map_err(|e| format!("configure rejected the sample: {e}"))?;
+    let read = params.names_read();
+    let unread: Vec<_> = meta.params.iter().map(|p| &p.name).filter(|n| !read.contains(*n)).collect();
+    if !unread.is_empty() {
+        return Err(format!("declared but never read by configure: {unread:?}"));
+    }
+    for a in ["start", "stop", "monitor", "meta-data", "validate-all"] {
+        if meta.action_timeout(a).is_none() {
+            return Err(format!("action {a} not advertised (with a timeout)"));
+        }
+    }
+    if meta.has_reloadable() != meta.actions.iter().any(|a| a.name == "reload-agent") {
+        return Err("reload-agent must be advertised exactly when a parameter is reloadable".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Toy;
+    impl Agent for Toy {
+        type Config = String;
+        const NAME: &'static str = "toy";
+        const METADATA: &'static str = r#"<resource-agent name="toy" version="1"><version>1.1</version>
+            <longdesc lang="en">x</longdesc><shortdesc lang="en">x</shortdesc><parameters>
+            <parameter name="mode" required="1"><longdesc lang="en">m</longdesc><shortdesc lang="en">m</shortdesc><content type="string"/></parameter>
+            </parameters><actions><action name="start" timeout="20s"/><action name="stop" timeout="20s"/>
+            <action name="monitor" timeout="20s" interval="10s"/><action name="meta-data" timeout="5s"/>
+            <action name="validate-all" timeout="5s"/></actions></resource-agent>"#;
+        fn configure(p: &Params) -> OcfResult<String> {
+            let m = p.required("mode")?;
+            if m == "bad" {
+                return Err(OcfError::configured("parameter mode=bad is not allowed"));
+            }
+            Ok(m)
+        }
+        fn start(_: &Ctx, m: &String) -> OcfResult<()> {
+            match m.as_str() {
+                "not-running" => Err(OcfError::not_running("x")),
+                _ => Ok(()),
+            }
+        }
+        fn stop(_: &Ctx, m: &String) -> OcfResult<()> {
+            match m.as_str() {
+                "not-running" => Err(OcfError::not_running("x")),
+                _ => Ok(()),
+            }
+        }
+        fn monitor(_: &Ctx, m: &String) -> OcfResult<()> {
+            match m.as_str() {
+                "unimpl" => Err(OcfError::unimplemented("x")),
+                "stopped" => Err(OcfError::not_running("x")),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    fn go(action: Option<&str>, env: &[(&str, &str)]) -> OcfCode {
+        let mut args = vec!["toy".to_string()];
+        args.extend(action.map(String::from));
+        let env = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        dispatch::<Toy>(&args, &env)
+    }
+
+    #[test]
+    fn protocol() {
+        assert_eq!(go(None, &[]), OcfCode::ErrArgs);
+        assert_eq!(go(Some("meta-data"), &[]), OcfCode::Success);
+        assert_eq!(go(Some("promote"), &[]), OcfCode::Unimplemented);
+        assert_eq!(go(Some("reload-agent"), &[("OCF_RESKEY_mode", "a")]), OcfCode::Unimplemented);
+        // missing required / invalid: 6 everywhere but stop
+        assert_eq!(go(Some("validate-all"), &[]), OcfCode::ErrConfigured);
+        assert_eq!(go(Some("start"), &[("OCF_RESKEY_mode", "bad")]), OcfCode::ErrConfigured);
+        assert_eq!(go(Some("monitor"), &[("OCF_RESKEY_mode", "bad")]), OcfCode::ErrConfigured);
+        assert_eq!(go(Some("stop"), &[("OCF_RESKEY_mode", "bad")]), OcfCode::Success);
+        // 7 only from monitor
+        assert_eq!(go(Some("monitor"), &[("OCF_RESKEY_mode", "stopped")]), OcfCode::NotRunning);
+        assert_eq!(go(Some("start"), &[("OCF_RESKEY_mode", "not-running")]), OcfCode::ErrGeneric);
+        assert_eq!(go(Some("stop"), &[("OCF_RESKEY_mode", "not-running")]), OcfCode::Success);
+        // a recurring monitor never answers 3; a probe may
+        let rec = [("OCF_RESKEY_mode", "unimpl"), ("OCF_RESKEY_CRM_meta_interval", "10000")];
+        assert_eq!(go(Some("monitor"), &rec), OcfCode::ErrGeneric);
+        assert_eq!(go(Some("monitor"), &[("OCF_RESKEY_mode", "unimpl")]), OcfCode::Unimplemented);
+    }
+
+    #[test]
+    fn panics_become_generic_errors() {
+        assert_eq!(guarded("toy", "p:", || panic!("boom")), OcfCode::ErrGeneric);
+        assert_eq!(guarded("toy", "p:", || OcfCode::NotRunning), OcfCode::NotRunning);
+    }
+
+    #[test]
+    fn description_check() {
+        assert!(check_description_matches_code::<Toy>(&[("mode", "a")]).is_ok());
+        let e = check_description_matches_code::<Toy>(&[("mode", "bad")]).unwrap_err();
+        assert!(e.contains("rejected"), "{e}");
+    }
 }
