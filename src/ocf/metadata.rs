@@ -285,6 +285,27 @@ impl Metadata {
     }
 }
 
+impl Metadata {
+    /// A Markdown table of the parameters (for the README; kept in sync by a
+    /// test).
+    pub fn render_markdown(&self) -> String {
+        let mut s = String::from("| parameter | default | description |\n|---|---|---|\n");
+        for p in &self.params {
+            let mut name = format!("`{}`", p.name);
+            if p.required {
+                name.push_str(" (required)");
+            }
+            if p.reloadable {
+                name.push_str(" (reloadable)");
+            }
+            let default = p.default.as_deref().map(|d| format!("`{d}`")).unwrap_or_default();
+            let desc = p.longdesc.replace("\n\n", " ").replace('|', "\\|");
+            s.push_str(&format!("| {name} | {default} | {desc} |\n"));
+        }
+        s
+    }
+}
+
 fn text_element(
     w: &mut Writer<Vec<u8>>,
     name: &str,
