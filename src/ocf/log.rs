@@ -68,7 +68,11 @@ pub fn init(agent: &str, instance: &str, stderr: bool) {
     if LOGGER.set(logger).is_ok() {
         let l = LOGGER.get().expect("set");
         let _ = log::set_logger(l);
-        log::set_max_level(if debug { LevelFilter::Debug } else { LevelFilter::Info });
+        log::set_max_level(if debug {
+            LevelFilter::Debug
+        } else {
+            LevelFilter::Info
+        });
     }
 }
 
@@ -98,7 +102,11 @@ impl Log for AgentLogger {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
         if let Some(p) = &self.logfile {
-            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(p) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p)
+            {
                 let _ = f.write_all(line.as_bytes());
             }
         }

@@ -91,7 +91,10 @@ impl ProcRoots {
     /// Release every NLM lock (and, on kernels ~6.9+, NFSv4 state) held on
     /// the file system that contains `path`.
     pub fn unlock_filesystem(&self, path: &Path) -> OcfResult<()> {
-        write_str(&self.nfsd.join("unlock_filesystem"), &path.to_string_lossy())
+        write_str(
+            &self.nfsd.join("unlock_filesystem"),
+            &path.to_string_lossy(),
+        )
     }
 
     /// Release every NLM lock taken through server address `ip`.
@@ -131,6 +134,9 @@ mod tests {
         assert!(r.v4_in_grace().unwrap());
         assert!(!r.nlm_in_grace().unwrap());
         r.unlock_filesystem(Path::new("/srv/nfs")).unwrap();
-        assert_eq!(std::fs::read_to_string(r.nfsd.join("unlock_filesystem")).unwrap(), "/srv/nfs");
+        assert_eq!(
+            std::fs::read_to_string(r.nfsd.join("unlock_filesystem")).unwrap(),
+            "/srv/nfs"
+        );
     }
 }
