@@ -15,7 +15,9 @@
 
 use hanfs::ocf::{Agent, Ctx, OcfError, OcfResult, Params, ResultExt};
 use hanfs::sys::exports::storage::{self, Directory, Problem};
-use hanfs::sys::exports::{exportfs, ClientSpec, Export, ExportOptions, ExportTable, Exportfs, Fsid};
+use hanfs::sys::exports::{
+    exportfs, ClientSpec, Export, ExportOptions, ExportTable, Exportfs, Fsid,
+};
 use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::ProcRoots;
 use hanfs::sys::process::{in_child, ChildOutcome};
@@ -97,7 +99,8 @@ fn save_state(ctx: &Ctx, s: &State) -> OcfResult<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).or_generic(|| format!("cannot create {}", dir.display()))?;
     }
-    let json = serde_json::to_vec(s).or_generic(|| format!("cannot record the state of {}", s.directory.display()))?;
+    let json = serde_json::to_vec(s)
+        .or_generic(|| format!("cannot record the state of {}", s.directory.display()))?;
     fsfile::write_atomic(&path, &json, 0o644)
 }
 
@@ -105,10 +108,16 @@ fn save_state(ctx: &Ctx, s: &State) -> OcfResult<()> {
 fn other_states(ctx: &Ctx) -> Vec<State> {
     let mine = ctx.state_file();
     let prefix = format!("hanfs-{}-", NfsExport::NAME);
-    let Ok(rd) = std::fs::read_dir(ctx.runtime_dir()) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(ctx.runtime_dir()) else {
+        return Vec::new();
+    };
     rd.filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| *p != mine && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+        .filter(|p| {
+            *p != mine
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .filter_map(|t| serde_json::from_str(&t).ok())
         .collect()
@@ -123,8 +132,16 @@ fn check_exports(s: &State) -> OcfResult<Result<(), String>> {
     let want = s.fsid();
     for (c, e) in s.clients.iter().zip(found) {
         let Some(e) = e else {
-            let also = if c.spec.eq_ignore_ascii_case(&c.etab) { String::new() } else { format!(" (as {})", c.etab) };
-            return Ok(Err(format!("{} is not exported to {}{also}", s.directory.display(), c.spec)));
+            let also = if c.spec.eq_ignore_ascii_case(&c.etab) {
+                String::new()
+            } else {
+                format!(" (as {})", c.etab)
+            };
+            return Ok(Err(format!(
+                "{} is not exported to {}{also}",
+                s.directory.display(),
+                c.spec
+            )));
         };
         if let (Some(w), got) = (want, e.fsid()) {
             if got != Some(w) {
@@ -145,7 +162,10 @@ fn check_exports(s: &State) -> OcfResult<Result<(), String>> {
 /// running resource.
 fn check_conflicts(ctx: &Ctx, s: &State, table: &[Export]) -> OcfResult<()> {
     if let Some(f) = s.fsid() {
-        if let Some(e) = table.iter().find(|e| e.directory != s.directory && e.fsid() == Some(f)) {
+        if let Some(e) = table
+            .iter()
+            .find(|e| e.directory != s.directory && e.fsid() == Some(f))
+        {
             return Err(OcfError::configured(format!(
                 "fsid={f} is already used by the export of {} to {}; every export needs its own fsid",
                 e.directory.display(),
@@ -158,7 +178,10 @@ fn check_conflicts(ctx: &Ctx, s: &State, table: &[Export]) -> OcfResult<()> {
             continue;
         }
         for c in &s.clients {
-            let theirs = other.clients.iter().any(|o| o.etab.eq_ignore_ascii_case(&c.etab));
+            let theirs = other
+                .clients
+                .iter()
+                .any(|o| o.etab.eq_ignore_ascii_case(&c.etab));
             if theirs && table.iter().any(|e| e.is(&s.directory, &c.etab)) {
                 return Err(OcfError::configured(format!(
                     "{} is already exported to {} by resource {}",
@@ -219,7 +242,10 @@ fn unexport(ctx: &Ctx, table: &ExportTable, dir: &Path, clients: &[String]) -> O
 /// export of the same directory remains (its clients' locks would go too).
 fn unlock(ctx: &Ctx, procs: &ProcRoots, table: &ExportTable, dir: &Path) -> OcfResult<()> {
     if !procs.nfsd_mounted() {
-        log::info!("nfsd is not running here: no NFS locks to release for {}", dir.display());
+        log::info!(
+            "nfsd is not running here: no NFS locks to release for {}",
+            dir.display()
+        );
         return Ok(());
     }
     let remaining = table.exports_of(dir)?;
@@ -236,13 +262,21 @@ fn unlock(ctx: &Ctx, procs: &ProcRoots, table: &ExportTable, dir: &Path) -> OcfR
     // write happens in a child that the deadline can abandon.
     let file = procs.nfsd.join("unlock_filesystem");
     let path = dir.as_os_str().to_owned();
-    let outcome = in_child(&ctx.deadline, move || match std::fs::write(&file, std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) {
-        Ok(()) => 0,
-        Err(e) => e.raw_os_error().unwrap_or(255).clamp(1, 255),
+    let outcome = in_child(&ctx.deadline, move || {
+        match std::fs::write(
+            &file,
+            std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()),
+        ) {
+            Ok(()) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(255).clamp(1, 255),
+        }
     })?;
     match outcome {
         ChildOutcome::Exited(0) => {
-            log::info!("released the NFS locks on the file system of {}", dir.display());
+            log::info!(
+                "released the NFS locks on the file system of {}",
+                dir.display()
+            );
             Ok(())
         }
         ChildOutcome::Exited(errno) => {
@@ -254,7 +288,10 @@ fn unlock(ctx: &Ctx, procs: &ProcRoots, table: &ExportTable, dir: &Path) -> OcfR
             Ok(())
         }
         ChildOutcome::Signalled => {
-            log::warn!("releasing NFS locks on {}: the helper process died", dir.display());
+            log::warn!(
+                "releasing NFS locks on {}: the helper process died",
+                dir.display()
+            );
             Ok(())
         }
         ChildOutcome::TimedOut => Err(OcfError::generic(format!(
@@ -271,7 +308,8 @@ impl Agent for NfsExport {
 
     fn configure(p: &Params) -> OcfResult<Config> {
         let directory = tidy_directory(&p.required("directory")?).map_err(OcfError::configured)?;
-        let clients = ClientSpec::parse_list(&p.required("clientspec")?).map_err(OcfError::configured)?;
+        let clients =
+            ClientSpec::parse_list(&p.required("clientspec")?).map_err(OcfError::configured)?;
         let options = ExportOptions::parse(p.get("options").as_deref(), p.get("fsid").as_deref())
             .map_err(OcfError::configured)?;
         Ok(Config {
@@ -290,7 +328,9 @@ impl Agent for NfsExport {
     /// runs); start checks it, with code 2 when it is missing here.
     fn validate(_ctx: &Ctx, _cfg: &Config) -> OcfResult<()> {
         if !nix::unistd::geteuid().is_root() {
-            return Err(OcfError::perm("nfs-export must run as root (it changes the NFS export table)"));
+            return Err(OcfError::perm(
+                "nfs-export must run as root (it changes the NFS export table)",
+            ));
         }
         Exportfs::find()?;
         let table = ExportTable::system();
@@ -315,11 +355,17 @@ impl Agent for NfsExport {
                     describe(&p, &cfg.directory)
                 )))
             }
-            Err(p @ Problem::NotADirectory) => return Err(OcfError::args(describe(&p, &cfg.directory))),
+            Err(p @ Problem::NotADirectory) => {
+                return Err(OcfError::args(describe(&p, &cfg.directory)))
+            }
             Err(p) => return Err(OcfError::generic(describe(&p, &cfg.directory))),
         };
         if dir.path != cfg.directory {
-            log::info!("directory {} is {}", cfg.directory.display(), dir.path.display());
+            log::info!(
+                "directory {} is {}",
+                cfg.directory.display(),
+                dir.path.display()
+            );
         }
         if cfg.options.fsid.is_none() {
             log::warn!(
@@ -333,7 +379,10 @@ impl Agent for NfsExport {
                 Some(n) => n,
                 None => exportfs::canonical_name(&c.to_string(), &ctx.deadline)?,
             };
-            clients.push(StateClient { spec: c.to_string(), etab });
+            clients.push(StateClient {
+                spec: c.to_string(),
+                etab,
+            });
         }
         let state = State {
             instance: ctx.instance().to_string(),
@@ -351,10 +400,17 @@ impl Agent for NfsExport {
             let stale: Vec<String> = old
                 .etab_names()
                 .into_iter()
-                .filter(|n| old.directory != state.directory || !state.clients.iter().any(|c| c.etab.eq_ignore_ascii_case(n)))
+                .filter(|n| {
+                    old.directory != state.directory
+                        || !state.clients.iter().any(|c| c.etab.eq_ignore_ascii_case(n))
+                })
                 .collect();
             if !stale.is_empty() {
-                log::info!("removing exports left by an earlier start: {} to {}", old.directory.display(), stale.join(" "));
+                log::info!(
+                    "removing exports left by an earlier start: {} to {}",
+                    old.directory.display(),
+                    stale.join(" ")
+                );
                 unexport(ctx, &ExportTable::at(&old.etab), &old.directory, &stale)?;
             }
         }
@@ -363,24 +419,42 @@ impl Agent for NfsExport {
         // by the stop Pacemaker sends next.
         save_state(ctx, &state)?;
         let specs: Vec<String> = cfg.clients.iter().map(ToString::to_string).collect();
-        let out = exportfs.export(&dir.path, &specs, cfg.options.to_arg().as_deref(), &ctx.deadline)?;
+        let out = exportfs.export(
+            &dir.path,
+            &specs,
+            cfg.options.to_arg().as_deref(),
+            &ctx.deadline,
+        )?;
         if !out.success() {
             let words = out.last_words();
             if words.contains("unknown keyword") || words.contains("bad ") {
-                return Err(OcfError::configured(format!("options: exportfs rejects them: {words}")));
+                return Err(OcfError::configured(format!(
+                    "options: exportfs rejects them: {words}"
+                )));
             }
-            return Err(OcfError::generic(format!("exportfs failed ({}): {words}", out.status)));
+            return Err(OcfError::generic(format!(
+                "exportfs failed ({}): {words}",
+                out.status
+            )));
         }
         if let Err(why) = check_exports(&state)? {
             let words = out.last_words();
-            let words = if words.is_empty() { "exportfs gave no reason".to_string() } else { format!("exportfs said: {words}") };
+            let words = if words.is_empty() {
+                "exportfs gave no reason".to_string()
+            } else {
+                format!("exportfs said: {words}")
+            };
             return Err(OcfError::generic(format!("{why} after exportfs ({words})")));
         }
         log::info!(
             "exported {} to {}{}",
             dir.path.display(),
             specs.join(" "),
-            state.fsid.as_ref().map(|f| format!(" (fsid={f})")).unwrap_or_default()
+            state
+                .fsid
+                .as_ref()
+                .map(|f| format!(" (fsid={f})"))
+                .unwrap_or_default()
         );
         Ok(())
     }
@@ -417,12 +491,18 @@ impl Agent for NfsExport {
             return Ok(());
         }
         if state.is_none() {
-            log::info!("{} is exported without a state file (left from before a reboot?): removing", dir.display());
+            log::info!(
+                "{} is exported without a state file (left from before a reboot?): removing",
+                dir.display()
+            );
         }
 
         let procs = ProcRoots::default();
         let lease_wait = if cfg.wait_for_leasetime_on_stop && procs.nfsd_mounted() {
-            let lease = procs.lease_time()?;
+            let lease = procs.lease_time().unwrap_or_else(|e| {
+                log::warn!("{e}; assuming the default NFSv4 lease of 90s");
+                90
+            });
             let wait = Duration::from_secs(u64::from(lease) + 2);
             // Leave a little for the rest of stop.
             if wait + Duration::from_secs(2) > ctx.deadline.remaining() {
@@ -445,7 +525,11 @@ impl Agent for NfsExport {
             unlock(ctx, &procs, &table, &dir)?;
         }
         if let Some(w) = lease_wait {
-            log::info!("waiting {}s for NFSv4 leases on {} to expire", w.as_secs(), dir.display());
+            log::info!(
+                "waiting {}s for NFSv4 leases on {} to expire",
+                w.as_secs(),
+                dir.display()
+            );
             ctx.deadline.sleep(w);
         }
         fsfile::remove_opt(&ctx.state_file())
@@ -459,7 +543,11 @@ impl Agent for NfsExport {
                 let ours: Vec<&str> = left
                     .iter()
                     .map(|e| e.client.as_str())
-                    .filter(|c| cfg.clients.iter().any(|s| s.etab_name().is_some_and(|n| n.eq_ignore_ascii_case(c))))
+                    .filter(|c| {
+                        cfg.clients
+                            .iter()
+                            .any(|s| s.etab_name().is_some_and(|n| n.eq_ignore_ascii_case(c)))
+                    })
                     .collect();
                 if !ours.is_empty() {
                     log::info!(
@@ -469,13 +557,19 @@ impl Agent for NfsExport {
                     );
                 }
             }
-            return Err(OcfError::not_running(format!("{} is not exported by this resource here", cfg.directory.display())));
+            return Err(OcfError::not_running(format!(
+                "{} is not exported by this resource here",
+                cfg.directory.display()
+            )));
         };
         if let Err(why) = check_exports(&state)? {
             return Err(OcfError::generic(why));
         }
         if ctx.check_level() >= 10 {
-            let d = Directory { path: state.directory.clone(), dev: state.dev };
+            let d = Directory {
+                path: state.directory.clone(),
+                dev: state.dev,
+            };
             if let Err(p) = storage::check(&d, &ctx.deadline)? {
                 return Err(OcfError::generic(describe(&p, &d.path)));
             }
@@ -495,7 +589,11 @@ mod tests {
 
     fn params(vars: &[(&str, &str)]) -> Params {
         let meta = Metadata::parse(NfsExport::METADATA).unwrap();
-        Params::from_vars(&meta, vars.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())))
+        Params::from_vars(
+            &meta,
+            vars.iter()
+                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+        )
     }
 
     fn configure(vars: &[(&str, &str)]) -> OcfResult<Config> {
@@ -507,7 +605,8 @@ mod tests {
     fn code_and_description_agree() {
         let p = params(&[("directory", "/srv/a"), ("clientspec", "*")]);
         NfsExport::configure(&p).unwrap();
-        let declared: std::collections::BTreeSet<String> = p.metadata().params.iter().map(|x| x.name.clone()).collect();
+        let declared: std::collections::BTreeSet<String> =
+            p.metadata().params.iter().map(|x| x.name.clone()).collect();
         assert_eq!(p.names_read(), declared);
     }
 
@@ -515,15 +614,24 @@ mod tests {
     fn configuration() {
         let c = configure(&[
             ("directory", "/srv//nfs/a/"),
-            ("clientspec", "192.0.2.5/24 [2001:db8::]/32 @ng *.example.com *"),
+            (
+                "clientspec",
+                "192.0.2.5/24 [2001:db8::]/32 @ng *.example.com *",
+            ),
             ("options", "rw,no_root_squash"),
             ("fsid", "root"),
         ])
         .unwrap();
         assert_eq!(c.directory, Path::new("/srv/nfs/a"));
         let specs: Vec<String> = c.clients.iter().map(ToString::to_string).collect();
-        assert_eq!(specs, ["192.0.2.0/24", "2001:db8::/32", "@ng", "*.example.com", "*"]);
-        assert_eq!(c.options.to_arg().as_deref(), Some("rw,no_root_squash,fsid=0"));
+        assert_eq!(
+            specs,
+            ["192.0.2.0/24", "2001:db8::/32", "@ng", "*.example.com", "*"]
+        );
+        assert_eq!(
+            c.options.to_arg().as_deref(),
+            Some("rw,no_root_squash,fsid=0")
+        );
         assert!(c.unlock_on_stop, "default true");
         assert!(!c.wait_for_leasetime_on_stop, "default false");
     }
@@ -533,12 +641,47 @@ mod tests {
         for (vars, needle) in [
             (vec![("directory", "/srv/a")], "clientspec"),
             (vec![("clientspec", "*")], "directory"),
-            (vec![("directory", "srv/a"), ("clientspec", "*")], "directory"),
-            (vec![("directory", "/srv/a"), ("clientspec", "host(rw)")], "clientspec"),
-            (vec![("directory", "/srv/a"), ("clientspec", "*"), ("fsid", "twelve")], "fsid"),
-            (vec![("directory", "/srv/a"), ("clientspec", "*"), ("options", "fsid=1"), ("fsid", "2")], "conflicts"),
-            (vec![("directory", "/srv/a"), ("clientspec", "*"), ("options", "rw,,sync")], "options"),
-            (vec![("directory", "/srv/a"), ("clientspec", "*"), ("unlock_on_stop", "maybe")], "unlock_on_stop"),
+            (
+                vec![("directory", "srv/a"), ("clientspec", "*")],
+                "directory",
+            ),
+            (
+                vec![("directory", "/srv/a"), ("clientspec", "host(rw)")],
+                "clientspec",
+            ),
+            (
+                vec![
+                    ("directory", "/srv/a"),
+                    ("clientspec", "*"),
+                    ("fsid", "twelve"),
+                ],
+                "fsid",
+            ),
+            (
+                vec![
+                    ("directory", "/srv/a"),
+                    ("clientspec", "*"),
+                    ("options", "fsid=1"),
+                    ("fsid", "2"),
+                ],
+                "conflicts",
+            ),
+            (
+                vec![
+                    ("directory", "/srv/a"),
+                    ("clientspec", "*"),
+                    ("options", "rw,,sync"),
+                ],
+                "options",
+            ),
+            (
+                vec![
+                    ("directory", "/srv/a"),
+                    ("clientspec", "*"),
+                    ("unlock_on_stop", "maybe"),
+                ],
+                "unlock_on_stop",
+            ),
         ] {
             let e = configure(&vars).unwrap_err();
             assert_eq!(e.code, OcfCode::ErrConfigured, "{vars:?}: {e}");
@@ -552,7 +695,10 @@ mod tests {
             instance: "exp1".into(),
             directory: "/srv/a b".into(),
             dev: 2049,
-            clients: vec![StateClient { spec: "client1".into(), etab: "client1.example.test".into() }],
+            clients: vec![StateClient {
+                spec: "client1".into(),
+                etab: "client1.example.test".into(),
+            }],
             fsid: Some("3f1b8b8c-1234-4cde-8a00-aaaaaaaaaaaa".into()),
             etab: "/var/lib/nfs/etab".into(),
         };
@@ -575,17 +721,29 @@ mod tests {
             directory: "/srv/a".into(),
             dev: 1,
             clients: vec![
-                StateClient { spec: "192.0.2.0/24".into(), etab: "192.0.2.0/24".into() },
-                StateClient { spec: "client1".into(), etab: "CLIENT1.example.test".into() },
+                StateClient {
+                    spec: "192.0.2.0/24".into(),
+                    etab: "192.0.2.0/24".into(),
+                },
+                StateClient {
+                    spec: "client1".into(),
+                    etab: "CLIENT1.example.test".into(),
+                },
             ],
             fsid: Some("7".into()),
             etab: etab.clone(),
         };
         assert_eq!(check_exports(&s).unwrap(), Ok(()));
-        s.clients.push(StateClient { spec: "*".into(), etab: "*".into() });
+        s.clients.push(StateClient {
+            spec: "*".into(),
+            etab: "*".into(),
+        });
         let why = check_exports(&s).unwrap().unwrap_err();
         assert!(why.contains("with fsid=8, not fsid=7"), "{why}");
-        s.clients[2] = StateClient { spec: "@ng".into(), etab: "@ng".into() };
+        s.clients[2] = StateClient {
+            spec: "@ng".into(),
+            etab: "@ng".into(),
+        };
         let why = check_exports(&s).unwrap().unwrap_err();
         assert_eq!(why, "/srv/a is not exported to @ng");
         s.clients.pop();

@@ -17,7 +17,12 @@ fn mkdir(sb: &Sandbox, rel: &str) -> PathBuf {
     p
 }
 
-fn export<'a>(sb: &'a Sandbox, instance: &str, dir: &std::path::Path, clients: &str) -> AgentCmd<'a> {
+fn export<'a>(
+    sb: &'a Sandbox,
+    instance: &str,
+    dir: &std::path::Path,
+    clients: &str,
+) -> AgentCmd<'a> {
     sb.agent(AGENT)
         .env("OCF_RESOURCE_INSTANCE", instance)
         .param("directory", dir.to_str().unwrap())
@@ -43,7 +48,9 @@ fn etab_clients(sb: &Sandbox, dir: &std::path::Path) -> Vec<String> {
 fn etab_line(sb: &Sandbox, dir: &std::path::Path, client: &str) -> Option<String> {
     let etab = sb.sh_ok("cat /var/lib/nfs/etab");
     let prefix = format!("{}\t{client}(", etab_dir(dir));
-    etab.lines().find(|l| l.starts_with(&prefix)).map(str::to_string)
+    etab.lines()
+        .find(|l| l.starts_with(&prefix))
+        .map(str::to_string)
 }
 
 #[test]
@@ -53,8 +60,13 @@ fn start_monitor_stop_with_many_kinds_of_client() {
     let link = sb.path("link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
     let real = std::fs::canonicalize(&real).unwrap();
-    let clients = "192.0.2.5/255.255.255.0 [2001:db8::]/32 [2001:db8:1::7] *.example.com @trusted *";
-    let res = || export(&sb, "exp1", &link, clients).param("options", "rw,no_root_squash").param("fsid", "42");
+    let clients =
+        "192.0.2.5/255.255.255.0 [2001:db8::]/32 [2001:db8:1::7] *.example.com @trusted *";
+    let res = || {
+        export(&sb, "exp1", &link, clients)
+            .param("options", "rw,no_root_squash")
+            .param("fsid", "42")
+    };
 
     res().run("validate-all").expect(0);
     res().run("monitor").expect(7);
@@ -62,12 +74,25 @@ fn start_monitor_stop_with_many_kinds_of_client() {
     // Exported under the real path, each client in the form etab records.
     let mut got = etab_clients(&sb, &real);
     got.sort();
-    let mut want = vec!["192.0.2.0/24", "2001:db8::/32", "2001:db8:1::7", "*.example.com", "@trusted", "*"];
+    let mut want = vec![
+        "192.0.2.0/24",
+        "2001:db8::/32",
+        "2001:db8:1::7",
+        "*.example.com",
+        "@trusted",
+        "*",
+    ];
     want.sort();
     assert_eq!(got, want);
     let line = etab_line(&sb, &real, "2001:db8::/32").unwrap();
-    assert!(line.contains(",fsid=42,") && line.contains("(rw,") && line.contains("no_root_squash"), "{line}");
-    assert!(etab_clients(&sb, &link).is_empty(), "the symbolic link itself is not exported");
+    assert!(
+        line.contains(",fsid=42,") && line.contains("(rw,") && line.contains("no_root_squash"),
+        "{line}"
+    );
+    assert!(
+        etab_clients(&sb, &link).is_empty(),
+        "the symbolic link itself is not exported"
+    );
 
     res().run("monitor").expect(0);
     res().interval_ms(10_000).run("monitor").expect(0);
@@ -89,7 +114,9 @@ fn stop_of_a_never_started_resource_succeeds() {
     res().run("stop").expect(0);
     res().run("monitor").expect(7);
     // Even with storage that is not there.
-    export(&sb, "never", std::path::Path::new("/nonexistent/dir"), "*").run("stop").expect(0);
+    export(&sb, "never", std::path::Path::new("/nonexistent/dir"), "*")
+        .run("stop")
+        .expect(0);
 }
 
 #[test]
@@ -103,7 +130,14 @@ fn host_names_are_matched_as_exportfs_records_them() {
     res().run("start").expect(0);
     let mut got = etab_clients(&sb, &d);
     got.sort();
-    assert_eq!(got, ["192.0.2.0/24", "Client6.Example.Test", "client1.example.test"]);
+    assert_eq!(
+        got,
+        [
+            "192.0.2.0/24",
+            "Client6.Example.Test",
+            "client1.example.test"
+        ]
+    );
     res().run("monitor").expect(0);
     res().run("stop").expect(0);
     assert!(etab_clients(&sb, &d).is_empty());
@@ -123,16 +157,32 @@ fn nfsv4_pseudo_root_and_an_export_below_it() {
     let sb = sandbox!();
     let root = std::fs::canonicalize(mkdir(&sb, "v4root")).unwrap();
     let data = mkdir(&sb, "v4root/data");
-    let r = || export(&sb, "root", &root, "192.0.2.0/24").param("fsid", "root").param("options", "ro,crossmnt");
-    let d = || export(&sb, "data", &data, "192.0.2.0/24").param("fsid", "1").param("options", "rw");
+    let r = || {
+        export(&sb, "root", &root, "192.0.2.0/24")
+            .param("fsid", "root")
+            .param("options", "ro,crossmnt")
+    };
+    let d = || {
+        export(&sb, "data", &data, "192.0.2.0/24")
+            .param("fsid", "1")
+            .param("options", "rw")
+    };
     r().run("start").expect(0);
     d().run("start").expect(0);
-    assert!(etab_line(&sb, &root, "192.0.2.0/24").unwrap().contains(",fsid=0,"));
-    assert!(etab_line(&sb, &data, "192.0.2.0/24").unwrap().contains(",fsid=1,"));
+    assert!(etab_line(&sb, &root, "192.0.2.0/24")
+        .unwrap()
+        .contains(",fsid=0,"));
+    assert!(etab_line(&sb, &data, "192.0.2.0/24")
+        .unwrap()
+        .contains(",fsid=1,"));
     r().run("monitor").expect(0);
     d().run("monitor").expect(0);
     // fsid=0 spelled as a number is the same export.
-    export(&sb, "root", &root, "192.0.2.0/24").param("fsid", "0").param("options", "ro,crossmnt").run("monitor").expect(0);
+    export(&sb, "root", &root, "192.0.2.0/24")
+        .param("fsid", "0")
+        .param("options", "ro,crossmnt")
+        .run("monitor")
+        .expect(0);
     d().run("stop").expect(0);
     r().run("monitor").expect(0);
     r().run("stop").expect(0);
@@ -142,8 +192,16 @@ fn nfsv4_pseudo_root_and_an_export_below_it() {
 fn two_resources_export_one_directory_to_different_clients() {
     let sb = sandbox!();
     let dir = std::fs::canonicalize(mkdir(&sb, "shared")).unwrap();
-    let a = || export(&sb, "expA", &dir, "192.0.2.0/24").param("fsid", "10").param("options", "rw");
-    let b = || export(&sb, "expB", &dir, "198.51.100.0/24 [2001:db8::]/32").param("fsid", "10").param("options", "ro");
+    let a = || {
+        export(&sb, "expA", &dir, "192.0.2.0/24")
+            .param("fsid", "10")
+            .param("options", "rw")
+    };
+    let b = || {
+        export(&sb, "expB", &dir, "198.51.100.0/24 [2001:db8::]/32")
+            .param("fsid", "10")
+            .param("options", "ro")
+    };
     a().run("start").expect(0);
     b().run("start").expect(0);
     a().run("monitor").expect(0);
@@ -162,7 +220,9 @@ fn two_resources_export_one_directory_to_different_clients() {
     let mut left = etab_clients(&sb, &dir);
     left.sort();
     assert_eq!(left, ["198.51.100.0/24", "2001:db8::/32"]);
-    assert!(etab_line(&sb, &dir, "198.51.100.0/24").unwrap().contains("(ro,"));
+    assert!(etab_line(&sb, &dir, "198.51.100.0/24")
+        .unwrap()
+        .contains("(ro,"));
     b().run("stop").expect(0);
     assert!(etab_clients(&sb, &dir).is_empty());
 }
@@ -172,7 +232,10 @@ fn an_fsid_used_by_another_directory_is_refused() {
     let sb = sandbox!();
     let one = mkdir(&sb, "one");
     let two = mkdir(&sb, "two");
-    export(&sb, "one", &one, "*").param("fsid", "0x5").run("start").expect(0);
+    export(&sb, "one", &one, "*")
+        .param("fsid", "0x5")
+        .run("start")
+        .expect(0);
     export(&sb, "two", &two, "*")
         .param("fsid", "5")
         .run("start")
@@ -215,13 +278,21 @@ fn an_export_changed_behind_our_back_fails_the_monitor() {
     let res = || export(&sb, "gone", &dir, "192.0.2.0/24 [2001:db8::]/32").param("fsid", "11");
     res().run("start").expect(0);
     sb.sh_ok(&format!("exportfs -u '[2001:db8::]/32':{}", dir.display()));
-    res().interval_ms(10_000).run("monitor").expect_reason(1, "is not exported to 2001:db8::/32");
+    res()
+        .interval_ms(10_000)
+        .run("monitor")
+        .expect_reason(1, "is not exported to 2001:db8::/32");
     res().run("monitor").expect(1); // a probe too: we believed it running
     res().run("start").expect(0);
     res().run("monitor").expect(0);
     // Re-exported with another fsid: clients would get stale handles.
-    sb.sh_ok(&format!("exportfs -o fsid=99 192.0.2.0/24:{}", dir.display()));
-    res().run("monitor").expect_reason(1, "with fsid=99, not fsid=11");
+    sb.sh_ok(&format!(
+        "exportfs -o fsid=99 192.0.2.0/24:{}",
+        dir.display()
+    ));
+    res()
+        .run("monitor")
+        .expect_reason(1, "with fsid=99, not fsid=11");
     res().run("stop").expect(0);
     assert!(etab_clients(&sb, &dir).is_empty());
 }
@@ -233,19 +304,26 @@ fn a_missing_directory_is_2_at_start_but_passes_validate() {
     let res = || export(&sb, "miss", &gone, "*").param("fsid", "1");
     // The shared disk may be mounted on another node: validate-all passes.
     res().run("validate-all").expect(0);
-    res().run("start").expect_reason(2, "does not exist on this node");
+    res()
+        .run("start")
+        .expect_reason(2, "does not exist on this node");
     res().run("monitor").expect(7);
     res().run("stop").expect(0);
     let file = sb.path("plain-file");
     std::fs::write(&file, "x").unwrap();
-    export(&sb, "file", &file, "*").run("start").expect_reason(2, "is not a directory");
+    export(&sb, "file", &file, "*")
+        .run("start")
+        .expect_reason(2, "is not a directory");
 }
 
 #[test]
 fn options_exportfs_rejects_are_a_configuration_error() {
     let sb = sandbox!();
     let dir = mkdir(&sb, "d");
-    export(&sb, "opts", &dir, "*").param("options", "rw,bogus_option").run("start").expect_reason(6, "bogus_option");
+    export(&sb, "opts", &dir, "*")
+        .param("options", "rw,bogus_option")
+        .run("start")
+        .expect_reason(6, "bogus_option");
     export(&sb, "opts", &dir, "*").run("stop").expect(0);
     assert!(etab_clients(&sb, &std::fs::canonicalize(&dir).unwrap()).is_empty());
 }
@@ -255,11 +333,18 @@ fn depth_10_notices_a_file_system_unmounted_under_the_export() {
     let sb = sandbox!();
     let dir = std::fs::canonicalize(mkdir(&sb, "mnt")).unwrap();
     sb.sh_ok(&format!("mount -t tmpfs shared {}", dir.display()));
-    let res = || export(&sb, "um", &dir, "*").param("fsid", "12").env("OCF_CHECK_LEVEL", "10");
+    let res = || {
+        export(&sb, "um", &dir, "*")
+            .param("fsid", "12")
+            .env("OCF_CHECK_LEVEL", "10")
+    };
     res().run("start").expect(0);
     res().run("monitor").expect(0);
     sb.sh_ok(&format!("umount {}", dir.display()));
-    res().interval_ms(30_000).run("monitor").expect_reason(1, "no longer on the file system it was exported from");
+    res()
+        .interval_ms(30_000)
+        .run("monitor")
+        .expect_reason(1, "no longer on the file system it was exported from");
     res().run("stop").expect(0);
 }
 
@@ -288,17 +373,33 @@ fn depth_10_on_hung_storage_fails_within_the_timeout() {
     struct Release<'a>(&'a Sandbox, String, PathBuf);
     impl Drop for Release<'_> {
         fn drop(&mut self) {
-            self.0.sh(&format!("kill {}; umount -l {}", self.1, self.2.display()));
+            self.0
+                .sh(&format!("kill {}; umount -l {}", self.1, self.2.display()));
         }
     }
-    let _release = Release(&sb, std::fs::read_to_string(&pidfile).unwrap().trim().to_string(), dir.clone());
+    let _release = Release(
+        &sb,
+        std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .to_string(),
+        dir.clone(),
+    );
 
     // Depth 0 never touches the storage.
     res().interval_ms(10_000).run("monitor").expect(0);
     // Depth 10 answers 1 with a reason instead of hanging.
-    let r = res().interval_ms(30_000).timeout_ms(3_000).env("OCF_CHECK_LEVEL", "10").run("monitor");
+    let r = res()
+        .interval_ms(30_000)
+        .timeout_ms(3_000)
+        .env("OCF_CHECK_LEVEL", "10")
+        .run("monitor");
     r.expect_reason(1, "hung storage");
-    assert!(r.elapsed < Duration::from_secs(60), "the monitor hung for {:?}", r.elapsed);
+    assert!(
+        r.elapsed < Duration::from_secs(60),
+        "the monitor hung for {:?}",
+        r.elapsed
+    );
     // Stop does not need the storage either (exportfs -u does not stat).
     res().timeout_ms(10_000).run("stop").expect(0);
     assert!(etab_clients(&sb, &dir).is_empty());
@@ -321,21 +422,39 @@ fn stop_releases_locks_and_waits_for_the_lease() {
     let sb = sandbox!();
     let unlock = fake_nfsd(&sb, 1);
     let dir = std::fs::canonicalize(mkdir(&sb, "d")).unwrap();
-    let res = || export(&sb, "lk", &dir, "192.0.2.0/24").param("fsid", "14").param("wait_for_leasetime_on_stop", "true");
+    let res = || {
+        export(&sb, "lk", &dir, "192.0.2.0/24")
+            .param("fsid", "14")
+            .param("wait_for_leasetime_on_stop", "true")
+    };
     res().run("start").expect(0);
     let r = res().run("stop");
     r.expect(0);
-    assert_eq!(std::fs::read_to_string(&unlock).unwrap(), dir.to_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&unlock).unwrap(),
+        dir.to_str().unwrap()
+    );
     // lease 1 s + 2 s: a lower bound only (sleeps are never shorter).
-    assert!(r.elapsed >= Duration::from_secs(3), "stop did not wait: {:?}", r.elapsed);
+    assert!(
+        r.elapsed >= Duration::from_secs(3),
+        "stop did not wait: {:?}",
+        r.elapsed
+    );
 
     // A stop timeout too short for the lease wait fails at once, saying
     // so, and leaves the export alone.
     std::fs::write(sb.path("fake-nfsd/nfsv4leasetime"), "90\n").unwrap();
     res().run("start").expect(0);
-    res().timeout_ms(20_000).run("stop").expect_reason(1, "raise the stop timeout");
+    res()
+        .timeout_ms(20_000)
+        .run("stop")
+        .expect_reason(1, "raise the stop timeout");
     res().run("monitor").expect(0);
-    export(&sb, "lk", &dir, "192.0.2.0/24").param("fsid", "14").param("unlock_on_stop", "false").run("stop").expect(0);
+    export(&sb, "lk", &dir, "192.0.2.0/24")
+        .param("fsid", "14")
+        .param("unlock_on_stop", "false")
+        .run("stop")
+        .expect(0);
 }
 
 #[test]
@@ -348,9 +467,15 @@ fn locks_are_kept_while_another_resource_exports_the_directory() {
     a().run("start").expect(0);
     b().run("start").expect(0);
     a().run("stop").expect(0);
-    assert!(!unlock.exists(), "unlocked while lb still exports the directory");
+    assert!(
+        !unlock.exists(),
+        "unlocked while lb still exports the directory"
+    );
     b().run("stop").expect(0);
-    assert_eq!(std::fs::read_to_string(&unlock).unwrap(), dir.to_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&unlock).unwrap(),
+        dir.to_str().unwrap()
+    );
 }
 
 #[test]
@@ -373,7 +498,10 @@ fn monitor_stays_correct_with_ten_thousand_exports() {
     res().run("start").expect(0);
     let r = res().interval_ms(10_000).run("monitor");
     r.expect(0);
-    eprintln!("monitor with 10001 exports took {:?} (wall, including nsenter)", r.elapsed);
+    eprintln!(
+        "monitor with 10001 exports took {:?} (wall, including nsenter)",
+        r.elapsed
+    );
     res().run("stop").expect(0);
     assert_eq!(sb.sh_ok("wc -l < /var/lib/nfs/etab").trim(), "10000");
 }
@@ -388,31 +516,62 @@ fn crm_resource_validate_gives_code_and_reason() {
     sb.install_agents();
     let dir = mkdir(&sb, "d");
     let validate = |opts: &[(&str, &str)]| {
-        let mut cmd = String::from("crm_resource --validate --class ocf --provider hanfs --agent nfs-export");
+        let mut cmd =
+            String::from("crm_resource --validate --class ocf --provider hanfs --agent nfs-export");
         for (k, v) in opts {
             cmd.push_str(&format!(" --option '{k}={v}'"));
         }
         let out = sb.sh(&format!("{cmd} 2>&1"));
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     let d = dir.to_str().unwrap();
-    let (code, out) = validate(&[("directory", d), ("clientspec", "192.0.2.0/24"), ("fsid", "1")]);
+    let (code, out) = validate(&[
+        ("directory", d),
+        ("clientspec", "192.0.2.0/24"),
+        ("fsid", "1"),
+    ]);
     assert_eq!(code, 0, "{out}");
     for (opts, reason) in [
         (vec![("directory", d)], "parameter clientspec is required"),
-        (vec![("directory", d), ("clientspec", "*"), ("fsid", "12abc")], "fsid: \"12abc\" is not a file-system id"),
-        (vec![("directory", d), ("clientspec", "192.0.2.0/24 host(rw)")], "clientspec \"host(rw)\""),
-        (vec![("directory", d), ("clientspec", "10.0.0.0/33")], "prefix length /33 is over 32"),
         (
-            vec![("directory", d), ("clientspec", "*"), ("options", "rw,fsid=1"), ("fsid", "2")],
+            vec![("directory", d), ("clientspec", "*"), ("fsid", "12abc")],
+            "fsid: \"12abc\" is not a file-system id",
+        ),
+        (
+            vec![("directory", d), ("clientspec", "192.0.2.0/24 host(rw)")],
+            "clientspec \"host(rw)\"",
+        ),
+        (
+            vec![("directory", d), ("clientspec", "10.0.0.0/33")],
+            "prefix length /33 is over 32",
+        ),
+        (
+            vec![
+                ("directory", d),
+                ("clientspec", "*"),
+                ("options", "rw,fsid=1"),
+                ("fsid", "2"),
+            ],
             "fsid=2 conflicts with fsid=1 in options",
         ),
-        (vec![("directory", "relative/dir"), ("clientspec", "*")], "not an absolute path"),
+        (
+            vec![("directory", "relative/dir"), ("clientspec", "*")],
+            "not an absolute path",
+        ),
     ] {
         let (code, out) = validate(&opts);
         assert_ne!(code, 0, "{opts:?}: {out}");
-        assert!(out.contains("returned 6 (not configured"), "{opts:?}: {out}");
-        assert!(out.contains(reason), "{opts:?}: reason {reason:?} missing in {out}");
+        assert!(
+            out.contains("returned 6 (not configured"),
+            "{opts:?}: {out}"
+        );
+        assert!(
+            out.contains(reason),
+            "{opts:?}: reason {reason:?} missing in {out}"
+        );
     }
 }
 
@@ -431,7 +590,10 @@ fn ocf_tester_passes() {
         dir.display()
     ));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("passed all tests"), "ocf-tester failed:\n{text}");
+    assert!(
+        out.status.success() && text.contains("passed all tests"),
+        "ocf-tester failed:\n{text}"
+    );
 }
 
 #[test]
@@ -452,9 +614,16 @@ fn meta_data_is_valid_for_both_schemas() {
             .arg(&f10)
             .output()
             .unwrap();
-        assert!(o.status.success(), "DTD: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "DTD: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
-    let r11 = common::host_agent(AGENT).env("OCF_RA_VERSION_MAJOR", "1").env("OCF_RA_VERSION_MINOR", "1").run("meta-data");
+    let r11 = common::host_agent(AGENT)
+        .env("OCF_RA_VERSION_MAJOR", "1")
+        .env("OCF_RA_VERSION_MINOR", "1")
+        .run("meta-data");
     r11.expect(0);
     let f11 = t.path().join("m11.xml");
     std::fs::write(&f11, &r11.stdout).unwrap();
@@ -465,7 +634,11 @@ fn meta_data_is_valid_for_both_schemas() {
             .arg(&f11)
             .output()
             .unwrap();
-        assert!(o.status.success(), "RNG: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "RNG: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
@@ -492,7 +665,10 @@ fn monitor_starts_no_process() {
     ));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    let spawns = err.lines().filter(|l| l.contains("clone") || l.contains("fork") || l.contains("execve(")).count();
+    let spawns = err
+        .lines()
+        .filter(|l| l.contains("clone") || l.contains("fork") || l.contains("execve("))
+        .count();
     // One execve: the agent itself.
     assert_eq!(spawns, 1, "monitor created processes:\n{err}");
     eprintln!("monitor under strace: {:?}", t.elapsed());

@@ -43,11 +43,19 @@ fn err(spec: &str, why: &str) -> String {
 fn mask(addr: IpAddr, len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
         }
         IpAddr::V6(a) => {
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
         }
     }
@@ -61,9 +69,12 @@ fn netmask_len(m: Ipv4Addr) -> Option<u8> {
 }
 
 fn parse_subnet(spec: &str, addr: &str, len: &str) -> Result<ClientSpec, String> {
-    let addr: IpAddr = addr
-        .parse()
-        .map_err(|_| err(spec, &format!("{addr:?} is not an IP address (expected ADDRESS/PREFIX)")))?;
+    let addr: IpAddr = addr.parse().map_err(|_| {
+        err(
+            spec,
+            &format!("{addr:?} is not an IP address (expected ADDRESS/PREFIX)"),
+        )
+    })?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix = match (len.parse::<u8>(), addr, len.parse::<Ipv4Addr>()) {
         (Ok(n), _, _) if n <= max => n,
@@ -96,7 +107,10 @@ impl ClientSpec {
         if s.starts_with('-') {
             return Err(err(s, "must not start with -"));
         }
-        if let Some(bad) = s.chars().find(|c| c.is_whitespace() || c.is_control() || "(),\"'\\;".contains(*c)) {
+        if let Some(bad) = s
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || "(),\"'\\;".contains(*c))
+        {
             return Err(err(
                 s,
                 &format!("{bad:?} is not allowed (separate several clients with spaces; options go into options)"),
@@ -104,7 +118,10 @@ impl ClientSpec {
         }
         if let Some(group) = s.strip_prefix('@') {
             if group.is_empty() || !group.chars().all(host_char) {
-                return Err(err(s, "a netgroup is @ followed by its name (letters, digits, - . _)"));
+                return Err(err(
+                    s,
+                    "a netgroup is @ followed by its name (letters, digits, - . _)",
+                ));
             }
             return Ok(ClientSpec::Netgroup(group.to_string()));
         }
@@ -118,7 +135,9 @@ impl ClientSpec {
                         (None, a) if a.starts_with('/') => (inside, Some(&a[1..])),
                         _ => return Err(err(s, "expected [IPv6], [IPv6/PREFIX] or [IPv6]/PREFIX")),
                     };
-                    let ip: Ipv6Addr = addr.parse().map_err(|_| err(s, &format!("{addr:?} is not an IPv6 address")))?;
+                    let ip: Ipv6Addr = addr
+                        .parse()
+                        .map_err(|_| err(s, &format!("{addr:?} is not an IPv6 address")))?;
                     return match len {
                         Some(l) => parse_subnet(s, &ip.to_string(), l),
                         None => Ok(ClientSpec::Address(IpAddr::V6(ip))),
@@ -128,14 +147,22 @@ impl ClientSpec {
         }
         let wild = s.contains(['*', '?', '[']);
         if wild {
-            if s.contains(['/', ':', '@']) || !s.chars().all(|c| host_char(c) || "*?[]!^".contains(c)) {
-                return Err(err(s, "a wildcard is a host-name pattern with * ? or [...]"));
+            if s.contains(['/', ':', '@'])
+                || !s.chars().all(|c| host_char(c) || "*?[]!^".contains(c))
+            {
+                return Err(err(
+                    s,
+                    "a wildcard is a host-name pattern with * ? or [...]",
+                ));
             }
             return Ok(ClientSpec::Wildcard(s.to_string()));
         }
         if let Some((addr, len)) = s.split_once('/') {
             if addr == "gss" {
-                return Err(err(s, "the gss/ form is obsolete; give sec= in options instead"));
+                return Err(err(
+                    s,
+                    "the gss/ form is obsolete; give sec= in options instead",
+                ));
             }
             return parse_subnet(s, addr, len);
         }
@@ -146,7 +173,10 @@ impl ClientSpec {
             return Err(err(s, "not an IPv6 address"));
         }
         if !s.chars().all(host_char) || s.len() > 253 || s.split('.').any(str::is_empty) {
-            return Err(err(s, "not a host name, address, subnet, wildcard, @netgroup or *"));
+            return Err(err(
+                s,
+                "not a host name, address, subnet, wildcard, @netgroup or *",
+            ));
         }
         if s.chars().all(|c| c.is_ascii_digit() || c == '.') {
             return Err(err(s, "not a valid IPv4 address"));
@@ -216,7 +246,9 @@ mod tests {
     use super::*;
 
     fn canon(s: &str) -> String {
-        ClientSpec::parse(s).unwrap_or_else(|e| panic!("{s}: {e}")).to_string()
+        ClientSpec::parse(s)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .to_string()
     }
 
     #[test]
@@ -238,18 +270,36 @@ mod tests {
         assert_eq!(canon("2001:DB8::7"), "2001:db8::7");
         assert_eq!(canon("192.0.2.7"), "192.0.2.7");
         assert_eq!(canon("client1"), "client1");
-        assert_eq!(canon("nfs-client_2.example.com"), "nfs-client_2.example.com");
+        assert_eq!(
+            canon("nfs-client_2.example.com"),
+            "nfs-client_2.example.com"
+        );
     }
 
     #[test]
     fn kinds() {
         assert_eq!(ClientSpec::parse("*").unwrap(), ClientSpec::World);
-        assert!(matches!(ClientSpec::parse("@g").unwrap(), ClientSpec::Netgroup(_)));
-        assert!(matches!(ClientSpec::parse("[2001:db8::/48]").unwrap(), ClientSpec::Subnet(IpAddr::V6(_), 48)));
-        assert!(matches!(ClientSpec::parse("192.0.2.1").unwrap(), ClientSpec::Address(_)));
+        assert!(matches!(
+            ClientSpec::parse("@g").unwrap(),
+            ClientSpec::Netgroup(_)
+        ));
+        assert!(matches!(
+            ClientSpec::parse("[2001:db8::/48]").unwrap(),
+            ClientSpec::Subnet(IpAddr::V6(_), 48)
+        ));
+        assert!(matches!(
+            ClientSpec::parse("192.0.2.1").unwrap(),
+            ClientSpec::Address(_)
+        ));
         let h = ClientSpec::parse("client1.example.test").unwrap();
         assert!(h.is_host_name() && h.etab_name().is_none());
-        assert_eq!(ClientSpec::parse("10.0.0.0/8").unwrap().etab_name().as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(
+            ClientSpec::parse("10.0.0.0/8")
+                .unwrap()
+                .etab_name()
+                .as_deref(),
+            Some("10.0.0.0/8")
+        );
     }
 
     #[test]
@@ -288,11 +338,14 @@ mod tests {
 
     #[test]
     fn lists() {
-        let l = ClientSpec::parse_list(" 192.0.2.5/24  192.0.2.0/24 [2001:db8::1] *  @ng ").unwrap();
+        let l =
+            ClientSpec::parse_list(" 192.0.2.5/24  192.0.2.0/24 [2001:db8::1] *  @ng ").unwrap();
         let s: Vec<String> = l.iter().map(ToString::to_string).collect();
         assert_eq!(s, ["192.0.2.0/24", "2001:db8::1", "*", "@ng"]);
         assert!(ClientSpec::parse_list("   ").is_err());
-        assert!(ClientSpec::parse_list("ok bad(x)").unwrap_err().contains("bad(x)"));
+        assert!(ClientSpec::parse_list("ok bad(x)")
+            .unwrap_err()
+            .contains("bad(x)"));
     }
 
     #[test]

@@ -63,7 +63,9 @@ pub fn unescape(raw: &[u8]) -> Vec<u8> {
         if b == b'\\' && i + 3 < raw.len() {
             let d = &raw[i + 1..i + 4];
             if d.iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
+                let v = u32::from(d[0] - b'0') * 64
+                    + u32::from(d[1] - b'0') * 8
+                    + u32::from(d[2] - b'0');
                 if let Ok(byte) = u8::try_from(v) {
                     out.push(byte);
                     i += 4;
@@ -107,13 +109,19 @@ fn same_dir(raw: &[u8], dir: &[u8]) -> bool {
 
 /// `client(opt,opt,...)` → client and options.
 fn parse_client(rest: &[u8]) -> Option<(String, Vec<String>)> {
-    let rest = std::str::from_utf8(rest).ok()?.trim_end_matches(['\r', '\n', ' ', '\t']);
+    let rest = std::str::from_utf8(rest)
+        .ok()?
+        .trim_end_matches(['\r', '\n', ' ', '\t']);
     let rest = rest.trim_start_matches([' ', '\t']);
     match rest.find('(') {
         Some(open) => {
             let opts = rest[open + 1..].strip_suffix(')')?;
             let client = &rest[..open];
-            let options = opts.split(',').filter(|o| !o.is_empty()).map(str::to_string).collect();
+            let options = opts
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_string)
+                .collect();
             Some((client.to_string(), options))
         }
         None if !rest.is_empty() => Some((rest.to_string(), Vec::new())),
@@ -205,7 +213,11 @@ impl ExportTable {
         self.scan(|raw_dir, rest| {
             if same_dir(raw_dir, want) {
                 if let Some((client, options)) = parse_client(rest) {
-                    found.push(Export { directory: dir.to_path_buf(), client, options });
+                    found.push(Export {
+                        directory: dir.to_path_buf(),
+                        client,
+                        options,
+                    });
                 }
             }
         })?;
@@ -217,7 +229,11 @@ impl ExportTable {
         let mine = self.exports_of(dir)?;
         Ok(clients
             .iter()
-            .map(|c| mine.iter().find(|e| e.client.eq_ignore_ascii_case(c)).cloned())
+            .map(|c| {
+                mine.iter()
+                    .find(|e| e.client.eq_ignore_ascii_case(c))
+                    .cloned()
+            })
             .collect())
     }
 }
@@ -236,7 +252,9 @@ pub fn state_directory(conf: &Path) -> PathBuf {
     }
     let (mut mountd, mut exportd) = (None, None);
     for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
         let mut section = String::new();
         for line in text.lines() {
             let l = line.trim();
@@ -247,7 +265,9 @@ pub fn state_directory(conf: &Path) -> PathBuf {
                 section = s.trim_end_matches(']').trim().to_ascii_lowercase();
                 continue;
             }
-            let Some((k, v)) = l.split_once('=') else { continue };
+            let Some((k, v)) = l.split_once('=') else {
+                continue;
+            };
             if k.trim().eq_ignore_ascii_case("state-directory-path") {
                 let v = v.trim().trim_matches('"').to_string();
                 match section.as_str() {
@@ -294,7 +314,10 @@ mod tests {
         assert_eq!(all.len(), 8);
         assert_eq!(all[0].directory, Path::new("/tmp/nfsx/b c"));
         assert_eq!(all[0].client, "192.0.2.7");
-        assert_eq!(all[0].fsid(), Some(Fsid::parse("3f1b8b8c12344cde8a00aaaaaaaaaaaa").unwrap()));
+        assert_eq!(
+            all[0].fsid(),
+            Some(Fsid::parse("3f1b8b8c12344cde8a00aaaaaaaaaaaa").unwrap())
+        );
         assert_eq!(all[1].client, "2001:db8::/32");
         assert_eq!(all[1].fsid(), None);
         assert_eq!(all[2].option("fsid"), Some("5"));
@@ -309,7 +332,10 @@ mod tests {
     fn escapes_round_trip() {
         for p in ["/a b", "/we#ird\\dir\ttab\n", "/plain", "/q\"x", "/\u{fc}"] {
             let e = escape(Path::new(p));
-            assert!(!e.contains(&b' ') && !e.contains(&b'\t') && !e.contains(&b'\n'), "{p}");
+            assert!(
+                !e.contains(&b' ') && !e.contains(&b'\t') && !e.contains(&b'\n'),
+                "{p}"
+            );
             assert_eq!(unescape(&e), p.as_bytes());
         }
         assert_eq!(escape(Path::new("/a b#")), b"/a\\040b\\043");
@@ -321,7 +347,18 @@ mod tests {
     #[test]
     fn lookup_is_exact_on_directory_and_client() {
         let (_d, t) = table();
-        let got = t.lookup(Path::new("/tmp/nfsx/a"), &["192.0.2.0/24", "*.example.com", "@NETG", "192.0.2.0/25", "*"]).unwrap();
+        let got = t
+            .lookup(
+                Path::new("/tmp/nfsx/a"),
+                &[
+                    "192.0.2.0/24",
+                    "*.example.com",
+                    "@NETG",
+                    "192.0.2.0/25",
+                    "*",
+                ],
+            )
+            .unwrap();
         assert_eq!(got[0].as_ref().unwrap().fsid(), Some(Fsid::Num(5)));
         assert!(got[1].is_some(), "client names compare without case");
         assert!(got[2].is_some());
@@ -329,13 +366,21 @@ mod tests {
         assert!(got[4].is_none(), "* is exported for /tmp/nfsx/root only");
         assert_eq!(t.exports_of(Path::new("/tmp/nfsx/b c")).unwrap().len(), 1);
         assert_eq!(t.exports_of(Path::new("/tmp/nfsx")).unwrap().len(), 0);
-        assert_eq!(t.exports_of(Path::new("/tmp/nfsx/we#ird\\dir\ttab")).unwrap().len(), 1);
+        assert_eq!(
+            t.exports_of(Path::new("/tmp/nfsx/we#ird\\dir\ttab"))
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn missing_table_is_empty_and_junk_is_skipped() {
         let d = tempfile::tempdir().unwrap();
-        assert!(ExportTable::at(d.path().join("etab")).read_all().unwrap().is_empty());
+        assert!(ExportTable::at(d.path().join("etab"))
+            .read_all()
+            .unwrap()
+            .is_empty());
         let p = d.path().join("etab2");
         std::fs::write(&p, "\n\ngarbage\n/x\thost(rw\n/y\thost(ro)\n").unwrap();
         let all = ExportTable::at(p).read_all().unwrap();
@@ -351,7 +396,11 @@ mod tests {
         std::fs::write(&conf, "[general]\nstate-directory-path=/nope\n[exportd]\n state-directory-path = /srv/state \n").unwrap();
         assert_eq!(state_directory(&conf), Path::new("/srv/state"));
         std::fs::create_dir(d.path().join("nfs.conf.d")).unwrap();
-        std::fs::write(d.path().join("nfs.conf.d/ha.conf"), "[mountd]\nstate-directory-path=/shared/nfs\n").unwrap();
+        std::fs::write(
+            d.path().join("nfs.conf.d/ha.conf"),
+            "[mountd]\nstate-directory-path=/shared/nfs\n",
+        )
+        .unwrap();
         assert_eq!(state_directory(&conf), Path::new("/shared/nfs"));
     }
 }

@@ -37,12 +37,16 @@ impl Exportfs {
                     .map(PathBuf::from)
                     .find(|p| p.is_file())
             })
-            .ok_or_else(|| OcfError::installed("exportfs not found (install nfs-utils / nfs-kernel-server)"))?;
+            .ok_or_else(|| {
+                OcfError::installed("exportfs not found (install nfs-utils / nfs-kernel-server)")
+            })?;
         Ok(Exportfs { program })
     }
 
     pub fn at(program: impl Into<PathBuf>) -> Exportfs {
-        Exportfs { program: program.into() }
+        Exportfs {
+            program: program.into(),
+        }
     }
 
     pub fn program(&self) -> &Path {
@@ -70,7 +74,12 @@ impl Exportfs {
     }
 
     /// `exportfs -u -- client:dir ...` (clients in etab form).
-    pub fn unexport(&self, dir: &Path, clients: &[String], deadline: &Deadline) -> OcfResult<CmdOutput> {
+    pub fn unexport(
+        &self,
+        dir: &Path,
+        clients: &[String],
+        deadline: &Deadline,
+    ) -> OcfResult<CmdOutput> {
         let mut cmd = Command::new(&self.program);
         cmd.args(["-u", "--"]);
         for c in clients {
@@ -98,7 +107,11 @@ pub fn canonical_name(name: &str, deadline: &Deadline) -> OcfResult<String> {
 
 /// First line of `getent ahosts`: `ADDRESS SOCKTYPE [CANONNAME]`.
 fn parse_ahosts(out: &str) -> Option<String> {
-    out.lines().next()?.split_whitespace().nth(2).map(str::to_string)
+    out.lines()
+        .next()?
+        .split_whitespace()
+        .nth(2)
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -109,7 +122,10 @@ mod tests {
     fn ahosts_first_line_has_the_canonical_name() {
         let out = "192.0.2.11      STREAM Client2.Example.Test\n192.0.2.11      DGRAM  \n";
         assert_eq!(parse_ahosts(out).as_deref(), Some("Client2.Example.Test"));
-        assert_eq!(parse_ahosts("192.0.2.12      STREAM 192.0.2.12\n").as_deref(), Some("192.0.2.12"));
+        assert_eq!(
+            parse_ahosts("192.0.2.12      STREAM 192.0.2.12\n").as_deref(),
+            Some("192.0.2.12")
+        );
         assert_eq!(parse_ahosts("192.0.2.12      STREAM\n"), None);
         assert_eq!(parse_ahosts(""), None);
     }

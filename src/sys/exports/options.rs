@@ -26,9 +26,12 @@ impl Fsid {
             return Ok(Fsid::Num(0));
         }
         let number = if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-            (!h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit())).then(|| u64::from_str_radix(h, 16))
+            (!h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u64::from_str_radix(h, 16))
         } else if v.len() > 1 && v.starts_with('0') {
-            v.bytes().all(|b| (b'0'..=b'7').contains(&b)).then(|| u64::from_str_radix(v, 8))
+            v.bytes()
+                .all(|b| (b'0'..=b'7').contains(&b))
+                .then(|| u64::from_str_radix(v, 8))
         } else {
             (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.parse::<u64>())
         };
@@ -92,7 +95,10 @@ impl ExportOptions {
                 if item.is_empty() {
                     return Err(format!("options={list:?} has an empty item (stray comma?)"));
                 }
-                if let Some(bad) = item.chars().find(|c| c.is_whitespace() || "()\"'\\".contains(*c)) {
+                if let Some(bad) = item
+                    .chars()
+                    .find(|c| c.is_whitespace() || "()\"'\\".contains(*c))
+                {
                     return Err(format!(
                         "options={list:?}: item {item:?} contains {bad:?} (options are separated by commas)"
                     ));
@@ -114,7 +120,9 @@ impl ExportOptions {
         };
         let fsid = match (from_param, from_options) {
             (Some(a), Some(b)) if a != b => {
-                return Err(format!("fsid={a} conflicts with fsid={b} in options (set it in one place)"))
+                return Err(format!(
+                    "fsid={a} conflicts with fsid={b} in options (set it in one place)"
+                ))
             }
             (a, b) => a.or(b),
         };
@@ -145,12 +153,24 @@ mod tests {
         assert_eq!(Fsid::parse("0x10"), Ok(Fsid::Num(16)));
         assert_eq!(Fsid::parse("010"), Ok(Fsid::Num(8)), "as strtoul reads it");
         assert_eq!(Fsid::parse("4294967295"), Ok(Fsid::Num(u32::MAX)));
-        assert!(Fsid::parse("4294967296").unwrap_err().contains("out of range"));
+        assert!(Fsid::parse("4294967296")
+            .unwrap_err()
+            .contains("out of range"));
         let u = Fsid::parse("3F1B8B8C-1234-4cde-8a00-AAAAAAAAAAAA").unwrap();
         assert_eq!(u.to_string(), "3f1b8b8c-1234-4cde-8a00-aaaaaaaaaaaa");
         assert_eq!(Fsid::parse("3f1b8b8c12344cde8a00aaaaaaaaaaaa"), Ok(u));
         assert_eq!(Fsid::parse("3F1B8B8C:12344CDE:8A00AAAA:AAAAAAAA"), Ok(u));
-        for bad in ["", "zz", "-1", "1.5", "08", "0x", "3f1b8b8c-1234", "root0", "12 3"] {
+        for bad in [
+            "",
+            "zz",
+            "-1",
+            "1.5",
+            "08",
+            "0x",
+            "3f1b8b8c-1234",
+            "root0",
+            "12 3",
+        ] {
             assert!(Fsid::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -158,7 +178,10 @@ mod tests {
     #[test]
     fn options_merge_fsid() {
         let o = ExportOptions::parse(Some("rw, sync,no_subtree_check"), Some("root")).unwrap();
-        assert_eq!(o.to_arg().as_deref(), Some("rw,sync,no_subtree_check,fsid=0"));
+        assert_eq!(
+            o.to_arg().as_deref(),
+            Some("rw,sync,no_subtree_check,fsid=0")
+        );
         let o = ExportOptions::parse(Some("rw,fsid=7"), None).unwrap();
         assert_eq!(o.fsid, Some(Fsid::Num(7)));
         assert_eq!(o.to_arg().as_deref(), Some("rw,fsid=7"));
@@ -166,16 +189,33 @@ mod tests {
         assert!(ExportOptions::parse(Some("fsid=0x7"), Some("7")).is_ok());
         let e = ExportOptions::parse(Some("rw,fsid=7"), Some("8")).unwrap_err();
         assert!(e.contains("conflicts"), "{e}");
-        assert!(ExportOptions::parse(Some("rw,,sync"), None).unwrap_err().contains("empty item"));
-        assert!(ExportOptions::parse(Some("rw sync"), None).unwrap_err().contains("commas"));
-        assert!(ExportOptions::parse(Some("fsid=x"), None).unwrap_err().starts_with("options: fsid="));
-        assert!(ExportOptions::parse(None, Some("nope")).unwrap_err().starts_with("fsid: "));
+        assert!(ExportOptions::parse(Some("rw,,sync"), None)
+            .unwrap_err()
+            .contains("empty item"));
+        assert!(ExportOptions::parse(Some("rw sync"), None)
+            .unwrap_err()
+            .contains("commas"));
+        assert!(ExportOptions::parse(Some("fsid=x"), None)
+            .unwrap_err()
+            .starts_with("options: fsid="));
+        assert!(ExportOptions::parse(None, Some("nope"))
+            .unwrap_err()
+            .starts_with("fsid: "));
     }
 
     #[test]
     fn nothing_to_say_means_no_dash_o() {
         assert_eq!(ExportOptions::parse(None, None).unwrap().to_arg(), None);
-        assert_eq!(ExportOptions::parse(Some("  "), None).unwrap().to_arg(), None);
-        assert_eq!(ExportOptions::parse(None, Some("1")).unwrap().to_arg().as_deref(), Some("fsid=1"));
+        assert_eq!(
+            ExportOptions::parse(Some("  "), None).unwrap().to_arg(),
+            None
+        );
+        assert_eq!(
+            ExportOptions::parse(None, Some("1"))
+                .unwrap()
+                .to_arg()
+                .as_deref(),
+            Some("fsid=1")
+        );
     }
 }

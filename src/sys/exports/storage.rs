@@ -57,15 +57,23 @@ fn ask_child(
     match outcome {
         ChildOutcome::Exited(0) => {
             let mut buf = Vec::new();
-            std::fs::File::from(r).read_to_end(&mut buf).or_generic(|| format!("{what}: cannot read the answer"))?;
+            std::fs::File::from(r)
+                .read_to_end(&mut buf)
+                .or_generic(|| format!("{what}: cannot read the answer"))?;
             match buf.split_first() {
                 Some((b'+', rest)) => Ok(Ok(rest.to_vec())),
                 Some((b'-', rest)) => Ok(Err(deserde_problem(&String::from_utf8_lossy(rest)))),
-                _ => Err(OcfError::generic(format!("{what}: the check process gave no answer"))),
+                _ => Err(OcfError::generic(format!(
+                    "{what}: the check process gave no answer"
+                ))),
             }
         }
-        ChildOutcome::Exited(c) => Err(OcfError::generic(format!("{what}: the check process failed (exit {c})"))),
-        ChildOutcome::Signalled => Err(OcfError::generic(format!("{what}: the check process died"))),
+        ChildOutcome::Exited(c) => Err(OcfError::generic(format!(
+            "{what}: the check process failed (exit {c})"
+        ))),
+        ChildOutcome::Signalled => {
+            Err(OcfError::generic(format!("{what}: the check process died")))
+        }
         ChildOutcome::TimedOut => Err(OcfError::generic(format!(
             "{what}: no answer within {:.1}s (hung storage?)",
             deadline.total().as_secs_f64()
@@ -89,7 +97,10 @@ fn deserde_problem(s: &str) -> Problem {
         "N" => Problem::NotADirectory,
         "F" => {
             let mut n = rest.split(' ').map(|x| x.parse().unwrap_or(0));
-            Problem::OtherFileSystem { now: n.next().unwrap_or(0), was: n.next().unwrap_or(0) }
+            Problem::OtherFileSystem {
+                now: n.next().unwrap_or(0),
+                was: n.next().unwrap_or(0),
+            }
         }
         _ => Problem::Io(rest.into()),
     }
@@ -121,9 +132,14 @@ pub fn resolve(dir: &Path, deadline: &Deadline) -> OcfResult<Result<Directory, P
     })?;
     Ok(answer.and_then(|bytes| {
         let nl = bytes.iter().position(|&b| b == b'\n').unwrap_or(0);
-        let dev = std::str::from_utf8(&bytes[..nl]).ok().and_then(|s| s.parse().ok());
+        let dev = std::str::from_utf8(&bytes[..nl])
+            .ok()
+            .and_then(|s| s.parse().ok());
         match dev {
-            Some(dev) => Ok(Directory { dev, path: PathBuf::from(std::ffi::OsString::from_vec(bytes[nl + 1..].to_vec())) }),
+            Some(dev) => Ok(Directory {
+                dev,
+                path: PathBuf::from(std::ffi::OsString::from_vec(bytes[nl + 1..].to_vec())),
+            }),
             None => Err(Problem::Io("garbled answer from the check process".into())),
         }
     }))
@@ -140,7 +156,10 @@ pub fn check(dir: &Directory, deadline: &Deadline) -> OcfResult<Result<(), Probl
             return Err(Problem::NotADirectory);
         }
         if md.dev() != d.dev {
-            return Err(Problem::OtherFileSystem { now: md.dev(), was: d.dev });
+            return Err(Problem::OtherFileSystem {
+                now: md.dev(),
+                was: d.dev,
+            });
         }
         let mut rd = std::fs::read_dir(&d.path).map_err(io_problem)?;
         if let Some(Err(e)) = rd.next() {
@@ -170,13 +189,28 @@ mod tests {
         let d = resolve(&t.path().join("link"), &dl()).unwrap().unwrap();
         assert_eq!(d.path, std::fs::canonicalize(&real).unwrap());
         assert_eq!(d.dev, std::fs::metadata(&real).unwrap().dev());
-        assert!(matches!(resolve(&t.path().join("nope"), &dl()).unwrap(), Err(Problem::Missing(_))));
-        assert_eq!(resolve(&t.path().join("file"), &dl()).unwrap(), Err(Problem::NotADirectory));
+        assert!(matches!(
+            resolve(&t.path().join("nope"), &dl()).unwrap(),
+            Err(Problem::Missing(_))
+        ));
+        assert_eq!(
+            resolve(&t.path().join("file"), &dl()).unwrap(),
+            Err(Problem::NotADirectory)
+        );
         assert_eq!(check(&d, &dl()).unwrap(), Ok(()));
-        let moved = Directory { dev: d.dev + 1, ..d.clone() };
-        assert!(matches!(check(&moved, &dl()).unwrap(), Err(Problem::OtherFileSystem { .. })));
+        let moved = Directory {
+            dev: d.dev + 1,
+            ..d.clone()
+        };
+        assert!(matches!(
+            check(&moved, &dl()).unwrap(),
+            Err(Problem::OtherFileSystem { .. })
+        ));
         std::fs::remove_dir(&real).unwrap();
-        assert!(matches!(check(&d, &dl()).unwrap(), Err(Problem::Missing(_))));
+        assert!(matches!(
+            check(&d, &dl()).unwrap(),
+            Err(Problem::Missing(_))
+        ));
     }
 
     #[test]
