@@ -53,14 +53,14 @@ impl Announcement {
         }
     }
 
-    /// Send `count` announcements `interval` apart, the first at once,
-    /// stopping at `deadline` or when the address has left the link.
-    /// Returns how many were sent.
-    pub fn repeat(&self, count: u32, interval: Duration, deadline: &Deadline) -> io::Result<u32> {
+    /// Send `count` announcements `interval` apart (the first at once when
+    /// `at_once`, else after one interval), stopping at `deadline` or when
+    /// the address has left the link. Returns how many were sent.
+    pub fn repeat(&self, count: u32, interval: Duration, at_once: bool, deadline: &Deadline) -> io::Result<u32> {
         let mut rt = RouteSocket::open(deadline)?;
         let mut sent = 0;
         while sent < count {
-            if sent > 0 {
+            if sent > 0 || !at_once {
                 if deadline.remaining() < interval {
                     break;
                 }
@@ -125,7 +125,8 @@ impl ProcessRef {
     }
 }
 
-/// Send `count` announcements `interval` apart from a detached process
+/// Send `count` announcements, each `interval` after the previous one
+/// (the first one interval from now), from a detached process
 /// (own session, standard streams on /dev/null, so that neither the
 /// caller nor whoever reads its output waits for it). The process ends by
 /// itself after the last one, or earlier when the address leaves the link.
@@ -152,7 +153,7 @@ pub fn spawn_announcer(ann: Announcement, count: u32, interval: Duration) -> Ocf
                     let _ = nix::sys::prctl::set_name(c"float-ip-announ");
                     let life = Deadline::after(interval * count + Duration::from_secs(10));
                     let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        match ann.repeat(count, interval, &life) {
+                        match ann.repeat(count, interval, false, &life) {
                             Ok(n) => {
                                 log::debug!("announcer sent {n} announcements of {}", ann.ip);
                                 0

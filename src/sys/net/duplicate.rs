@@ -94,3 +94,108 @@ pub fn probe(link: &Link, ip: IpAddr, deadline: &Deadline) -> io::Result<Option<
     }
     Ok(None)
 }
+
+/// Whether the kernel runs IPv6 duplicate address detection for an
+/// address added to `link` without `IFA_F_NODAD`: the kernel's own rule
+/// (addrconf_dad_begin): not on loopback or NOARP links, `accept_dad` on
+/// for the link or for all, and at least one solicitation to send.
+pub fn kernel_runs_dad(link: &Link) -> bool {
+    let read = |scope: &str, key: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{scope}/{key}"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+    };
+    dad_rule(
+        link,
+        read("all", "accept_dad").unwrap_or(0),
+        read(&link.name, "accept_dad").unwrap_or(1),
+        read(&link.name, "dad_transmits").unwrap_or(1),
+    )
+}
+
+fn dad_rule(link: &Link, all_accept: i64, link_accept: i64, transmits: i64) -> bool {
+    !link.loopback && !link.noarp && (all_accept > 0 || link_accept > 0) && transmits > 0
+}
+
+/// How the kernel's duplicate address detection for a new address ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DadOutcome {
+    /// Detection passed (or did not run): the address is usable.
+    Usable,
+    /// Another host holds the address (its hardware address, when seen).
+    Duplicate(Option<MacAddr>),
+    /// The address disappeared from the link meanwhile.
+    Vanished,
+    /// Still tentative at the deadline.
+    Unfinished,
+}
+
+/// Wait while `ip` on `link_index` is tentative, listening with `watch` (if
+/// any) for the host that makes detection fail.
+pub fn await_dad(
+    rt: &mut super::RouteSocket,
+    link_index: u32,
+    ip: IpAddr,
+    mut watch: Option<&mut ClaimWatch>,
+    deadline: &Deadline,
+) -> io::Result<DadOutcome> {
+    let mut claimant = None;
+    loop {
+        let addr = rt.holders_of(&ip)?.into_iter().find(|a| a.link_index == link_index);
+        match addr {
+            None => return Ok(DadOutcome::Vanished),
+            Some(a) if a.dad_failed => {
+                if claimant.is_none() {
+                    if let Some(w) = watch.as_deref_mut() {
+                        claimant = w.next_claim(Duration::from_millis(50).min(deadline.remaining()))?;
+                    }
+                }
+                return Ok(DadOutcome::Duplicate(claimant));
+            }
+            Some(a) if !a.tentative => return Ok(DadOutcome::Usable),
+            Some(_) => {}
+        }
+        if deadline.expired() {
+            return Ok(DadOutcome::Unfinished);
+        }
+        let step = Duration::from_millis(50).min(deadline.remaining());
+        match watch.as_deref_mut() {
+            Some(w) => {
+                if let Some(m) = w.next_claim(step)? {
+                    claimant.get_or_insert(m);
+                }
+            }
+            None => std::thread::sleep(step),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::net::OperState;
+
+    fn link(loopback: bool, noarp: bool) -> Link {
+        Link {
+            index: 2,
+            name: "eth0".into(),
+            mac: Some(MacAddr([2, 0, 0, 0, 0, 1])),
+            admin_up: true,
+            carrier: true,
+            oper_state: OperState::Up,
+            loopback,
+            noarp,
+        }
+    }
+
+    #[test]
+    fn when_the_kernel_runs_dad() {
+        let eth = link(false, false);
+        assert!(dad_rule(&eth, 0, 1, 1));
+        assert!(dad_rule(&eth, 1, 0, 1), "net.ipv6.conf.all.accept_dad turns it on for every link");
+        assert!(!dad_rule(&eth, 0, 0, 1));
+        assert!(!dad_rule(&eth, 1, 1, 0), "dad_transmits=0 completes without asking");
+        assert!(!dad_rule(&link(true, false), 1, 1, 1));
+        assert!(!dad_rule(&link(false, true), 1, 1, 1));
+    }
+}
