@@ -46,7 +46,12 @@ pub fn place(
                 .map(|a| a.subnet.prefix_len())
                 .max()
                 .ok_or_else(|| {
-                    let own = list(addrs.iter().filter(|a| a.link_index == link.index && a.ip() != ip), &name_of);
+                    let own: Vec<String> = addrs
+                        .iter()
+                        .filter(|a| a.link_index == link.index && a.ip() != ip)
+                        .map(|a| a.subnet.to_string())
+                        .collect();
+                    let own = own.join(", ");
                     OcfError::args(format!(
                         "cidr_netmask is needed: no {family} address on nic {nic} has a subnet containing {ip} ({})",
                         if own.is_empty() { format!("{nic} has no {family} address") } else { format!("{nic} has {own}") }
