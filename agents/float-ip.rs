@@ -55,7 +55,9 @@ fn parse_ip(s: &str) -> OcfResult<IpAddr> {
     if s.contains('/') {
         return Err(bad("has a prefix length: give the bare address in ip and the prefix length in cidr_netmask"));
     }
-    let ip: IpAddr = s.parse().map_err(|_| bad("is not an IPv4 or IPv6 address"))?;
+    let ip: IpAddr = s
+        .parse()
+        .map_err(|_| bad("is not an IPv4 or IPv6 address"))?;
     if ip.is_unspecified() {
         return Err(bad("is the unspecified address"));
     }
@@ -67,10 +69,12 @@ fn parse_ip(s: &str) -> OcfResult<IpAddr> {
     }
     match ip {
         IpAddr::V4(a) if a.is_broadcast() => Err(bad("is the limited broadcast address")),
-        IpAddr::V6(a) if is_link_local(&a) => {
-            Err(bad("is link-local: it is only valid on one link; use a global or unique-local address"))
+        IpAddr::V6(a) if is_link_local(&a) => Err(bad(
+            "is link-local: it is only valid on one link; use a global or unique-local address",
+        )),
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
+            Err(bad("is IPv4-mapped: write the IPv4 address"))
         }
-        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => Err(bad("is IPv4-mapped: write the IPv4 address")),
         _ => Ok(ip),
     }
 }
@@ -86,13 +90,19 @@ fn check_host_address(ip: IpAddr, prefix_len: u8, whose: &str) -> OcfResult<()> 
     if ip.is_ipv4() && s.broadcast().is_some() {
         let net = Subnet::new(s.network(), prefix_len).expect("same length");
         if s.network() == ip {
-            return Err(OcfError::configured(format!("ip {ip} is the network address of {net}{whose}")));
+            return Err(OcfError::configured(format!(
+                "ip {ip} is the network address of {net}{whose}"
+            )));
         }
-        if s.broadcast() == Some(match ip {
-            IpAddr::V4(a) => a,
-            IpAddr::V6(_) => unreachable!(),
-        }) {
-            return Err(OcfError::configured(format!("ip {ip} is the broadcast address of {net}{whose}")));
+        if s.broadcast()
+            == Some(match ip {
+                IpAddr::V4(a) => a,
+                IpAddr::V6(_) => unreachable!(),
+            })
+        {
+            return Err(OcfError::configured(format!(
+                "ip {ip} is the broadcast address of {net}{whose}"
+            )));
         }
     }
     Ok(())
@@ -103,7 +113,9 @@ fn check_interface_name(nic: &str) -> OcfResult<()> {
         && nic.len() <= IFNAMSIZ
         && nic != "."
         && nic != ".."
-        && !nic.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+        && !nic
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
     if ok {
         Ok(())
     } else {
@@ -135,7 +147,10 @@ fn parse_label(label: &str, ip: &IpAddr, nic: Option<&str>) -> OcfResult<String>
             "label={label:?}: give only the part after the colon (nfs for eth0:nfs)"
         )));
     }
-    if !label.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+    if !label
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
         return Err(OcfError::configured(format!(
             "label={label:?} may contain only letters, digits, '_', '-' and '.'"
         )));
@@ -180,7 +195,8 @@ fn configure(p: &Params) -> OcfResult<Config> {
     let arp_count = p.uint("arp_count", 0..=100)?.unwrap_or(5) as u32;
     let arp_interval = Duration::from_millis(p.uint("arp_interval", 10..=10_000)?.unwrap_or(200));
     let arp_count_refresh = p.uint("arp_count_refresh", 0..=100)?.unwrap_or(0) as u32;
-    let preferred_lft = parse_lifetime(&p.get("preferred_lft").unwrap_or_else(|| "forever".into()))?;
+    let preferred_lft =
+        parse_lifetime(&p.get("preferred_lft").unwrap_or_else(|| "forever".into()))?;
     let nodad = p.bool("nodad")?;
     let check_duplicate = p.bool("check_duplicate")?;
     if nodad && ip.is_ipv4() {
@@ -204,9 +220,9 @@ fn configure(p: &Params) -> OcfResult<Config> {
 /// privileges, else 1.
 fn net_error(what: impl Display, e: io::Error) -> OcfError {
     match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => {
-            OcfError::perm(format!("{what}: {e} (float-ip needs root: CAP_NET_ADMIN and CAP_NET_RAW)"))
-        }
+        Some(libc::EPERM) | Some(libc::EACCES) => OcfError::perm(format!(
+            "{what}: {e} (float-ip needs root: CAP_NET_ADMIN and CAP_NET_RAW)"
+        )),
         _ => OcfError::generic(format!("{what}: {e}")),
     }
 }
@@ -220,9 +236,14 @@ struct NodeView {
 
 impl NodeView {
     fn read(ctx: &Ctx, ip: &IpAddr) -> OcfResult<NodeView> {
-        let mut rt = RouteSocket::open(&ctx.deadline).map_err(|e| net_error("cannot open a netlink socket", e))?;
-        let links = rt.links().map_err(|e| net_error("cannot list interfaces", e))?;
-        let addrs = rt.addresses(ip.is_ipv4()).map_err(|e| net_error("cannot list addresses", e))?;
+        let mut rt = RouteSocket::open(&ctx.deadline)
+            .map_err(|e| net_error("cannot open a netlink socket", e))?;
+        let links = rt
+            .links()
+            .map_err(|e| net_error("cannot list interfaces", e))?;
+        let addrs = rt
+            .addresses(ip.is_ipv4())
+            .map_err(|e| net_error("cannot list addresses", e))?;
         Ok(NodeView { rt, links, addrs })
     }
 
@@ -238,23 +259,36 @@ impl NodeView {
 /// Checks against this node; the placement start will use.
 fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
     if cfg.ip.is_ipv6() && !std::path::Path::new("/proc/sys/net/ipv6").exists() {
-        return Err(OcfError::installed("IPv6 is not available in this kernel (no /proc/sys/net/ipv6)"));
+        return Err(OcfError::installed(
+            "IPv6 is not available in this kernel (no /proc/sys/net/ipv6)",
+        ));
     }
     let view = NodeView::read(ctx, &cfg.ip)?;
-    let placement = place(cfg.ip, cfg.nic.as_deref(), cfg.prefix_len, &view.links, &view.addrs)?;
+    let placement = place(
+        cfg.ip,
+        cfg.nic.as_deref(),
+        cfg.prefix_len,
+        &view.links,
+        &view.addrs,
+    )?;
     let nic = &placement.link.name;
     if let Some(l) = &cfg.label {
         check_label_fits(l, nic)?;
     }
     if cfg.prefix_len.is_none() {
         let subnet = subnet_of(cfg.ip, &placement);
-        check_host_address(cfg.ip, placement.prefix_len, &format!(" (the subnet of {nic})"))
-            .map_err(|e| OcfError::configured(format!("{}; {subnet} comes from {nic}", e.reason)))?;
+        check_host_address(
+            cfg.ip,
+            placement.prefix_len,
+            &format!(" (the subnet of {nic})"),
+        )
+        .map_err(|e| OcfError::configured(format!("{}; {subnet} comes from {nic}", e.reason)))?;
     }
     if cfg.ip.is_ipv6() {
-        let disabled = std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{nic}/disable_ipv6"))
-            .map(|s| s.trim() == "1")
-            .unwrap_or(false);
+        let disabled =
+            std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{nic}/disable_ipv6"))
+                .map(|s| s.trim() == "1")
+                .unwrap_or(false);
         if disabled {
             return Err(OcfError::args(format!(
                 "IPv6 is disabled on nic {nic} (net.ipv6.conf.{nic}.disable_ipv6=1)"
@@ -277,7 +311,10 @@ fn talks_arp(link: &Link) -> bool {
 /// Announcer record in the state file: "announcer <pid> <start time>".
 fn read_announcer(ctx: &Ctx) -> Option<ProcessRef> {
     let s = fsfile::read_opt(&ctx.state_file()).ok().flatten()?;
-    s.lines().find_map(|l| l.strip_prefix("announcer ").and_then(ProcessRef::from_record))
+    s.lines().find_map(|l| {
+        l.strip_prefix("announcer ")
+            .and_then(ProcessRef::from_record)
+    })
 }
 
 fn who(mac: Option<MacAddr>) -> String {
@@ -302,22 +339,34 @@ impl Agent for FloatIp {
 
     fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         if !nix::unistd::geteuid().is_root() {
-            return Err(OcfError::perm("float-ip start must run as root (it adds addresses and sends ARP/ND)"));
+            return Err(OcfError::perm(
+                "float-ip start must run as root (it adds addresses and sends ARP/ND)",
+            ));
         }
         let (mut view, placement) = resolve(ctx, cfg)?;
         let link = placement.link.clone();
         let nic = link.name.clone();
         let ip = cfg.ip;
         let subnet = subnet_of(ip, &placement);
-        let want_label = if ip.is_ipv4() { cfg.full_label(&nic) } else { None };
+        let want_label = if ip.is_ipv4() {
+            cfg.full_label(&nic)
+        } else {
+            None
+        };
         if !link.is_up() {
-            return Err(OcfError::generic(format!("nic {nic} is {}: not adding {ip}", link.down_reason())));
+            return Err(OcfError::generic(format!(
+                "nic {nic} is {}: not adding {ip}",
+                link.down_reason()
+            )));
         }
 
         // Already here?
         let held: Vec<InterfaceAddress> = view.holders(&ip).into_iter().cloned().collect();
         if let Some(other) = held.iter().find(|a| a.link_index != link.index) {
-            let name = view.link(other.link_index).map(|l| l.name.clone()).unwrap_or_default();
+            let name = view
+                .link(other.link_index)
+                .map(|l| l.name.clone())
+                .unwrap_or_default();
             return Err(OcfError::generic(format!(
                 "ip {ip} is already on interface {name} of this node, not on nic {nic}: stop the resource (which removes it) or fix nic"
             )));
@@ -326,15 +375,28 @@ impl Agent for FloatIp {
             let label_ok = want_label.is_none() || mine.label == want_label;
             if !mine.dad_failed && label_ok {
                 if mine.subnet.prefix_len() != subnet.prefix_len() {
-                    log::warn!("{ip} is already on {nic} as {}, not /{}", mine.subnet, subnet.prefix_len());
+                    log::warn!(
+                        "{ip} is already on {nic} as {}, not /{}",
+                        mine.subnet,
+                        subnet.prefix_len()
+                    );
                 }
                 log::info!("{ip} is already on {nic}");
                 return Ok(());
             }
-            log::info!("{ip} is on {nic} but {}: adding it again", if label_ok { "its duplicate address detection failed" } else { "with the wrong label" });
+            log::info!(
+                "{ip} is on {nic} but {}: adding it again",
+                if label_ok {
+                    "its duplicate address detection failed"
+                } else {
+                    "with the wrong label"
+                }
+            );
             view.rt
                 .delete_address(link.index, &mine.subnet)
-                .map_err(|e| net_error(format_args!("cannot remove {} from {nic}", mine.subnet), e))?;
+                .map_err(|e| {
+                    net_error(format_args!("cannot remove {} from {nic}", mine.subnet), e)
+                })?;
         }
 
         // Is another host holding it?
@@ -354,7 +416,10 @@ impl Agent for FloatIp {
             log::info!("check_duplicate is off: adding {ip} without probing");
         }
         let mut watch = if kernel_dad && talks_arp(&link) {
-            Some(ClaimWatch::open(&link, ip).map_err(|e| net_error(format_args!("cannot listen on {nic}"), e))?)
+            Some(
+                ClaimWatch::open(&link, ip)
+                    .map_err(|e| net_error(format_args!("cannot listen on {nic}"), e))?,
+            )
         } else {
             None
         };
@@ -369,18 +434,29 @@ impl Agent for FloatIp {
         };
         match view.rt.add_address(&new) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => log::info!("{ip} appeared on {nic} meanwhile"),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                log::info!("{ip} appeared on {nic} meanwhile")
+            }
             Err(e) => return Err(net_error(format_args!("cannot add {subnet} to {nic}"), e)),
         }
         log::info!(
             "added {subnet} to {nic}{}",
-            want_label.as_deref().map(|l| format!(" as {l}")).unwrap_or_default()
+            want_label
+                .as_deref()
+                .map(|l| format!(" as {l}"))
+                .unwrap_or_default()
         );
 
         // IPv6: the kernel's duplicate address detection must pass first.
         if ip.is_ipv6() && !cfg.nodad {
-            let outcome = duplicate::await_dad(&mut view.rt, link.index, ip, watch.as_mut(), &ctx.deadline)
-                .map_err(|e| net_error(format_args!("cannot follow duplicate address detection of {ip}"), e))?;
+            let outcome =
+                duplicate::await_dad(&mut view.rt, link.index, ip, watch.as_mut(), &ctx.deadline)
+                    .map_err(|e| {
+                    net_error(
+                        format_args!("cannot follow duplicate address detection of {ip}"),
+                        e,
+                    )
+                })?;
             drop(watch);
             match outcome {
                 DadOutcome::Usable => {}
@@ -389,7 +465,9 @@ impl Agent for FloatIp {
                     let mac = match mac {
                         Some(m) => Some(m),
                         // Ask again ourselves, now that the address is gone.
-                        None if talks_arp(&link) => duplicate::probe(&link, ip, &ctx.deadline).ok().flatten(),
+                        None if talks_arp(&link) => {
+                            duplicate::probe(&link, ip, &ctx.deadline).ok().flatten()
+                        }
                         None => None,
                     };
                     return Err(OcfError::generic(format!(
@@ -416,11 +494,16 @@ impl Agent for FloatIp {
         if cfg.arp_count > 0 && talks_arp(&link) {
             let ann = Announcement::open(&link, ip)
                 .map_err(|e| net_error(format_args!("cannot announce {ip} on {nic}"), e))?;
-            ann.send().map_err(|e| net_error(format_args!("cannot announce {ip} on {nic}"), e))?;
+            ann.send()
+                .map_err(|e| net_error(format_args!("cannot announce {ip} on {nic}"), e))?;
             if cfg.arp_count > 1 {
                 let announcer = spawn_announcer(ann, cfg.arp_count - 1, cfg.arp_interval)?;
                 state.push_str(&format!("announcer {}\n", announcer.to_record()));
-                log::debug!("announcer {} sends {} more", announcer.pid, cfg.arp_count - 1);
+                log::debug!(
+                    "announcer {} sends {} more",
+                    announcer.pid,
+                    cfg.arp_count - 1
+                );
             }
         }
         state.push_str(&format!("nic {nic}\n"));
@@ -438,7 +521,10 @@ impl Agent for FloatIp {
         let mut view = NodeView::read(ctx, &ip)?;
         let held: Vec<InterfaceAddress> = view.holders(&ip).into_iter().cloned().collect();
         for a in &held {
-            let name = view.link(a.link_index).map(|l| l.name.clone()).unwrap_or_default();
+            let name = view
+                .link(a.link_index)
+                .map(|l| l.name.clone())
+                .unwrap_or_default();
             if view
                 .rt
                 .delete_address(a.link_index, &a.subnet)
@@ -447,7 +533,10 @@ impl Agent for FloatIp {
                 log::info!("removed {} from {name}", a.subnet);
             }
         }
-        let left = view.rt.holders_of(&ip).map_err(|e| net_error("cannot list addresses", e))?;
+        let left = view
+            .rt
+            .holders_of(&ip)
+            .map_err(|e| net_error("cannot list addresses", e))?;
         if let Some(a) = left.first() {
             return Err(OcfError::generic(format!(
                 "ip {ip} is still on interface index {} after removal",
@@ -463,9 +552,15 @@ impl Agent for FloatIp {
         let view = NodeView::read(ctx, &ip)?;
         let held = view.holders(&ip);
         let Some(first) = held.first() else {
-            return Err(OcfError::not_running(format!("ip {ip} is not on this node")));
+            return Err(OcfError::not_running(format!(
+                "ip {ip} is not on this node"
+            )));
         };
-        let name_of = |a: &InterfaceAddress| view.link(a.link_index).map(|l| l.name.clone()).unwrap_or_default();
+        let name_of = |a: &InterfaceAddress| {
+            view.link(a.link_index)
+                .map(|l| l.name.clone())
+                .unwrap_or_default()
+        };
         let addr = match &cfg.nic {
             Some(nic) => match held.iter().find(|a| &name_of(a) == nic) {
                 Some(a) => *a,
@@ -479,11 +574,16 @@ impl Agent for FloatIp {
             None => *first,
         };
         let Some(link) = view.link(addr.link_index) else {
-            return Err(OcfError::generic(format!("ip {ip} is on an interface that vanished")));
+            return Err(OcfError::generic(format!(
+                "ip {ip} is on an interface that vanished"
+            )));
         };
         let nic = &link.name;
         if !link.is_up() {
-            return Err(OcfError::generic(format!("nic {nic} holding {ip} is {}", link.down_reason())));
+            return Err(OcfError::generic(format!(
+                "nic {nic} holding {ip} is {}",
+                link.down_reason()
+            )));
         }
         if addr.dad_failed {
             return Err(OcfError::generic(format!(
@@ -533,7 +633,11 @@ mod tests {
 
     fn params(vars: &[(&str, &str)]) -> Params {
         let meta = Metadata::parse(FloatIp::METADATA).unwrap();
-        Params::from_vars(&meta, vars.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())))
+        Params::from_vars(
+            &meta,
+            vars.iter()
+                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+        )
     }
 
     fn cfg(vars: &[(&str, &str)]) -> OcfResult<Config> {
@@ -557,7 +661,10 @@ mod tests {
         assert_eq!(c.arp_count_refresh, 0);
         assert_eq!(c.preferred_lft, None);
         assert!(c.check_duplicate && !c.nodad);
-        assert_eq!((c.prefix_len, c.nic.as_deref(), c.label.as_deref()), (None, None, None));
+        assert_eq!(
+            (c.prefix_len, c.nic.as_deref(), c.label.as_deref()),
+            (None, None, None)
+        );
     }
 
     #[test]
@@ -587,7 +694,12 @@ mod tests {
         assert_eq!(c.full_label("eth0").as_deref(), Some("eth0:nfs"));
         assert_eq!(c.preferred_lft, Some(0));
         assert!(!c.check_duplicate);
-        let c = cfg(&[("ip", "2001:db8::10"), ("cidr_netmask", "64"), ("nodad", "true")]).unwrap();
+        let c = cfg(&[
+            ("ip", "2001:db8::10"),
+            ("cidr_netmask", "64"),
+            ("nodad", "true"),
+        ])
+        .unwrap();
         assert_eq!(c.prefix_len, Some(64));
         assert!(c.nodad);
     }
@@ -595,7 +707,10 @@ mod tests {
     #[test]
     fn bad_addresses() {
         refused(&[], "parameter ip is required");
-        refused(&[("ip", "300.1.1.1")], "ip=\"300.1.1.1\" is not an IPv4 or IPv6 address");
+        refused(
+            &[("ip", "300.1.1.1")],
+            "ip=\"300.1.1.1\" is not an IPv4 or IPv6 address",
+        );
         refused(&[("ip", "nfs.example.com")], "not an IPv4 or IPv6 address");
         refused(&[("ip", "192.0.2.10/24")], "cidr_netmask");
         refused(&[("ip", "0.0.0.0")], "unspecified");
@@ -604,41 +719,100 @@ mod tests {
         refused(&[("ip", "255.255.255.255")], "broadcast");
         refused(&[("ip", "fe80::1")], "link-local");
         refused(&[("ip", "::ffff:192.0.2.1")], "IPv4-mapped");
-        refused(&[("ip", "192.0.2.0"), ("cidr_netmask", "24")], "network address of 192.0.2.0/24");
-        refused(&[("ip", "192.0.2.255"), ("cidr_netmask", "24")], "broadcast address of 192.0.2.0/24");
+        refused(
+            &[("ip", "192.0.2.0"), ("cidr_netmask", "24")],
+            "network address of 192.0.2.0/24",
+        );
+        refused(
+            &[("ip", "192.0.2.255"), ("cidr_netmask", "24")],
+            "broadcast address of 192.0.2.0/24",
+        );
         // /31 and /32 have no network or broadcast address to avoid.
         assert!(cfg(&[("ip", "192.0.2.0"), ("cidr_netmask", "31")]).is_ok());
     }
 
     #[test]
     fn bad_netmasks() {
-        refused(&[("ip", "192.0.2.10"), ("cidr_netmask", "33")], "cidr_netmask=\"33\"");
-        refused(&[("ip", "192.0.2.10"), ("cidr_netmask", "255.0.255.0")], "not contiguous");
-        refused(&[("ip", "2001:db8::10"), ("cidr_netmask", "255.255.255.0")], "cidr_netmask");
-        refused(&[("ip", "2001:db8::10"), ("cidr_netmask", "129")], "cidr_netmask");
+        refused(
+            &[("ip", "192.0.2.10"), ("cidr_netmask", "33")],
+            "cidr_netmask=\"33\"",
+        );
+        refused(
+            &[("ip", "192.0.2.10"), ("cidr_netmask", "255.0.255.0")],
+            "not contiguous",
+        );
+        refused(
+            &[("ip", "2001:db8::10"), ("cidr_netmask", "255.255.255.0")],
+            "cidr_netmask",
+        );
+        refused(
+            &[("ip", "2001:db8::10"), ("cidr_netmask", "129")],
+            "cidr_netmask",
+        );
     }
 
     #[test]
     fn bad_nic_and_label() {
         refused(&[("ip", "192.0.2.10"), ("nic", "eth0:1")], "nic=\"eth0:1\"");
-        refused(&[("ip", "192.0.2.10"), ("nic", "averyveryverylongname")], "nic=");
+        refused(
+            &[("ip", "192.0.2.10"), ("nic", "averyveryverylongname")],
+            "nic=",
+        );
         refused(&[("ip", "2001:db8::10"), ("label", "nfs")], "IPv6");
-        refused(&[("ip", "192.0.2.10"), ("label", "eth0:nfs")], "part after the colon");
+        refused(
+            &[("ip", "192.0.2.10"), ("label", "eth0:nfs")],
+            "part after the colon",
+        );
         refused(&[("ip", "192.0.2.10"), ("label", "nfs vip")], "label=");
-        refused(&[("ip", "192.0.2.10"), ("nic", "bond0.1234"), ("label", "nfsvip")], "bond0.1234:nfsvip has 17");
-        refused(&[("ip", "192.0.2.10"), ("label", "fourteen-chars")], "label=");
-        assert!(cfg(&[("ip", "192.0.2.10"), ("nic", "eth0"), ("label", "nfs-vip.1")]).is_ok());
+        refused(
+            &[
+                ("ip", "192.0.2.10"),
+                ("nic", "bond0.1234"),
+                ("label", "nfsvip"),
+            ],
+            "bond0.1234:nfsvip has 17",
+        );
+        refused(
+            &[("ip", "192.0.2.10"), ("label", "fourteen-chars")],
+            "label=",
+        );
+        assert!(cfg(&[
+            ("ip", "192.0.2.10"),
+            ("nic", "eth0"),
+            ("label", "nfs-vip.1")
+        ])
+        .is_ok());
     }
 
     #[test]
     fn bad_announcement_settings() {
         refused(&[("ip", "192.0.2.10"), ("arp_count", "-1")], "arp_count");
-        refused(&[("ip", "192.0.2.10"), ("arp_count", "1000")], "arp_count=1000 is out of range");
+        refused(
+            &[("ip", "192.0.2.10"), ("arp_count", "1000")],
+            "arp_count=1000 is out of range",
+        );
         refused(&[("ip", "192.0.2.10"), ("arp_count", "five")], "arp_count");
-        refused(&[("ip", "192.0.2.10"), ("arp_interval", "0")], "arp_interval");
-        refused(&[("ip", "192.0.2.10"), ("arp_count_refresh", "101")], "arp_count_refresh");
-        refused(&[("ip", "192.0.2.10"), ("preferred_lft", "soon")], "preferred_lft");
-        refused(&[("ip", "192.0.2.10"), ("check_duplicate", "maybe")], "check_duplicate");
-        assert_eq!(cfg(&[("ip", "192.0.2.10"), ("preferred_lft", "Forever")]).unwrap().preferred_lft, None);
+        refused(
+            &[("ip", "192.0.2.10"), ("arp_interval", "0")],
+            "arp_interval",
+        );
+        refused(
+            &[("ip", "192.0.2.10"), ("arp_count_refresh", "101")],
+            "arp_count_refresh",
+        );
+        refused(
+            &[("ip", "192.0.2.10"), ("preferred_lft", "soon")],
+            "preferred_lft",
+        );
+        refused(
+            &[("ip", "192.0.2.10"), ("check_duplicate", "maybe")],
+            "check_duplicate",
+        );
+        assert_eq!(
+            cfg(&[("ip", "192.0.2.10"), ("preferred_lft", "Forever")])
+                .unwrap()
+                .preferred_lft,
+            None
+        );
     }
 }

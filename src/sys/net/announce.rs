@@ -34,29 +34,45 @@ impl Announcement {
     /// address to announce.
     pub fn open(link: &Link, ip: IpAddr) -> io::Result<Announcement> {
         let our_mac = link.mac.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::Unsupported, format!("{} has no Ethernet address", link.name))
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{} has no Ethernet address", link.name),
+            )
         })?;
         let ethertype = if ip.is_ipv4() { ETH_P_ARP } else { ETH_P_IPV6 };
-        Ok(Announcement { sock: PacketSocket::open(link.index, ethertype)?, link_index: link.index, our_mac, ip })
+        Ok(Announcement {
+            sock: PacketSocket::open(link.index, ethertype)?,
+            link_index: link.index,
+            our_mac,
+            ip,
+        })
     }
 
     /// Send one gratuitous ARP (IPv4) or unsolicited neighbour
     /// advertisement (IPv6).
     pub fn send(&self) -> io::Result<()> {
         match self.ip {
-            IpAddr::V4(ip) => {
-                self.sock.send(MacAddr::BROADCAST, &ArpPacket::announcement(self.our_mac, ip).to_bytes())
-            }
-            IpAddr::V6(ip) => self
-                .sock
-                .send(ndp::multicast_mac(ndp::ALL_NODES), &ndp::unsolicited_advertisement(self.our_mac, ip)),
+            IpAddr::V4(ip) => self.sock.send(
+                MacAddr::BROADCAST,
+                &ArpPacket::announcement(self.our_mac, ip).to_bytes(),
+            ),
+            IpAddr::V6(ip) => self.sock.send(
+                ndp::multicast_mac(ndp::ALL_NODES),
+                &ndp::unsolicited_advertisement(self.our_mac, ip),
+            ),
         }
     }
 
     /// Send `count` announcements `interval` apart (the first at once when
     /// `at_once`, else after one interval), stopping at `deadline` or when
     /// the address has left the link. Returns how many were sent.
-    pub fn repeat(&self, count: u32, interval: Duration, at_once: bool, deadline: &Deadline) -> io::Result<u32> {
+    pub fn repeat(
+        &self,
+        count: u32,
+        interval: Duration,
+        at_once: bool,
+        deadline: &Deadline,
+    ) -> io::Result<u32> {
         let mut rt = RouteSocket::open(deadline)?;
         let mut sent = 0;
         while sent < count {
@@ -66,9 +82,15 @@ impl Announcement {
                 }
                 std::thread::sleep(interval);
             }
-            let here = rt.holders_of(&self.ip)?.iter().any(|a| a.link_index == self.link_index);
+            let here = rt
+                .holders_of(&self.ip)?
+                .iter()
+                .any(|a| a.link_index == self.link_index);
             if !here {
-                log::info!("{} left the interface; announcements stop after {sent}", self.ip);
+                log::info!(
+                    "{} left the interface; announcements stop after {sent}",
+                    self.ip
+                );
                 break;
             }
             self.send()?;
@@ -156,16 +178,16 @@ pub fn spawn_announcer(ann: Announcement, count: u32, interval: Duration) -> Ocf
                     detach_stdio();
                     let _ = nix::sys::prctl::set_name(c"float-ip-announ");
                     let life = Deadline::after(interval * count + Duration::from_secs(10));
-                    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        match ann.repeat(count, interval, false, &life) {
-                            Ok(n) => {
-                                log::debug!("announcer sent {n} announcements of {}", ann.ip);
-                                0
-                            }
-                            Err(e) => {
-                                log::warn!("announcer for {}: {e}", ann.ip);
-                                1
-                            }
+                    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match ann
+                        .repeat(count, interval, false, &life)
+                    {
+                        Ok(n) => {
+                            log::debug!("announcer sent {n} announcements of {}", ann.ip);
+                            0
+                        }
+                        Err(e) => {
+                            log::warn!("announcer for {}: {e}", ann.ip);
+                            1
                         }
                     }))
                     .unwrap_or(1);
@@ -189,7 +211,11 @@ pub fn spawn_announcer(ann: Announcement, count: u32, interval: Duration) -> Ocf
 }
 
 fn detach_stdio() {
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
         for fd in 0..3 {
             // SAFETY: dup2 onto the standard descriptors.
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
@@ -208,7 +234,10 @@ mod tests {
         let back = ProcessRef::from_record(&me.to_record()).unwrap();
         assert_eq!(back, me);
         // Same pid, other start time: a recycled pid, not ours.
-        let other = ProcessRef { pid: me.pid, start_time: me.start_time + 1 };
+        let other = ProcessRef {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
         assert!(!other.is_alive());
         assert!(!other.kill());
         assert_eq!(ProcessRef::from_record("x"), None);

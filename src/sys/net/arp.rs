@@ -90,7 +90,8 @@ impl ArpPacket {
             return None;
         }
         let holds = self.sender_ip == ip;
-        let probes = self.op == OP_REQUEST && self.sender_ip.is_unspecified() && self.target_ip == ip;
+        let probes =
+            self.op == OP_REQUEST && self.sender_ip.is_unspecified() && self.target_ip == ip;
         (holds || probes).then_some(self.sender_mac)
     }
 }
@@ -121,16 +122,31 @@ mod tests {
         let ip: Ipv4Addr = "192.0.2.10".parse().unwrap();
         let other: Ipv4Addr = "192.0.2.11".parse().unwrap();
         // A reply to our probe, as Linux sends it (target 0.0.0.0).
-        let reply = ArpPacket { op: OP_REPLY, sender_mac: THEM, sender_ip: ip, target_mac: US, target_ip: Ipv4Addr::UNSPECIFIED };
+        let reply = ArpPacket {
+            op: OP_REPLY,
+            sender_mac: THEM,
+            sender_ip: ip,
+            target_mac: US,
+            target_ip: Ipv4Addr::UNSPECIFIED,
+        };
         assert_eq!(reply.claimant(ip, US), Some(THEM));
         // Someone else probing for it at the same time.
         assert_eq!(ArpPacket::probe(THEM, ip).claimant(ip, US), Some(THEM));
         // Their announcement of it.
-        assert_eq!(ArpPacket::announcement(THEM, ip).claimant(ip, US), Some(THEM));
+        assert_eq!(
+            ArpPacket::announcement(THEM, ip).claimant(ip, US),
+            Some(THEM)
+        );
         // Our own packets, and unrelated traffic, are not claims.
         assert_eq!(ArpPacket::probe(US, ip).claimant(ip, US), None);
         assert_eq!(ArpPacket::announcement(THEM, other).claimant(ip, US), None);
-        let asks = ArpPacket { op: OP_REQUEST, sender_mac: THEM, sender_ip: other, target_mac: MacAddr::ZERO, target_ip: ip };
+        let asks = ArpPacket {
+            op: OP_REQUEST,
+            sender_mac: THEM,
+            sender_ip: other,
+            target_mac: MacAddr::ZERO,
+            target_ip: ip,
+        };
         assert_eq!(asks.claimant(ip, US), None);
     }
 }

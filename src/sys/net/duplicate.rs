@@ -34,11 +34,19 @@ impl ClaimWatch {
     /// are supported.
     pub fn open(link: &Link, ip: IpAddr) -> io::Result<ClaimWatch> {
         let our_mac = link.mac.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::Unsupported, format!("{} has no Ethernet address", link.name))
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{} has no Ethernet address", link.name),
+            )
         })?;
         let ethertype = if ip.is_ipv4() { ETH_P_ARP } else { ETH_P_IPV6 };
         let sock = PacketSocket::open(link.index, ethertype)?;
-        Ok(ClaimWatch { sock, ip, our_mac, buf: vec![0u8; 2048] })
+        Ok(ClaimWatch {
+            sock,
+            ip,
+            our_mac,
+            buf: vec![0u8; 2048],
+        })
     }
 
     /// Read frames for up to `wait`; the hardware address of the first
@@ -59,7 +67,9 @@ impl ClaimWatch {
             let data = &self.buf[..frame.len];
             let claim = match self.ip {
                 IpAddr::V4(ip) => ArpPacket::parse(data).and_then(|a| a.claimant(ip, self.our_mac)),
-                IpAddr::V6(ip) => NdMessage::parse(data).and_then(|m| m.claimant(ip, self.our_mac, frame.source)),
+                IpAddr::V6(ip) => {
+                    NdMessage::parse(data).and_then(|m| m.claimant(ip, self.our_mac, frame.source))
+                }
             };
             if claim.is_some() {
                 return Ok(claim);
@@ -70,8 +80,14 @@ impl ClaimWatch {
     /// Ask whether anyone holds the address, without claiming it.
     pub fn send_probe(&self) -> io::Result<()> {
         match self.ip {
-            IpAddr::V4(ip) => self.sock.send(MacAddr::BROADCAST, &ArpPacket::probe(self.our_mac, ip).to_bytes()),
-            IpAddr::V6(ip) => self.sock.send(ndp::multicast_mac(ndp::solicited_node(ip)), &ndp::dad_solicitation(ip)),
+            IpAddr::V4(ip) => self.sock.send(
+                MacAddr::BROADCAST,
+                &ArpPacket::probe(self.our_mac, ip).to_bytes(),
+            ),
+            IpAddr::V6(ip) => self.sock.send(
+                ndp::multicast_mac(ndp::solicited_node(ip)),
+                &ndp::dad_solicitation(ip),
+            ),
         }
     }
 }
@@ -84,7 +100,11 @@ pub fn probe(link: &Link, ip: IpAddr, deadline: &Deadline) -> io::Result<Option<
     let window = deadline.within(PROBE_WINDOW);
     for n in 0..PROBE_COUNT {
         watch.send_probe()?;
-        let wait = if n + 1 < PROBE_COUNT { PROBE_SPACING.min(window.remaining()) } else { window.remaining() };
+        let wait = if n + 1 < PROBE_COUNT {
+            PROBE_SPACING.min(window.remaining())
+        } else {
+            window.remaining()
+        };
         if let Some(mac) = watch.next_claim(wait)? {
             return Ok(Some(mac));
         }
@@ -141,13 +161,17 @@ pub fn await_dad(
 ) -> io::Result<DadOutcome> {
     let mut claimant = None;
     loop {
-        let addr = rt.holders_of(&ip)?.into_iter().find(|a| a.link_index == link_index);
+        let addr = rt
+            .holders_of(&ip)?
+            .into_iter()
+            .find(|a| a.link_index == link_index);
         match addr {
             None => return Ok(DadOutcome::Vanished),
             Some(a) if a.dad_failed => {
                 if claimant.is_none() {
                     if let Some(w) = watch.as_deref_mut() {
-                        claimant = w.next_claim(Duration::from_millis(50).min(deadline.remaining()))?;
+                        claimant =
+                            w.next_claim(Duration::from_millis(50).min(deadline.remaining()))?;
                     }
                 }
                 return Ok(DadOutcome::Duplicate(claimant));
@@ -192,9 +216,15 @@ mod tests {
     fn when_the_kernel_runs_dad() {
         let eth = link(false, false);
         assert!(dad_rule(&eth, 0, 1, 1));
-        assert!(dad_rule(&eth, 1, 0, 1), "net.ipv6.conf.all.accept_dad turns it on for every link");
+        assert!(
+            dad_rule(&eth, 1, 0, 1),
+            "net.ipv6.conf.all.accept_dad turns it on for every link"
+        );
         assert!(!dad_rule(&eth, 0, 0, 1));
-        assert!(!dad_rule(&eth, 1, 1, 0), "dad_transmits=0 completes without asking");
+        assert!(
+            !dad_rule(&eth, 1, 1, 0),
+            "dad_transmits=0 completes without asking"
+        );
         assert!(!dad_rule(&link(true, false), 1, 1, 1));
         assert!(!dad_rule(&link(false, true), 1, 1, 1));
     }

@@ -42,7 +42,11 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 
@@ -52,7 +56,10 @@ mod tests {
 
     #[test]
     fn mac_display() {
-        assert_eq!(MacAddr([0x02, 0, 0xab, 0x10, 0xff, 1]).to_string(), "02:00:ab:10:ff:01");
+        assert_eq!(
+            MacAddr([0x02, 0, 0xab, 0x10, 0xff, 1]).to_string(),
+            "02:00:ab:10:ff:01"
+        );
         assert_eq!(MacAddr::from_slice(&[1, 2, 3]), None);
     }
 }

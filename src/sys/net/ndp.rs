@@ -23,7 +23,16 @@ const IPV6_HEADER_LEN: usize = 40;
 /// The solicited-node multicast group of `ip` (ff02::1:ffXX:XXXX).
 pub fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
     let o = ip.octets();
-    Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(o[13]), u16::from_be_bytes([o[14], o[15]]))
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
 }
 
 /// The Ethernet address an IPv6 multicast group maps to (RFC 2464 7).
@@ -88,20 +97,33 @@ pub fn dad_solicitation(ip: Ipv6Addr) -> Vec<u8> {
 /// A received neighbour discovery message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NdMessage {
-    Solicitation { source: Ipv6Addr, target: Ipv6Addr },
-    Advertisement { source: Ipv6Addr, target: Ipv6Addr, override_flag: bool, target_mac: Option<MacAddr> },
+    Solicitation {
+        source: Ipv6Addr,
+        target: Ipv6Addr,
+    },
+    Advertisement {
+        source: Ipv6Addr,
+        target: Ipv6Addr,
+        override_flag: bool,
+        target_mac: Option<MacAddr>,
+    },
 }
 
 impl NdMessage {
     /// A valid neighbour solicitation or advertisement in an IPv6 packet
     /// (hop limit 255, code 0, correct checksum), or `None`.
     pub fn parse(p: &[u8]) -> Option<NdMessage> {
-        if p.len() < IPV6_HEADER_LEN + 24 || p[0] >> 4 != 6 || p[6] != NEXT_HEADER_ICMPV6 || p[7] != HOP_LIMIT {
+        if p.len() < IPV6_HEADER_LEN + 24
+            || p[0] >> 4 != 6
+            || p[6] != NEXT_HEADER_ICMPV6
+            || p[7] != HOP_LIMIT
+        {
             return None;
         }
         let plen = u16::from_be_bytes([p[4], p[5]]) as usize;
         let msg = p.get(IPV6_HEADER_LEN..IPV6_HEADER_LEN + plen)?;
-        let addr = |b: &[u8]| -> Ipv6Addr { Ipv6Addr::from(<[u8; 16]>::try_from(b).expect("16 bytes")) };
+        let addr =
+            |b: &[u8]| -> Ipv6Addr { Ipv6Addr::from(<[u8; 16]>::try_from(b).expect("16 bytes")) };
         let (src, dst) = (addr(&p[8..24]), addr(&p[24..40]));
         if msg.len() < 24 || msg[1] != 0 {
             return None;
@@ -114,7 +136,10 @@ impl NdMessage {
         }
         let target = addr(&msg[8..24]);
         match msg[0] {
-            TYPE_SOLICITATION => Some(NdMessage::Solicitation { source: src, target }),
+            TYPE_SOLICITATION => Some(NdMessage::Solicitation {
+                source: src,
+                target,
+            }),
             TYPE_ADVERTISEMENT => {
                 let flags = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
                 let mut target_mac = None;
@@ -150,10 +175,14 @@ impl NdMessage {
             return None;
         }
         match self {
-            NdMessage::Advertisement { target, target_mac, .. } if *target == ip => {
-                Some(target_mac.unwrap_or(sender)).filter(|m| *m != our_mac)
+            NdMessage::Advertisement {
+                target, target_mac, ..
+            } if *target == ip => Some(target_mac.unwrap_or(sender)).filter(|m| *m != our_mac),
+            NdMessage::Solicitation { source, target }
+                if *target == ip && source.is_unspecified() =>
+            {
+                Some(sender)
             }
-            NdMessage::Solicitation { source, target } if *target == ip && source.is_unspecified() => Some(sender),
             _ => None,
         }
     }
@@ -174,7 +203,10 @@ mod tests {
     fn multicast_groups() {
         let t = ip("2001:db8::12:3456");
         assert_eq!(solicited_node(t), ip("ff02::1:ff12:3456"));
-        assert_eq!(multicast_mac(solicited_node(t)).to_string(), "33:33:ff:12:34:56");
+        assert_eq!(
+            multicast_mac(solicited_node(t)).to_string(),
+            "33:33:ff:12:34:56"
+        );
         assert_eq!(multicast_mac(ALL_NODES).to_string(), "33:33:00:00:00:01");
     }
 
@@ -190,7 +222,12 @@ mod tests {
         assert_eq!(checksum(t, ALL_NODES, msg), 0);
         assert_eq!(
             NdMessage::parse(&p),
-            Some(NdMessage::Advertisement { source: t, target: t, override_flag: true, target_mac: Some(US) })
+            Some(NdMessage::Advertisement {
+                source: t,
+                target: t,
+                override_flag: true,
+                target_mac: Some(US)
+            })
         );
         // A flipped bit is refused.
         let mut bad = p.clone();
@@ -209,7 +246,13 @@ mod tests {
         assert_eq!(&p[8..24], &[0u8; 16]);
         assert_eq!(&p[24..40], &solicited_node(t).octets());
         let m = NdMessage::parse(&p).unwrap();
-        assert_eq!(m, NdMessage::Solicitation { source: Ipv6Addr::UNSPECIFIED, target: t });
+        assert_eq!(
+            m,
+            NdMessage::Solicitation {
+                source: Ipv6Addr::UNSPECIFIED,
+                target: t
+            }
+        );
         // Someone else's DAD for the same address is a claim; our own is not.
         assert_eq!(m.claimant(t, US, THEM), Some(THEM));
         assert_eq!(m.claimant(t, US, US), None);
@@ -218,7 +261,10 @@ mod tests {
         assert_eq!(na.claimant(t, US, THEM), Some(THEM));
         assert_eq!(na.claimant(ip("2001:db8::11"), US, THEM), None);
         // An ordinary solicitation (from a real address) is someone asking.
-        let ask = NdMessage::Solicitation { source: ip("2001:db8::2"), target: t };
+        let ask = NdMessage::Solicitation {
+            source: ip("2001:db8::2"),
+            target: t,
+        };
         assert_eq!(ask.claimant(t, US, THEM), None);
     }
 }

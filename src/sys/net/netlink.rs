@@ -5,8 +5,8 @@
 use super::{MacAddr, Subnet};
 use crate::ocf::Deadline;
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
-    NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
@@ -210,13 +210,21 @@ impl RouteSocket {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
-        Ok(RouteSocket { sock, seq: 0, deadline: *deadline })
+        Ok(RouteSocket {
+            sock,
+            seq: 0,
+            deadline: *deadline,
+        })
     }
 
     /// Send one request and collect the answers: the messages of a dump,
     /// or nothing for an acknowledged change. A kernel error comes back as
     /// the corresponding `io::Error` (`EEXIST`, `EADDRNOTAVAIL`, `EPERM`).
-    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
@@ -233,7 +241,10 @@ impl RouteSocket {
         loop {
             let left = self.deadline.remaining();
             if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer from the kernel (netlink)"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no answer from the kernel (netlink)",
+                ));
             }
             let ms = left.min(Duration::from_secs(60)).as_millis().max(1) as u16;
             let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
@@ -246,8 +257,9 @@ impl RouteSocket {
             let (data, _) = self.sock.recv_from_full()?;
             let mut off = 0;
             while off < data.len() {
-                let m: NetlinkMessage<RouteNetlinkMessage> = NetlinkMessage::deserialize(&data[off..])
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let m: NetlinkMessage<RouteNetlinkMessage> =
+                    NetlinkMessage::deserialize(&data[off..])
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
                 let len = m.header.length as usize;
                 let this_seq = m.header.sequence_number;
                 if this_seq == seq {
@@ -289,8 +301,15 @@ impl RouteSocket {
     /// All addresses of one family (IPv4 when `v4`) on every link.
     pub fn addresses(&mut self, v4: bool) -> io::Result<Vec<InterfaceAddress>> {
         let mut req = AddressMessage::default();
-        req.header.family = if v4 { AddressFamily::Inet } else { AddressFamily::Inet6 };
-        let msgs = self.request(RouteNetlinkMessage::GetAddress(req), NLM_F_REQUEST | NLM_F_DUMP)?;
+        req.header.family = if v4 {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        let msgs = self.request(
+            RouteNetlinkMessage::GetAddress(req),
+            NLM_F_REQUEST | NLM_F_DUMP,
+        )?;
         Ok(msgs
             .iter()
             .filter_map(|m| match m {
@@ -303,7 +322,11 @@ impl RouteSocket {
 
     /// Where `ip` is held on this node (any link).
     pub fn holders_of(&mut self, ip: &IpAddr) -> io::Result<Vec<InterfaceAddress>> {
-        Ok(self.addresses(ip.is_ipv4())?.into_iter().filter(|a| a.ip() == *ip).collect())
+        Ok(self
+            .addresses(ip.is_ipv4())?
+            .into_iter()
+            .filter(|a| a.ip() == *ip)
+            .collect())
     }
 
     /// Add an address (`NLM_F_EXCL`: `EEXIST` when the link already holds it).
@@ -321,7 +344,7 @@ impl RouteSocket {
         }
         m.attributes.push(AddressAttribute::Local(ip));
         m.attributes.push(AddressAttribute::Address(ip));
-        if let IpAddr::V4(_) = ip {
+        if ip.is_ipv4() {
             if let Some(b) = a.subnet.broadcast() {
                 m.attributes.push(AddressAttribute::Broadcast(b));
             }
@@ -356,9 +379,17 @@ impl RouteSocket {
         if ip.is_ipv6() {
             m.attributes.push(AddressAttribute::Address(ip));
         }
-        match self.request(RouteNetlinkMessage::DelAddress(m), NLM_F_REQUEST | NLM_F_ACK) {
+        match self.request(
+            RouteNetlinkMessage::DelAddress(m),
+            NLM_F_REQUEST | NLM_F_ACK,
+        ) {
             Ok(_) => Ok(true),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL) | Some(libc::ENOENT) | Some(libc::ENODEV)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EADDRNOTAVAIL) | Some(libc::ENOENT) | Some(libc::ENODEV)
+                ) =>
+            {
                 Ok(false)
             }
             Err(e) => Err(e),

@@ -48,7 +48,8 @@ impl PacketSocket {
         // Protocol 0 at creation: nothing is queued until bind() has chosen
         // the interface and EtherType.
         // SAFETY: plain socket(2) call.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        let raw =
+            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -66,7 +67,11 @@ impl PacketSocket {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(PacketSocket { fd, ifindex, ethertype })
+        Ok(PacketSocket {
+            fd,
+            ifindex,
+            ethertype,
+        })
     }
 
     /// Send `payload` (an ARP or IPv6 packet) to the hardware address `to`.
@@ -115,7 +120,11 @@ impl PacketSocket {
         };
         if n < 0 {
             let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) };
+            return if e.kind() == io::ErrorKind::WouldBlock {
+                Ok(None)
+            } else {
+                Err(e)
+            };
         }
         Ok(Some(Frame {
             len: n as usize,

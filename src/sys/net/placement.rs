@@ -23,8 +23,18 @@ pub fn place(
     addrs: &[InterfaceAddress],
 ) -> OcfResult<Placement> {
     // Only addresses of ip's family matter.
-    let addrs: Vec<InterfaceAddress> = addrs.iter().filter(|a| a.ip().is_ipv4() == ip.is_ipv4()).cloned().collect();
-    let name_of = |idx: u32| links.iter().find(|l| l.index == idx).map(|l| l.name.as_str()).unwrap_or("?");
+    let addrs: Vec<InterfaceAddress> = addrs
+        .iter()
+        .filter(|a| a.ip().is_ipv4() == ip.is_ipv4())
+        .cloned()
+        .collect();
+    let name_of = |idx: u32| {
+        links
+            .iter()
+            .find(|l| l.index == idx)
+            .map(|l| l.name.as_str())
+            .unwrap_or("?")
+    };
     let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
     // Subnets that contain ip, excluding ip itself (it may already be up).
     let matching = |a: &&InterfaceAddress| a.ip() != ip && a.subnet.contains(&ip) && !a.dad_failed;
@@ -58,18 +68,30 @@ pub fn place(
                     ))
                 })?,
         };
-        return Ok(Placement { link: link.clone(), prefix_len });
+        return Ok(Placement {
+            link: link.clone(),
+            prefix_len,
+        });
     }
-    let on_usable = |a: &&InterfaceAddress| links.iter().any(|l| l.index == a.link_index && !l.loopback);
-    let candidates: Vec<&InterfaceAddress> = addrs.iter().filter(matching).filter(on_usable).collect();
+    let on_usable =
+        |a: &&InterfaceAddress| links.iter().any(|l| l.index == a.link_index && !l.loopback);
+    let candidates: Vec<&InterfaceAddress> =
+        addrs.iter().filter(matching).filter(on_usable).collect();
     let Some(longest) = candidates.iter().map(|a| a.subnet.prefix_len()).max() else {
         let here = list(addrs.iter().filter(on_usable), &name_of);
         return Err(OcfError::args(format!(
             "no interface has a subnet containing ip {ip}: set nic (and cidr_netmask) ({})",
-            if here.is_empty() { format!("no {family} addresses on this node") } else { format!("{family} addresses here: {here}") }
+            if here.is_empty() {
+                format!("no {family} addresses on this node")
+            } else {
+                format!("{family} addresses here: {here}")
+            }
         )));
     };
-    let best: Vec<&&InterfaceAddress> = candidates.iter().filter(|a| a.subnet.prefix_len() == longest).collect();
+    let best: Vec<&&InterfaceAddress> = candidates
+        .iter()
+        .filter(|a| a.subnet.prefix_len() == longest)
+        .collect();
     let first = best[0].link_index;
     if best.iter().any(|a| a.link_index != first) {
         return Err(OcfError::args(format!(
@@ -77,13 +99,25 @@ pub fn place(
             list(best.iter().map(|a| **a), &name_of)
         )));
     }
-    let link = links.iter().find(|l| l.index == first).expect("candidate link exists").clone();
-    Ok(Placement { link, prefix_len: prefix_len.unwrap_or(longest) })
+    let link = links
+        .iter()
+        .find(|l| l.index == first)
+        .expect("candidate link exists")
+        .clone();
+    Ok(Placement {
+        link,
+        prefix_len: prefix_len.unwrap_or(longest),
+    })
 }
 
 /// "eth0 192.0.2.1/24, eth1 198.51.100.1/24" (at most eight).
-fn list<'a>(addrs: impl Iterator<Item = &'a InterfaceAddress>, name_of: &dyn Fn(u32) -> &'a str) -> String {
-    let items: Vec<String> = addrs.map(|a| format!("{} {}", name_of(a.link_index), a.subnet)).collect();
+fn list<'a>(
+    addrs: impl Iterator<Item = &'a InterfaceAddress>,
+    name_of: &dyn Fn(u32) -> &'a str,
+) -> String {
+    let items: Vec<String> = addrs
+        .map(|a| format!("{} {}", name_of(a.link_index), a.subnet))
+        .collect();
     let mut s = items.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
     if items.len() > 8 {
         s.push_str(&format!(", and {} more", items.len() - 8));
@@ -139,7 +173,12 @@ mod tests {
 
     #[test]
     fn detects_interface_and_prefix_from_subnet() {
-        let addrs = vec![addr(1, "127.0.0.1/8"), addr(2, "192.0.2.1/24"), addr(3, "198.51.100.1/24"), addr(2, "2001:db8::1/64")];
+        let addrs = vec![
+            addr(1, "127.0.0.1/8"),
+            addr(2, "192.0.2.1/24"),
+            addr(3, "198.51.100.1/24"),
+            addr(2, "2001:db8::1/64"),
+        ];
         let p = place(ip("192.0.2.10"), None, None, &links(), &addrs).unwrap();
         assert_eq!((p.link.name.as_str(), p.prefix_len), ("eth0", 24));
         let p = place(ip("198.51.100.9"), None, Some(28), &links(), &addrs).unwrap();
@@ -168,11 +207,20 @@ mod tests {
         let addrs = vec![addr(2, "192.0.2.1/24"), addr(3, "192.0.2.2/24")];
         let e = place(ip("192.0.2.10"), None, None, &links(), &addrs).unwrap_err();
         assert_eq!(e.code, OcfCode::ErrArgs);
-        assert!(e.reason.contains("eth0 192.0.2.1/24") && e.reason.contains("eth1 192.0.2.2/24"), "{e}");
+        assert!(
+            e.reason.contains("eth0 192.0.2.1/24") && e.reason.contains("eth1 192.0.2.2/24"),
+            "{e}"
+        );
         assert!(e.reason.contains("set nic"), "{e}");
         // Two subnets on the same interface are not ambiguous.
         let addrs = vec![addr(2, "192.0.2.1/24"), addr(2, "192.0.2.2/24")];
-        assert_eq!(place(ip("192.0.2.10"), None, None, &links(), &addrs).unwrap().link.name, "eth0");
+        assert_eq!(
+            place(ip("192.0.2.10"), None, None, &links(), &addrs)
+                .unwrap()
+                .link
+                .name,
+            "eth0"
+        );
     }
 
     #[test]
@@ -180,8 +228,15 @@ mod tests {
         let addrs = vec![addr(1, "127.0.0.1/8"), addr(2, "198.51.100.1/24")];
         let e = place(ip("192.0.2.10"), None, None, &links(), &addrs).unwrap_err();
         assert_eq!(e.code, OcfCode::ErrArgs);
-        assert!(e.reason.contains("no interface has a subnet containing ip 192.0.2.10"), "{e}");
-        assert!(e.reason.contains("eth0 198.51.100.1/24") && !e.reason.contains("127.0.0.1"), "{e}");
+        assert!(
+            e.reason
+                .contains("no interface has a subnet containing ip 192.0.2.10"),
+            "{e}"
+        );
+        assert!(
+            e.reason.contains("eth0 198.51.100.1/24") && !e.reason.contains("127.0.0.1"),
+            "{e}"
+        );
         let e = place(ip("2001:db8::10"), None, None, &links(), &addrs).unwrap_err();
         assert!(e.reason.contains("no IPv6 addresses"), "{e}");
     }
@@ -191,9 +246,15 @@ mod tests {
         let addrs = vec![addr(2, "198.51.100.1/24")];
         let e = place(ip("192.0.2.10"), Some("eth9"), None, &links(), &addrs).unwrap_err();
         assert_eq!(e.code, OcfCode::ErrArgs);
-        assert!(e.reason.contains("nic eth9 does not exist") && e.reason.contains("eth0, eth1, lo"), "{e}");
+        assert!(
+            e.reason.contains("nic eth9 does not exist") && e.reason.contains("eth0, eth1, lo"),
+            "{e}"
+        );
         let e = place(ip("192.0.2.10"), Some("eth0"), None, &links(), &addrs).unwrap_err();
-        assert!(e.reason.contains("cidr_netmask is needed") && e.reason.contains("198.51.100.1/24"), "{e}");
+        assert!(
+            e.reason.contains("cidr_netmask is needed") && e.reason.contains("198.51.100.1/24"),
+            "{e}"
+        );
         let p = place(ip("192.0.2.10"), Some("eth1"), Some(24), &links(), &addrs).unwrap();
         assert_eq!((p.link.name.as_str(), p.prefix_len), ("eth1", 24));
         let addrs = vec![addr(3, "192.0.2.1/25")];

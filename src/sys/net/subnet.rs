@@ -117,7 +117,9 @@ pub fn parse_prefix_len(s: &str, for_ip: &IpAddr) -> Result<u8, String> {
             }
             return Ok(ones as u8);
         }
-        return Err(format!("{t:?} is neither a prefix length (1..32) nor a dotted netmask"));
+        return Err(format!(
+            "{t:?} is neither a prefix length (1..32) nor a dotted netmask"
+        ));
     }
     Err(format!("{t:?} is not a prefix length (1..128)"))
 }
@@ -163,10 +165,14 @@ mod tests {
         assert_eq!(parse_prefix_len("255.255.255.255", &v4), Ok(32));
         assert_eq!(parse_prefix_len("64", &v6), Ok(64));
         assert_eq!(parse_prefix_len("128", &v6), Ok(128));
-        assert!(parse_prefix_len("33", &v4).unwrap_err().contains("out of range"));
+        assert!(parse_prefix_len("33", &v4)
+            .unwrap_err()
+            .contains("out of range"));
         assert!(parse_prefix_len("0", &v4).is_err());
         assert!(parse_prefix_len("129", &v6).is_err());
-        assert!(parse_prefix_len("255.0.255.0", &v4).unwrap_err().contains("contiguous"));
+        assert!(parse_prefix_len("255.0.255.0", &v4)
+            .unwrap_err()
+            .contains("contiguous"));
         assert!(parse_prefix_len("0.0.0.0", &v4).is_err());
         assert!(parse_prefix_len("255.255.255.0", &v6).is_err());
         assert!(parse_prefix_len("abc", &v4).is_err());
