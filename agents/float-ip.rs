@@ -16,6 +16,7 @@ use hanfs::sys::net::announce::{spawn_announcer, Announcement, ProcessRef};
 use hanfs::sys::net::duplicate::{self, ClaimWatch, DadOutcome};
 use hanfs::sys::net::placement::{place, subnet_of, Placement};
 use hanfs::sys::net::subnet::parse_prefix_len;
+use hanfs::sys::net::sysctl;
 use hanfs::sys::net::{InterfaceAddress, Link, MacAddr, NewAddress, RouteSocket, Subnet};
 use std::fmt::Display;
 use std::io;
@@ -285,10 +286,7 @@ fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
         .map_err(|e| OcfError::configured(format!("{}; {subnet} comes from {nic}", e.reason)))?;
     }
     if cfg.ip.is_ipv6() {
-        let disabled =
-            std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{nic}/disable_ipv6"))
-                .map(|s| s.trim() == "1")
-                .unwrap_or(false);
+        let disabled = sysctl::read("ipv6", nic, "disable_ipv6") == Some(1);
         if disabled {
             return Err(OcfError::args(format!(
                 "IPv6 is disabled on nic {nic} (net.ipv6.conf.{nic}.disable_ipv6=1)"
@@ -302,6 +300,20 @@ fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
         );
     }
     Ok((view, placement))
+}
+
+/// Whether removing `a` would, by the kernel's default, also remove the
+/// other IPv4 addresses of its subnet on its link (it is their primary).
+fn drags_secondaries(a: &InterfaceAddress, all: &[InterfaceAddress]) -> bool {
+    a.ip().is_ipv4()
+        && !a.secondary
+        && all.iter().any(|b| {
+            b.link_index == a.link_index
+                && b.ip() != a.ip()
+                && b.secondary
+                && b.subnet.prefix_len() == a.subnet.prefix_len()
+                && a.subnet.contains(&b.ip())
+        })
 }
 
 fn talks_arp(link: &Link) -> bool {
@@ -507,7 +519,19 @@ impl Agent for FloatIp {
             }
         }
         state.push_str(&format!("nic {nic}\n"));
-        fsfile::write_atomic(&ctx.state_file(), state.as_bytes(), 0o644)?;
+        // The record only lets stop end the announcer early (it ends by
+        // itself): failing to write it must not fail a working address.
+        let written = std::fs::create_dir_all(ctx.runtime_dir())
+            .map_err(|e| {
+                OcfError::generic(format!(
+                    "cannot create {}: {e}",
+                    ctx.runtime_dir().display()
+                ))
+            })
+            .and_then(|()| fsfile::write_atomic(&ctx.state_file(), state.as_bytes(), 0o644));
+        if let Err(e) = written {
+            log::warn!("{e}: stop will not end the announcer early");
+        }
         Ok(())
     }
 
@@ -525,6 +549,19 @@ impl Agent for FloatIp {
                 .link(a.link_index)
                 .map(|l| l.name.clone())
                 .unwrap_or_default();
+            if drags_secondaries(a, &view.addrs) {
+                match sysctl::ensure_promote_secondaries(&name) {
+                    Ok(true) => log::info!(
+                        "set net.ipv4.conf.{name}.promote_secondaries=1 so that removing {} keeps the other addresses of its subnet",
+                        a.subnet
+                    ),
+                    Ok(false) => {}
+                    Err(e) => log::warn!(
+                        "cannot set net.ipv4.conf.{name}.promote_secondaries=1 ({e}): removing {} also removes the other addresses of its subnet",
+                        a.subnet
+                    ),
+                }
+            }
             if view
                 .rt
                 .delete_address(a.link_index, &a.subnet)

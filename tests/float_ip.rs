@@ -806,3 +806,26 @@ fn metadata_forms_and_reload() {
         .run("validate-all")
         .expect_reason(6, "ip=\"x\"");
 }
+
+#[test]
+fn stopping_one_address_keeps_the_others_of_its_subnet() {
+    let sb = sandbox!();
+    let _peer = sb.veth_peer(&["192.0.2.1/24"], &["192.0.2.2/24"]);
+    // Two floating addresses in a subnet of their own on eth0 (active/active):
+    // the first added is the subnet's primary, the second its secondary.
+    let fip = |ip: &str, inst: &str| {
+        sb.agent("float-ip")
+            .param("ip", ip)
+            .param("nic", "eth0")
+            .param("cidr_netmask", "28")
+            .param("arp_count", "1")
+            .env("OCF_RESOURCE_INSTANCE", inst)
+    };
+    fip("198.51.100.10", "vip-a").run("start").expect(0);
+    fip("198.51.100.11", "vip-b").run("start").expect(0);
+    assert!(addrs(&sb, "4").contains("198.51.100.11/28 brd 198.51.100.15 scope global secondary"));
+    fip("198.51.100.10", "vip-a").run("stop").expect(0);
+    assert!(!addrs(&sb, "4").contains("198.51.100.10/"));
+    fip("198.51.100.11", "vip-b").run("monitor").expect(0);
+    fip("198.51.100.11", "vip-b").run("stop").expect(0);
+}

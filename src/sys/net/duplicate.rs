@@ -120,11 +120,7 @@ pub fn probe(link: &Link, ip: IpAddr, deadline: &Deadline) -> io::Result<Option<
 /// (addrconf_dad_begin): not on loopback or NOARP links, `accept_dad` on
 /// for the link or for all, and at least one solicitation to send.
 pub fn kernel_runs_dad(link: &Link) -> bool {
-    let read = |scope: &str, key: &str| {
-        std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{scope}/{key}"))
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-    };
+    let read = |scope: &str, key: &str| super::sysctl::read("ipv6", scope, key);
     dad_rule(
         link,
         read("all", "accept_dad").unwrap_or(0),

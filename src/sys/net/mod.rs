@@ -8,6 +8,7 @@
 //! - [`arp`] and [`ndp`]: the ARP and IPv6 neighbour discovery messages.
 //! - [`duplicate`]: probing for another holder of an address, and watching
 //!   for one while the kernel runs its own duplicate address detection.
+//! - [`sysctl`]: the per-interface kernel settings that matter here.
 //! - [`announce`]: gratuitous ARP / unsolicited neighbour advertisements,
 //!   and the detached announcer that sends the later ones.
 
@@ -19,6 +20,7 @@ pub mod netlink;
 pub mod packet;
 pub mod placement;
 pub mod subnet;
+pub mod sysctl;
 
 pub use netlink::{InterfaceAddress, Link, NewAddress, OperState, RouteSocket};
 pub use subnet::Subnet;

@@ -138,6 +138,8 @@ pub struct InterfaceAddress {
     pub deprecated: bool,
     /// Added with `IFA_F_NODAD`.
     pub nodad: bool,
+    /// IPv4: not the first address of its subnet on the link.
+    pub secondary: bool,
     /// Preferred lifetime left in seconds ([`LIFETIME_FOREVER`] = forever).
     pub preferred_lft: u32,
 }
@@ -172,6 +174,7 @@ impl InterfaceAddress {
             dad_failed: flags.contains(AddressFlags::Dadfailed),
             deprecated: flags.contains(AddressFlags::Deprecated),
             nodad: flags.contains(AddressFlags::Nodad),
+            secondary: flags.contains(AddressFlags::Secondary),
             preferred_lft,
         })
     }

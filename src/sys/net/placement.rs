@@ -159,6 +159,7 @@ mod tests {
             dad_failed: false,
             deprecated: false,
             nodad: false,
+            secondary: false,
             preferred_lft: u32::MAX,
         }
     }
