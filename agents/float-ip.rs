@@ -277,13 +277,11 @@ fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
         check_label_fits(l, nic)?;
     }
     if cfg.prefix_len.is_none() {
-        let subnet = subnet_of(cfg.ip, &placement);
         check_host_address(
             cfg.ip,
             placement.prefix_len,
             &format!(" (the subnet of {nic})"),
-        )
-        .map_err(|e| OcfError::configured(format!("{}; {subnet} comes from {nic}", e.reason)))?;
+        )?;
     }
     if cfg.ip.is_ipv6() {
         let disabled = sysctl::read("ipv6", nic, "disable_ipv6") == Some(1);
@@ -318,6 +316,211 @@ fn drags_secondaries(a: &InterfaceAddress, all: &[InterfaceAddress]) -> bool {
 
 fn talks_arp(link: &Link) -> bool {
     link.mac.is_some() && !link.noarp
+}
+
+/// Where start puts the address: the interface, the subnet, the label.
+struct Target {
+    ip: IpAddr,
+    link: Link,
+    subnet: Subnet,
+    label: Option<String>,
+}
+
+impl Target {
+    fn new(cfg: &Config, placement: Placement) -> Target {
+        let label = match cfg.ip {
+            IpAddr::V4(_) => cfg.full_label(&placement.link.name),
+            IpAddr::V6(_) => None,
+        };
+        Target {
+            ip: cfg.ip,
+            subnet: subnet_of(cfg.ip, &placement),
+            link: placement.link,
+            label,
+        }
+    }
+
+    /// Whether the address is already up as wanted (start is idempotent).
+    /// Refuses when another interface of this node holds it; removes it
+    /// when it is here but unusable (failed DAD) or wrongly labelled.
+    fn already_up(&self, view: &mut NodeView) -> OcfResult<bool> {
+        let (ip, nic) = (self.ip, &self.link.name);
+        let held: Vec<InterfaceAddress> = view.holders(&ip).into_iter().cloned().collect();
+        if let Some(other) = held.iter().find(|a| a.link_index != self.link.index) {
+            let name = view
+                .link(other.link_index)
+                .map(|l| l.name.clone())
+                .unwrap_or_default();
+            return Err(OcfError::generic(format!(
+                "ip {ip} is already on interface {name} of this node, not on nic {nic}: stop the resource (which removes it) or fix nic"
+            )));
+        }
+        let Some(mine) = held.iter().find(|a| a.link_index == self.link.index) else {
+            return Ok(false);
+        };
+        let label_ok = self.label.is_none() || mine.label == self.label;
+        if !mine.dad_failed && label_ok {
+            if mine.subnet.prefix_len() != self.subnet.prefix_len() {
+                log::warn!(
+                    "{ip} is already on {nic} as {}, not /{}",
+                    mine.subnet,
+                    self.subnet.prefix_len()
+                );
+            }
+            log::info!("{ip} is already on {nic}");
+            return Ok(true);
+        }
+        let why = if label_ok {
+            "its duplicate address detection failed"
+        } else {
+            "with the wrong label"
+        };
+        log::info!("{ip} is on {nic} but {why}: adding it again");
+        view.rt
+            .delete_address(self.link.index, &mine.subnet)
+            .map_err(|e| net_error(format_args!("cannot remove {} from {nic}", mine.subnet), e))?;
+        Ok(false)
+    }
+
+    /// Probe the link; fail, naming the other host, if one holds the address.
+    fn refuse_if_held_elsewhere(&self, ctx: &Ctx) -> OcfResult<()> {
+        let (ip, nic) = (self.ip, &self.link.name);
+        let found = duplicate::probe(&self.link, ip, &ctx.deadline)
+            .map_err(|e| net_error(format_args!("cannot probe {nic} for {ip}"), e))?;
+        match found {
+            Some(mac) => Err(OcfError::generic(format!(
+                "ip {ip} is already in use by {} on {nic} (it answered our {} probe): not adding it",
+                who(Some(mac)),
+                if ip.is_ipv4() { "ARP" } else { "duplicate address" }
+            ))),
+            None => {
+                log::debug!("nobody answered the probes for {ip} on {nic}");
+                Ok(())
+            }
+        }
+    }
+
+    fn add(&self, view: &mut NodeView, cfg: &Config) -> OcfResult<()> {
+        let (ip, nic, subnet) = (self.ip, &self.link.name, self.subnet);
+        let new = NewAddress {
+            link_index: self.link.index,
+            subnet,
+            label: self.label.clone(),
+            preferred_lft: cfg.preferred_lft,
+            nodad: cfg.nodad,
+        };
+        match view.rt.add_address(&new) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                log::info!("{ip} appeared on {nic} meanwhile")
+            }
+            Err(e) => return Err(net_error(format_args!("cannot add {subnet} to {nic}"), e)),
+        }
+        let alias = self
+            .label
+            .as_deref()
+            .map(|l| format!(" as {l}"))
+            .unwrap_or_default();
+        log::info!("added {subnet} to {nic}{alias}");
+        Ok(())
+    }
+
+    /// IPv6: wait until the kernel's duplicate address detection is over;
+    /// on a duplicate, remove the address again and name the other host.
+    fn finish_dad(
+        &self,
+        ctx: &Ctx,
+        view: &mut NodeView,
+        mut watch: Option<ClaimWatch>,
+    ) -> OcfResult<()> {
+        let (ip, nic) = (self.ip, &self.link.name);
+        let outcome = duplicate::await_dad(
+            &mut view.rt,
+            self.link.index,
+            ip,
+            watch.as_mut(),
+            &ctx.deadline,
+        );
+        drop(watch);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = view.rt.delete_address(self.link.index, &self.subnet);
+                return Err(net_error(
+                    format_args!("cannot follow duplicate address detection of {ip}"),
+                    e,
+                ));
+            }
+        };
+        match outcome {
+            DadOutcome::Usable => Ok(()),
+            DadOutcome::Duplicate(mac) => {
+                let _ = view.rt.delete_address(self.link.index, &self.subnet);
+                // Not heard while the kernel asked: ask ourselves, now that
+                // the address is gone again.
+                let mac = mac.or_else(|| {
+                    talks_arp(&self.link)
+                        .then(|| {
+                            duplicate::probe(&self.link, ip, &ctx.deadline)
+                                .ok()
+                                .flatten()
+                        })
+                        .flatten()
+                });
+                Err(OcfError::generic(format!(
+                    "ip {ip} is already in use by {} on {nic} (duplicate address detection failed): removed it again",
+                    who(mac)
+                )))
+            }
+            DadOutcome::Vanished => Err(OcfError::generic(format!(
+                "ip {ip} disappeared from {nic} during duplicate address detection"
+            ))),
+            DadOutcome::Unfinished => {
+                let _ = view.rt.delete_address(self.link.index, &self.subnet);
+                Err(OcfError::generic(format!(
+                    "duplicate address detection for {ip} on {nic} did not finish within the start timeout: removed it again"
+                )))
+            }
+        }
+    }
+
+    /// Tell the neighbours: the first announcement now, the rest from a
+    /// detached announcer (returned, to be recorded for stop).
+    fn announce(&self, cfg: &Config) -> OcfResult<Option<ProcessRef>> {
+        if cfg.arp_count == 0 || !talks_arp(&self.link) {
+            return Ok(None);
+        }
+        let what = || format!("cannot announce {} on {}", self.ip, self.link.name);
+        let ann = Announcement::open(&self.link, self.ip).map_err(|e| net_error(what(), e))?;
+        ann.send().map_err(|e| net_error(what(), e))?;
+        if cfg.arp_count == 1 {
+            return Ok(None);
+        }
+        let announcer = spawn_announcer(ann, cfg.arp_count - 1, cfg.arp_interval)?;
+        log::debug!(
+            "announcer {} sends {} more",
+            announcer.pid,
+            cfg.arp_count - 1
+        );
+        Ok(Some(announcer))
+    }
+}
+
+/// Keep the announcer's identity for stop. The record only lets stop end
+/// it early (it ends by itself), so failing to write it must not fail a
+/// working address.
+fn record_announcer(ctx: &Ctx, announcer: Option<ProcessRef>) {
+    let state = match announcer {
+        Some(p) => format!("announcer {}\n", p.to_record()),
+        None => String::new(),
+    };
+    let dir = ctx.runtime_dir();
+    let written = std::fs::create_dir_all(&dir)
+        .map_err(|e| OcfError::generic(format!("cannot create {}: {e}", dir.display())))
+        .and_then(|()| fsfile::write_atomic(&ctx.state_file(), state.as_bytes(), 0o644));
+    if let Err(e) = written {
+        log::warn!("{e}: stop will not end the announcer early");
+    }
 }
 
 /// Announcer record in the state file: "announcer <pid> <start time>".
@@ -356,182 +559,40 @@ impl Agent for FloatIp {
             ));
         }
         let (mut view, placement) = resolve(ctx, cfg)?;
-        let link = placement.link.clone();
-        let nic = link.name.clone();
-        let ip = cfg.ip;
-        let subnet = subnet_of(ip, &placement);
-        let want_label = if ip.is_ipv4() {
-            cfg.full_label(&nic)
-        } else {
-            None
-        };
-        if !link.is_up() {
+        let target = Target::new(cfg, placement);
+        if !target.link.is_up() {
             return Err(OcfError::generic(format!(
-                "nic {nic} is {}: not adding {ip}",
-                link.down_reason()
+                "nic {} is {}: not adding {}",
+                target.link.name,
+                target.link.down_reason(),
+                cfg.ip
             )));
         }
-
-        // Already here?
-        let held: Vec<InterfaceAddress> = view.holders(&ip).into_iter().cloned().collect();
-        if let Some(other) = held.iter().find(|a| a.link_index != link.index) {
-            let name = view
-                .link(other.link_index)
-                .map(|l| l.name.clone())
-                .unwrap_or_default();
-            return Err(OcfError::generic(format!(
-                "ip {ip} is already on interface {name} of this node, not on nic {nic}: stop the resource (which removes it) or fix nic"
-            )));
+        if target.already_up(&mut view)? {
+            return Ok(());
         }
-        if let Some(mine) = held.iter().find(|a| a.link_index == link.index) {
-            let label_ok = want_label.is_none() || mine.label == want_label;
-            if !mine.dad_failed && label_ok {
-                if mine.subnet.prefix_len() != subnet.prefix_len() {
-                    log::warn!(
-                        "{ip} is already on {nic} as {}, not /{}",
-                        mine.subnet,
-                        subnet.prefix_len()
-                    );
-                }
-                log::info!("{ip} is already on {nic}");
-                return Ok(());
-            }
-            log::info!(
-                "{ip} is on {nic} but {}: adding it again",
-                if label_ok {
-                    "its duplicate address detection failed"
-                } else {
-                    "with the wrong label"
-                }
-            );
-            view.rt
-                .delete_address(link.index, &mine.subnet)
-                .map_err(|e| {
-                    net_error(format_args!("cannot remove {} from {nic}", mine.subnet), e)
-                })?;
+        let kernel_dad = cfg.ip.is_ipv6() && !cfg.nodad && duplicate::kernel_runs_dad(&target.link);
+        if !cfg.check_duplicate {
+            log::info!("check_duplicate is off: adding {} without probing", cfg.ip);
+        } else if talks_arp(&target.link) && !kernel_dad {
+            target.refuse_if_held_elsewhere(ctx)?;
         }
-
-        // Is another host holding it?
-        let kernel_dad = ip.is_ipv6() && !cfg.nodad && duplicate::kernel_runs_dad(&link);
-        if cfg.check_duplicate && talks_arp(&link) && !kernel_dad {
-            let found = duplicate::probe(&link, ip, &ctx.deadline)
-                .map_err(|e| net_error(format_args!("cannot probe {nic} for {ip}"), e))?;
-            if let Some(mac) = found {
-                return Err(OcfError::generic(format!(
-                    "ip {ip} is already in use by {} on {nic} (it answered our {} probe): not adding it",
-                    who(Some(mac)),
-                    if ip.is_ipv4() { "ARP" } else { "duplicate address" }
-                )));
-            }
-            log::debug!("nobody answered the probes for {ip} on {nic}");
-        } else if !cfg.check_duplicate {
-            log::info!("check_duplicate is off: adding {ip} without probing");
+        // While the kernel probes (IPv6), listen for who answers.
+        let watch =
+            if kernel_dad && talks_arp(&target.link) {
+                let listen = ClaimWatch::open(&target.link, cfg.ip);
+                Some(listen.map_err(|e| {
+                    net_error(format_args!("cannot listen on {}", target.link.name), e)
+                })?)
+            } else {
+                None
+            };
+        target.add(&mut view, cfg)?;
+        if cfg.ip.is_ipv6() && !cfg.nodad {
+            target.finish_dad(ctx, &mut view, watch)?;
         }
-        let mut watch = if kernel_dad && talks_arp(&link) {
-            Some(
-                ClaimWatch::open(&link, ip)
-                    .map_err(|e| net_error(format_args!("cannot listen on {nic}"), e))?,
-            )
-        } else {
-            None
-        };
-
-        // Add it.
-        let new = NewAddress {
-            link_index: link.index,
-            subnet,
-            label: want_label.clone(),
-            preferred_lft: cfg.preferred_lft,
-            nodad: cfg.nodad,
-        };
-        match view.rt.add_address(&new) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                log::info!("{ip} appeared on {nic} meanwhile")
-            }
-            Err(e) => return Err(net_error(format_args!("cannot add {subnet} to {nic}"), e)),
-        }
-        log::info!(
-            "added {subnet} to {nic}{}",
-            want_label
-                .as_deref()
-                .map(|l| format!(" as {l}"))
-                .unwrap_or_default()
-        );
-
-        // IPv6: the kernel's duplicate address detection must pass first.
-        if ip.is_ipv6() && !cfg.nodad {
-            let outcome =
-                duplicate::await_dad(&mut view.rt, link.index, ip, watch.as_mut(), &ctx.deadline)
-                    .map_err(|e| {
-                    net_error(
-                        format_args!("cannot follow duplicate address detection of {ip}"),
-                        e,
-                    )
-                })?;
-            drop(watch);
-            match outcome {
-                DadOutcome::Usable => {}
-                DadOutcome::Duplicate(mac) => {
-                    let _ = view.rt.delete_address(link.index, &subnet);
-                    let mac = match mac {
-                        Some(m) => Some(m),
-                        // Ask again ourselves, now that the address is gone.
-                        None if talks_arp(&link) => {
-                            duplicate::probe(&link, ip, &ctx.deadline).ok().flatten()
-                        }
-                        None => None,
-                    };
-                    return Err(OcfError::generic(format!(
-                        "ip {ip} is already in use by {} on {nic} (duplicate address detection failed): removed it again",
-                        who(mac)
-                    )));
-                }
-                DadOutcome::Vanished => {
-                    return Err(OcfError::generic(format!(
-                        "ip {ip} disappeared from {nic} during duplicate address detection"
-                    )))
-                }
-                DadOutcome::Unfinished => {
-                    let _ = view.rt.delete_address(link.index, &subnet);
-                    return Err(OcfError::generic(format!(
-                        "duplicate address detection for {ip} on {nic} did not finish within the start timeout: removed it again"
-                    )));
-                }
-            }
-        }
-
-        // Tell the neighbours: the first now, the rest in the background.
-        let mut state = String::new();
-        if cfg.arp_count > 0 && talks_arp(&link) {
-            let ann = Announcement::open(&link, ip)
-                .map_err(|e| net_error(format_args!("cannot announce {ip} on {nic}"), e))?;
-            ann.send()
-                .map_err(|e| net_error(format_args!("cannot announce {ip} on {nic}"), e))?;
-            if cfg.arp_count > 1 {
-                let announcer = spawn_announcer(ann, cfg.arp_count - 1, cfg.arp_interval)?;
-                state.push_str(&format!("announcer {}\n", announcer.to_record()));
-                log::debug!(
-                    "announcer {} sends {} more",
-                    announcer.pid,
-                    cfg.arp_count - 1
-                );
-            }
-        }
-        state.push_str(&format!("nic {nic}\n"));
-        // The record only lets stop end the announcer early (it ends by
-        // itself): failing to write it must not fail a working address.
-        let written = std::fs::create_dir_all(ctx.runtime_dir())
-            .map_err(|e| {
-                OcfError::generic(format!(
-                    "cannot create {}: {e}",
-                    ctx.runtime_dir().display()
-                ))
-            })
-            .and_then(|()| fsfile::write_atomic(&ctx.state_file(), state.as_bytes(), 0o644));
-        if let Err(e) = written {
-            log::warn!("{e}: stop will not end the announcer early");
-        }
+        let announcer = target.announce(cfg)?;
+        record_announcer(ctx, announcer);
         Ok(())
     }
 

@@ -188,7 +188,9 @@ fn ipv4_start_monitor_stop_with_label_probe_and_gratuitous_arp() {
     fip().run("validate-all").expect(0);
     fip().run("monitor").expect(7);
     fip().run("stop").expect(0);
-    fip().run("start").expect(0);
+    let started = fip().run("start");
+    started.expect(0);
+    assert_eq!(started.stdout, "", "stdout is for meta-data only");
     // nic and cidr_netmask came from eth0's subnet; the label is an alias.
     let a = addrs(&sb, "4");
     assert!(
