@@ -569,6 +569,17 @@ impl Agent for FloatIp {
             )));
         }
         if target.already_up(&mut view)? {
+            if !ctx.state_file().exists() {
+                // Not started by this resource since the last reboot: set up
+                // outside the cluster (network configuration, by hand)? Then
+                // another node may bring it up too, and stop will remove it.
+                log::warn!(
+                    "{} was already on {} before this resource started it; it should be managed by the cluster only",
+                    cfg.ip,
+                    target.link.name
+                );
+                record_announcer(ctx, None);
+            }
             return Ok(());
         }
         let kernel_dad = cfg.ip.is_ipv6() && !cfg.nodad && duplicate::kernel_runs_dad(&target.link);
