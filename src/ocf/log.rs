@@ -48,7 +48,7 @@ pub fn init(agent: &str, instance: &str, stderr: bool) {
         .unwrap_or_else(|| "daemon".into());
     let debug = get("HA_debug")
         .or_else(|| get("HA_DEBUG"))
-        .map(|v| v != "0" && v.to_ascii_lowercase() != "false")
+        .map(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
         .unwrap_or(false);
     let tag = format!("{agent}({instance})");
     let fac = facility(&fac_name);

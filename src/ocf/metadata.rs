@@ -405,7 +405,7 @@ mod tests {
         assert!(v11.contains("Second paragraph &amp; more."));
         // round trip
         let back = Metadata::parse(&v11).unwrap();
-        assert_eq!(back.params[1].reloadable, true);
+        assert!(back.params[1].reloadable);
         assert_eq!(back.longdesc, m.longdesc);
     }
 

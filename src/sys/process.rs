@@ -30,8 +30,7 @@ impl CmdOutput {
         let last = |s: &str| {
             s.lines()
                 .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .last()
+                .rfind(|l| !l.is_empty())
                 .map(str::to_string)
         };
         last(&self.stderr)
