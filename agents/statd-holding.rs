@@ -29,10 +29,15 @@ struct Config {
 /// `ip`: addresses separated by blanks or commas (IPv6 may be bracketed).
 fn parse_ips(v: &str) -> OcfResult<Vec<IpAddr>> {
     let mut out: Vec<IpAddr> = Vec::new();
-    for tok in v.split(|c: char| c.is_whitespace() || c == ',').filter(|t| !t.is_empty()) {
+    for tok in v
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|t| !t.is_empty())
+    {
         let bare = tok.trim_start_matches('[').trim_end_matches(']');
         let a: IpAddr = bare.parse().map_err(|_| {
-            OcfError::configured(format!("parameter ip: {tok:?} is not an IPv4 or IPv6 address"))
+            OcfError::configured(format!(
+                "parameter ip: {tok:?} is not an IPv4 or IPv6 address"
+            ))
         })?;
         if a.is_unspecified() || a.is_multicast() {
             return Err(OcfError::configured(format!(
@@ -59,7 +64,9 @@ fn abs_dir(name: &str, v: &str) -> OcfResult<PathBuf> {
     }
     let clean: PathBuf = p.components().collect();
     if clean == Path::new("/") {
-        return Err(OcfError::configured(format!("parameter {name} cannot be /")));
+        return Err(OcfError::configured(format!(
+            "parameter {name} cannot be /"
+        )));
     }
     Ok(clean)
 }
@@ -144,7 +151,10 @@ fn take_holding(dir: &Path, owner: Option<(u32, u32)>) -> Result<Taken, String> 
 /// the instance lock the callout takes too.
 fn reconcile(deadline: &Deadline, reg: &Registration) -> OcfResult<Reconciled> {
     let reg = reg.clone();
-    let what = format!("copying statd's clients to holding_dir {}", reg.holding_dir.display());
+    let what = format!(
+        "copying statd's clients to holding_dir {}",
+        reg.holding_dir.display()
+    );
     bounded(deadline, &what, move || {
         let show = reg.holding_dir.display();
         match registry::dir_id(&reg.holding_dir) {
@@ -211,16 +221,24 @@ fn stop_notifiers(ctx: &Ctx, registry: &Registry, recorded: &[Notifier]) -> OcfR
             }
         }
     }
-    let procs: Vec<(i32, u64)> = procs.into_iter().filter(|&(p, t)| notify::alive(p, t)).collect();
+    let procs: Vec<(i32, u64)> = procs
+        .into_iter()
+        .filter(|&(p, t)| notify::alive(p, t))
+        .collect();
     if procs.is_empty() {
         return Ok(());
     }
-    log::info!("stopping sm-notify {:?}", procs.iter().map(|p| p.0).collect::<Vec<_>>());
+    log::info!(
+        "stopping sm-notify {:?}",
+        procs.iter().map(|p| p.0).collect::<Vec<_>>()
+    );
     let left = notify::terminate(&procs, &ctx.deadline);
     if left.is_empty() {
         Ok(())
     } else {
-        Err(OcfError::generic(format!("sm-notify {left:?} did not exit after SIGKILL")))
+        Err(OcfError::generic(format!(
+            "sm-notify {left:?} did not exit after SIGKILL"
+        )))
     }
 }
 
@@ -250,7 +268,9 @@ struct Job {
 /// that have not answered are only logged.
 fn wait_for_notifications(ctx: &Ctx, cfg: &Config, jobs: &mut [Job]) -> OcfResult<()> {
     let reserve = Duration::from_secs(1);
-    let limit = cfg.notify_timeout.min(ctx.deadline.remaining().saturating_sub(reserve));
+    let limit = cfg
+        .notify_timeout
+        .min(ctx.deadline.remaining().saturating_sub(reserve));
     let until = Deadline::after(limit);
     let reap = |jobs: &mut [Job]| {
         for j in jobs.iter_mut().filter(|j| j.status.is_none()) {
@@ -299,9 +319,17 @@ impl Agent for StatdHolding {
     fn configure(p: &Params) -> OcfResult<Config> {
         let holding_dir = abs_dir("holding_dir", &p.required("holding_dir")?)?;
         let ips = parse_ips(&p.required("ip")?)?;
-        let statd_dir = p.get("statd_dir").map(|v| abs_dir("statd_dir", &v)).transpose()?;
+        let statd_dir = p
+            .get("statd_dir")
+            .map(|v| abs_dir("statd_dir", &v))
+            .transpose()?;
         let secs = p.uint("notify_timeout", 0..=3600)?.unwrap_or(10);
-        Ok(Config { holding_dir, ips, statd_dir, notify_timeout: Duration::from_secs(secs) })
+        Ok(Config {
+            holding_dir,
+            ips,
+            statd_dir,
+            notify_timeout: Duration::from_secs(secs),
+        })
     }
 
     fn validate(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
@@ -334,14 +362,18 @@ impl Agent for StatdHolding {
             }
         }
         let hd = cfg.holding_dir.clone();
-        let state = bounded(&ctx.deadline.within(Duration::from_secs(10)), "checking holding_dir", move || {
-            Ok(match std::fs::metadata(&hd) {
-                Ok(m) if m.is_dir() => DirState::Dir,
-                Ok(_) => DirState::NotDir,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => DirState::Missing,
-                Err(e) => DirState::Error(e.to_string()),
-            })
-        })?;
+        let state = bounded(
+            &ctx.deadline.within(Duration::from_secs(10)),
+            "checking holding_dir",
+            move || {
+                Ok(match std::fs::metadata(&hd) {
+                    Ok(m) if m.is_dir() => DirState::Dir,
+                    Ok(_) => DirState::NotDir,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => DirState::Missing,
+                    Err(e) => DirState::Error(e.to_string()),
+                })
+            },
+        )?;
         let show = cfg.holding_dir.display();
         match state {
             DirState::Dir => {}
@@ -402,10 +434,15 @@ impl Agent for StatdHolding {
             drain_until: 0,
             notifiers: Vec::new(),
         };
-        registry.save(&reg).or_generic(|| "cannot register in /run/hanfs/statd-holding")?;
+        registry
+            .save(&reg)
+            .or_generic(|| "cannot register in /run/hanfs/statd-holding")?;
         let r = reconcile(&ctx.deadline, &reg)?;
         if !r.written.is_empty() {
-            log::info!("copied {} client file(s) from statd to holding_dir", r.written.len());
+            log::info!(
+                "copied {} client file(s) from statd to holding_dir",
+                r.written.len()
+            );
         }
 
         // 4. Notify from each floating address.
@@ -426,16 +463,29 @@ impl Agent for StatdHolding {
             let child = notify::spawn(&sm_notify, addr, &dir, &log)
                 .or_generic(|| format!("cannot run {}", sm_notify.display()))?;
             let pid = child.id() as i32;
-            log::info!("notifying {} client(s) from {addr} (state {}, sm-notify pid {pid})", recs.len(), taken.state);
+            log::info!(
+                "notifying {} client(s) from {addr} (state {}, sm-notify pid {pid})",
+                recs.len(),
+                taken.state
+            );
             reg.notifiers.push(Notifier {
                 pid,
                 start_time: notify::start_time(pid).unwrap_or(0),
                 addr: addr.to_string(),
                 dir: dir.clone(),
             });
-            jobs.push(Job { addr: *addr, dir, log, child, clients: recs.len(), status: None });
+            jobs.push(Job {
+                addr: *addr,
+                dir,
+                log,
+                child,
+                clients: recs.len(),
+                status: None,
+            });
         }
-        registry.save(&reg).or_generic(|| "cannot register in /run/hanfs/statd-holding")?;
+        registry
+            .save(&reg)
+            .or_generic(|| "cannot register in /run/hanfs/statd-holding")?;
         wait_for_notifications(ctx, cfg, &mut jobs)
     }
 
@@ -445,10 +495,15 @@ impl Agent for StatdHolding {
         match registry.load(ctx.instance()) {
             Ok(Some(mut reg)) => {
                 if reg.active {
-                    let sync = ctx.deadline.within(Duration::from_secs(10).min(ctx.deadline.remaining() / 2));
+                    let sync = ctx
+                        .deadline
+                        .within(Duration::from_secs(10).min(ctx.deadline.remaining() / 2));
                     match reconcile(&sync, &reg) {
                         Ok(r) if !r.written.is_empty() => {
-                            log::info!("final copy: {} client file(s) added to holding_dir", r.written.len())
+                            log::info!(
+                                "final copy: {} client file(s) added to holding_dir",
+                                r.written.len()
+                            )
                         }
                         Ok(_) => {}
                         // The callout wrote every client already; this copy
@@ -460,7 +515,9 @@ impl Agent for StatdHolding {
                     reg.drain_until = registry::now_secs() + registry::DRAIN_SECS;
                 }
                 recorded = std::mem::take(&mut reg.notifiers);
-                registry.save(&reg).or_generic(|| "cannot update /run/hanfs/statd-holding")?;
+                registry
+                    .save(&reg)
+                    .or_generic(|| "cannot update /run/hanfs/statd-holding")?;
             }
             Ok(None) => {}
             Err(e) => log::warn!("unreadable registration ({e}); stopping what is found"),
@@ -468,7 +525,8 @@ impl Agent for StatdHolding {
         stop_notifiers(ctx, &registry, &recorded)?;
         let root = registry.notify_root(ctx.instance());
         if root.exists() {
-            std::fs::remove_dir_all(&root).or_generic(|| format!("cannot remove {}", root.display()))?;
+            std::fs::remove_dir_all(&root)
+                .or_generic(|| format!("cannot remove {}", root.display()))?;
         }
         prune_expired(&registry);
         Ok(())
@@ -512,7 +570,15 @@ mod tests {
     fn addresses() {
         let v = parse_ips("192.0.2.10, 2001:db8::10 [2001:db8::11],192.0.2.10").unwrap();
         assert_eq!(v.len(), 3);
-        for bad in ["", " , ", "192.0.2", "host.example", "0.0.0.0", "ff02::1", "192.0.2.1/24"] {
+        for bad in [
+            "",
+            " , ",
+            "192.0.2",
+            "host.example",
+            "0.0.0.0",
+            "ff02::1",
+            "192.0.2.1/24",
+        ] {
             let e = parse_ips(bad).unwrap_err();
             assert_eq!(e.code, ocf::OcfCode::ErrConfigured, "{bad}");
             assert!(e.reason.contains("ip"), "{e}");
@@ -521,7 +587,10 @@ mod tests {
 
     #[test]
     fn directories() {
-        assert_eq!(abs_dir("holding_dir", "/srv/h/").unwrap(), PathBuf::from("/srv/h"));
+        assert_eq!(
+            abs_dir("holding_dir", "/srv/h/").unwrap(),
+            PathBuf::from("/srv/h")
+        );
         for bad in ["srv/h", "/srv/../h", "/", "//"] {
             let e = abs_dir("holding_dir", bad).unwrap_err();
             assert!(e.reason.contains("holding_dir"), "{e}");
@@ -531,12 +600,21 @@ mod tests {
     #[test]
     fn metadata_and_code_agree() {
         let meta = ocf::Metadata::parse(StatdHolding::METADATA).unwrap();
-        let vars = [("holding_dir", "/srv/h"), ("ip", "192.0.2.10"), ("statd_dir", "/var/lib/nfs")];
-        let p = Params::from_vars(&meta, vars.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())));
+        let vars = [
+            ("holding_dir", "/srv/h"),
+            ("ip", "192.0.2.10"),
+            ("statd_dir", "/var/lib/nfs"),
+        ];
+        let p = Params::from_vars(
+            &meta,
+            vars.iter()
+                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+        );
         p.check_declared().unwrap();
         let cfg = StatdHolding::configure(&p).unwrap();
         assert_eq!(cfg.notify_timeout, Duration::from_secs(10));
-        let declared: std::collections::BTreeSet<String> = meta.params.iter().map(|x| x.name.clone()).collect();
+        let declared: std::collections::BTreeSet<String> =
+            meta.params.iter().map(|x| x.name.clone()).collect();
         assert_eq!(p.names_read(), declared);
     }
 }

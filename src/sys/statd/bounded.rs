@@ -32,9 +32,8 @@ where
         Err(e) => Err(OcfError::generic(format!("fork: {e}"))),
         Ok(ForkResult::Child) => {
             drop(rd);
-            let r: Result<T, String> =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                    .unwrap_or_else(|_| Err("internal error (panic)".into()));
+            let r: Result<T, String> = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or_else(|_| Err("internal error (panic)".into()));
             let mut w = std::fs::File::from(wr);
             let ok = serde_json::to_vec(&r)
                 .ok()
@@ -51,7 +50,10 @@ where
             let timed_out = loop {
                 if open {
                     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-                    let ms = deadline.remaining().min(Duration::from_millis(50)).as_millis() as u16;
+                    let ms = deadline
+                        .remaining()
+                        .min(Duration::from_millis(50))
+                        .as_millis() as u16;
                     let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
                     let _ = poll(&mut fds, PollTimeout::from(ms.max(1)));
                     let mut chunk = [0u8; 8192];
@@ -91,7 +93,9 @@ where
             match serde_json::from_slice::<Result<T, String>>(&buf) {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(msg)) => Err(OcfError::generic(msg)),
-                Err(_) => Err(OcfError::generic(format!("{what}: the worker process died"))),
+                Err(_) => Err(OcfError::generic(format!(
+                    "{what}: the worker process died"
+                ))),
             }
         }
     }
@@ -100,7 +104,10 @@ where
 fn set_nonblocking(f: &std::fs::File) {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     if let Ok(fl) = fcntl(f.as_fd(), FcntlArg::F_GETFL) {
-        let _ = fcntl(f.as_fd(), FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK));
+        let _ = fcntl(
+            f.as_fd(),
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK),
+        );
     }
 }
 
@@ -128,7 +135,10 @@ mod tests {
             Ok(1)
         })
         .unwrap_err();
-        assert!(e.reason.contains("timed out") && e.reason.contains("/dead"), "{e}");
+        assert!(
+            e.reason.contains("timed out") && e.reason.contains("/dead"),
+            "{e}"
+        );
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 }

@@ -41,8 +41,14 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Add { mon_name: String, my_name: String },
-    Del { mon_name: String, my_name: String },
+    Add {
+        mon_name: String,
+        my_name: String,
+    },
+    Del {
+        mon_name: String,
+        my_name: String,
+    },
     /// `sm-notify` and anything else: nothing to do.
     Other(String),
 }
@@ -51,8 +57,14 @@ impl Event {
     /// From the callout's arguments (without the program name).
     pub fn parse(args: &[String]) -> Event {
         match args {
-            [ev, mon, my, ..] if ev == "add-client" => Event::Add { mon_name: mon.clone(), my_name: my.clone() },
-            [ev, mon, my, ..] if ev == "del-client" => Event::Del { mon_name: mon.clone(), my_name: my.clone() },
+            [ev, mon, my, ..] if ev == "add-client" => Event::Add {
+                mon_name: mon.clone(),
+                my_name: my.clone(),
+            },
+            [ev, mon, my, ..] if ev == "del-client" => Event::Del {
+                mon_name: mon.clone(),
+                my_name: my.clone(),
+            },
             [ev, ..] => Event::Other(ev.clone()),
             [] => Event::Other(String::new()),
         }
@@ -64,7 +76,10 @@ impl Event {
 /// mon_name, usually mon_name itself (the client's address), so that is
 /// tried first; otherwise the directory is searched.
 pub fn locate(sm: &Path, mon_name: &str, my_name: &str) -> Option<(String, Vec<MonitorRecord>)> {
-    let has = |recs: &[MonitorRecord]| recs.iter().any(|r| r.mon_name == mon_name && r.my_name == my_name);
+    let has = |recs: &[MonitorRecord]| {
+        recs.iter()
+            .any(|r| r.mon_name == mon_name && r.my_name == my_name)
+    };
     if record::valid_file_name(mon_name) {
         if let Ok(Some(recs)) = record::read_file(&sm.join(mon_name)) {
             if has(&recs) {
@@ -85,8 +100,14 @@ pub fn locate(sm: &Path, mon_name: &str, my_name: &str) -> Option<(String, Vec<M
 /// What to do to one holding directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Add { name: String, records: Vec<MonitorRecord> },
-    Remove { name: String, mon_name: String },
+    Add {
+        name: String,
+        records: Vec<MonitorRecord>,
+    },
+    Remove {
+        name: String,
+        mon_name: String,
+    },
 }
 
 /// The operation for `event` on a registration, given this node's `sm/`.
@@ -95,20 +116,37 @@ pub fn plan(event: &Event, reg: &Registration, sm: &Path) -> Option<Op> {
     match event {
         Event::Add { mon_name, my_name } => {
             let (name, recs) = locate(sm, mon_name, my_name)?;
-            let line = recs.into_iter().rfind(|r| &r.mon_name == mon_name && &r.my_name == my_name)?;
-            Some(Op::Add { name, records: vec![line] })
+            let line = recs
+                .into_iter()
+                .rfind(|r| &r.mon_name == mon_name && &r.my_name == my_name)?;
+            Some(Op::Add {
+                name,
+                records: vec![line],
+            })
         }
         Event::Del { .. } if !reg.active => None,
         Event::Del { mon_name, my_name } => match locate(sm, mon_name, my_name) {
             Some((name, recs)) => {
                 // statd removes only this (mon_name, my_name) line; another
                 // line for the same client keeps it monitored.
-                match recs.into_iter().rfind(|r| &r.mon_name == mon_name && &r.my_name != my_name) {
-                    Some(other) => Some(Op::Add { name, records: vec![other] }),
-                    None => Some(Op::Remove { name, mon_name: mon_name.clone() }),
+                match recs
+                    .into_iter()
+                    .rfind(|r| &r.mon_name == mon_name && &r.my_name != my_name)
+                {
+                    Some(other) => Some(Op::Add {
+                        name,
+                        records: vec![other],
+                    }),
+                    None => Some(Op::Remove {
+                        name,
+                        mon_name: mon_name.clone(),
+                    }),
                 }
             }
-            None => Some(Op::Remove { name: mon_name.clone(), mon_name: mon_name.clone() }),
+            None => Some(Op::Remove {
+                name: mon_name.clone(),
+                mon_name: mon_name.clone(),
+            }),
         },
         Event::Other(_) => None,
     }
@@ -120,7 +158,12 @@ pub fn apply(reg: &Registration, registry: &Registry, op: &Op) -> Result<Change,
     let h = &reg.holding_dir;
     match registry::dir_id(h) {
         Ok(id) if id == reg.holding_id => {}
-        Ok(_) => return Err(format!("{} is no longer the registered directory (unmounted?); skipped", h.display())),
+        Ok(_) => {
+            return Err(format!(
+                "{} is no longer the registered directory (unmounted?); skipped",
+                h.display()
+            ))
+        }
         Err(e) => return Err(format!("{}: {e}", h.display())),
     }
     let _lock = registry.lock(&reg.instance, LOCK_WAIT);
@@ -135,7 +178,11 @@ pub fn apply(reg: &Registration, registry: &Registry, op: &Op) -> Result<Change,
 /// child process, all within `budget`. Returns (instance, outcome) for
 /// the instances that had something to do; an instance still busy at the
 /// end of the budget is abandoned (killed) and reported as such.
-pub fn handle(event: &Event, registry: &Registry, budget: Duration) -> Vec<(String, Result<(), String>)> {
+pub fn handle(
+    event: &Event,
+    registry: &Registry,
+    budget: Duration,
+) -> Vec<(String, Result<(), String>)> {
     let now = registry::now_secs();
     let jobs: Vec<(Registration, Op)> = registry
         .list()
@@ -156,7 +203,13 @@ pub fn handle(event: &Event, registry: &Registry, budget: Duration) -> Vec<(Stri
             Ok(ForkResult::Child) => {
                 let code = match apply(reg, registry, op) {
                     Ok(ch) => {
-                        log::info!("{} {:?} -> {} {:?}", reg.instance, event_word(event), reg.holding_dir.display(), ch);
+                        log::info!(
+                            "{} {:?} -> {} {:?}",
+                            reg.instance,
+                            event_word(event),
+                            reg.holding_dir.display(),
+                            ch
+                        );
                         0
                     }
                     Err(e) => {
@@ -171,17 +224,19 @@ pub fn handle(event: &Event, registry: &Registry, budget: Duration) -> Vec<(Stri
         }
     }
     while !running.is_empty() {
-        running.retain(|(inst, pid)| match waitpid(*pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => true,
-            Ok(WaitStatus::Exited(_, 0)) => {
-                out.push((inst.clone(), Ok(())));
-                false
-            }
-            Ok(_) | Err(_) => {
-                out.push((inst.clone(), Err("update failed".into())));
-                false
-            }
-        });
+        running.retain(
+            |(inst, pid)| match waitpid(*pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => true,
+                Ok(WaitStatus::Exited(_, 0)) => {
+                    out.push((inst.clone(), Ok(())));
+                    false
+                }
+                Ok(_) | Err(_) => {
+                    out.push((inst.clone(), Err("update failed".into())));
+                    false
+                }
+            },
+        );
         if running.is_empty() {
             break;
         }
@@ -242,13 +297,22 @@ mod tests {
     fn parses_statd_arguments() {
         assert_eq!(
             Event::parse(&args("add-client 192.0.2.5 vm")),
-            Event::Add { mon_name: "192.0.2.5".into(), my_name: "vm".into() }
+            Event::Add {
+                mon_name: "192.0.2.5".into(),
+                my_name: "vm".into()
+            }
         );
         assert_eq!(
             Event::parse(&args("del-client 192.0.2.5 vm")),
-            Event::Del { mon_name: "192.0.2.5".into(), my_name: "vm".into() }
+            Event::Del {
+                mon_name: "192.0.2.5".into(),
+                my_name: "vm".into()
+            }
         );
-        assert_eq!(Event::parse(&args("sm-notify peer 192.0.2.5 3")), Event::Other("sm-notify".into()));
+        assert_eq!(
+            Event::parse(&args("sm-notify peer 192.0.2.5 3")),
+            Event::Other("sm-notify".into())
+        );
         assert_eq!(Event::parse(&[]), Event::Other("".into()));
     }
 
@@ -260,7 +324,10 @@ mod tests {
         let add = Event::parse(&args("add-client 192.0.2.5 vm"));
         let r = handle(&add, &registry, BUDGET);
         assert_eq!(r, vec![("svc".to_string(), Ok(()))]);
-        assert_eq!(std::fs::read_to_string(reg.holding_dir.join("192.0.2.5")).unwrap(), line("192.0.2.5", "vm"));
+        assert_eq!(
+            std::fs::read_to_string(reg.holding_dir.join("192.0.2.5")).unwrap(),
+            line("192.0.2.5", "vm")
+        );
         // del-client comes while statd still has the line
         let del = Event::parse(&args("del-client 192.0.2.5 vm"));
         handle(&del, &registry, BUDGET);
@@ -273,18 +340,31 @@ mod tests {
         let sm = d.path().join("nfs/sm");
         std::fs::write(sm.join("client.example.com"), line("192.0.2.7", "vm")).unwrap();
         let op = plan(&Event::parse(&args("add-client 192.0.2.7 vm")), &reg, &sm).unwrap();
-        assert!(matches!(&op, Op::Add { name, .. } if name == "client.example.com"), "{op:?}");
+        assert!(
+            matches!(&op, Op::Add { name, .. } if name == "client.example.com"),
+            "{op:?}"
+        );
         // unknown client: nothing to add
-        assert_eq!(plan(&Event::parse(&args("add-client 192.0.2.8 vm")), &reg, &sm), None);
+        assert_eq!(
+            plan(&Event::parse(&args("add-client 192.0.2.8 vm")), &reg, &sm),
+            None
+        );
     }
 
     #[test]
     fn another_line_keeps_the_client() {
         let (d, _registry, reg) = setup();
         let sm = d.path().join("nfs/sm");
-        std::fs::write(sm.join("192.0.2.5"), format!("{}{}", line("192.0.2.5", "old"), line("192.0.2.5", "vm"))).unwrap();
+        std::fs::write(
+            sm.join("192.0.2.5"),
+            format!("{}{}", line("192.0.2.5", "old"), line("192.0.2.5", "vm")),
+        )
+        .unwrap();
         let op = plan(&Event::parse(&args("del-client 192.0.2.5 vm")), &reg, &sm).unwrap();
-        assert!(matches!(&op, Op::Add { records, .. } if records[0].my_name == "old"), "{op:?}");
+        assert!(
+            matches!(&op, Op::Add { records, .. } if records[0].my_name == "old"),
+            "{op:?}"
+        );
     }
 
     #[test]
@@ -295,17 +375,34 @@ mod tests {
         reg.active = false;
         reg.drain_until = registry::now_secs() + 60;
         registry.save(&reg).unwrap();
-        assert_eq!(plan(&Event::parse(&args("del-client 192.0.2.5 vm")), &reg, &sm), None);
-        handle(&Event::parse(&args("add-client 192.0.2.5 vm")), &registry, BUDGET);
+        assert_eq!(
+            plan(&Event::parse(&args("del-client 192.0.2.5 vm")), &reg, &sm),
+            None
+        );
+        handle(
+            &Event::parse(&args("add-client 192.0.2.5 vm")),
+            &registry,
+            BUDGET,
+        );
         assert!(reg.holding_dir.join("192.0.2.5").exists());
         // expired: ignored entirely
         reg.drain_until = 1;
         registry.save(&reg).unwrap();
-        assert!(handle(&Event::parse(&args("add-client 192.0.2.5 vm")), &registry, BUDGET).is_empty());
+        assert!(handle(
+            &Event::parse(&args("add-client 192.0.2.5 vm")),
+            &registry,
+            BUDGET
+        )
+        .is_empty());
         // replaced directory (e.g. the shared file system was unmounted)
         reg.active = true;
         reg.holding_id = (0, 0);
-        let op = Op::Add { name: "x".into(), records: vec![] };
-        assert!(apply(&reg, &registry, &op).unwrap_err().contains("no longer"));
+        let op = Op::Add {
+            name: "x".into(),
+            records: vec![],
+        };
+        assert!(apply(&reg, &registry, &op)
+            .unwrap_err()
+            .contains("no longer"));
     }
 }

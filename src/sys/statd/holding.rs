@@ -41,11 +41,19 @@ fn is_root() -> bool {
 /// Write `data` to `path` atomically (temporary file in the same
 /// directory, fsync, rename, fsync of the directory) with `mode`, owned by
 /// `owner` when given and we are root.
-pub fn write_file(path: &Path, data: &[u8], mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
+pub fn write_file(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".hanfs-tmp-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".hanfs-tmp-")
+        .tempfile_in(dir)?;
     tmp.write_all(data)?;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
     if let (Some((u, g)), true) = (owner, is_root()) {
         std::os::unix::fs::fchown(tmp.as_file(), Some(u), Some(g))?;
     }
@@ -80,7 +88,12 @@ pub fn merge(existing: &[MonitorRecord], new: &[MonitorRecord]) -> Vec<MonitorRe
 }
 
 /// Put `records` (all for file `name`) into the holding directory.
-pub fn add(holding: &Path, name: &str, records: &[MonitorRecord], owner: Option<(u32, u32)>) -> io::Result<Change> {
+pub fn add(
+    holding: &Path,
+    name: &str,
+    records: &[MonitorRecord],
+    owner: Option<(u32, u32)>,
+) -> io::Result<Change> {
     if records.is_empty() || !record::valid_file_name(name) {
         return Ok(Change::Unchanged);
     }
@@ -96,15 +109,30 @@ pub fn add(holding: &Path, name: &str, records: &[MonitorRecord], owner: Option<
 
 /// Drop `mon_name` from holding file `name` (the whole file when nothing
 /// is left).
-pub fn remove(holding: &Path, name: &str, mon_name: &str, owner: Option<(u32, u32)>) -> io::Result<Change> {
+pub fn remove(
+    holding: &Path,
+    name: &str,
+    mon_name: &str,
+    owner: Option<(u32, u32)>,
+) -> io::Result<Change> {
     if !record::valid_file_name(name) {
         return Ok(Change::Unchanged);
     }
     let path = holding.join(name);
-    let Some(existing) = record::read_file(&path)? else { return Ok(Change::Unchanged) };
-    let kept: Vec<MonitorRecord> = existing.iter().filter(|r| r.mon_name != mon_name).cloned().collect();
+    let Some(existing) = record::read_file(&path)? else {
+        return Ok(Change::Unchanged);
+    };
+    let kept: Vec<MonitorRecord> = existing
+        .iter()
+        .filter(|r| r.mon_name != mon_name)
+        .cloned()
+        .collect();
     if kept.is_empty() {
-        return Ok(if remove_file(&path)? { Change::Removed } else { Change::Unchanged });
+        return Ok(if remove_file(&path)? {
+            Change::Removed
+        } else {
+            Change::Unchanged
+        });
     }
     if kept == existing {
         return Ok(Change::Unchanged);
@@ -126,11 +154,18 @@ pub struct Reconciled {
 /// directory (additions only, see the module notes). `lock` is taken
 /// around each file's read-merge-write, so it cannot interleave with the
 /// callout's update of the same file.
-pub fn reconcile<L>(local_sm: &Path, holding: &Path, owner: Option<(u32, u32)>, lock: impl Fn() -> L) -> io::Result<Reconciled> {
+pub fn reconcile<L>(
+    local_sm: &Path,
+    holding: &Path,
+    owner: Option<(u32, u32)>,
+    lock: impl Fn() -> L,
+) -> io::Result<Reconciled> {
     let mut out = Reconciled::default();
     for name in record::list_names(local_sm) {
         let _guard = lock();
-        let Some(local) = record::read_file(&local_sm.join(&name))? else { continue };
+        let Some(local) = record::read_file(&local_sm.join(&name))? else {
+            continue;
+        };
         if local.is_empty() {
             continue;
         }
@@ -155,7 +190,12 @@ pub struct Placed {
 /// set to this node's name, which is what the kernel lock manager here
 /// will use when the client reclaims; statd then replaces the line
 /// instead of keeping a second one for the old node.
-pub fn place_local(local_sm: &Path, held: &RecordSet, my_name: &str, owner: Option<(u32, u32)>) -> io::Result<Placed> {
+pub fn place_local(
+    local_sm: &Path,
+    held: &RecordSet,
+    my_name: &str,
+    owner: Option<(u32, u32)>,
+) -> io::Result<Placed> {
     let mut out = Placed::default();
     for (name, recs) in held {
         let path = local_sm.join(name);
@@ -164,9 +204,12 @@ pub fn place_local(local_sm: &Path, held: &RecordSet, my_name: &str, owner: Opti
             continue;
         }
         let mine: Vec<MonitorRecord> = recs.iter().map(|r| r.with_my_name(my_name)).collect();
-        let mut tmp = tempfile::Builder::new().prefix(".hanfs-tmp-").tempfile_in(local_sm)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".hanfs-tmp-")
+            .tempfile_in(local_sm)?;
         tmp.write_all(record::render(&mine).as_bytes())?;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
         if let (Some((u, g)), true) = (owner, is_root()) {
             std::os::unix::fs::fchown(tmp.as_file(), Some(u), Some(g))?;
         }
@@ -223,8 +266,14 @@ mod tests {
         let a = rec("192.0.2.5", "n1", 1);
         let b = rec("192.0.2.5", "n2", 2);
         let c = rec("client", "n1", 3);
-        assert_eq!(merge(&[a.clone()], &[b.clone()]), vec![b.clone()]);
-        assert_eq!(merge(&[a.clone(), c.clone()], &[b.clone()]), vec![b, c.clone()]);
+        assert_eq!(
+            merge(std::slice::from_ref(&a), std::slice::from_ref(&b)),
+            vec![b.clone()]
+        );
+        assert_eq!(
+            merge(&[a.clone(), c.clone()], std::slice::from_ref(&b)),
+            vec![b, c.clone()]
+        );
         assert_eq!(merge(&[], &[a.clone(), c.clone()]), vec![a, c]);
     }
 
@@ -232,15 +281,42 @@ mod tests {
     fn add_and_remove() {
         let d = tempfile::tempdir().unwrap();
         let h = d.path();
-        assert_eq!(add(h, "192.0.2.5", &[rec("192.0.2.5", "n1", 1)], None).unwrap(), Change::Written);
-        assert_eq!(add(h, "192.0.2.5", &[rec("192.0.2.5", "n1", 1)], None).unwrap(), Change::Unchanged);
-        assert_eq!(add(h, "192.0.2.5", &[rec("alias", "n1", 1)], None).unwrap(), Change::Written);
-        assert_eq!(record::read_file(&h.join("192.0.2.5")).unwrap().unwrap().len(), 2);
-        assert_eq!(remove(h, "192.0.2.5", "alias", None).unwrap(), Change::Written);
-        assert_eq!(remove(h, "192.0.2.5", "192.0.2.5", None).unwrap(), Change::Removed);
-        assert_eq!(remove(h, "192.0.2.5", "192.0.2.5", None).unwrap(), Change::Unchanged);
+        assert_eq!(
+            add(h, "192.0.2.5", &[rec("192.0.2.5", "n1", 1)], None).unwrap(),
+            Change::Written
+        );
+        assert_eq!(
+            add(h, "192.0.2.5", &[rec("192.0.2.5", "n1", 1)], None).unwrap(),
+            Change::Unchanged
+        );
+        assert_eq!(
+            add(h, "192.0.2.5", &[rec("alias", "n1", 1)], None).unwrap(),
+            Change::Written
+        );
+        assert_eq!(
+            record::read_file(&h.join("192.0.2.5"))
+                .unwrap()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            remove(h, "192.0.2.5", "alias", None).unwrap(),
+            Change::Written
+        );
+        assert_eq!(
+            remove(h, "192.0.2.5", "192.0.2.5", None).unwrap(),
+            Change::Removed
+        );
+        assert_eq!(
+            remove(h, "192.0.2.5", "192.0.2.5", None).unwrap(),
+            Change::Unchanged
+        );
         assert!(!h.join("192.0.2.5").exists());
-        assert_eq!(add(h, "../x", &[rec("x", "n1", 1)], None).unwrap(), Change::Unchanged);
+        assert_eq!(
+            add(h, "../x", &[rec("x", "n1", 1)], None).unwrap(),
+            Change::Unchanged
+        );
         // no temporaries left
         assert_eq!(std::fs::read_dir(h).unwrap().count(), 0);
     }
@@ -273,7 +349,13 @@ mod tests {
         held.insert("192.0.2.5".into(), vec![rec("192.0.2.5", "old", 5)]);
         held.insert("192.0.2.6".into(), vec![rec("192.0.2.6", "old", 7)]);
         let p = place_local(sm, &held, "here", None).unwrap();
-        assert_eq!(p, Placed { created: 1, present: 1 });
+        assert_eq!(
+            p,
+            Placed {
+                created: 1,
+                present: 1
+            }
+        );
         assert_eq!(
             std::fs::read_to_string(sm.join("192.0.2.5")).unwrap(),
             rec("192.0.2.5", "here", 5).to_line()

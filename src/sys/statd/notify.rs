@@ -45,7 +45,12 @@ pub fn records_for(addr: &IpAddr, all: &RecordSet) -> RecordSet {
 /// `sm.bak/`, and `state` (4 bytes, host order) = `state`. `sm/` and
 /// `sm.bak/` belong to `owner` (sm-notify drops root for it and must be
 /// able to delete notified records).
-pub fn prepare_dir(dir: &Path, records: &RecordSet, state: i32, owner: Option<(u32, u32)>) -> io::Result<()> {
+pub fn prepare_dir(
+    dir: &Path,
+    records: &RecordSet,
+    state: i32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }
@@ -70,7 +75,9 @@ pub fn prepare_dir(dir: &Path, records: &RecordSet, state: i32, owner: Option<(u
 
 fn chown(p: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
     match owner {
-        Some((u, g)) if nix::unistd::geteuid().is_root() => std::os::unix::fs::chown(p, Some(u), Some(g)),
+        Some((u, g)) if nix::unistd::geteuid().is_root() => {
+            std::os::unix::fs::chown(p, Some(u), Some(g))
+        }
         _ => Ok(()),
     }
 }
@@ -81,7 +88,16 @@ pub fn spawn(prog: &Path, addr: &IpAddr, dir: &Path, log: &Path) -> io::Result<C
     let out = std::fs::File::create(log)?;
     let err = out.try_clone()?;
     Command::new(prog)
-        .args(["-d", "-f", "-n", "-m", &RETRY_MINUTES.to_string(), "-v", &addr.to_string(), "-P"])
+        .args([
+            "-d",
+            "-f",
+            "-n",
+            "-m",
+            &RETRY_MINUTES.to_string(),
+            "-v",
+            &addr.to_string(),
+            "-P",
+        ])
         .arg(dir)
         .stdin(Stdio::null())
         .stdout(out)
@@ -105,8 +121,7 @@ pub fn last_words(log: &Path) -> String {
         .unwrap_or_default()
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .last()
+        .rfind(|l| !l.is_empty())
         .unwrap_or("")
         .to_string()
 }
@@ -138,9 +153,13 @@ pub fn find_under(root: &Path) -> Vec<i32> {
     let my_mnt = std::fs::read_link("/proc/self/ns/mnt").ok();
     let needle = root.to_string_lossy().into_owned();
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else { return out };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in rd.filter_map(Result::ok) {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if comm.trim() != "sm-notify" {
             continue;
@@ -150,7 +169,9 @@ pub fn find_under(root: &Path) -> Vec<i32> {
         }
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(&needle) && matches!(proc_stat(pid), Some((st, _)) if st != 'Z' && st != 'X') {
+        if cmd.contains(&needle)
+            && matches!(proc_stat(pid), Some((st, _)) if st != 'Z' && st != 'X')
+        {
             out.push(pid);
         }
     }
@@ -162,7 +183,11 @@ pub fn find_under(root: &Path) -> Vec<i32> {
 /// the pids still alive.
 pub fn terminate(procs: &[(i32, u64)], deadline: &Deadline) -> Vec<i32> {
     let live = |procs: &[(i32, u64)]| -> Vec<(i32, u64)> {
-        procs.iter().copied().filter(|&(p, t)| alive(p, t)).collect()
+        procs
+            .iter()
+            .copied()
+            .filter(|&(p, t)| alive(p, t))
+            .collect()
     };
     let mut left = live(procs);
     for &(p, _) in &left {
@@ -185,7 +210,10 @@ pub fn terminate(procs: &[(i32, u64)], deadline: &Deadline) -> Vec<i32> {
 
 /// Where a notifier for `addr` keeps its directory and log under `root`.
 pub fn paths(root: &Path, addr: &IpAddr) -> (PathBuf, PathBuf) {
-    (root.join(addr.to_string()), root.join(format!("{addr}.log")))
+    (
+        root.join(addr.to_string()),
+        root.join(format!("{addr}.log")),
+    )
 }
 
 #[cfg(test)]
@@ -215,9 +243,15 @@ mod tests {
     fn records_by_family() {
         let all = set(&["192.0.2.5", "2001:db8::5", "client.example"]);
         let v4 = records_for(&"192.0.2.10".parse().unwrap(), &all);
-        assert_eq!(v4.keys().collect::<Vec<_>>(), vec!["192.0.2.5", "client.example"]);
+        assert_eq!(
+            v4.keys().collect::<Vec<_>>(),
+            vec!["192.0.2.5", "client.example"]
+        );
         let v6 = records_for(&"2001:db8::10".parse().unwrap(), &all);
-        assert_eq!(v6.keys().collect::<Vec<_>>(), vec!["2001:db8::5", "client.example"]);
+        assert_eq!(
+            v6.keys().collect::<Vec<_>>(),
+            vec!["2001:db8::5", "client.example"]
+        );
     }
 
     #[test]
@@ -226,7 +260,10 @@ mod tests {
         let dir = d.path().join("192.0.2.10");
         prepare_dir(&dir, &set(&["192.0.2.5"]), 1001, None).unwrap();
         assert_eq!(pending(&dir), vec!["192.0.2.5"]);
-        assert_eq!(std::fs::read(dir.join("state")).unwrap(), 1001i32.to_ne_bytes());
+        assert_eq!(
+            std::fs::read(dir.join("state")).unwrap(),
+            1001i32.to_ne_bytes()
+        );
         assert!(dir.join("sm.bak").is_dir());
         // rebuilt from scratch
         prepare_dir(&dir, &set(&["192.0.2.6"]), 1003, None).unwrap();

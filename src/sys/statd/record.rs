@@ -20,7 +20,7 @@ use std::io;
 use std::path::Path;
 
 /// One registration: "notify `mon_name` when `my_name` reboots".
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MonitorRecord {
     /// NLM callback address, exactly as statd writes it (8 hex digits).
     pub callback: u32,
@@ -87,7 +87,10 @@ impl MonitorRecord {
 
     /// The same registration as made by another local lock manager name.
     pub fn with_my_name(&self, my_name: &str) -> MonitorRecord {
-        MonitorRecord { my_name: my_name.to_string(), ..self.clone() }
+        MonitorRecord {
+            my_name: my_name.to_string(),
+            ..self.clone()
+        }
     }
 }
 
@@ -135,7 +138,9 @@ pub fn read_dir(dir: &Path) -> io::Result<RecordSet> {
     let mut set = RecordSet::new();
     for ent in std::fs::read_dir(dir)? {
         let ent = ent?;
-        let Some(name) = ent.file_name().to_str().map(str::to_string) else { continue };
+        let Some(name) = ent.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
         if !valid_file_name(&name) || !ent.file_type()?.is_file() {
             continue;
         }
@@ -152,7 +157,9 @@ pub fn read_dir(dir: &Path) -> io::Result<RecordSet> {
 /// Names of the record files in `dir` (no parsing); empty when `dir` does
 /// not exist.
 pub fn list_names(dir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut v: Vec<String> = rd
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
@@ -191,7 +198,10 @@ mod tests {
         assert_eq!(r.mon_name, "192.0.2.55");
         assert_eq!(r.my_name, "vm");
         assert_eq!(r.to_line(), LINE);
-        assert_eq!(r.with_my_name("nodeb").to_line(), LINE.replace(" vm\n", " nodeb\n"));
+        assert_eq!(
+            r.with_my_name("nodeb").to_line(),
+            LINE.replace(" vm\n", " nodeb\n")
+        );
     }
 
     #[test]

@@ -62,7 +62,10 @@ pub struct Registration {
 }
 
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Registration {
@@ -76,7 +79,13 @@ impl Registration {
 pub fn safe_name(instance: &str) -> String {
     instance
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.:".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect::<String>()
         .trim_start_matches('.')
         .to_string()
@@ -95,7 +104,9 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { dir: PathBuf::from(REGISTRY_DIR) }
+        Registry {
+            dir: PathBuf::from(REGISTRY_DIR),
+        }
     }
 }
 
@@ -165,10 +176,16 @@ impl Registry {
 
     /// Every registration on this node (unreadable ones are skipped).
     pub fn list(&self) -> Vec<Registration> {
-        let Ok(rd) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
         let mut v: Vec<Registration> = rd
             .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json") && !n.starts_with('.')))
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))
+            })
             .filter_map(|e| std::fs::read(e.path()).ok())
             .filter_map(|b| serde_json::from_slice(&b).ok())
             .collect();
@@ -188,7 +205,11 @@ impl Registry {
                 Ok(l) => return Some(l),
                 Err((back, _)) => {
                     if start.elapsed() >= wait {
-                        log::warn!("could not lock {} within {:?}; going on without it", lf.display(), wait);
+                        log::warn!(
+                            "could not lock {} within {:?}; going on without it",
+                            lf.display(),
+                            wait
+                        );
                         return None;
                     }
                     f = back;
@@ -228,7 +249,10 @@ mod tests {
         assert_eq!(r.load("a").unwrap().unwrap(), reg("a"));
         assert!(r.file("b/../x").ends_with("b_.._x.json"));
         let l = r.lock("a", Duration::from_millis(10)).unwrap();
-        assert!(r.lock("a", Duration::from_millis(30)).is_none(), "lock is exclusive");
+        assert!(
+            r.lock("a", Duration::from_millis(30)).is_none(),
+            "lock is exclusive"
+        );
         drop(l);
         assert!(r.lock("a", Duration::from_millis(10)).is_some());
         r.remove("a").unwrap();

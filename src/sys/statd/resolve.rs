@@ -25,11 +25,15 @@ pub fn reverse_name(addr: IpAddr) -> Result<String, String> {
     };
     if rc != 0 {
         // SAFETY: gai_strerror returns a static string.
-        let why = unsafe { CStr::from_ptr(libc::gai_strerror(rc)) }.to_string_lossy().into_owned();
+        let why = unsafe { CStr::from_ptr(libc::gai_strerror(rc)) }
+            .to_string_lossy()
+            .into_owned();
         return Err(why);
     }
     // SAFETY: getnameinfo NUL-terminates on success.
-    Ok(unsafe { CStr::from_ptr(host.as_ptr()) }.to_string_lossy().into_owned())
+    Ok(unsafe { CStr::from_ptr(host.as_ptr()) }
+        .to_string_lossy()
+        .into_owned())
 }
 
 /// The addresses `name` resolves to.
@@ -59,7 +63,11 @@ pub fn check_addr(addr: IpAddr) -> AddrName {
             Ok(v) if v.contains(&addr) => AddrName::Consistent(name),
             Ok(v) => AddrName::OneWay {
                 name,
-                forward: v.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(" "),
+                forward: v
+                    .iter()
+                    .map(IpAddr::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
             },
             Err(e) => AddrName::OneWay { name, forward: e },
         },

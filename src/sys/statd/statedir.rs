@@ -120,7 +120,8 @@ impl NfsConf {
             }
             if let Some((k, v)) = line.split_once('=') {
                 let v = v.trim().trim_matches('"').to_string();
-                self.values.insert((section.clone(), k.trim().to_ascii_lowercase()), v);
+                self.values
+                    .insert((section.clone(), k.trim().to_ascii_lowercase()), v);
             }
         }
     }
@@ -164,9 +165,13 @@ pub fn callout_from_cmdline(args: &[String]) -> Option<String> {
 pub fn running_statd(conf: &NfsConf) -> Vec<RunningStatd> {
     let my_net = std::fs::read_link("/proc/self/ns/net").ok();
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else { return out };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in rd.filter_map(Result::ok) {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if comm.trim() != "rpc.statd" {
             continue;
@@ -174,13 +179,16 @@ pub fn running_statd(conf: &NfsConf) -> Vec<RunningStatd> {
         if std::fs::read_link(format!("/proc/{pid}/ns/net")).ok() != my_net {
             continue;
         }
-        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
         let args: Vec<String> = raw
             .split(|b| *b == 0)
             .filter(|a| !a.is_empty())
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        let callout = callout_from_cmdline(&args).or_else(|| conf.get("statd", "ha-callout").map(str::to_string));
+        let callout = callout_from_cmdline(&args)
+            .or_else(|| conf.get("statd", "ha-callout").map(str::to_string));
         out.push(RunningStatd { pid, callout });
     }
     out
@@ -195,7 +203,10 @@ mod tests {
         let c = NfsConf::parse(
             "# comment\n[general]\npipefs-directory=/run/rpc_pipefs\n[Statd]\n  ha-callout = /usr/libexec/hanfs/hanfs-statd-callout\n; x\nstate-directory-path=\n[sm-notify]\nlift-grace = n\n",
         );
-        assert_eq!(c.get("statd", "ha-callout"), Some("/usr/libexec/hanfs/hanfs-statd-callout"));
+        assert_eq!(
+            c.get("statd", "ha-callout"),
+            Some("/usr/libexec/hanfs/hanfs-statd-callout")
+        );
         assert_eq!(c.get("statd", "state-directory-path"), None);
         assert_eq!(c.get("sm-notify", "lift-grace"), Some("n"));
         assert_eq!(c.get("nfsd", "threads"), None);
@@ -204,9 +215,18 @@ mod tests {
     #[test]
     fn statd_command_lines() {
         let v = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
-        assert_eq!(callout_from_cmdline(&v("rpc.statd --no-notify -H /x/callout")).as_deref(), Some("/x/callout"));
-        assert_eq!(callout_from_cmdline(&v("rpc.statd --ha-callout=/y")).as_deref(), Some("/y"));
-        assert_eq!(callout_from_cmdline(&v("rpc.statd -H/z -F")).as_deref(), Some("/z"));
+        assert_eq!(
+            callout_from_cmdline(&v("rpc.statd --no-notify -H /x/callout")).as_deref(),
+            Some("/x/callout")
+        );
+        assert_eq!(
+            callout_from_cmdline(&v("rpc.statd --ha-callout=/y")).as_deref(),
+            Some("/y")
+        );
+        assert_eq!(
+            callout_from_cmdline(&v("rpc.statd -H/z -F")).as_deref(),
+            Some("/z")
+        );
         assert_eq!(callout_from_cmdline(&v("rpc.statd -F")), None);
     }
 
@@ -219,7 +239,13 @@ mod tests {
         assert_eq!(got.sm(), d.path().join("st/sm"));
         let e = StatdDir::detect(Some(d.path()), &conf).unwrap_err();
         assert!(e.contains("no sm/"), "{e}");
-        let conf = NfsConf::parse(&format!("[statd]\nstate-directory-path={}\n", d.path().join("st").display()));
-        assert_eq!(StatdDir::detect(None, &conf).unwrap().base, d.path().join("st"));
+        let conf = NfsConf::parse(&format!(
+            "[statd]\nstate-directory-path={}\n",
+            d.path().join("st").display()
+        ));
+        assert_eq!(
+            StatdDir::detect(None, &conf).unwrap().base,
+            d.path().join("st")
+        );
     }
 }
