@@ -119,7 +119,7 @@ fn take_holding(dir: &Path, owner: Option<(u32, u32)>) -> Result<Taken, String> 
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!(
-                "holding_dir {show} does not exist (is its shared file system mounted on this node? order statd-holding after it)"
+                "holding_dir {show} does not exist (shared file system not mounted?)"
             ))
         }
         Err(e) => return Err(format!("holding_dir {show}: {e}")),
@@ -161,7 +161,7 @@ fn reconcile(deadline: &Deadline, reg: &Registration) -> OcfResult<Reconciled> {
             Ok(id) if id == reg.holding_id => {}
             Ok(_) => {
                 return Err(format!(
-                    "holding_dir {show} is no longer the directory registered at start (its file system was unmounted or replaced)"
+                    "holding_dir {show} is no longer the directory registered at start (unmounted?)"
                 ))
             }
             Err(e) => return Err(format!("holding_dir {show}: {e}")),
@@ -288,11 +288,16 @@ fn wait_for_notifications(ctx: &Ctx, cfg: &Config, jobs: &mut [Job]) -> OcfResul
         let left = notify::pending(&j.dir);
         match j.status {
             Some(st) if !st.success() && !left.is_empty() => {
+                log::error!(
+                    "sm-notify -v {} ended ({st}) before notifying anyone; is the address up on this node? Its log: {}",
+                    j.addr,
+                    j.log.display()
+                );
                 return Err(OcfError::generic(format!(
-                    "sm-notify -v {} failed ({st}): {} (is the address up on this node?)",
+                    "sm-notify -v {} failed: {}",
                     j.addr,
                     notify::last_words(&j.log)
-                )))
+                )));
             }
             _ if left.is_empty() => {
                 log::info!("notified all {} client(s) from {}", j.clients, j.addr)
@@ -355,9 +360,12 @@ impl Agent for StatdHolding {
                     "ip {a} maps to {name}, but {name} resolves to {forward}: clients may not match the notifications by name (they still match by address)"
                 ),
                 AddrName::NoName(why) => {
+                    log::error!(
+                        "ip {a} does not resolve to a host name on this node: add a PTR record or an /etc/hosts line for it on every node"
+                    );
                     return Err(OcfError::args(format!(
-                        "ip {a} does not resolve to a host name on this node ({why}); sm-notify -v refuses such an address: add a PTR record or an /etc/hosts line"
-                    )))
+                        "ip {a} has no host name ({why}); sm-notify -v needs one"
+                    )));
                 }
             }
         }
@@ -401,6 +409,17 @@ impl Agent for StatdHolding {
                 reconcile(&ctx.deadline, &reg)?;
                 return Ok(());
             }
+        }
+        if let Some(other) = registry
+            .list()
+            .into_iter()
+            .find(|r| r.active && r.holding_dir == cfg.holding_dir && r.instance != ctx.instance())
+        {
+            return Err(OcfError::configured(format!(
+                "holding_dir {} is already used by {}",
+                cfg.holding_dir.display(),
+                other.instance
+            )));
         }
         let statd = statd_dir(cfg)?;
         let owner = statd.owner().ok();

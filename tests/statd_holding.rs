@@ -168,6 +168,22 @@ fn live_notifiers(sb: &Sandbox) -> String {
     .to_string()
 }
 
+/// Kills any sm-notify left in the sandbox when a test ends, passed or
+/// failed (the tests check themselves that stop leaves none).
+struct ReapNotifiers<'a>(&'a Sandbox);
+
+impl Drop for ReapNotifiers<'_> {
+    fn drop(&mut self) {
+        let pids = live_notifiers(self.0);
+        if !pids.is_empty() {
+            let _ = self.0.sh(&format!(
+                "kill -9 {}",
+                pids.split_whitespace().collect::<Vec<_>>().join(" ")
+            ));
+        }
+    }
+}
+
 fn registration(sb: &Sandbox, instance: &str) -> serde_json::Value {
     let s = sb.sh_ok(&format!("cat /run/hanfs/statd-holding/{instance}.json"));
     serde_json::from_str(&s).unwrap()
@@ -233,6 +249,7 @@ fn lock_on_crashed_node_is_notified_from_the_new_node() {
 
     // Node 2, with the client on its link.
     let node2 = sandbox!();
+    let _reap = ReapNotifiers(&node2);
     open_dir(node2.dir.path());
     hosts(&node2, VIP_HOSTS);
     let peer = node2.veth_peer(
@@ -397,6 +414,13 @@ fn two_instances_follow_statd_through_the_callout() {
     a().run("monitor").expect(7);
     a().run("start").expect(0);
     b().run("start").expect(0);
+    // One holding directory per resource.
+    sb.agent(AGENT)
+        .env("OCF_RESOURCE_INSTANCE", "svc-c")
+        .param("holding_dir", ha.to_str().unwrap())
+        .param("ip", "192.0.2.10")
+        .run("start")
+        .expect_reason(6, "already used by svc-a");
 
     let c1 = "c1".repeat(16);
     sm_mon(&sb, &nsm, "192.0.2.31", "node1", &c1);
@@ -507,6 +531,7 @@ fn monitor_copies_clients_when_statd_has_no_callout() {
 #[test]
 fn holding_dir_on_shared_storage() {
     let sb = sandbox!();
+    let _reap = ReapNotifiers(&sb);
     open_dir(sb.dir.path());
     hosts(&sb, VIP_HOSTS);
     sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
@@ -617,7 +642,7 @@ fn crm_resource_validate_reports_bad_input() {
         (
             vec![("holding_dir", h), ("ip", "192.0.2.10 192.0.2.77")],
             2,
-            "ip 192.0.2.77 does not resolve to a host name on this node",
+            "ip 192.0.2.77 has no host name (",
         ),
         (
             vec![
@@ -641,4 +666,7 @@ fn crm_resource_validate_reports_bad_input() {
             "{opts:?}: expected {rc} / {needle:?} in:\n{out}"
         );
     }
+    // The reason is short enough to reach crm_resource whole.
+    let (_, out) = validate(&[("holding_dir", h), ("ip", "192.0.2.77")]);
+    assert!(out.contains("; sm-notify -v needs one)"), "{out}");
 }

@@ -199,7 +199,16 @@ impl Registry {
     pub fn lock(&self, instance: &str, wait: Duration) -> Option<Flock<File>> {
         let lf = self.lock_file(instance);
         let start = Instant::now();
-        let mut f = File::open(&lf).ok()?;
+        let mut f = match File::open(&lf) {
+            Ok(f) => f,
+            Err(e) => {
+                log::warn!(
+                    "cannot open {}: {e}; going on without the lock",
+                    lf.display()
+                );
+                return None;
+            }
+        };
         loop {
             match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
                 Ok(l) => return Some(l),
