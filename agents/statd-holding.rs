@@ -146,10 +146,14 @@ fn take_holding(dir: &Path, owner: Option<(u32, u32)>) -> Result<Taken, String> 
     Ok(Taken { held, state, id })
 }
 
-/// Copy every client statd monitors into the registered holding
-/// directory (additions only), in a child bounded by `deadline`, under
-/// the instance lock the callout takes too.
-fn reconcile(deadline: &Deadline, reg: &Registration) -> OcfResult<Reconciled> {
+/// A complete reconcile at least this often (seconds); in between, a
+/// monitor looks only at statd's files changed since its last pass.
+const FULL_RECONCILE_EVERY: u64 = 600;
+
+/// Copy every client statd monitors (changed since `since`, unix seconds)
+/// into the registered holding directory (additions only), in a child
+/// bounded by `deadline`, under the instance lock the callout takes too.
+fn reconcile(deadline: &Deadline, reg: &Registration, since: Option<u64>) -> OcfResult<Reconciled> {
     let reg = reg.clone();
     let what = format!(
         "copying statd's clients to holding_dir {}",
@@ -168,9 +172,13 @@ fn reconcile(deadline: &Deadline, reg: &Registration) -> OcfResult<Reconciled> {
         }
         let statd = StatdDir::new(&reg.statd_dir);
         let registry = Registry::default();
-        holding::reconcile(&statd.sm(), &reg.holding_dir, statd.owner().ok(), || {
-            registry.lock(&reg.instance, callout::LOCK_WAIT)
-        })
+        holding::reconcile(
+            &statd.sm(),
+            &reg.holding_dir,
+            statd.owner().ok(),
+            since,
+            || registry.lock(&reg.instance, callout::LOCK_WAIT),
+        )
         .map_err(|e| format!("cannot copy statd's clients to holding_dir {show}: {e}"))
     })
 }
@@ -406,7 +414,7 @@ impl Agent for StatdHolding {
                 // Notifying again outside the grace period would make
                 // clients reclaim and fail: only resynchronize.
                 log::info!("already started; not notifying again");
-                reconcile(&ctx.deadline, &reg)?;
+                reconcile(&ctx.deadline, &reg, None)?;
                 return Ok(());
             }
         }
@@ -452,11 +460,15 @@ impl Agent for StatdHolding {
             active: true,
             drain_until: 0,
             notifiers: Vec::new(),
+            reconciled_at: 0,
+            fully_reconciled_at: 0,
         };
         registry
             .save(&reg)
             .or_generic(|| "cannot register in /run/hanfs/statd-holding")?;
-        let r = reconcile(&ctx.deadline, &reg)?;
+        let t0 = registry::now_secs();
+        let r = reconcile(&ctx.deadline, &reg, None)?;
+        (reg.reconciled_at, reg.fully_reconciled_at) = (t0, t0);
         if !r.written.is_empty() {
             log::info!(
                 "copied {} client file(s) from statd to holding_dir",
@@ -517,7 +529,7 @@ impl Agent for StatdHolding {
                     let sync = ctx
                         .deadline
                         .within(Duration::from_secs(10).min(ctx.deadline.remaining() / 2));
-                    match reconcile(&sync, &reg) {
+                    match reconcile(&sync, &reg, None) {
                         Ok(r) if !r.written.is_empty() => {
                             log::info!(
                                 "final copy: {} client file(s) added to holding_dir",
@@ -553,7 +565,7 @@ impl Agent for StatdHolding {
 
     fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let registry = Registry::default();
-        let reg = match registry.load(ctx.instance()) {
+        let mut reg = match registry.load(ctx.instance()) {
             Ok(Some(r)) if r.active => r,
             Ok(_) => return Err(OcfError::not_running("not active on this node")),
             Err(e) => return Err(OcfError::generic(format!("registration unreadable: {e}"))),
@@ -565,7 +577,19 @@ impl Agent for StatdHolding {
                 cfg.holding_dir.display()
             );
         }
-        let r = reconcile(&ctx.deadline, &reg)?;
+        let now = registry::now_secs();
+        let full = reg.reconciled_at > now
+            || now.saturating_sub(reg.fully_reconciled_at) >= FULL_RECONCILE_EVERY;
+        // A margin for coarse file time stamps.
+        let since = (!full).then(|| reg.reconciled_at.saturating_sub(2));
+        let r = reconcile(&ctx.deadline, &reg, since)?;
+        reg.reconciled_at = now;
+        if full {
+            reg.fully_reconciled_at = now;
+        }
+        if let Err(e) = registry.save(&reg) {
+            log::warn!("cannot update the registration: {e}");
+        }
         if !r.written.is_empty() {
             log::warn!(
                 "added {} client(s) missing from holding_dir: {} (is rpc.statd running with the hanfs callout?)",

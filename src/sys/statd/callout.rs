@@ -284,6 +284,8 @@ mod tests {
             active: true,
             drain_until: 0,
             notifiers: vec![],
+            reconciled_at: 0,
+            fully_reconciled_at: 0,
         };
         registry.save(&reg).unwrap();
         (d, registry, reg)

@@ -146,22 +146,40 @@ pub fn remove(
 pub struct Reconciled {
     /// Holding files written (a local client was missing or changed).
     pub written: Vec<String>,
-    /// Local record files seen.
+    /// Local record files compared.
     pub local: usize,
+    /// Local record files not compared (unchanged since the last time).
+    pub unchanged: usize,
 }
 
 /// Make sure every client in this node's `sm/` is in the holding
 /// directory (additions only, see the module notes). `lock` is taken
 /// around each file's read-merge-write, so it cannot interleave with the
 /// callout's update of the same file.
+///
+/// With `since` (unix seconds), only the local files changed since then
+/// are looked at: statd replaces a record file whenever it changes, so
+/// that is every change, and a monitor stays cheap with many clients.
 pub fn reconcile<L>(
     local_sm: &Path,
     holding: &Path,
     owner: Option<(u32, u32)>,
+    since: Option<u64>,
     lock: impl Fn() -> L,
 ) -> io::Result<Reconciled> {
     let mut out = Reconciled::default();
     for name in record::list_names(local_sm) {
+        if let Some(since) = since {
+            let changed = std::fs::metadata(local_sm.join(&name))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs());
+            if changed.is_some_and(|c| c < since) {
+                out.unchanged += 1;
+                continue;
+            }
+        }
         let _guard = lock();
         let Some(local) = record::read_file(&local_sm.join(&name))? else {
             continue;
@@ -329,15 +347,24 @@ mod tests {
         std::fs::create_dir_all(&h).unwrap();
         std::fs::write(sm.join("192.0.2.5"), rec("192.0.2.5", "n1", 1).to_line()).unwrap();
         std::fs::write(h.join("192.0.2.9"), rec("192.0.2.9", "n0", 9).to_line()).unwrap();
-        let r = reconcile(&sm, &h, None, || ()).unwrap();
+        let r = reconcile(&sm, &h, None, None, || ()).unwrap();
         assert_eq!(r.written, vec!["192.0.2.5"]);
         assert_eq!(record::list_names(&h), vec!["192.0.2.5", "192.0.2.9"]);
-        let r = reconcile(&sm, &h, None, || ()).unwrap();
+        let r = reconcile(&sm, &h, None, None, || ()).unwrap();
         assert!(r.written.is_empty());
+        // Only files changed since a given time.
+        std::fs::write(sm.join("192.0.2.6"), rec("192.0.2.6", "n1", 6).to_line()).unwrap();
+        let future = crate::sys::statd::registry::now_secs() + 100;
+        let r = reconcile(&sm, &h, None, Some(future), || ()).unwrap();
+        assert_eq!((r.local, r.unchanged), (0, 2));
+        assert!(!h.join("192.0.2.6").exists());
+        let r = reconcile(&sm, &h, None, Some(0), || ()).unwrap();
+        assert_eq!(r.written, vec!["192.0.2.6"]);
+        std::fs::remove_file(sm.join("192.0.2.6")).unwrap();
         // An emptied sm/ leaves the holding directory alone.
         std::fs::remove_file(sm.join("192.0.2.5")).unwrap();
-        reconcile(&sm, &h, None, || ()).unwrap();
-        assert_eq!(record::list_names(&h).len(), 2);
+        reconcile(&sm, &h, None, None, || ()).unwrap();
+        assert_eq!(record::list_names(&h).len(), 3);
     }
 
     #[test]

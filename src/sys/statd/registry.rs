@@ -59,6 +59,13 @@ pub struct Registration {
     pub drain_until: u64,
     #[serde(default)]
     pub notifiers: Vec<Notifier>,
+    /// Unix seconds when the last reconcile began, and the last complete
+    /// one (a monitor looks only at statd files changed since the former,
+    /// with a complete pass now and then).
+    #[serde(default)]
+    pub reconciled_at: u64,
+    #[serde(default)]
+    pub fully_reconciled_at: u64,
 }
 
 pub fn now_secs() -> u64 {
@@ -243,6 +250,8 @@ mod tests {
             active: true,
             drain_until: 0,
             notifiers: vec![],
+            reconciled_at: 0,
+            fully_reconciled_at: 0,
         }
     }
 
