@@ -603,11 +603,11 @@ mod tests {
 
     #[test]
     fn code_and_description_agree() {
-        let p = params(&[("directory", "/srv/a"), ("clientspec", "*")]);
-        NfsExport::configure(&p).unwrap();
-        let declared: std::collections::BTreeSet<String> =
-            p.metadata().params.iter().map(|x| x.name.clone()).collect();
-        assert_eq!(p.names_read(), declared);
+        hanfs::ocf::check_description_matches_code::<NfsExport>(&[
+            ("directory", "/srv/a"),
+            ("clientspec", "*"),
+        ])
+        .unwrap();
     }
 
     #[test]

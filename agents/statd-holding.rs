@@ -642,22 +642,21 @@ mod tests {
 
     #[test]
     fn metadata_and_code_agree() {
-        let meta = ocf::Metadata::parse(StatdHolding::METADATA).unwrap();
-        let vars = [
+        ocf::check_description_matches_code::<StatdHolding>(&[
             ("holding_dir", "/srv/h"),
             ("ip", "192.0.2.10"),
             ("statd_dir", "/var/lib/nfs"),
-        ];
+        ])
+        .unwrap();
+        let meta = ocf::Metadata::parse(StatdHolding::METADATA).unwrap();
         let p = Params::from_vars(
             &meta,
-            vars.iter()
-                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+            [
+                ("OCF_RESKEY_holding_dir".into(), "/srv/h".into()),
+                ("OCF_RESKEY_ip".into(), "192.0.2.10".into()),
+            ],
         );
-        p.check_declared().unwrap();
         let cfg = StatdHolding::configure(&p).unwrap();
         assert_eq!(cfg.notify_timeout, Duration::from_secs(10));
-        let declared: std::collections::BTreeSet<String> =
-            meta.params.iter().map(|x| x.name.clone()).collect();
-        assert_eq!(p.names_read(), declared);
     }
 }
