@@ -8,7 +8,7 @@ use hanfs::ocf::{self, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultE
 use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::cld::{self, ProcId};
 use hanfs::sys::nfsd::server::{self, ServerSettings};
-use hanfs::sys::nfsd::{mounts, ProcRoots};
+use hanfs::sys::nfsd::{mounts, GraceState, NfsdVersions, ProcRoots};
 use hanfs::sys::process::{in_child, ChildOutcome};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
@@ -193,6 +193,41 @@ fn rpcbind_reachable() -> bool {
     ["/run/rpcbind.sock", "/var/run/rpcbind.sock"]
         .iter()
         .any(|p| std::os::unix::net::UnixStream::connect(p).is_ok())
+}
+
+/// The one early end of lockd's grace that is safe to decide here: the
+/// NFSv4 grace is over (the kernel ended it, every recorded client having
+/// reclaimed, or its time ran out) and nfsd serves no NFSv3, so no NLM
+/// reclaim can arrive through it; the NLM grace would only hold up new
+/// NFSv4 locks. (Unknown versions count as serving NFSv3.)
+fn end_nlm_grace_now(enabled: bool, g: &GraceState, versions: &NfsdVersions) -> bool {
+    enabled && g.nfsd_running && !g.v4 && g.nlm == Some(true) && !versions.entries.is_empty() && !versions.needs_lockd()
+}
+
+/// rpc.mountd answers nfsd's export upcalls only if it opened the cache
+/// channels, which exist once nfsd is loaded: one started before that is
+/// deaf, and clients then hang at mount (seen in the UML lab).
+fn check_mountd() {
+    let mountds = cld::pids_named("rpc.mountd");
+    if mountds.is_empty() {
+        log::warn!("rpc.mountd is not running: clients cannot mount until it is started");
+        return;
+    }
+    let serves = mountds.iter().any(|p| {
+        std::fs::read_dir(format!("/proc/{p}/fd"))
+            .map(|rd| {
+                rd.flatten().any(|e| {
+                    std::fs::read_link(e.path()).is_ok_and(|t| t.ends_with("nfsd.export/channel"))
+                })
+            })
+            .unwrap_or(false)
+    });
+    if !serves {
+        log::warn!(
+            "rpc.mountd (pid {}) does not serve nfsd's export cache (it was started before nfsd was loaded): clients will hang at mount until it is restarted",
+            mountds[0]
+        );
+    }
 }
 
 struct NfsGrace;
@@ -423,9 +458,7 @@ impl Agent for NfsGrace {
                 "rpcbind is not running: nfsd registers NFSv3 with it (start rpcbind before this resource)",
             ));
         }
-        if cld::pids_named("rpc.mountd").is_empty() {
-            log::warn!("rpc.mountd is not running: clients cannot mount until it is started");
-        }
+        check_mountd();
         server::start(&roots, &cfg.server(), &ctx.deadline)?;
         if let Err(e) = Self::check_tracking(ctx, cld_id).and_then(|()| Self::check_nlm_grace(ctx, &roots)) {
             let _ = server::stop(&roots, &ctx.deadline.within(Duration::from_secs(10)));
@@ -506,13 +539,10 @@ impl Agent for NfsGrace {
             }
         }
         Self::log_grace(&roots, false);
-        if cfg.end_grace_early {
-            let g = roots.grace_state();
-            let serves_v3 = roots.versions().map(|v| v.needs_lockd()).unwrap_or(true);
-            if !g.v4 && g.nlm == Some(true) && !serves_v3 {
-                log::info!("NFSv4 grace is over and nfsd serves no NFSv3: ending lockd's grace period early");
-                roots.end_nlm_grace()?;
-            }
+        let versions = roots.versions().unwrap_or_default();
+        if end_nlm_grace_now(cfg.end_grace_early, &roots.grace_state(), &versions) {
+            log::info!("NFSv4 grace is over and nfsd serves no NFSv3: ending lockd's grace period early");
+            roots.end_nlm_grace()?;
         }
         Ok(())
     }
@@ -608,6 +638,21 @@ mod tests {
         );
         let d = conf(&[("recovery_dir", "/elsewhere/cld")]).unwrap();
         assert!(a.node.difference(&d.node).unwrap().starts_with("recovery_dir="));
+    }
+
+    #[test]
+    fn nlm_grace_ends_early_only_when_no_nfsv3_reclaim_can_come() {
+        let v4only = NfsdVersions::parse("-3 +4 +4.1 +4.2");
+        let v3 = NfsdVersions::parse("+3 +4 +4.1 +4.2");
+        let g = |v4, nlm| GraceState { nfsd_running: true, v4, nlm };
+        assert!(end_nlm_grace_now(true, &g(false, Some(true)), &v4only));
+        assert!(!end_nlm_grace_now(false, &g(false, Some(true)), &v4only), "disabled");
+        assert!(!end_nlm_grace_now(true, &g(false, Some(true)), &v3), "NFSv3 clients may still reclaim");
+        assert!(!end_nlm_grace_now(true, &g(true, Some(true)), &v4only), "NFSv4 grace still on");
+        assert!(!end_nlm_grace_now(true, &g(false, Some(false)), &v4only), "nothing to end");
+        assert!(!end_nlm_grace_now(true, &g(false, Some(true)), &NfsdVersions::default()), "versions unknown");
+        let stopped = GraceState { nfsd_running: false, v4: false, nlm: Some(true) };
+        assert!(!end_nlm_grace_now(true, &stopped, &v4only));
     }
 
     #[test]

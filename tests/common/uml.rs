@@ -15,6 +15,15 @@
 //! r.assert_ok();
 //! ```
 //!
+//! The guest's host name is `uml-guest` (in its /etc/hosts), and its
+//! resolv.conf points at 127.0.0.1, where nothing answers, so that no name
+//! lookup waits for an unreachable DNS server.
+//!
+//! Traps met (kernel 6.1 guests): start rpc.mountd only after nfsd is
+//! loaded (`modprobe nfsd`), or it never opens nfsd's cache channels and
+//! NFS clients hang (the first request is dropped, the client retries
+//! after its 60 s timeout).
+//!
 //! Every guest gets a unique `umid` and its own `uml_dir`; on return (and on
 //! timeout) every host process of the guest is killed and its directory
 //! removed. Runs within one test binary are serialized (one guest at a time:
@@ -259,6 +268,12 @@ touch /var/lib/nfs/etab /var/lib/nfs/rmtab /var/lib/nfs/state
 chown statd /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/nfs/state 2>/dev/null
 ip link set lo up
 hostname uml-guest
+# The guest's name resolves; unknown names fail at once (no DNS server to wait for).
+mkdir -p /run/uml-etc
+{{ cat /etc/hosts; echo "127.0.1.1 uml-guest"; }} > /run/uml-etc/hosts
+echo "nameserver 127.0.0.1" > /run/uml-etc/resolv.conf
+mount --bind /run/uml-etc/hosts /etc/hosts
+mount --bind /run/uml-etc/resolv.conf /etc/resolv.conf
 export UML_WINDOW=$W
 cd /root
 sh $W/script.sh > $W/output 2>&1 < /dev/null

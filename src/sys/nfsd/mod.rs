@@ -109,14 +109,14 @@ impl GraceState {
 
 impl fmt::Display for GraceState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let on = |b: bool| if b { "in grace" } else { "over" };
+        let on = |b: bool| if b { "in grace" } else { "grace over" };
         if !self.nfsd_running {
             write!(f, "nfsd stopped")?;
         } else {
-            write!(f, "NFSv4 grace {}", on(self.v4))?;
+            write!(f, "NFSv4 {}", on(self.v4))?;
         }
         match self.nlm {
-            Some(n) => write!(f, ", NLM grace {}", on(n)),
+            Some(n) => write!(f, ", NLM {}", on(n)),
             None => write!(f, ", lockd not loaded"),
         }
     }
@@ -381,7 +381,7 @@ pub(crate) mod tests {
         assert!(!r.nlm_in_grace().unwrap());
         let g = r.grace_state();
         assert_eq!(g, GraceState { nfsd_running: true, v4: true, nlm: Some(false) });
-        assert_eq!(g.to_string(), "NFSv4 grace in grace, NLM grace over");
+        assert_eq!(g.to_string(), "NFSv4 in grace, NLM grace over");
         r.unlock_filesystem(Path::new("/srv/nfs")).unwrap();
         assert_eq!(std::fs::read_to_string(r.nfsd.join("unlock_filesystem")).unwrap(), "/srv/nfs");
         r.set_nlm_grace_period(30).unwrap();

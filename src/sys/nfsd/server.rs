@@ -288,8 +288,51 @@ pub fn lockd_thread() -> Option<i32> {
         .find(|&p| super::cld::ppid(p) == Some(2))
 }
 
+/// An ONC RPC call (RFC 5531) with AUTH_NONE credentials, over UDP to
+/// `addr`; returns the reply's results (after the accepted-reply header).
+fn rpc_call_udp(addr: SocketAddr, prog: u32, vers: u32, proc_: u32, args: &[u8], wait: Duration) -> std::io::Result<Vec<u8>> {
+    let sock = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+    sock.set_read_timeout(Some(wait.max(Duration::from_millis(10))))?;
+    let xid = std::process::id() ^ 0x6861_6e66;
+    let mut msg = Vec::with_capacity(40 + args.len());
+    // xid, CALL, RPC version 2, program, version, procedure, AUTH_NONE x2
+    for w in [xid, 0, 2, prog, vers, proc_, 0, 0, 0, 0] {
+        msg.extend_from_slice(&w.to_be_bytes());
+    }
+    msg.extend_from_slice(args);
+    sock.send_to(&msg, addr)?;
+    let mut buf = [0u8; 512];
+    let (n, _) = sock.recv_from(&mut buf)?;
+    let word = |i: usize| buf.get(i * 4..i * 4 + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    // xid, REPLY(1), MSG_ACCEPTED(0), verifier (flavor, length 0), SUCCESS(0)
+    if word(0) != Some(xid) || word(1) != Some(1) || word(2) != Some(0) || word(5) != Some(0) {
+        return Err(std::io::Error::other("RPC call not accepted"));
+    }
+    Ok(buf[24..n].to_vec())
+}
+
+/// The UDP port of lockd (NLM, program 100021 version 4): the fixed port
+/// when one is configured, else rpcbind's answer (PMAPPROC_GETPORT).
+fn lockd_udp_port(roots: &ProcRoots) -> Option<u16> {
+    if let Ok(p) = super::read_num(&roots.sysctl_nfs.join("nlm_udpport")) {
+        if p > 0 {
+            return u16::try_from(p).ok();
+        }
+    }
+    let mut args = Vec::new();
+    for w in [100_021u32, 4, 17, 0] {
+        args.extend_from_slice(&w.to_be_bytes());
+    }
+    let rpcbind = SocketAddr::from((Ipv4Addr::LOCALHOST, 111));
+    let r = rpc_call_udp(rpcbind, 100_000, 2, 3, &args, Duration::from_millis(500)).ok()?;
+    let port = u32::from_be_bytes(r.get(..4)?.try_into().ok()?);
+    u16::try_from(port).ok().filter(|&p| p > 0)
+}
+
 /// Restart lockd's NLM grace period on kernels before 6.6 by SIGKILL to
-/// the lockd thread (which also drops every NLM lock it holds).
+/// the lockd thread (which also drops every NLM lock it holds). lockd
+/// sleeps uninterruptibly-idle and only sees the signal when a request
+/// wakes it, so it is then sent RPC NULL calls until the grace is on.
 pub fn restart_nlm_grace(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
     let rel = kernel_release();
     if !lockd_sigkill_restarts_grace(rel) {
@@ -301,10 +344,21 @@ pub fn restart_nlm_grace(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()
     let pid = lockd_thread().ok_or_else(|| OcfError::generic("lockd thread not found"))?;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
         .or_generic(|| format!("cannot signal lockd (pid {pid})"))?;
+    let port = lockd_udp_port(roots);
     deadline
-        .poll(Duration::from_millis(20), || roots.nlm_in_grace().ok().filter(|&g| g))
+        .poll(Duration::from_millis(50), || {
+            if let Some(p) = port {
+                let _ = rpc_call_udp(SocketAddr::from((Ipv4Addr::LOCALHOST, p)), 100_021, 4, 0, &[], Duration::from_millis(200));
+            }
+            roots.nlm_in_grace().ok().filter(|&g| g)
+        })
         .map(|_| log::info!("restarted lockd's NLM grace period (SIGKILL to lockd, pid {pid})"))
-        .ok_or_else(|| OcfError::generic("lockd did not restart its grace period after SIGKILL"))
+        .ok_or_else(|| {
+            OcfError::generic(format!(
+                "lockd did not restart its grace period after SIGKILL{}",
+                if port.is_none() { " (its port is unknown: is rpcbind running?)" } else { "" }
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -331,6 +385,30 @@ mod tests {
         std::fs::write(r.nfsd.join("portlist"), "").unwrap();
         stop(&r, &Deadline::after(Duration::from_secs(5))).unwrap();
         assert!(!running(&r));
+    }
+
+    #[test]
+    fn rpc_null_call_round_trip() {
+        let srv = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = srv.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut b = [0u8; 512];
+            let (n, from) = srv.recv_from(&mut b).unwrap();
+            let w = |i: usize| u32::from_be_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
+            // CALL of program 100021 v4 procedure 0, RPC version 2, no args
+            assert_eq!((n, w(1), w(2), w(3), w(4), w(5)), (40, 0, 2, 100_021, 4, 0));
+            let mut r = Vec::new();
+            for x in [w(0), 1, 0, 0, 0, 0, 4045] {
+                r.extend_from_slice(&u32::to_be_bytes(x));
+            }
+            srv.send_to(&r, from).unwrap();
+        });
+        let res = rpc_call_udp(addr, 100_021, 4, 0, &[], Duration::from_secs(5)).unwrap();
+        assert_eq!(res, 4045u32.to_be_bytes());
+        t.join().unwrap();
+        // nobody there: an error, bounded by the wait
+        let dead = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap();
+        assert!(rpc_call_udp(dead, 1, 1, 0, &[], Duration::from_millis(100)).is_err());
     }
 
     #[test]
