@@ -36,7 +36,9 @@ struct NodeSettings {
 impl NodeSettings {
     /// The first parameter in which `other` differs, as "name=ours vs theirs".
     fn difference(&self, other: &NodeSettings) -> Option<String> {
-        let d = |n: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{n}={a:?} here, {b:?} there");
+        let d = |n: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+            format!("{n}={a:?} here, {b:?} there")
+        };
         if self.lease_time != other.lease_time {
             return Some(d("lease_time", &self.lease_time, &other.lease_time));
         }
@@ -44,7 +46,11 @@ impl NodeSettings {
             return Some(d("grace_time", &self.grace_time, &other.grace_time));
         }
         if self.nlm_grace_time != other.nlm_grace_time {
-            return Some(d("nlm_grace_time", &self.nlm_grace_time, &other.nlm_grace_time));
+            return Some(d(
+                "nlm_grace_time",
+                &self.nlm_grace_time,
+                &other.nlm_grace_time,
+            ));
         }
         if self.server_scope != other.server_scope {
             return Some(d("server_scope", &self.server_scope, &other.server_scope));
@@ -111,7 +117,9 @@ fn write_state(ctx: &Ctx, st: &State) -> OcfResult<()> {
 /// The other nfs-grace resources recorded as active on this node.
 fn others(ctx: &Ctx) -> Vec<(String, State)> {
     let me = ctx.state_file();
-    let Ok(rd) = std::fs::read_dir(ctx.runtime_dir()) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(ctx.runtime_dir()) else {
+        return Vec::new();
+    };
     let mut v: Vec<(String, State)> = rd
         .flatten()
         .filter(|e| e.path() != me)
@@ -133,7 +141,10 @@ fn check_scope(s: &str) -> OcfResult<()> {
             "parameter server_scope={s:?} must be 1 to 64 characters"
         )));
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c))) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
+    {
         return Err(OcfError::configured(format!(
             "parameter server_scope={s:?} contains {c:?} (use letters, digits and . _ -)"
         )));
@@ -148,13 +159,17 @@ fn check_recovery_dir(s: &str) -> OcfResult<PathBuf> {
             "parameter recovery_dir={s:?} must be an absolute path"
         )));
     }
-    if p.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+    if p.components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
         return Err(OcfError::configured(format!(
             "parameter recovery_dir={s:?} must not contain . or .. components"
         )));
     }
     if p.parent().is_none() {
-        return Err(OcfError::configured("parameter recovery_dir=\"/\" cannot be the root directory"));
+        return Err(OcfError::configured(
+            "parameter recovery_dir=\"/\" cannot be the root directory",
+        ));
     }
     // Normalize "/a//b/" to "/a/b": it is compared across resources.
     Ok(p.components().collect())
@@ -164,16 +179,18 @@ fn check_recovery_dir(s: &str) -> OcfResult<PathBuf> {
 /// a child process so that dead shared storage cannot hang the agent.
 fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
     let d = dir.to_path_buf();
-    let outcome = in_child(&ctx.deadline.within(Duration::from_secs(10)), move || {
-        match std::fs::metadata(&d) {
-            Ok(m) if m.is_dir() => 0,
-            Ok(_) => 3,
-            Err(_) => match d.parent().map(std::fs::metadata) {
-                Some(Ok(m)) if m.is_dir() => 0,
-                _ => 2,
+    let outcome =
+        in_child(
+            &ctx.deadline.within(Duration::from_secs(10)),
+            move || match std::fs::metadata(&d) {
+                Ok(m) if m.is_dir() => 0,
+                Ok(_) => 3,
+                Err(_) => match d.parent().map(std::fs::metadata) {
+                    Some(Ok(m)) if m.is_dir() => 0,
+                    _ => 2,
+                },
             },
-        }
-    })?;
+        )?;
     let shown = dir.display();
     match outcome {
         ChildOutcome::Exited(0) => Ok(()),
@@ -201,7 +218,12 @@ fn rpcbind_reachable() -> bool {
 /// reclaim can arrive through it; the NLM grace would only hold up new
 /// NFSv4 locks. (Unknown versions count as serving NFSv3.)
 fn end_nlm_grace_now(enabled: bool, g: &GraceState, versions: &NfsdVersions) -> bool {
-    enabled && g.nfsd_running && !g.v4 && g.nlm == Some(true) && !versions.entries.is_empty() && !versions.needs_lockd()
+    enabled
+        && g.nfsd_running
+        && !g.v4
+        && g.nlm == Some(true)
+        && !versions.entries.is_empty()
+        && !versions.needs_lockd()
 }
 
 /// rpc.mountd answers nfsd's export upcalls only if it opened the cache
@@ -265,12 +287,14 @@ impl NfsGrace {
 
     /// The kernel took nfsdcld for client tracking: nfsdcld holds its pipe.
     fn check_tracking(ctx: &Ctx, id: ProcId) -> OcfResult<()> {
-        let ok = ctx
-            .deadline
-            .within(Duration::from_secs(3))
-            .poll(Duration::from_millis(20), || {
-                cld::inspect(id.pid).filter(|c| c.has_pipe && id.alive()).map(|_| ())
-            });
+        let ok =
+            ctx.deadline
+                .within(Duration::from_secs(3))
+                .poll(Duration::from_millis(20), || {
+                    cld::inspect(id.pid)
+                        .filter(|c| c.has_pipe && id.alive())
+                        .map(|_| ())
+                });
         ok.ok_or_else(|| {
             OcfError::generic(format!(
                 "nfsd did not take nfsdcld (pid {}) for NFSv4 client tracking; NFSv4 clients could not reclaim after a takeover",
@@ -295,7 +319,9 @@ impl NfsGrace {
                     ))
                 })
             }
-            Err(e) => Err(OcfError::generic(format!("cannot read lockd's grace state: {e}"))),
+            Err(e) => Err(OcfError::generic(format!(
+                "cannot read lockd's grace state: {e}"
+            ))),
         }
     }
 
@@ -393,7 +419,9 @@ impl Agent for NfsGrace {
         }
         server::available(&Self::roots(), &ctx.deadline)?;
         if cld::program().is_none() {
-            return Err(OcfError::installed("nfsdcld not found (install nfs-kernel-server / nfs-utils)"));
+            return Err(OcfError::installed(
+                "nfsdcld not found (install nfs-kernel-server / nfs-utils)",
+            ));
         }
         probe_dir(ctx, &cfg.node.recovery_dir)?;
         let m = mounts::current();
@@ -445,7 +473,9 @@ impl Agent for NfsGrace {
         let mut st = State {
             phase: Phase::Starting,
             config: cfg.clone(),
-            nfsdcld: me.and_then(|s| s.nfsdcld).or(others.iter().find_map(|(_, s)| s.nfsdcld)),
+            nfsdcld: me
+                .and_then(|s| s.nfsdcld)
+                .or(others.iter().find_map(|(_, s)| s.nfsdcld)),
         };
         write_state(ctx, &st)?;
         let cld_id = Self::ensure_nfsdcld(ctx, cfg, st.nfsdcld.filter(|id| id.alive()))?;
@@ -460,13 +490,18 @@ impl Agent for NfsGrace {
         }
         check_mountd();
         server::start(&roots, &cfg.server(), &ctx.deadline)?;
-        if let Err(e) = Self::check_tracking(ctx, cld_id).and_then(|()| Self::check_nlm_grace(ctx, &roots)) {
+        if let Err(e) =
+            Self::check_tracking(ctx, cld_id).and_then(|()| Self::check_nlm_grace(ctx, &roots))
+        {
             let _ = server::stop(&roots, &ctx.deadline.within(Duration::from_secs(10)));
             return Err(e);
         }
         let g = roots.grace_state();
         if !g.v4 {
-            log::info!("no NFSv4 client is recorded in {}: the kernel skipped the NFSv4 grace period", cfg.node.recovery_dir.display());
+            log::info!(
+                "no NFSv4 client is recorded in {}: the kernel skipped the NFSv4 grace period",
+                cfg.node.recovery_dir.display()
+            );
         }
         Self::log_grace(&roots, true);
         st.phase = Phase::Started;
@@ -506,12 +541,18 @@ impl Agent for NfsGrace {
                     names.join(", ")
                 );
                 server::stop(&roots, &ctx.deadline)?;
-                server::start(&roots, &started.server(), &ctx.deadline)?;
-                let left = Self::pinned_unexported();
-                if !left.is_empty() {
-                    return Err(OcfError::generic(format!(
-                        "NFSv4 state on unexported file systems {left:?} survived an nfsd restart"
-                    )));
+                // This resource's file systems are free now. Bringing nfsd
+                // back is for the others: if it fails, their monitors report
+                // it; failing this stop would only get the node fenced.
+                let back =
+                    server::start(&roots, &started.server(), &ctx.deadline).and_then(|()| match st
+                        .nfsdcld
+                    {
+                        Some(id) => Self::check_tracking(ctx, id),
+                        None => Ok(()),
+                    });
+                if let Err(e) = back {
+                    log::error!("nfsd could not be restarted for {}: {e}", names.join(", "));
                 }
             }
         }
@@ -530,6 +571,27 @@ impl Agent for NfsGrace {
         if threads == 0 {
             return Err(OcfError::generic("nfsd is not running (0 threads)"));
         }
+        // nfsd restarted behind the cluster's back (rpc.nfsd, nfs-server)
+        // shows in its timers; its server scope is then likely wrong too.
+        let times = (roots.lease_time().ok(), roots.grace_time().ok());
+        if times
+            != (
+                Some(st.config.node.lease_time),
+                Some(st.config.node.grace_time),
+            )
+        {
+            let show = |t: Option<u32>| {
+                t.map(|v| format!("{v} s"))
+                    .unwrap_or_else(|| "unknown".into())
+            };
+            return Err(OcfError::generic(format!(
+                "nfsd runs with lease time {} and grace time {}, not {} s and {} s: it was restarted outside the cluster (its server scope and client tracking may be wrong too)",
+                show(times.0),
+                show(times.1),
+                st.config.node.lease_time,
+                st.config.node.grace_time
+            )));
+        }
         if let Some(id) = st.nfsdcld {
             if !id.alive() {
                 return Err(OcfError::generic(format!(
@@ -541,7 +603,9 @@ impl Agent for NfsGrace {
         Self::log_grace(&roots, false);
         let versions = roots.versions().unwrap_or_default();
         if end_nlm_grace_now(cfg.end_grace_early, &roots.grace_state(), &versions) {
-            log::info!("NFSv4 grace is over and nfsd serves no NFSv3: ending lockd's grace period early");
+            log::info!(
+                "NFSv4 grace is over and nfsd serves no NFSv3: ending lockd's grace period early"
+            );
             roots.end_nlm_grace()?;
         }
         Ok(())
@@ -549,7 +613,10 @@ impl Agent for NfsGrace {
 
     fn reload(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let Some(mut st) = read_state(&ctx.state_file()) else {
-            return Err(OcfError::new(OcfCode::ErrGeneric, "not started on this node: nothing to reload"));
+            return Err(OcfError::new(
+                OcfCode::ErrGeneric,
+                "not started on this node: nothing to reload",
+            ));
         };
         st.config.end_grace_early = cfg.end_grace_early;
         write_state(ctx, &st)?;
@@ -569,7 +636,11 @@ mod tests {
 
     fn params(v: &[(&str, &str)]) -> Params {
         let meta = Metadata::parse(NfsGrace::METADATA).unwrap();
-        Params::from_vars(&meta, v.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())))
+        Params::from_vars(
+            &meta,
+            v.iter()
+                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+        )
     }
 
     fn conf(v: &[(&str, &str)]) -> OcfResult<Config> {
@@ -588,8 +659,17 @@ mod tests {
         assert_eq!(c.node.nlm_grace_time, 90);
         assert_eq!(c.threads, 8);
         assert!(c.end_grace_early);
-        assert_eq!(conf(&[("grace_time", "600")]).unwrap().node.nlm_grace_time, 240);
-        assert_eq!(conf(&[("recovery_dir", "/srv//nfs/cld/")]).unwrap().node.recovery_dir, PathBuf::from("/srv/nfs/cld"));
+        assert_eq!(
+            conf(&[("grace_time", "600")]).unwrap().node.nlm_grace_time,
+            240
+        );
+        assert_eq!(
+            conf(&[("recovery_dir", "/srv//nfs/cld/")])
+                .unwrap()
+                .node
+                .recovery_dir,
+            PathBuf::from("/srv/nfs/cld")
+        );
     }
 
     #[test]
@@ -597,8 +677,16 @@ mod tests {
         for (k, v, needle) in [
             ("lease_time", "5", "lease_time=5 is out of range"),
             ("grace_time", "4000", "grace_time=4000 is out of range"),
-            ("grace_time", "20", "grace_time=20 is shorter than lease_time=90"),
-            ("nlm_grace_time", "300", "nlm_grace_time=300 is out of range"),
+            (
+                "grace_time",
+                "20",
+                "grace_time=20 is shorter than lease_time=90",
+            ),
+            (
+                "nlm_grace_time",
+                "300",
+                "nlm_grace_time=300 is out of range",
+            ),
             ("threads", "0", "threads=0 is out of range"),
             ("threads", "many", "threads=\"many\" is not an integer"),
             ("recovery_dir", "var/lib/nfs", "must be an absolute path"),
@@ -630,28 +718,59 @@ mod tests {
     fn node_settings_must_agree() {
         let a = conf(&[]).unwrap();
         let b = conf(&[("threads", "16"), ("end_grace_early", "false")]).unwrap();
-        assert_eq!(a.node.difference(&b.node), None, "threads and end_grace_early are per resource");
+        assert_eq!(
+            a.node.difference(&b.node),
+            None,
+            "threads and end_grace_early are per resource"
+        );
         let c = conf(&[("server_scope", "other")]).unwrap();
         assert_eq!(
             a.node.difference(&c.node).unwrap(),
             "server_scope=\"hanfs\" here, \"other\" there"
         );
         let d = conf(&[("recovery_dir", "/elsewhere/cld")]).unwrap();
-        assert!(a.node.difference(&d.node).unwrap().starts_with("recovery_dir="));
+        assert!(a
+            .node
+            .difference(&d.node)
+            .unwrap()
+            .starts_with("recovery_dir="));
     }
 
     #[test]
     fn nlm_grace_ends_early_only_when_no_nfsv3_reclaim_can_come() {
         let v4only = NfsdVersions::parse("-3 +4 +4.1 +4.2");
         let v3 = NfsdVersions::parse("+3 +4 +4.1 +4.2");
-        let g = |v4, nlm| GraceState { nfsd_running: true, v4, nlm };
+        let g = |v4, nlm| GraceState {
+            nfsd_running: true,
+            v4,
+            nlm,
+        };
         assert!(end_nlm_grace_now(true, &g(false, Some(true)), &v4only));
-        assert!(!end_nlm_grace_now(false, &g(false, Some(true)), &v4only), "disabled");
-        assert!(!end_nlm_grace_now(true, &g(false, Some(true)), &v3), "NFSv3 clients may still reclaim");
-        assert!(!end_nlm_grace_now(true, &g(true, Some(true)), &v4only), "NFSv4 grace still on");
-        assert!(!end_nlm_grace_now(true, &g(false, Some(false)), &v4only), "nothing to end");
-        assert!(!end_nlm_grace_now(true, &g(false, Some(true)), &NfsdVersions::default()), "versions unknown");
-        let stopped = GraceState { nfsd_running: false, v4: false, nlm: Some(true) };
+        assert!(
+            !end_nlm_grace_now(false, &g(false, Some(true)), &v4only),
+            "disabled"
+        );
+        assert!(
+            !end_nlm_grace_now(true, &g(false, Some(true)), &v3),
+            "NFSv3 clients may still reclaim"
+        );
+        assert!(
+            !end_nlm_grace_now(true, &g(true, Some(true)), &v4only),
+            "NFSv4 grace still on"
+        );
+        assert!(
+            !end_nlm_grace_now(true, &g(false, Some(false)), &v4only),
+            "nothing to end"
+        );
+        assert!(
+            !end_nlm_grace_now(true, &g(false, Some(true)), &NfsdVersions::default()),
+            "versions unknown"
+        );
+        let stopped = GraceState {
+            nfsd_running: false,
+            v4: false,
+            nlm: Some(true),
+        };
         assert!(!end_nlm_grace_now(true, &stopped, &v4only));
     }
 

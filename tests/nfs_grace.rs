@@ -33,23 +33,44 @@ fn metadata_is_valid_in_both_forms() {
         .env("OCF_RA_VERSION_MINOR", "1")
         .run("meta-data");
     v11.expect(0);
-    assert!(v11.stdout.contains(r#"<action name="reload-agent" timeout="10s"/>"#));
+    assert!(v11
+        .stdout
+        .contains(r#"<action name="reload-agent" timeout="10s"/>"#));
     assert!(v11
         .stdout
         .contains(r#"<parameter name="end_grace_early" unique="0" required="0" reloadable="1">"#));
-    assert!(v11.stdout.contains(r#"<parameter name="recovery_dir" unique="0" required="1">"#));
+    assert!(v11
+        .stdout
+        .contains(r#"<parameter name="recovery_dir" unique="0" required="1">"#));
     let f10 = dir.path().join("md10.xml");
     let f11 = dir.path().join("md11.xml");
     std::fs::write(&f10, &v10.stdout).unwrap();
     std::fs::write(&f11, &v11.stdout).unwrap();
     let xmllint = |args: &[&str]| {
-        let o = std::process::Command::new("xmllint").args(args).output().expect("xmllint (libxml2-utils)");
-        assert!(o.status.success(), "xmllint {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = std::process::Command::new("xmllint")
+            .args(args)
+            .output()
+            .expect("xmllint (libxml2-utils)");
+        assert!(
+            o.status.success(),
+            "xmllint {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     };
-    xmllint(&["--noout", "--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd", f10.to_str().unwrap()]);
+    xmllint(&[
+        "--noout",
+        "--dtdvalid",
+        "/usr/share/resource-agents/ra-api-1.dtd",
+        f10.to_str().unwrap(),
+    ]);
     // resource-agents' own schema knows OCF 1.0 only; the OCF 1.1 schema
     // is in the project's reference material.
-    xmllint(&["--noout", "--relaxng", "/usr/share/resource-agents/metadata.rng", f10.to_str().unwrap()]);
+    xmllint(&[
+        "--noout",
+        "--relaxng",
+        "/usr/share/resource-agents/metadata.rng",
+        f10.to_str().unwrap(),
+    ]);
     let rng11 = "/work/shared/reference/ra-api-1.1.rng";
     if std::path::Path::new(rng11).exists() {
         xmllint(&["--noout", "--relaxng", rng11, f11.to_str().unwrap()]);
@@ -62,12 +83,16 @@ fn crm_resource_validate_reports_code_and_reason() {
     let sb = sandbox!();
     sb.install_agents();
     let validate = |opts: &[&str]| {
-        let mut cmd = format!("crm_resource --validate --class ocf --provider hanfs --agent {AGENT}");
+        let mut cmd =
+            format!("crm_resource --validate --class ocf --provider hanfs --agent {AGENT}");
         for o in opts {
             cmd.push_str(&format!(" --option '{o}'"));
         }
         let out = sb.sh(&format!("{cmd} 2>&1"));
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     let ok: &[&str] = &["recovery_dir=/srv/nfs/cld", "server_scope=hanfs-1"];
     let with = |extra: &[&'static str]| -> Vec<&'static str> {
@@ -80,27 +105,78 @@ fn crm_resource_validate_reports_code_and_reason() {
         v
     };
     let cases: Vec<(Vec<&str>, u8, &str, &str)> = vec![
-        (vec!["server_scope=x"], 6, "not configured", "parameter recovery_dir is required"),
-        (vec!["recovery_dir=/srv/nfs/cld"], 6, "not configured", "parameter server_scope is required"),
-        (with(&["recovery_dir=srv/cld"]), 6, "not configured", "recovery_dir=\"srv/cld\" must be an absolute path"),
-        (with(&["server_scope=two words"]), 6, "not configured", "server_scope=\"two words\" contains ' '"),
-        (with(&["lease_time=5"]), 6, "not configured", "lease_time=5 is out of range (10..=3600)"),
-        (with(&["grace_time=30"]), 6, "not configured", "grace_time=30 is shorter than lease_time=90"),
-        (with(&["nlm_grace_time=241"]), 6, "not configured", "nlm_grace_time=241 is out of range (10..=240)"),
-        (with(&["threads=0"]), 6, "not configured", "threads=0 is out of range"),
-        (with(&["end_grace_early=maybe"]), 6, "not configured", "end_grace_early=\"maybe\" is not a boolean"),
+        (
+            vec!["server_scope=x"],
+            6,
+            "not configured",
+            "parameter recovery_dir is required",
+        ),
+        (
+            vec!["recovery_dir=/srv/nfs/cld"],
+            6,
+            "not configured",
+            "parameter server_scope is required",
+        ),
+        (
+            with(&["recovery_dir=srv/cld"]),
+            6,
+            "not configured",
+            "recovery_dir=\"srv/cld\" must be an absolute path",
+        ),
+        (
+            with(&["server_scope=two words"]),
+            6,
+            "not configured",
+            "server_scope=\"two words\" contains ' '",
+        ),
+        (
+            with(&["lease_time=5"]),
+            6,
+            "not configured",
+            "lease_time=5 is out of range (10..=3600)",
+        ),
+        (
+            with(&["grace_time=30"]),
+            6,
+            "not configured",
+            "grace_time=30 is shorter than lease_time=90",
+        ),
+        (
+            with(&["nlm_grace_time=241"]),
+            6,
+            "not configured",
+            "nlm_grace_time=241 is out of range (10..=240)",
+        ),
+        (
+            with(&["threads=0"]),
+            6,
+            "not configured",
+            "threads=0 is out of range",
+        ),
+        (
+            with(&["end_grace_early=maybe"]),
+            6,
+            "not configured",
+            "end_grace_early=\"maybe\" is not a boolean",
+        ),
     ];
     for (opts, code, kind, reason) in &cases {
         let (status, out) = validate(opts);
         assert_eq!(status, i32::from(*code), "{opts:?}: {out}");
         let want = format!("returned {code} ({kind}: ");
-        assert!(out.contains(&want) && out.contains(reason), "{opts:?}: expected {want}...{reason}\n{out}");
+        assert!(
+            out.contains(&want) && out.contains(reason),
+            "{opts:?}: expected {want}...{reason}\n{out}"
+        );
     }
     // A correct configuration, on a host whose kernel has no nfsd: 5.
     if !host_has_nfsd() {
         let (status, out) = validate(ok);
         assert_eq!(status, 5, "{out}");
-        assert!(out.contains("returned 5 (not installed: the kernel has no nfsd"), "{out}");
+        assert!(
+            out.contains("returned 5 (not installed: the kernel has no nfsd"),
+            "{out}"
+        );
     }
 }
 
@@ -120,7 +196,9 @@ fn start_fails_fast_and_cleanly_without_kernel_nfsd() {
     let r = agent().run("start");
     r.expect_reason(5, "the kernel has no nfsd");
     assert!(r.elapsed < Duration::from_secs(10), "took {:?}", r.elapsed);
-    agent().run("validate-all").expect_reason(5, "the kernel has no nfsd");
+    agent()
+        .run("validate-all")
+        .expect_reason(5, "the kernel has no nfsd");
     // Nothing was started: the probe says stopped, stop succeeds.
     agent().run("monitor").expect(7);
     agent().interval_ms(10_000).run("monitor").expect(7);
@@ -285,7 +363,11 @@ dmesg | grep -E 'NFSD|lockd' | tail -8
     }
     // Ended early: well before the 30 s grace time.
     let secs: u64 = r.value("v4_grace_secs").unwrap().parse().unwrap();
-    assert!(secs < 25, "NFSv4 grace lasted {secs} s of 30:\n{}", r.output);
+    assert!(
+        secs < 25,
+        "NFSv4 grace lasted {secs} s of 30:\n{}",
+        r.output
+    );
 }
 
 /// nfsd started outside the cluster is restarted with the resource's
@@ -309,6 +391,11 @@ val grace_time $(cat /proc/fs/nfsd/nfsv4gracetime)
 val lease_time $(cat /proc/fs/nfsd/nfsv4leasetime)
 INST=svc2 ag start server_scope=other-scope; val start_conflict $?
 INST=svc2 ag monitor; val monitor_conflict $?
+# someone restarts nfsd behind the cluster's back: monitor notices
+rpc.nfsd 0; rpc.nfsd -G 90 -L 90 2
+ag monitor; val monitor_outside_restart $?
+ag stop; val stop_outside $?
+ag start; val start_again $?
 export_it
 mkdir -p /tmp/m3
 timeout 60 mount -t nfs -o vers=3 127.0.0.1:$S /tmp/m3; val mount3 $?
@@ -343,6 +430,9 @@ umount -f -l /tmp/m3
         ("lease_time", "10"),
         ("start_conflict", "1"),
         ("monitor_conflict", "7"),
+        ("monitor_outside_restart", "1"),
+        ("stop_outside", "0"),
+        ("start_again", "0"),
         ("mount3", "0"),
         ("stop1", "0"),
         ("lockd_after_stop", "running"),
@@ -362,10 +452,32 @@ umount -f -l /tmp/m3
         expect_value(&r, k, v);
     }
     assert!(r.output.contains("rpcbind is not running"), "{}", r.output);
-    assert!(r.output.contains("server_scope=\"other-scope\" here, \"hanfs-scope-t\" there"), "{}", r.output);
-    assert!(r.output.contains("outside this resource's control"), "{}", r.output);
-    assert!(r.output.contains("restarted lockd's NLM grace period"), "{}", r.output);
-    assert!(r.output.contains("ending lockd's grace period early"), "{}", r.output);
+    assert!(
+        r.output
+            .contains("server_scope=\"other-scope\" here, \"hanfs-scope-t\" there"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("outside this resource's control"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("it was restarted outside the cluster"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("restarted lockd's NLM grace period"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("ending lockd's grace period early"),
+        "{}",
+        r.output
+    );
 }
 
 /// ocf-tester against the real kernel nfsd, and crm_resource --validate
@@ -398,4 +510,96 @@ $V --option recovery_dir=$S/notadir 2>&1; val validate_notdir $?
     expect_value(&r, "validate_good", "0");
     expect_value(&r, "validate_notdir", "2");
     assert!(r.output.contains("is not a directory"), "{}", r.output);
+}
+
+/// Two services on one node share its nfsd (same settings, client records
+/// on storage both reach): the second start restarts nfsd for its grace;
+/// a stop leaves nfsd running for the other service unless NFSv4 state
+/// still pins the departing (unexported) disk, which on 6.1 needs an nfsd
+/// restart — after which that disk unmounts and the other service runs on.
+#[test]
+fn uml_two_services_share_the_node() {
+    let vm = uml!();
+    let script = prelude(20, 10, 10)
+        + r#"
+E=/run/exports
+mkdir -p $E; mount -t tmpfs tmpfs $E; mkdir -p $E/a $E/b
+for d in a b; do dd if=/dev/zero of=/tmp/$d.img bs=1M count=16 2>/dev/null; mkfs.ext4 -q /tmp/$d.img; done
+modprobe loop; mount -o loop /tmp/a.img $E/a; mount -o loop /tmp/b.img $E/b; chmod 777 $E/a $E/b
+mkdir -p /var/lib/nfs/shared-cld
+svc() { INST=$1; shift; OCF_RESOURCE_INSTANCE=$INST ag "$@" recovery_dir=/var/lib/nfs/shared-cld; }
+modprobe nfsd; rpcbind -w; rpc.mountd
+exportfs -o rw,fsid=0,no_subtree_check,insecure,crossmnt 127.0.0.1:$E
+svc svc1 start; val start1 $?
+exportfs -o rw,no_root_squash,fsid=11,no_subtree_check,insecure 127.0.0.1:$E/a
+svc svc2 start; val start2 $?
+exportfs -o rw,no_root_squash,fsid=12,no_subtree_check,insecure 127.0.0.1:$E/b
+svc svc2 stop; val stop2_idle $?
+val threads_after_idle_stop $(cat /proc/fs/nfsd/threads)
+svc svc1 monitor; val monitor1_a $?
+svc svc2 start; val start2_again $?
+exportfs -o rw,no_root_squash,fsid=12,no_subtree_check,insecure 127.0.0.1:$E/b
+echo Y > /proc/fs/lockd/nlm_end_grace
+modprobe nfsv4; mkdir -p /tmp/ma /tmp/mb
+timeout 60 mount -t nfs -o vers=4.2 127.0.0.1:/a /tmp/ma; val mount_a $?
+timeout 60 mount -t nfs -o vers=4.2 127.0.0.1:/b /tmp/mb; val mount_b $?
+python3 -c "
+import fcntl, time
+f = open('/tmp/mb/lockme', 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('LOCKED=yes', flush=True); time.sleep(600)" &
+for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
+val lock_on_b $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
+# svc2 leaves: its export goes, then nfs-grace svc2 stops
+exportfs -u 127.0.0.1:$E/b; echo $E/b > /proc/fs/nfsd/unlock_filesystem
+umount $E/b 2>/dev/null && val b_busy_before_stop no || val b_busy_before_stop yes
+svc svc2 stop; val stop2 $?
+umount $E/b && val umount_b ok || val umount_b busy
+val threads_after_stop2 $(cat /proc/fs/nfsd/threads)
+svc svc1 monitor; val monitor1_b $?
+echo hello > /tmp/ma/still-served && val a_served yes
+svc svc1 stop; val stop1 $?
+val threads_after_stop1 $(cat /proc/fs/nfsd/threads)
+val nfsdcld_after_stop1 $(pgrep -x nfsdcld >/dev/null && echo running || echo gone)
+kill %1 2>/dev/null; umount -f -l /tmp/ma /tmp/mb
+"#;
+    let r = vm.run(&script, uml_timeout());
+    r.assert_ok();
+    for (k, v) in [
+        ("start1", "0"),
+        ("start2", "0"),
+        ("stop2_idle", "0"),
+        ("threads_after_idle_stop", "4"),
+        ("monitor1_a", "0"),
+        ("start2_again", "0"),
+        ("mount_a", "0"),
+        ("mount_b", "0"),
+        ("LOCKED", "yes"),
+        ("lock_on_b", "yes"),
+        ("b_busy_before_stop", "yes"),
+        ("stop2", "0"),
+        ("umount_b", "ok"),
+        ("threads_after_stop2", "4"),
+        ("monitor1_b", "0"),
+        ("a_served", "yes"),
+        ("stop1", "0"),
+        ("threads_after_stop1", "0"),
+        ("nfsdcld_after_stop1", "gone"),
+    ] {
+        expect_value(&r, k, v);
+    }
+    assert!(
+        r.output
+            .contains("restarting nfsd for a new grace period: the clients of svc1"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("nfsd keeps running for svc1"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("restarting nfsd to release it"),
+        "{}",
+        r.output
+    );
 }

@@ -24,6 +24,9 @@
 //! NFS clients hang (the first request is dropped, the client retries
 //! after its 60 s timeout).
 //!
+//! `HANFS_UML_SHOW=1 cargo test ... -- --nocapture` prints every guest's
+//! output, also when the test passes.
+//!
 //! Every guest gets a unique `umid` and its own `uml_dir`; on return (and on
 //! timeout) every host process of the guest is killed and its directory
 //! removed. Runs within one test binary are serialized (one guest at a time:
@@ -129,7 +132,11 @@ fn find_kernel() -> Option<PathBuf> {
 /// The guest kernel's version: `linux.uml --version`, else the only module
 /// directory Debian's package ships.
 fn kernel_version(kernel: &Path) -> Result<String, String> {
-    if let Ok(out) = Command::new(kernel).arg("--version").stdin(Stdio::null()).output() {
+    if let Ok(out) = Command::new(kernel)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+    {
         let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !v.is_empty() && !v.contains(char::is_whitespace) {
             return Ok(v);
@@ -142,7 +149,9 @@ fn kernel_version(kernel: &Path) -> Result<String, String> {
         .collect();
     match dirs.as_slice() {
         [one] => Ok(one.clone()),
-        _ => Err(format!("cannot tell the UML kernel version (module dirs: {dirs:?})")),
+        _ => Err(format!(
+            "cannot tell the UML kernel version (module dirs: {dirs:?})"
+        )),
     }
 }
 
@@ -152,21 +161,32 @@ fn kernel_version(kernel: &Path) -> Result<String, String> {
 fn link_modules(version: &str) -> Result<(), String> {
     let target = PathBuf::from("/usr/lib/uml/modules").join(version);
     if !target.is_dir() {
-        return Err(format!("{} missing (is user-mode-linux installed?)", target.display()));
+        return Err(format!(
+            "{} missing (is user-mode-linux installed?)",
+            target.display()
+        ));
     }
     let link = PathBuf::from("/lib/modules").join(version);
     if link.join("modules.dep").exists() {
         return Ok(());
     }
     let _ = std::fs::create_dir_all("/lib/modules");
-    let tmp = PathBuf::from(format!("/lib/modules/.{version}.hanfs-{}", std::process::id()));
+    let tmp = PathBuf::from(format!(
+        "/lib/modules/.{version}.hanfs-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(&target, &tmp).map_err(|e| format!("symlink {}: {e}", tmp.display()))?;
+    std::os::unix::fs::symlink(&target, &tmp)
+        .map_err(|e| format!("symlink {}: {e}", tmp.display()))?;
     // rename over a stale link; a real directory there is left alone.
     if let Err(e) = std::fs::rename(&tmp, &link) {
         let _ = std::fs::remove_file(&tmp);
         if !link.join("modules.dep").exists() {
-            return Err(format!("cannot link {} -> {}: {e}", link.display(), target.display()));
+            return Err(format!(
+                "cannot link {} -> {}: {e}",
+                link.display(),
+                target.display()
+            ));
         }
     }
     Ok(())
@@ -177,9 +197,13 @@ fn link_modules(version: &str) -> Result<(), String> {
 fn guest_pids(umid: &str) -> Vec<i32> {
     let needle = format!("umid={umid}");
     let mut pids = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else { return pids };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
     for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
             if cmd.split(|&b| b == 0).any(|a| a == needle.as_bytes()) {
                 pids.push(pid);
@@ -210,9 +234,12 @@ impl Uml {
     /// A runner, or why the machine cannot boot guests.
     pub fn new() -> Result<Uml, String> {
         if !super::nix_is_root() {
-            return Err("not root (User-Mode Linux guests need root for their modules link)".into());
+            return Err(
+                "not root (User-Mode Linux guests need root for their modules link)".into(),
+            );
         }
-        let kernel = find_kernel().ok_or("linux.uml not installed (apt-get install user-mode-linux)")?;
+        let kernel =
+            find_kernel().ok_or("linux.uml not installed (apt-get install user-mode-linux)")?;
         let version = kernel_version(&kernel)?;
         link_modules(&version)?;
         Ok(Uml {
@@ -292,7 +319,10 @@ sleep 60
     /// every case.
     pub fn run(&self, script: &str, timeout: Duration) -> UmlResult {
         let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-        let dir = tempfile::Builder::new().prefix("hanfs-uml-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("hanfs-uml-")
+            .tempdir()
+            .expect("temp dir");
         let w = dir.path();
         std::fs::write(w.join("script.sh"), script).expect("write script");
         let init = w.join("init.sh");
@@ -355,7 +385,13 @@ sleep 60
             boot,
             elapsed,
         };
-        assert!(guest_pids(&umid).is_empty(), "UML guest {umid} left processes behind");
+        if std::env::var_os("HANFS_UML_SHOW").is_some() {
+            eprintln!("--- uml {umid} output ---\n{}", r.output);
+        }
+        assert!(
+            guest_pids(&umid).is_empty(),
+            "UML guest {umid} left processes behind"
+        );
         eprintln!(
             "uml {umid}: boot {:?}, total {:.1}s, code {:?}{}",
             r.boot.map(|b| format!("{:.2}s", b.as_secs_f64())),
@@ -378,7 +414,10 @@ pub fn install_agents_sh() -> String {
          mkdir -p $R/hanfs; ",
     );
     for a in ["nfs-export", "float-ip", "statd-holding", "nfs-grace"] {
-        s.push_str(&format!("ln -sf {} $R/hanfs/{a}; ", super::bin(a).display()));
+        s.push_str(&format!(
+            "ln -sf {} $R/hanfs/{a}; ",
+            super::bin(a).display()
+        ));
     }
     s.push('\n');
     s

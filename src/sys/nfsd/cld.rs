@@ -62,7 +62,9 @@ impl ProcId {
 }
 
 pub fn comm(pid: i32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 pub fn ppid(pid: i32) -> Option<i32> {
@@ -71,7 +73,9 @@ pub fn ppid(pid: i32) -> Option<i32> {
 
 /// Every process whose command name is `name`.
 pub fn pids_named(name: &str) -> Vec<i32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let mut v: Vec<i32> = rd
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
@@ -95,9 +99,16 @@ pub struct CldProc {
 
 pub fn inspect(pid: i32) -> Option<CldProc> {
     let id = ProcId::of(pid)?;
-    let mut c = CldProc { id, storage: None, has_pipe: false, watching: false };
+    let mut c = CldProc {
+        id,
+        storage: None,
+        has_pipe: false,
+        watching: false,
+    };
     for e in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
-        let Ok(t) = std::fs::read_link(e.path()) else { continue };
+        let Ok(t) = std::fs::read_link(e.path()) else {
+            continue;
+        };
         let ts = t.to_string_lossy();
         if t.file_name().is_some_and(|n| n == DB_FILE) {
             c.storage = t.parent().map(Path::to_path_buf);
@@ -112,7 +123,10 @@ pub fn inspect(pid: i32) -> Option<CldProc> {
 
 /// Every nfsdcld on the node.
 pub fn find_all() -> Vec<CldProc> {
-    pids_named("nfsdcld").into_iter().filter_map(inspect).collect()
+    pids_named("nfsdcld")
+        .into_iter()
+        .filter_map(inspect)
+        .collect()
 }
 
 /// The rpc_pipefs directory: where it is mounted, or else mounted now at
@@ -136,8 +150,12 @@ pub fn pipefs_dir(deadline: &Deadline) -> OcfResult<PathBuf> {
     if let Some(m) = mounted.into_iter().next() {
         return Ok(m);
     }
-    std::fs::create_dir_all(&configured)
-        .or_generic(|| format!("cannot create rpc_pipefs directory {}", configured.display()))?;
+    std::fs::create_dir_all(&configured).or_generic(|| {
+        format!(
+            "cannot create rpc_pipefs directory {}",
+            configured.display()
+        )
+    })?;
     nix::mount::mount(
         Some("sunrpc"),
         &configured,
@@ -163,7 +181,9 @@ pub fn program() -> Option<PathBuf> {
 /// Start nfsdcld on `storage` (created if missing) and wait until it is
 /// ready for nfsd: it has its database open and watches rpc_pipefs.
 pub fn start(storage: &Path, pipefs: &Path, deadline: &Deadline) -> OcfResult<ProcId> {
-    let prog = program().ok_or_else(|| OcfError::installed("nfsdcld not found (install nfs-kernel-server / nfs-utils)"))?;
+    let prog = program().ok_or_else(|| {
+        OcfError::installed("nfsdcld not found (install nfs-kernel-server / nfs-utils)")
+    })?;
     std::fs::create_dir_all(storage)
         .or_generic(|| format!("cannot create recovery_dir {}", storage.display()))?;
     let mut cmd = Command::new(&prog);
@@ -252,7 +272,10 @@ pub fn stop(id: ProcId, deadline: &Deadline) -> OcfResult<()> {
     log::warn!("nfsdcld (pid {}) ignored SIGTERM; killing it", id.pid);
     let _ = kill(pid, Signal::SIGKILL);
     gone(deadline).ok_or_else(|| {
-        OcfError::generic(format!("nfsdcld (pid {}) does not exit even after SIGKILL", id.pid))
+        OcfError::generic(format!(
+            "nfsdcld (pid {}) does not exit even after SIGKILL",
+            id.pid
+        ))
     })
 }
 
@@ -265,7 +288,14 @@ mod tests {
         let me = std::process::id() as i32;
         let id = ProcId::of(me).unwrap();
         assert!(id.alive());
-        assert!(!ProcId { pid: me, start: id.start + 1 }.alive(), "another start time is another process");
+        assert!(
+            !ProcId {
+                pid: me,
+                start: id.start + 1
+            }
+            .alive(),
+            "another start time is another process"
+        );
         assert!(ProcId::of(-5).is_none());
         let c = inspect(me).unwrap();
         assert_eq!(c.storage, None);

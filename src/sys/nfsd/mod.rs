@@ -138,9 +138,14 @@ pub struct NfsdClient {
 
 impl NfsdClient {
     pub fn parse_info(id: &str, text: &str) -> NfsdClient {
-        let mut c = NfsdClient { id: id.to_string(), ..Default::default() };
+        let mut c = NfsdClient {
+            id: id.to_string(),
+            ..Default::default()
+        };
         for line in text.lines() {
-            let Some((k, v)) = line.split_once(':') else { continue };
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
             let v = v.trim();
             match k.trim() {
                 "name" => c.name = v.to_string(),
@@ -160,9 +165,13 @@ impl NfsdClient {
 pub fn state_devices(states: &str) -> Vec<(u32, u32)> {
     let mut out = Vec::new();
     for line in states.lines() {
-        let Some(rest) = line.split("superblock: \"").nth(1) else { continue };
+        let Some(rest) = line.split("superblock: \"").nth(1) else {
+            continue;
+        };
         let mut parts = rest.split(['"', ':']);
-        let (Some(maj), Some(min)) = (parts.next(), parts.next()) else { continue };
+        let (Some(maj), Some(min)) = (parts.next(), parts.next()) else {
+            continue;
+        };
         if let (Ok(a), Ok(b)) = (u32::from_str_radix(maj, 16), u32::from_str_radix(min, 16)) {
             if !out.contains(&(a, b)) {
                 out.push((a, b));
@@ -295,7 +304,9 @@ impl ProcRoots {
     /// or the kernel predates `clients/`).
     pub fn clients(&self) -> Vec<NfsdClient> {
         let dir = self.nfsd.join("clients");
-        let Ok(rd) = std::fs::read_dir(&dir) else { return Vec::new() };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
         let mut v: Vec<NfsdClient> = rd
             .flatten()
             .filter_map(|e| {
@@ -312,7 +323,9 @@ impl ProcRoots {
     /// client holds state (opens, locks, delegations) right now.
     pub fn v4_state_devices(&self) -> Vec<(u32, u32)> {
         let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir(self.nfsd.join("clients")) else { return out };
+        let Ok(rd) = std::fs::read_dir(self.nfsd.join("clients")) else {
+            return out;
+        };
         for e in rd.flatten() {
             if let Ok(s) = std::fs::read_to_string(e.path().join("states")) {
                 for d in state_devices(&s) {
@@ -340,7 +353,10 @@ impl ProcRoots {
     /// Release every NLM lock (and, on kernels ~6.9+, NFSv4 state) held on
     /// the file system that contains `path`.
     pub fn unlock_filesystem(&self, path: &Path) -> OcfResult<()> {
-        write_str(&self.nfsd.join("unlock_filesystem"), &path.to_string_lossy())
+        write_str(
+            &self.nfsd.join("unlock_filesystem"),
+            &path.to_string_lossy(),
+        )
     }
 
     /// Release every NLM lock taken through server address `ip`.
@@ -380,15 +396,28 @@ pub(crate) mod tests {
         assert!(r.v4_in_grace().unwrap());
         assert!(!r.nlm_in_grace().unwrap());
         let g = r.grace_state();
-        assert_eq!(g, GraceState { nfsd_running: true, v4: true, nlm: Some(false) });
+        assert_eq!(
+            g,
+            GraceState {
+                nfsd_running: true,
+                v4: true,
+                nlm: Some(false)
+            }
+        );
         assert_eq!(g.to_string(), "NFSv4 in grace, NLM grace over");
         r.unlock_filesystem(Path::new("/srv/nfs")).unwrap();
-        assert_eq!(std::fs::read_to_string(r.nfsd.join("unlock_filesystem")).unwrap(), "/srv/nfs");
+        assert_eq!(
+            std::fs::read_to_string(r.nfsd.join("unlock_filesystem")).unwrap(),
+            "/srv/nfs"
+        );
         r.set_nlm_grace_period(30).unwrap();
         assert_eq!(r.nlm_grace_period().unwrap(), 30);
         std::fs::write(r.nfsd.join("threads"), "0\n").unwrap();
         let g = r.grace_state();
-        assert!(!g.nfsd_running && !g.v4, "v4 flag means nothing while stopped");
+        assert!(
+            !g.nfsd_running && !g.v4,
+            "v4 flag means nothing while stopped"
+        );
     }
 
     #[test]
@@ -401,7 +430,8 @@ pub(crate) mod tests {
     }
 
     // Text as Linux 6.1 prints it (seen in the UML lab).
-    const INFO: &str = "clientid: 0x8cda38ac6b022e7a\naddress: \"127.0.0.1:892\"\nstatus: confirmed\n\
+    const INFO: &str =
+        "clientid: 0x8cda38ac6b022e7a\naddress: \"127.0.0.1:892\"\nstatus: confirmed\n\
         seconds from last renew: 0\nname: \"Linux NFSv4.1 (none)\"\nminor version: 1\n\
         Implementation domain: \"kernel.org\"\ncallback state: UP\ncallback address: 127.0.0.1:0\n";
     const STATES: &str = "- 0x000000017a2e026bac38da8c03000000: { type: open, access: -w, deny: --, superblock: \"07:00:13\", filename: \"data/f\", owner: \"open id:\\x00\" }\n\
@@ -432,7 +462,11 @@ pub(crate) mod tests {
     fn file_cache_count() {
         let (_d, r) = fake();
         assert_eq!(r.cached_files(), None);
-        std::fs::write(r.nfsd.join("filecache"), "total inodes:  3\nhash buckets:  256\n").unwrap();
+        std::fs::write(
+            r.nfsd.join("filecache"),
+            "total inodes:  3\nhash buckets:  256\n",
+        )
+        .unwrap();
         assert_eq!(r.cached_files(), Some(3));
         std::fs::write(r.nfsd.join("filecache"), "total entries: 0\n").unwrap();
         assert_eq!(r.cached_files(), Some(0));

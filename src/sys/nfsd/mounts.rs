@@ -69,7 +69,8 @@ pub fn containing<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
     for m in mounts {
         if path.starts_with(&m.mount_point) {
             match best {
-                Some(b) if b.mount_point.components().count() > m.mount_point.components().count() => {}
+                Some(b)
+                    if b.mount_point.components().count() > m.mount_point.components().count() => {}
                 _ => best = Some(m),
             }
         }
@@ -107,10 +108,24 @@ mod tests {
         assert_eq!(m[4].mount_point, PathBuf::from("/srv/nfs a"));
         assert_eq!(m[4].dev, (7, 0));
         assert_eq!(m[4].fstype, "ext4");
-        assert_eq!(containing(&m, Path::new("/srv/nfs a/data")).unwrap().dev, (7, 0));
-        assert_eq!(containing(&m, Path::new("/srv/nfs a/inner/x")).unwrap().dev, (7, 1));
-        assert_eq!(containing(&m, Path::new("/srv/nfs ab")).unwrap().mount_point, PathBuf::from("/"));
-        assert_eq!(of_type(&m, "rpc_pipefs"), vec![PathBuf::from("/run/rpc_pipefs")]);
+        assert_eq!(
+            containing(&m, Path::new("/srv/nfs a/data")).unwrap().dev,
+            (7, 0)
+        );
+        assert_eq!(
+            containing(&m, Path::new("/srv/nfs a/inner/x")).unwrap().dev,
+            (7, 1)
+        );
+        assert_eq!(
+            containing(&m, Path::new("/srv/nfs ab"))
+                .unwrap()
+                .mount_point,
+            PathBuf::from("/")
+        );
+        assert_eq!(
+            of_type(&m, "rpc_pipefs"),
+            vec![PathBuf::from("/run/rpc_pipefs")]
+        );
         assert_eq!(of_type(&m, "nfsd"), vec![PathBuf::from("/proc/fs/nfsd")]);
         assert_eq!(unescape("a\\134b\\"), "a\\b\\");
     }

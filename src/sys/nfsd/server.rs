@@ -52,7 +52,9 @@ pub fn kernel_release() -> (u32, u32) {
 }
 
 pub fn parse_release(rel: &str) -> (u32, u32) {
-    let mut it = rel.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+    let mut it = rel
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty());
     let major = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     let minor = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     (major, minor)
@@ -69,7 +71,10 @@ pub fn available(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
     if roots.nfsd_mounted() || nfsd_fs_registered() {
         return Ok(());
     }
-    let o = process::run(std::process::Command::new("modprobe").args(["-n", "-q", "nfsd"]), deadline)?;
+    let o = process::run(
+        std::process::Command::new("modprobe").args(["-n", "-q", "nfsd"]),
+        deadline,
+    )?;
     if o.success() {
         Ok(())
     } else {
@@ -84,7 +89,10 @@ pub fn available(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
 
 fn nfsd_fs_registered() -> bool {
     std::fs::read_to_string("/proc/filesystems")
-        .map(|s| s.lines().any(|l| l.split_whitespace().last() == Some("nfsd")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.split_whitespace().last() == Some("nfsd"))
+        })
         .unwrap_or(false)
 }
 
@@ -112,7 +120,12 @@ pub fn load(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
             nix::mount::MsFlags::empty(),
             None::<&str>,
         )
-        .or_generic(|| format!("cannot mount the nfsd file system on {}", roots.nfsd.display()))?;
+        .or_generic(|| {
+            format!(
+                "cannot mount the nfsd file system on {}",
+                roots.nfsd.display()
+            )
+        })?;
         log::info!("mounted the nfsd file system on {}", roots.nfsd.display());
     }
     Ok(())
@@ -149,7 +162,9 @@ fn in_child_checked(
         ChildOutcome::Exited(0) => Ok(()),
         ChildOutcome::Exited(_) if !msg.is_empty() => Err(OcfError::generic(msg)),
         ChildOutcome::Exited(c) => Err(OcfError::generic(format!("{what}: failed (exit {c})"))),
-        ChildOutcome::Signalled => Err(OcfError::generic(format!("{what}: the helper process died"))),
+        ChildOutcome::Signalled => Err(OcfError::generic(format!(
+            "{what}: the helper process died"
+        ))),
         ChildOutcome::TimedOut => Err(OcfError::generic(format!(
             "timed out after {:.1}s: {what} (the kernel did not answer)",
             deadline.total().as_secs_f64()
@@ -174,7 +189,9 @@ fn listener(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
 /// runs). On failure nfsd is stopped again (best effort).
 pub fn start(roots: &ProcRoots, s: &ServerSettings, deadline: &Deadline) -> OcfResult<()> {
     if running(roots) {
-        return Err(OcfError::generic("nfsd is already running; stop it before changing its settings"));
+        return Err(OcfError::generic(
+            "nfsd is already running; stop it before changing its settings",
+        ));
     }
     roots
         .set_lease_time(s.lease)
@@ -215,7 +232,9 @@ pub fn start(roots: &ProcRoots, s: &ServerSettings, deadline: &Deadline) -> OcfR
     }
     let threads = roots.threads()?;
     if threads == 0 {
-        return Err(OcfError::generic("nfsd did not start (0 threads after start)"));
+        return Err(OcfError::generic(
+            "nfsd did not start (0 threads after start)",
+        ));
     }
     log::info!(
         "nfsd started: {threads} threads, lease {} s, grace {} s, NLM grace {} s, server scope {:?}, listening on {}",
@@ -258,10 +277,14 @@ pub fn stop(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
         return Ok(());
     }
     let r = roots.clone();
-    in_child_checked(deadline, "stopping nfsd (writing 0 to threads)", move || {
-        r.set_threads(0).map_err(|e| e.reason)
-    })?;
-    let done = deadline.poll(Duration::from_millis(20), || leftovers(roots).is_empty().then_some(()));
+    in_child_checked(
+        deadline,
+        "stopping nfsd (writing 0 to threads)",
+        move || r.set_threads(0).map_err(|e| e.reason),
+    )?;
+    let done = deadline.poll(Duration::from_millis(20), || {
+        leftovers(roots).is_empty().then_some(())
+    });
     if done.is_none() {
         return Err(OcfError::generic(format!(
             "nfsd did not let go after its threads were set to 0: {}",
@@ -272,10 +295,14 @@ pub fn stop(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
     // reported (the count is kernel-wide, other network namespaces add to it).
     let files = deadline
         .within(Duration::from_secs(2))
-        .poll(Duration::from_millis(50), || roots.cached_files().filter(|&n| n == 0))
+        .poll(Duration::from_millis(50), || {
+            roots.cached_files().filter(|&n| n == 0)
+        })
         .or(roots.cached_files());
     match files {
-        Some(n) if n > 0 => log::warn!("nfsd stopped, but its file cache still reports {n} open files"),
+        Some(n) if n > 0 => {
+            log::warn!("nfsd stopped, but its file cache still reports {n} open files")
+        }
         _ => log::info!("nfsd stopped: no threads, no listeners, no NFSv4 state"),
     }
     Ok(())
@@ -290,7 +317,14 @@ pub fn lockd_thread() -> Option<i32> {
 
 /// An ONC RPC call (RFC 5531) with AUTH_NONE credentials, over UDP to
 /// `addr`; returns the reply's results (after the accepted-reply header).
-fn rpc_call_udp(addr: SocketAddr, prog: u32, vers: u32, proc_: u32, args: &[u8], wait: Duration) -> std::io::Result<Vec<u8>> {
+fn rpc_call_udp(
+    addr: SocketAddr,
+    prog: u32,
+    vers: u32,
+    proc_: u32,
+    args: &[u8],
+    wait: Duration,
+) -> std::io::Result<Vec<u8>> {
     let sock = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
     sock.set_read_timeout(Some(wait.max(Duration::from_millis(10))))?;
     let xid = std::process::id() ^ 0x6861_6e66;
@@ -303,7 +337,10 @@ fn rpc_call_udp(addr: SocketAddr, prog: u32, vers: u32, proc_: u32, args: &[u8],
     sock.send_to(&msg, addr)?;
     let mut buf = [0u8; 512];
     let (n, _) = sock.recv_from(&mut buf)?;
-    let word = |i: usize| buf.get(i * 4..i * 4 + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let word = |i: usize| {
+        buf.get(i * 4..i * 4 + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
     // xid, REPLY(1), MSG_ACCEPTED(0), verifier (flavor, length 0), SUCCESS(0)
     if word(0) != Some(xid) || word(1) != Some(1) || word(2) != Some(0) || word(5) != Some(0) {
         return Err(std::io::Error::other("RPC call not accepted"));
@@ -342,13 +379,23 @@ pub fn restart_nlm_grace(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()
         )));
     }
     let pid = lockd_thread().ok_or_else(|| OcfError::generic("lockd thread not found"))?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
-        .or_generic(|| format!("cannot signal lockd (pid {pid})"))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .or_generic(|| format!("cannot signal lockd (pid {pid})"))?;
     let port = lockd_udp_port(roots);
     deadline
         .poll(Duration::from_millis(50), || {
             if let Some(p) = port {
-                let _ = rpc_call_udp(SocketAddr::from((Ipv4Addr::LOCALHOST, p)), 100_021, 4, 0, &[], Duration::from_millis(200));
+                let _ = rpc_call_udp(
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, p)),
+                    100_021,
+                    4,
+                    0,
+                    &[],
+                    Duration::from_millis(200),
+                );
             }
             roots.nlm_in_grace().ok().filter(|&g| g)
         })
@@ -356,7 +403,11 @@ pub fn restart_nlm_grace(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()
         .ok_or_else(|| {
             OcfError::generic(format!(
                 "lockd did not restart its grace period after SIGKILL{}",
-                if port.is_none() { " (its port is unknown: is rpcbind running?)" } else { "" }
+                if port.is_none() {
+                    " (its port is unknown: is rpcbind running?)"
+                } else {
+                    ""
+                }
             ))
         })
 }
@@ -407,7 +458,10 @@ mod tests {
         assert_eq!(res, 4045u32.to_be_bytes());
         t.join().unwrap();
         // nobody there: an error, bounded by the wait
-        let dead = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap();
+        let dead = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap();
         assert!(rpc_call_udp(dead, 1, 1, 0, &[], Duration::from_millis(100)).is_err());
     }
 
@@ -417,11 +471,18 @@ mod tests {
         let e = in_child_checked(&d, "x", || Err("told you".into())).unwrap_err();
         assert_eq!(e.reason, "told you");
         in_child_checked(&d, "x", || Ok(())).unwrap();
-        let e = in_child_checked(&Deadline::after(Duration::from_millis(100)), "sleeping", || {
-            std::thread::sleep(Duration::from_secs(3));
-            Ok(())
-        })
+        let e = in_child_checked(
+            &Deadline::after(Duration::from_millis(100)),
+            "sleeping",
+            || {
+                std::thread::sleep(Duration::from_secs(3));
+                Ok(())
+            },
+        )
         .unwrap_err();
-        assert!(e.reason.contains("timed out") && e.reason.contains("sleeping"), "{e}");
+        assert!(
+            e.reason.contains("timed out") && e.reason.contains("sleeping"),
+            "{e}"
+        );
     }
 }
