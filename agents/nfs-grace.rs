@@ -459,7 +459,9 @@ impl Agent for NfsGrace {
         }
         server::load(&roots, &ctx.deadline)?;
         if server::running(&roots) || !roots.clients().is_empty() {
-            if others.is_empty() {
+            if me.is_some() {
+                log::warn!("nfsd runs from an earlier start of this resource that is no longer intact; restarting it");
+            } else if others.is_empty() {
                 log::warn!("nfsd is already running outside this resource's control; restarting it with this resource's settings");
             } else {
                 let names: Vec<&str> = others.iter().map(|(i, _)| i.as_str()).collect();
@@ -469,6 +471,12 @@ impl Agent for NfsGrace {
                 );
             }
             server::stop(&roots, &ctx.deadline)?;
+        }
+        let serves_v3 = roots.versions().map(|v| v.needs_lockd()).unwrap_or(true);
+        if serves_v3 && !rpcbind_reachable() {
+            return Err(OcfError::generic(
+                "rpcbind is not running: nfsd registers NFSv3 with it (start rpcbind before this resource)",
+            ));
         }
         let mut st = State {
             phase: Phase::Starting,
@@ -482,12 +490,6 @@ impl Agent for NfsGrace {
         st.nfsdcld = Some(cld_id);
         write_state(ctx, &st)?;
 
-        let serves_v3 = roots.versions().map(|v| v.needs_lockd()).unwrap_or(true);
-        if serves_v3 && !rpcbind_reachable() {
-            return Err(OcfError::generic(
-                "rpcbind is not running: nfsd registers NFSv3 with it (start rpcbind before this resource)",
-            ));
-        }
         check_mountd();
         server::start(&roots, &cfg.server(), &ctx.deadline)?;
         if let Err(e) =
@@ -529,7 +531,10 @@ impl Agent for NfsGrace {
             }
         } else {
             let names: Vec<&str> = others.iter().map(|(i, _)| i.as_str()).collect();
-            let pinned = Self::pinned_unexported();
+            let pinned: Vec<String> = Self::pinned_unexported()
+                .iter()
+                .map(|(a, b)| format!("{a}:{b}"))
+                .collect();
             if pinned.is_empty() {
                 log::info!(
                     "nfsd keeps running for {}: no NFSv4 state is left on unexported file systems",
@@ -537,7 +542,8 @@ impl Agent for NfsGrace {
                 );
             } else {
                 log::warn!(
-                    "NFSv4 state remains on unexported file systems {pinned:?}: restarting nfsd to release it; the clients of {} get a new grace period",
+                    "NFSv4 state remains on unexported file systems (devices {}): restarting nfsd to release it; the clients of {} get a new grace period",
+                    pinned.join(", "),
                     names.join(", ")
                 );
                 server::stop(&roots, &ctx.deadline)?;
