@@ -12,12 +12,13 @@
 
 use hanfs::ocf::{self, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::fsfile;
-use hanfs::sys::net::announce::{spawn_announcer, Announcement, ProcessRef};
+use hanfs::sys::net::announce::{spawn_announcer, Announcement};
 use hanfs::sys::net::duplicate::{self, ClaimWatch, DadOutcome};
 use hanfs::sys::net::placement::{place, subnet_of, Placement};
 use hanfs::sys::net::subnet::parse_prefix_len;
 use hanfs::sys::net::sysctl;
 use hanfs::sys::net::{InterfaceAddress, Link, MacAddr, NewAddress, RouteSocket, Subnet};
+use hanfs::sys::procs::ProcId;
 use std::fmt::Display;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};
@@ -486,7 +487,7 @@ impl Target {
 
     /// Tell the neighbours: the first announcement now, the rest from a
     /// detached announcer (returned, to be recorded for stop).
-    fn announce(&self, cfg: &Config) -> OcfResult<Option<ProcessRef>> {
+    fn announce(&self, cfg: &Config) -> OcfResult<Option<ProcId>> {
         if cfg.arp_count == 0 || !talks_arp(&self.link) {
             return Ok(None);
         }
@@ -509,7 +510,7 @@ impl Target {
 /// Keep the announcer's identity for stop. The record only lets stop end
 /// it early (it ends by itself), so failing to write it must not fail a
 /// working address.
-fn record_announcer(ctx: &Ctx, announcer: Option<ProcessRef>) {
+fn record_announcer(ctx: &Ctx, announcer: Option<ProcId>) {
     let state = match announcer {
         Some(p) => format!("announcer {}\n", p.to_record()),
         None => String::new(),
@@ -524,12 +525,10 @@ fn record_announcer(ctx: &Ctx, announcer: Option<ProcessRef>) {
 }
 
 /// Announcer record in the state file: "announcer <pid> <start time>".
-fn read_announcer(ctx: &Ctx) -> Option<ProcessRef> {
+fn read_announcer(ctx: &Ctx) -> Option<ProcId> {
     let s = fsfile::read_opt(&ctx.state_file()).ok().flatten()?;
-    s.lines().find_map(|l| {
-        l.strip_prefix("announcer ")
-            .and_then(ProcessRef::from_record)
-    })
+    s.lines()
+        .find_map(|l| l.strip_prefix("announcer ").and_then(ProcId::from_record))
 }
 
 fn who(mac: Option<MacAddr>) -> String {
@@ -609,7 +608,7 @@ impl Agent for FloatIp {
 
     fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         if let Some(p) = read_announcer(ctx) {
-            if p.kill() {
+            if p.signal(nix::sys::signal::Signal::SIGKILL) {
                 log::info!("stopped announcer {}", p.pid);
             }
         }

@@ -6,10 +6,11 @@
 
 use hanfs::ocf::{self, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultExt};
 use hanfs::sys::fsfile;
-use hanfs::sys::nfsd::cld::{self, ProcId};
+use hanfs::sys::nfsd::cld;
 use hanfs::sys::nfsd::server::{self, ServerSettings};
 use hanfs::sys::nfsd::{mounts, GraceState, NfsdVersions, ProcRoots};
 use hanfs::sys::process::{in_child, ChildOutcome};
+use hanfs::sys::procs::{self, ProcId};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -230,7 +231,7 @@ fn end_nlm_grace_now(enabled: bool, g: &GraceState, versions: &NfsdVersions) -> 
 /// channels, which exist once nfsd is loaded: one started before that is
 /// deaf, and clients then hang at mount (seen in the UML lab).
 fn check_mountd() {
-    let mountds = cld::pids_named("rpc.mountd");
+    let mountds = procs::named("rpc.mountd");
     if mountds.is_empty() {
         log::warn!("rpc.mountd is not running: clients cannot mount until it is started");
         return;

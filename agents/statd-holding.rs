@@ -3,6 +3,7 @@
 //! address(es) after a takeover (see metadata/statd-holding.xml).
 
 use hanfs::ocf::{self, Action, Agent, Ctx, Deadline, OcfError, OcfResult, Params, ResultExt};
+use hanfs::sys::procs::ProcId;
 use hanfs::sys::statd::bounded::bounded;
 use hanfs::sys::statd::holding::{self, Reconciled};
 use hanfs::sys::statd::record::{self, RecordSet};
@@ -221,24 +222,19 @@ enum DirState {
 /// Stop this instance's notifiers: those recorded, and any sm-notify
 /// working under its private directory. Error if one survives SIGKILL.
 fn stop_notifiers(ctx: &Ctx, registry: &Registry, recorded: &[Notifier]) -> OcfResult<()> {
-    let mut procs: Vec<(i32, u64)> = recorded.iter().map(|n| (n.pid, n.start_time)).collect();
-    for pid in notify::find_under(&registry.notify_root(ctx.instance())) {
-        if let Some(t) = notify::start_time(pid) {
-            if !procs.iter().any(|&(p, _)| p == pid) {
-                procs.push((pid, t));
-            }
+    let mut procs: Vec<ProcId> = recorded.iter().map(Notifier::process).collect();
+    for p in notify::find_under(&registry.notify_root(ctx.instance())) {
+        if !procs.iter().any(|q| q.pid == p.pid) {
+            procs.push(p);
         }
     }
-    let procs: Vec<(i32, u64)> = procs
-        .into_iter()
-        .filter(|&(p, t)| notify::alive(p, t))
-        .collect();
+    procs.retain(ProcId::alive);
     if procs.is_empty() {
         return Ok(());
     }
     log::info!(
         "stopping sm-notify {:?}",
-        procs.iter().map(|p| p.0).collect::<Vec<_>>()
+        procs.iter().map(|p| p.pid).collect::<Vec<_>>()
     );
     let left = notify::terminate(&procs, &ctx.deadline);
     if left.is_empty() {
@@ -501,7 +497,7 @@ impl Agent for StatdHolding {
             );
             reg.notifiers.push(Notifier {
                 pid,
-                start_time: notify::start_time(pid).unwrap_or(0),
+                start_time: ProcId::of(pid).map_or(0, |p| p.start),
                 addr: addr.to_string(),
                 dir: dir.clone(),
             });

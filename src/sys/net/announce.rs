@@ -13,9 +13,9 @@ use super::ndp;
 use super::packet::{PacketSocket, ETH_P_ARP, ETH_P_IPV6};
 use super::{Link, MacAddr, RouteSocket};
 use crate::ocf::{Deadline, OcfError, OcfResult};
-use nix::sys::signal::{kill, Signal};
+use crate::sys::procs::ProcId;
 use nix::sys::wait::waitpid;
-use nix::unistd::{fork, setsid, ForkResult, Pid};
+use nix::unistd::{fork, setsid, ForkResult};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -100,64 +100,13 @@ impl Announcement {
     }
 }
 
-/// A process, by pid and kernel start time (`/proc/<pid>/stat` field 22).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcessRef {
-    pub pid: i32,
-    pub start_time: u64,
-}
-
-/// The start time of a live (not zombie) process.
-fn start_time_of(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after "(comm)": state is field 3, starttime field 22.
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-    if matches!(fields.next(), Some("Z") | Some("X")) {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
-}
-
-impl ProcessRef {
-    pub fn of(pid: i32) -> Option<ProcessRef> {
-        start_time_of(pid).map(|start_time| ProcessRef { pid, start_time })
-    }
-
-    /// Still running (and still the same process).
-    pub fn is_alive(&self) -> bool {
-        start_time_of(self.pid) == Some(self.start_time)
-    }
-
-    /// Kill it if it is still the same process. Returns whether it was.
-    pub fn kill(&self) -> bool {
-        if self.is_alive() {
-            let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// `"<pid> <start time>"`, as kept in a state file.
-    pub fn to_record(&self) -> String {
-        format!("{} {}", self.pid, self.start_time)
-    }
-
-    pub fn from_record(s: &str) -> Option<ProcessRef> {
-        let mut it = s.split_whitespace();
-        let pid = it.next()?.parse().ok()?;
-        let start_time = it.next()?.parse().ok()?;
-        Some(ProcessRef { pid, start_time })
-    }
-}
-
 /// Send `count` announcements, each `interval` after the previous one
 /// (the first one interval from now), from a detached process
 /// (own session, standard streams on /dev/null, so that neither the
 /// caller nor whoever reads its output waits for it). The process ends by
 /// itself after the last one, or earlier when the address leaves the link.
 /// The caller must be single-threaded.
-pub fn spawn_announcer(ann: Announcement, count: u32, interval: Duration) -> OcfResult<ProcessRef> {
+pub fn spawn_announcer(ann: Announcement, count: u32, interval: Duration) -> OcfResult<ProcId> {
     let (rd, wr) = nix::unistd::pipe().map_err(|e| OcfError::generic(format!("pipe: {e}")))?;
     let (mut rd, wr) = (std::fs::File::from(rd), std::fs::File::from(wr));
     // SAFETY: agents are single-threaded.
@@ -205,7 +154,7 @@ pub fn spawn_announcer(ann: Announcement, count: u32, interval: Duration) -> Ocf
             let pid = i32::from_le_bytes(b);
             // It may already be done (a short run); then there is nothing to
             // record, and a dead reference is harmless.
-            Ok(ProcessRef::of(pid).unwrap_or(ProcessRef { pid, start_time: 0 }))
+            Ok(ProcId::of(pid).unwrap_or(ProcId { pid, start: 0 }))
         }
     }
 }
@@ -220,26 +169,5 @@ fn detach_stdio() {
             // SAFETY: dup2 onto the standard descriptors.
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn process_records() {
-        let me = ProcessRef::of(std::process::id() as i32).unwrap();
-        assert!(me.is_alive());
-        let back = ProcessRef::from_record(&me.to_record()).unwrap();
-        assert_eq!(back, me);
-        // Same pid, other start time: a recycled pid, not ours.
-        let other = ProcessRef {
-            pid: me.pid,
-            start_time: me.start_time + 1,
-        };
-        assert!(!other.is_alive());
-        assert!(!other.kill());
-        assert_eq!(ProcessRef::from_record("x"), None);
     }
 }

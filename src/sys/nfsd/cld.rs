@@ -19,8 +19,7 @@
 
 use super::mounts;
 use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
-use crate::sys::process;
-use serde::{Deserialize, Serialize};
+use crate::sys::{process, procs};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,61 +28,7 @@ use std::time::Duration;
 /// The database file nfsdcld keeps in its storage directory.
 pub const DB_FILE: &str = "main.sqlite";
 
-/// A process, identified across pid reuse by its start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcId {
-    pub pid: i32,
-    /// Field 22 of /proc/PID/stat (clock ticks after boot).
-    pub start: u64,
-}
-
-/// `(state, ppid, starttime)` from /proc/PID/stat.
-fn stat_fields(pid: i32) -> Option<(char, i32, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &s[s.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let state = f.first()?.chars().next()?;
-    let ppid = f.get(1)?.parse().ok()?;
-    // starttime is field 22 overall; `rest` starts at field 3.
-    let start = f.get(19)?.parse().ok()?;
-    Some((state, ppid, start))
-}
-
-impl ProcId {
-    pub fn of(pid: i32) -> Option<ProcId> {
-        stat_fields(pid).map(|(_, _, start)| ProcId { pid, start })
-    }
-
-    /// Still the same process, and not a zombie.
-    pub fn alive(&self) -> bool {
-        matches!(stat_fields(self.pid), Some((st, _, start)) if start == self.start && st != 'Z' && st != 'X')
-    }
-}
-
-pub fn comm(pid: i32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-pub fn ppid(pid: i32) -> Option<i32> {
-    stat_fields(pid).map(|(_, p, _)| p)
-}
-
-/// Every process whose command name is `name`.
-pub fn pids_named(name: &str) -> Vec<i32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut v: Vec<i32> = rd
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&p| comm(p).as_deref() == Some(name))
-        .collect();
-    v.sort_unstable();
-    v
-}
+pub use crate::sys::procs::ProcId;
 
 /// What a running nfsdcld is doing, from its open files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +68,7 @@ pub fn inspect(pid: i32) -> Option<CldProc> {
 
 /// Every nfsdcld on the node.
 pub fn find_all() -> Vec<CldProc> {
-    pids_named("nfsdcld")
+    procs::named("nfsdcld")
         .into_iter()
         .filter_map(inspect)
         .collect()
@@ -286,21 +231,9 @@ mod tests {
     #[test]
     fn identifies_processes() {
         let me = std::process::id() as i32;
-        let id = ProcId::of(me).unwrap();
-        assert!(id.alive());
-        assert!(
-            !ProcId {
-                pid: me,
-                start: id.start + 1
-            }
-            .alive(),
-            "another start time is another process"
-        );
-        assert!(ProcId::of(-5).is_none());
         let c = inspect(me).unwrap();
         assert_eq!(c.storage, None);
         assert!(!c.has_pipe);
-        assert_eq!(ppid(me), Some(nix::unistd::getppid().as_raw()));
     }
 
     #[test]
@@ -309,7 +242,6 @@ mod tests {
         let pid = ch.id() as i32;
         let id = ProcId::of(pid).unwrap();
         assert!(id.alive());
-        assert!(pids_named("sleep").contains(&pid));
         stop(id, &Deadline::after(Duration::from_secs(5))).unwrap();
         assert!(!id.alive());
         let _ = ch.wait();

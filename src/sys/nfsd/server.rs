@@ -310,9 +310,9 @@ pub fn stop(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
 
 /// The lockd kernel thread of this node, if running.
 pub fn lockd_thread() -> Option<i32> {
-    super::cld::pids_named("lockd")
+    crate::sys::procs::named("lockd")
         .into_iter()
-        .find(|&p| super::cld::ppid(p) == Some(2))
+        .find(|&p| crate::sys::procs::stat(p).is_some_and(|s| s.ppid == 2))
 }
 
 /// An ONC RPC call (RFC 5531) with AUTH_NONE credentials, over UDP to

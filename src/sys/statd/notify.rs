@@ -16,8 +16,8 @@
 
 use super::record::{self, RecordSet};
 use crate::ocf::Deadline;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use crate::sys::procs::{self, Ns, ProcId};
+use nix::sys::signal::Signal;
 use std::io;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -126,86 +126,41 @@ pub fn last_words(log: &Path) -> String {
         .to_string()
 }
 
-/// (state letter, start time) of a process, from /proc/PID/stat.
-fn proc_stat(pid: i32) -> Option<(char, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); starttime is field 22.
-    Some((f.first()?.chars().next()?, f.get(19)?.parse().ok()?))
-}
-
-/// Start time of a process (to tell it from a later one with the same pid).
-pub fn start_time(pid: i32) -> Option<u64> {
-    proc_stat(pid).map(|(_, t)| t)
-}
-
-/// Whether `pid` is the process that started at `start` and still runs
-/// (a zombie does not count).
-pub fn alive(pid: i32, start: u64) -> bool {
-    matches!(proc_stat(pid), Some((st, t)) if t == start && st != 'Z' && st != 'X')
-}
-
 /// sm-notify processes in this mount namespace whose command line names a
 /// directory under `root` (finds our notifiers even without a record of
-/// their pids; /proc may show other namespaces' processes too).
-pub fn find_under(root: &Path) -> Vec<i32> {
-    let my_mnt = std::fs::read_link("/proc/self/ns/mnt").ok();
+/// their pids).
+pub fn find_under(root: &Path) -> Vec<ProcId> {
     let needle = root.to_string_lossy().into_owned();
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.filter_map(Result::ok) {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() != "sm-notify" {
-            continue;
-        }
-        if std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok() != my_mnt {
-            continue;
-        }
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(&needle)
-            && matches!(proc_stat(pid), Some((st, _)) if st != 'Z' && st != 'X')
-        {
-            out.push(pid);
-        }
-    }
-    out
+    procs::named("sm-notify")
+        .into_iter()
+        .filter(|&pid| procs::shares_namespace(pid, Ns::Mnt))
+        .filter(|&pid| procs::cmdline(pid).iter().any(|a| a.contains(&needle)))
+        .filter_map(ProcId::of)
+        .collect()
 }
 
-/// Terminate `procs` ((pid, start time)): SIGTERM, then SIGKILL after a
-/// grace of up to 2 s; waits until they are gone or the deadline. Returns
-/// the pids still alive.
-pub fn terminate(procs: &[(i32, u64)], deadline: &Deadline) -> Vec<i32> {
-    let live = |procs: &[(i32, u64)]| -> Vec<(i32, u64)> {
-        procs
-            .iter()
-            .copied()
-            .filter(|&(p, t)| alive(p, t))
-            .collect()
-    };
+/// Terminate `procs`: SIGTERM, then SIGKILL after a grace of up to 2 s;
+/// waits until they are gone or the deadline. Returns the pids still alive.
+pub fn terminate(procs: &[ProcId], deadline: &Deadline) -> Vec<i32> {
+    let live =
+        |procs: &[ProcId]| -> Vec<ProcId> { procs.iter().copied().filter(ProcId::alive).collect() };
     let mut left = live(procs);
-    for &(p, _) in &left {
-        let _ = kill(Pid::from_raw(p), Signal::SIGTERM);
+    for p in &left {
+        p.signal(Signal::SIGTERM);
     }
     let soft = deadline.within(Duration::from_secs(2));
     soft.poll(Duration::from_millis(20), || {
         left = live(&left);
         left.is_empty().then_some(())
     });
-    for &(p, _) in &left {
-        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    for p in &left {
+        p.signal(Signal::SIGKILL);
     }
     deadline.poll(Duration::from_millis(20), || {
         left = live(&left);
         left.is_empty().then_some(())
     });
-    left.iter().map(|&(p, _)| p).collect()
+    left.iter().map(|p| p.pid).collect()
 }
 
 /// Where a notifier for `addr` keeps its directory and log under `root`.
@@ -271,15 +226,10 @@ mod tests {
     }
 
     #[test]
-    fn process_identity() {
-        let me = std::process::id() as i32;
-        let t = start_time(me).unwrap();
-        assert!(alive(me, t));
-        assert!(!alive(me, t + 1));
+    fn terminate_ends_a_process() {
         let mut c = Command::new("sleep").arg("30").spawn().unwrap();
-        let pid = c.id() as i32;
-        let st = start_time(pid).unwrap();
-        let left = terminate(&[(pid, st)], &Deadline::after(Duration::from_secs(5)));
+        let id = ProcId::of(c.id() as i32).unwrap();
+        let left = terminate(&[id], &Deadline::after(Duration::from_secs(5)));
         // our own child stays a zombie until reaped: not alive
         assert!(left.is_empty(), "{left:?}");
         let _ = c.wait();

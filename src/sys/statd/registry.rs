@@ -41,6 +41,15 @@ pub struct Notifier {
     pub dir: PathBuf,
 }
 
+impl Notifier {
+    pub fn process(&self) -> crate::sys::procs::ProcId {
+        crate::sys::procs::ProcId {
+            pid: self.pid,
+            start: self.start_time,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
     pub instance: String,

@@ -5,6 +5,7 @@
 //! `/etc/nfs.conf` overrides both. statd and sm-notify drop root for the
 //! owner of `sm/`, so files made for them must belong to that owner.
 
+use crate::sys::procs::{self, Ns};
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -163,35 +164,15 @@ pub fn callout_from_cmdline(args: &[String]) -> Option<String> {
 /// rpc.statd processes in this network namespace (/proc may show other
 /// namespaces' processes too).
 pub fn running_statd(conf: &NfsConf) -> Vec<RunningStatd> {
-    let my_net = std::fs::read_link("/proc/self/ns/net").ok();
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.filter_map(Result::ok) {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() != "rpc.statd" {
-            continue;
-        }
-        if std::fs::read_link(format!("/proc/{pid}/ns/net")).ok() != my_net {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = raw
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let callout = callout_from_cmdline(&args)
-            .or_else(|| conf.get("statd", "ha-callout").map(str::to_string));
-        out.push(RunningStatd { pid, callout });
-    }
-    out
+    procs::named("rpc.statd")
+        .into_iter()
+        .filter(|&pid| procs::shares_namespace(pid, Ns::Net))
+        .map(|pid| RunningStatd {
+            pid,
+            callout: callout_from_cmdline(&procs::cmdline(pid))
+                .or_else(|| conf.get("statd", "ha-callout").map(str::to_string)),
+        })
+        .collect()
 }
 
 #[cfg(test)]
