@@ -411,50 +411,97 @@ def bench_statd(a):
                     os.unlink(os.path.join(hold, name))
             write_records(hold, addrs)  # a takeover: the shared list
 
+    def listen():
+        out, ready = os.path.join(SCRATCH, "notified.json"), os.path.join(SCRATCH, "listener.ready")
+        for p in (out, ready):
+            if os.path.exists(p):
+                os.unlink(p)
+        listener = peer.spawn([sys.executable, os.path.join(HERE, "nsm_listener.py"),
+                               "--expect", str(n), "--out", out, "--ready", ready])
+        while not os.path.exists(ready):
+            time.sleep(0.01)
+        return listener, out
+
+    def notified(out, t0, label):
+        """Seconds from t0 until the last client got its first SM_NOTIFY."""
+        deadline = time.monotonic() + 120
+        while not os.path.exists(out) and time.monotonic() < deadline:
+            time.sleep(0.01)
+            reap()
+        if not os.path.exists(out):
+            raise SystemExit(f"bench: {label}: not every client was notified within 120 s")
+        with open(out) as f:
+            got = json.load(f)
+        missing = [ad for ad in addrs if ad not in got["first"]]
+        if missing:
+            raise SystemExit(f"bench: {label}: {len(missing)} clients not notified")
+        firsts = [got["first"][ad] for ad in addrs]
+        return max(firsts) - t0, min(firsts) - t0, got["calls"]
+
     runs = {"hanfs": [], "hb": []}
     for rep in range(a.statd_reps):
         order = ["hanfs", "hb"] if rep % 2 == 0 else ["hb", "hanfs"]
         for which in order:
             r = hanfs if which == "hanfs" else hb
             reset(which)
-            out, ready = os.path.join(SCRATCH, "notified.json"), os.path.join(SCRATCH, "listener.ready")
-            for p in (out, ready):
-                if os.path.exists(p):
-                    os.unlink(p)
-            listener = peer.spawn([sys.executable, os.path.join(HERE, "nsm_listener.py"),
-                                   "--expect", str(n), "--out", out, "--ready", ready])
-            while not os.path.exists(ready):
-                time.sleep(0.01)
+            listener, out = listen()
             before = pids()
             t0 = time.monotonic()
             wall, cpu = r.run("start")
-            deadline = time.monotonic() + 120
-            while not os.path.exists(out) and time.monotonic() < deadline:
-                time.sleep(0.01)
-                reap()
-            if not os.path.exists(out):
-                raise SystemExit(f"bench: {r.label}: not every client was notified within 120 s")
-            with open(out) as f:
-                got = json.load(f)
-            missing = [ad for ad in addrs if ad not in got["first"]]
-            if missing:
-                raise SystemExit(f"bench: {r.label}: {len(missing)} clients not notified")
-            firsts = [got["first"][ad] for ad in addrs]
-            all_notified = max(firsts) - t0
+            all_notified, first, calls = notified(out, t0, r.label)
             # sm-notify ends once every client answered both notifications
             settled = settle(before, limit=60, what=f"{r.label} notifications")
             listener.terminate()
             listener.wait()
             runs[which].append({
                 "start_wall_s": wall, "start_cpu_s": cpu, "all_notified_s": all_notified,
-                "first_notified_s": min(firsts) - t0, "rpc_calls": got["calls"],
+                "first_notified_s": first, "rpc_calls": calls,
                 "notifiers_done_after_s": settled,
             })
             log(f"  {r.label}: start returned after {wall:.3f} s (cpu {cpu:.3f} s); "
-                f"all {n} clients notified after {all_notified:.3f} s; calls {got['calls']}")
+                f"all {n} clients notified after {all_notified:.3f} s; calls {calls}")
             before = pids()
             r.run("stop")
             settle(before, limit=30, what=f"{r.label} stop")
+    # Why the two differ: sm-notify itself, run the two ways the agents run
+    # it, and with the list split across processes.
+    ways = {
+        "background (as nfsnotify runs it)": (["-f", "-n"], 1),
+        "foreground -d (as statd-holding runs it)": (["-d", "-f", "-n"], 1),
+        "foreground -d, 10 processes of 100 clients": (["-d", "-f", "-n"], 10),
+    }
+    diag = {k: [] for k in ways}
+    for rep in range(a.statd_reps):
+        for way, (flags, shards) in ways.items():
+            dirs = []
+            for k in range(shards):
+                d = os.path.join(SCRATCH, f"smn{k}")
+                shutil.rmtree(d, ignore_errors=True)
+                for sub in ("sm", "sm.bak"):
+                    os.makedirs(os.path.join(d, sub))
+                    os.chown(os.path.join(d, sub), *owner)
+                with open(os.path.join(d, "state"), "wb") as f:
+                    f.write((2 * rep + 1).to_bytes(4, "little"))
+                dirs.append(d)
+            for i, ad in enumerate(addrs):
+                p = os.path.join(dirs[i % shards], "sm", ad)
+                with open(p, "w") as f:
+                    f.write(record_line(i, ad))
+                os.chown(p, *owner)
+            listener, out = listen()
+            before = pids()
+            t0 = time.monotonic()
+            procs = [subprocess.Popen(["sm-notify", *flags, "-v", "198.51.100.10", "-P", d],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for d in dirs]
+            secs, _, calls = notified(out, t0, f"sm-notify {way}")
+            settle(before, limit=60, what=f"sm-notify {way}")
+            for p in procs:
+                p.wait()
+            listener.terminate()
+            listener.wait()
+            diag[way].append({"all_notified_s": secs, "rpc_calls": calls})
+            log(f"  sm-notify {way}: all {n} notified after {secs:.3f} s; calls {calls}")
     for d in daemons:
         d.terminate()
         d.wait()
@@ -470,6 +517,8 @@ def bench_statd(a):
         "median": {w: {k: med(w, k) for k in ("start_wall_s", "start_cpu_s", "all_notified_s")}
                    for w in runs},
     }
+    row["sm_notify_alone"] = {k: {"median_all_notified_s": statistics.median(x["all_notified_s"] for x in v),
+                                  "runs": v} for k, v in diag.items()}
     row["ratio_all_notified"] = ratio(row["median"]["hanfs"]["all_notified_s"],
                                       row["median"]["hb"]["all_notified_s"])
     RESULTS.append(row)
@@ -517,13 +566,13 @@ def markdown(meta, fl, cph):
              f"{' (--quick)' if meta['quick'] else ''}. Medians of n runs; ratio = heartbeat / hanfs "
              f"(higher is better for hanfs). Harness floor (spawn + reap of /bin/true): "
              f"{fl['wall_ms']['median']:.2f} ms, included in every wall time.")
-    L.append("")
-    L.append("| comparison | operation | hanfs wall ms | heartbeat wall ms | wall ratio "
-             "| hanfs CPU ms | heartbeat CPU ms | CPU ratio | n |")
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in RESULTS:
-        if "hanfs_stats" not in r:
-            continue
+    rows = [r for r in RESULTS if "hanfs_stats" in r]
+    if rows:
+        L.append("")
+        L.append("| comparison | operation | hanfs wall ms | heartbeat wall ms | wall ratio "
+                 "| hanfs CPU ms | heartbeat CPU ms | CPU ratio | n |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
         h, b = r["hanfs_stats"], r["heartbeat_stats"]
         L.append(f"| {r['group']} | {r['op']} | {fmt_ms(h['wall_ms']['median'])} | "
                  f"{fmt_ms(b['wall_ms']['median'])} | **{r['ratio_wall']:.1f}x** | "
@@ -545,6 +594,13 @@ def markdown(meta, fl, cph):
                          ("start_cpu_s", "start CPU (s)")):
             L.append(f"| {label} | {m['hanfs'][k]:.3f} | {m['hb'][k]:.3f} | "
                      f"{ratio(m['hanfs'][k], m['hb'][k]):.2f}x |")
+        L.append("")
+        L.append("sm-notify alone (same clients and listener; what both agents wait for):")
+        L.append("")
+        L.append("| sm-notify run | every client has received SM_NOTIFY (s) |")
+        L.append("|---|---:|")
+        for k, v in r["sm_notify_alone"].items():
+            L.append(f"| {k} | {v['median_all_notified_s']:.3f} |")
     if cph:
         L.append("")
         L.append(f"**CPU per hour of monitoring** a service of {cph['exports']} exports and "
