@@ -8,6 +8,8 @@
 //! unless `HANFS_REQUIRE_SANDBOX=1` (CI), where it fails instead.
 #![allow(dead_code)]
 
+pub mod uml;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
