@@ -22,5 +22,6 @@ cd "$(dirname "$0")/.."
 cargo build --release --bins
 HANFS_VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1) ($(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src agents 2>/dev/null || echo ', modified'))"
 export HANFS_VERSION
+export PYTHONDONTWRITEBYTECODE=1
 exec unshare --pid --fork --kill-child --mount-proc --net --mount --propagation private \
     python3 benches/bench.py "$@"
