@@ -75,7 +75,7 @@ build_deb() {
         chmod -R u=rwX,go=rX "$stage/usr/share/doc/hanfs/examples"
     fi
     install -m 0644 packaging/debian/copyright "$stage/usr/share/doc/hanfs/copyright"
-    sed -e "s/@VERSION@/$DEB_VERSION/" -e "s/@MAINTAINER@/$MAINTAINER/" \
+    sed -e "s/@VERSION@/$DEB_VERSION/" -e "s|@MAINTAINER@|${MAINTAINER//&/\\&}|" \
         -e "s/@DATE@/$(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")/" \
         packaging/debian/changelog.in | gzip -9n >"$stage/usr/share/doc/hanfs/changelog.Debian.gz"
     chmod 0644 "$stage/usr/share/doc/hanfs/changelog.Debian.gz"
@@ -97,7 +97,7 @@ build_deb() {
 
     local size
     size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-    sed -e "s/@VERSION@/$DEB_VERSION/" -e "s/@MAINTAINER@/$MAINTAINER/" \
+    sed -e "s/@VERSION@/$DEB_VERSION/" -e "s|@MAINTAINER@|${MAINTAINER//&/\\&}|" \
         -e "s/@INSTALLED_SIZE@/$size/" -e "s/@SHLIBS@/$shlibs/" \
         packaging/debian/control.in >"$stage/DEBIAN/control"
     (cd "$stage" && find usr -type f -print0 | sort -z | xargs -0 md5sum >DEBIAN/md5sums)
