@@ -310,6 +310,181 @@ impl Metadata {
     }
 }
 
+impl Metadata {
+    /// The agent's manual page, `ocf_<provider>_<agent>(7)` in the layout of
+    /// resource-agents' generated pages: NAME, SYNOPSIS, DESCRIPTION,
+    /// SUPPORTED PARAMETERS, SUPPORTED ACTIONS, EXAMPLE CRM SHELL,
+    /// EXAMPLE PCS, SEE ALSO. troff source, no date (reproducible builds).
+    pub fn render_man(&self) -> String {
+        let provider = "hanfs";
+        let page = format!("ocf_{provider}_{}", self.name);
+        let mut s = String::new();
+        s.push_str(&format!(
+            ".\\\" Generated from the agent's meta-data (metadata/{}.xml); do not edit.\n",
+            self.name
+        ));
+        s.push_str(&format!(
+            ".TH \"{}\" \"7\" \"\" \"{provider} {}\" \"OCF resource agents\"\n",
+            man_escape(&page.to_uppercase()).replace('"', ""),
+            man_escape(&self.agent_version).replace('"', ""),
+        ));
+        s.push_str(".nh\n.ad l\n");
+        s.push_str(".SH \"NAME\"\n");
+        s.push_str(&format!(
+            "{} \\- {}\n",
+            man_escape(&page),
+            man_escape(&self.shortdesc)
+        ));
+        s.push_str(".SH \"SYNOPSIS\"\n");
+        let mut actions: Vec<&str> = Vec::new();
+        for a in &self.actions {
+            if !actions.contains(&a.name.as_str()) {
+                actions.push(&a.name);
+            }
+        }
+        s.push_str(&format!(
+            "\\fB{}\\fR [{}]\n",
+            man_escape(&self.name),
+            man_escape(&actions.join(" | "))
+        ));
+        s.push_str(".SH \"DESCRIPTION\"\n");
+        for para in self.longdesc.split("\n\n") {
+            s.push_str(".PP\n");
+            s.push_str(&man_line(para));
+        }
+        s.push_str(".SH \"SUPPORTED PARAMETERS\"\n");
+        for p in &self.params {
+            s.push_str(&format!(".PP\n\\fB{}\\fR\n.RS 4\n", man_escape(&p.name)));
+            for para in p.longdesc.split("\n\n").filter(|x| !x.is_empty()) {
+                s.push_str(&man_line(para));
+                s.push_str(".sp\n");
+            }
+            let mut facts = vec![if p.required { "required" } else { "optional" }];
+            if p.unique {
+                facts.push("unique");
+            }
+            if p.reloadable {
+                facts.push("reloadable");
+            }
+            facts.push(match p.kind {
+                ParamType::String => "string",
+                ParamType::Integer => "integer",
+                ParamType::Boolean => "boolean",
+            });
+            let default = match &p.default {
+                Some(d) => format!("default \\fB{}\\fR", man_escape(d)),
+                None => "no default".to_string(),
+            };
+            s.push_str(&format!("({}, {default})\n.RE\n", facts.join(", ")));
+        }
+        s.push_str(".SH \"SUPPORTED ACTIONS\"\n.PP\nThis resource agent supports the following actions (operations):\n");
+        for a in &self.actions {
+            let what = match a.name.as_str() {
+                "start" => "Starts the resource.".to_string(),
+                "stop" => "Stops the resource.".to_string(),
+                "monitor" => match a.depth.as_deref() {
+                    Some(d) if d != "0" => {
+                        format!("Checks the resource thoroughly (OCF_CHECK_LEVEL={d}).")
+                    }
+                    _ => "Checks the resource.".to_string(),
+                },
+                "meta-data" => "Prints the resource agent meta-data.".to_string(),
+                "validate-all" => "Validates the resource configuration.".to_string(),
+                "reload-agent" => {
+                    "Applies a change of reloadable parameters without a restart (OCF 1.1 callers)."
+                        .to_string()
+                }
+                other => format!("The {other} action."),
+            };
+            let mut line = format!("{what} Suggested minimum timeout: {}.", a.timeout);
+            if let Some(i) = &a.interval {
+                line.push_str(&format!(" Suggested interval: {i}."));
+            }
+            s.push_str(&format!(".PP\n\\fB{}\\fR\n.RS 4\n", man_escape(&a.name)));
+            s.push_str(&man_line(&line));
+            s.push_str(".RE\n");
+        }
+        let required: Vec<&ParamSpec> = self.params.iter().filter(|p| p.required).collect();
+        let monitor = self.actions.iter().find(|a| a.name == "monitor");
+        let placeholder = |p: &ParamSpec| {
+            format!(
+                "{}=\\fI{}\\fR",
+                man_escape(&p.name),
+                match p.kind {
+                    ParamType::String => "string",
+                    ParamType::Integer => "integer",
+                    ParamType::Boolean => "boolean",
+                }
+            )
+        };
+        let rsc = format!("p_{}", man_escape(&self.name.replace('-', "_")));
+        let agent = format!("ocf:{provider}:{}", man_escape(&self.name));
+        s.push_str(".SH \"EXAMPLE CRM SHELL\"\n.PP\n");
+        s.push_str("An example configuration of this agent using the \\fBcrm\\fR(8) shell:\n");
+        s.push_str(".sp\n.RS 4\n.nf\n");
+        s.push_str(&format!("primitive {rsc} {agent} \\e\n"));
+        if !required.is_empty() {
+            s.push_str("  params \\e\n");
+            for p in &required {
+                s.push_str(&format!("    {} \\e\n", placeholder(p)));
+            }
+        }
+        if let Some(m) = monitor {
+            let mut op = String::from("  op monitor");
+            if let Some(d) = &m.depth {
+                op.push_str(&format!(" depth=\"{d}\""));
+            }
+            op.push_str(&format!(" timeout=\"{}\"", m.timeout));
+            if let Some(i) = &m.interval {
+                op.push_str(&format!(" interval=\"{i}\""));
+            }
+            s.push_str(&man_escape(&op));
+            s.push('\n');
+        }
+        s.push_str(".fi\n.RE\n");
+        s.push_str(".SH \"EXAMPLE PCS\"\n.PP\n");
+        s.push_str("An example configuration of this agent using \\fBpcs\\fR(8):\n");
+        s.push_str(".sp\n.RS 4\n.nf\n");
+        s.push_str(&format!("pcs resource create {rsc} {agent} \\e\n"));
+        for p in &required {
+            s.push_str(&format!("  {} \\e\n", placeholder(p)));
+        }
+        if let Some(m) = monitor {
+            let mut op = String::from("  op monitor");
+            if let Some(d) = &m.depth {
+                op.push_str(&format!(" OCF_CHECK_LEVEL=\"{d}\""));
+            }
+            op.push_str(&format!(" timeout=\"{}\"", m.timeout));
+            if let Some(i) = &m.interval {
+                op.push_str(&format!(" interval=\"{i}\""));
+            }
+            s.push_str(&man_escape(&op));
+            s.push('\n');
+        }
+        s.push_str(".fi\n.RE\n");
+        s.push_str(".SH \"SEE ALSO\"\n.PP\n");
+        s.push_str("\\fBpcs\\fR(8), \\fBcrm_resource\\fR(8), \\fBocf-tester\\fR(8), /usr/share/doc/hanfs/README.md\n");
+        s
+    }
+}
+
+/// Escape text for troff: backslashes, and hyphens as `\-` (so that
+/// commands and options copy and paste as typed).
+fn man_escape(t: &str) -> String {
+    t.replace('\\', "\\e").replace('-', "\\-")
+}
+
+/// One paragraph as a troff text line: escaped, and protected from being
+/// read as a request when it starts with `.` or `'`.
+fn man_line(t: &str) -> String {
+    let e = man_escape(t.trim());
+    if e.starts_with('.') || e.starts_with('\'') {
+        format!("\\&{e}\n")
+    } else {
+        format!("{e}\n")
+    }
+}
+
 fn text_element(
     w: &mut Writer<Vec<u8>>,
     name: &str,
@@ -407,6 +582,45 @@ mod tests {
         let back = Metadata::parse(&v11).unwrap();
         assert!(back.params[1].reloadable);
         assert_eq!(back.longdesc, m.longdesc);
+    }
+
+    #[test]
+    fn man_page_has_the_resource_agents_sections() {
+        let m = Metadata::parse(SAMPLE).unwrap();
+        let man = m.render_man();
+        assert!(man.contains(".TH \"OCF_HANFS_DEMO\" \"7\""), "{man}");
+        for sec in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "SUPPORTED PARAMETERS",
+            "SUPPORTED ACTIONS",
+            "EXAMPLE CRM SHELL",
+            "EXAMPLE PCS",
+            "SEE ALSO",
+        ] {
+            assert!(man.contains(&format!(".SH \"{sec}\"\n")), "{sec}");
+        }
+        assert!(man.contains("ocf_hanfs_demo \\- Demo\n"));
+        assert!(man.contains("\\fBdemo\\fR [start | monitor | reload\\-agent]\n"));
+        // Paragraphs of the description, in order.
+        let d = man.find("Line one continues.").unwrap();
+        let e = man.find("Second paragraph & more.").unwrap();
+        assert!(d < e);
+        assert!(man.contains(
+            "\\fBip\\fR\n.RS 4\nThe address.\n.sp\n(required, unique, string, no default)\n.RE\n"
+        ));
+        assert!(man.contains("(optional, reloadable, integer, default \\fB5\\fR)"));
+        assert!(man.contains("Suggested minimum timeout: 20s. Suggested interval: 10s."));
+        assert!(man.contains("pcs resource create p_demo ocf:hanfs:demo \\e\n  ip=\\fIstring\\fR \\e\n  op monitor OCF_CHECK_LEVEL=\"0\" timeout=\"20s\" interval=\"10s\"\n"));
+        assert!(man.contains("primitive p_demo ocf:hanfs:demo \\e\n  params \\e\n    ip=\\fIstring\\fR \\e\n  op monitor depth=\"0\""));
+    }
+
+    #[test]
+    fn man_text_cannot_become_troff_requests() {
+        assert_eq!(man_line(".hidden request"), "\\&.hidden request\n");
+        assert_eq!(man_line("'quoted"), "\\&'quoted\n");
+        assert_eq!(man_line("a\\b -v"), "a\\eb \\-v\n");
     }
 
     #[test]
