@@ -11,8 +11,8 @@ PKGS=(
   iproute2 iputils-ping arping tcpdump strace util-linux procps psmisc python3
   # the lab: User-Mode Linux nodes with a real kernel nfsd
   user-mode-linux e2fsprogs
-  # packaging
-  rpm
+  # packaging and its checks
+  rpm dpkg-dev lintian man-db
 )
 export DEBIAN_FRONTEND=noninteractive
 missing=()

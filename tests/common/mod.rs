@@ -310,7 +310,7 @@ impl Sandbox {
     pub fn install_agents(&self) {
         let mut s = String::from(
             "set -e; R=/usr/lib/ocf/resource.d; mkdir -p /run/ocf-orig; mount --bind $R /run/ocf-orig; \
-             mount -t tmpfs tmpfs $R; for d in /run/ocf-orig/*; do n=$(basename $d); mkdir $R/$n; mount --bind $d $R/$n; done; \
+             mount -t tmpfs tmpfs $R; for d in /run/ocf-orig/*; do n=$(basename $d); [ $n = hanfs ] && continue; mkdir $R/$n; mount --bind $d $R/$n; done; \
              mkdir -p $R/hanfs; ",
         );
         for a in ["nfs-export", "float-ip", "statd-holding", "nfs-grace"] {
