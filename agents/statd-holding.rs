@@ -484,31 +484,33 @@ impl Agent for StatdHolding {
                 log::info!("no client to notify from {addr}");
                 continue;
             }
-            let (dir, log) = notify::paths(&root, addr);
-            notify::prepare_dir(&dir, &recs, taken.state, owner)
-                .or_generic(|| format!("cannot prepare {}", dir.display()))?;
-            let child = notify::spawn(&sm_notify, addr, &dir, &log)
-                .or_generic(|| format!("cannot run {}", sm_notify.display()))?;
-            let pid = child.id() as i32;
-            log::info!(
-                "notifying {} client(s) from {addr} (state {}, sm-notify pid {pid})",
-                recs.len(),
-                taken.state
-            );
-            reg.notifiers.push(Notifier {
-                pid,
-                start_time: ProcId::of(pid).map_or(0, |p| p.start),
-                addr: addr.to_string(),
-                dir: dir.clone(),
-            });
-            jobs.push(Job {
-                addr: *addr,
-                dir,
-                log,
-                child,
-                clients: recs.len(),
-                status: None,
-            });
+            for (n, batch) in notify::batches(&recs).into_iter().enumerate() {
+                let (dir, log) = notify::paths(&root, addr, n);
+                notify::prepare_dir(&dir, &batch, taken.state, owner)
+                    .or_generic(|| format!("cannot prepare {}", dir.display()))?;
+                let child = notify::spawn(&sm_notify, addr, &dir, &log)
+                    .or_generic(|| format!("cannot run {}", sm_notify.display()))?;
+                let pid = child.id() as i32;
+                log::info!(
+                    "notifying {} client(s) from {addr} (state {}, sm-notify pid {pid})",
+                    batch.len(),
+                    taken.state
+                );
+                reg.notifiers.push(Notifier {
+                    pid,
+                    start_time: ProcId::of(pid).map_or(0, |p| p.start),
+                    addr: addr.to_string(),
+                    dir: dir.clone(),
+                });
+                jobs.push(Job {
+                    addr: *addr,
+                    dir,
+                    log,
+                    child,
+                    clients: batch.len(),
+                    status: None,
+                });
+            }
         }
         registry
             .save(&reg)

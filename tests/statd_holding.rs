@@ -317,7 +317,7 @@ fn lock_on_crashed_node_is_notified_from_the_new_node() {
         !live_notifiers(&node2).is_empty(),
         "retrying notifier for 192.0.2.99 should still run"
     );
-    let pending = node2.sh_ok("ls /run/hanfs/statd-holding/test.notify/192.0.2.10/sm.bak");
+    let pending = node2.sh_ok("ls /run/hanfs/statd-holding/test.notify/192.0.2.10-0/sm.bak");
     assert_eq!(pending.trim(), "192.0.2.99");
 
     // Node 2's statd now monitors the clients under node 2's own name.
