@@ -16,7 +16,7 @@
 use hanfs::ocf::{Agent, Ctx, OcfError, OcfResult, Params, ResultExt};
 use hanfs::sys::exports::storage::{self, Directory, Problem};
 use hanfs::sys::exports::{
-    exportfs, ClientSpec, Export, ExportOptions, ExportTable, Exportfs, Fsid,
+    exportfs, ClientSpec, Export, ExportOptions, ExportTable, Exportfs, Fsid, TableStamp,
 };
 use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::ProcRoots;
@@ -50,6 +50,10 @@ struct State {
     fsid: Option<String>,
     /// The export table exportfs wrote to.
     etab: PathBuf,
+    /// The version of that table the last good check read: while etab is
+    /// unchanged, a monitor need not read it again (flat in its size).
+    #[serde(default)]
+    checked: Option<TableStamp>,
 }
 
 /// One client: as configured, and as etab names it.
@@ -391,6 +395,7 @@ impl Agent for NfsExport {
             clients,
             fsid: cfg.options.fsid.map(|f| f.to_string()),
             etab: table.path().to_path_buf(),
+            checked: None,
         };
         check_conflicts(ctx, &state, &table.read_all()?)?;
 
@@ -562,8 +567,21 @@ impl Agent for NfsExport {
                 cfg.directory.display()
             )));
         };
-        if let Err(why) = check_exports(&state)? {
-            return Err(OcfError::generic(why));
+        let table = ExportTable::at(&state.etab);
+        let stamp = table.stamp()?;
+        if stamp.is_none() || stamp != state.checked {
+            if let Err(why) = check_exports(&state)? {
+                return Err(OcfError::generic(why));
+            }
+            // Read again after the check: a table replaced meanwhile gets
+            // checked next time.
+            if stamp == table.stamp()? {
+                let mut checked = state.clone();
+                checked.checked = stamp;
+                if let Err(e) = save_state(ctx, &checked) {
+                    log::debug!("cannot record the checked table: {e}");
+                }
+            }
         }
         if ctx.check_level() >= 10 {
             let d = Directory {
@@ -701,6 +719,7 @@ mod tests {
             }],
             fsid: Some("3f1b8b8c-1234-4cde-8a00-aaaaaaaaaaaa".into()),
             etab: "/var/lib/nfs/etab".into(),
+            checked: None,
         };
         let back: State = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
@@ -732,6 +751,7 @@ mod tests {
             ],
             fsid: Some("7".into()),
             etab: etab.clone(),
+            checked: None,
         };
         assert_eq!(check_exports(&s).unwrap(), Ok(()));
         s.clients.push(StateClient {

@@ -277,6 +277,11 @@ fn an_export_changed_behind_our_back_fails_the_monitor() {
     let dir = std::fs::canonicalize(mkdir(&sb, "d")).unwrap();
     let res = || export(&sb, "gone", &dir, "192.0.2.0/24 [2001:db8::]/32").param("fsid", "11");
     res().run("start").expect(0);
+    // A good monitor records the table version it checked (later monitors
+    // skip reading an unchanged table); a change must still be seen.
+    res().run("monitor").expect(0);
+    let state = sb.sh_ok("cat /run/resource-agents/hanfs-nfs-export-gone");
+    assert!(state.contains("\"checked\":{"), "{state}");
     sb.sh_ok(&format!("exportfs -u '[2001:db8::]/32':{}", dir.display()));
     res()
         .interval_ms(10_000)

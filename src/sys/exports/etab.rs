@@ -143,6 +143,18 @@ pub fn parse_line(line: &[u8]) -> Option<Export> {
     })
 }
 
+/// The identity of one version of the table file: exportfs replaces etab
+/// by writing a new file and renaming it, so any change gives another
+/// inode, size or modification time. Lets a monitor skip re-reading a table
+/// it has already checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableStamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+}
+
 /// The export table at a given path (see [`ExportTable::system`]).
 #[derive(Debug, Clone)]
 pub struct ExportTable {
@@ -164,6 +176,21 @@ impl ExportTable {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The current version's identity (`None` when there is no table).
+    pub fn stamp(&self) -> OcfResult<Option<TableStamp>> {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(&self.path) {
+            Ok(m) => Ok(Some(TableStamp {
+                dev: m.dev(),
+                ino: m.ino(),
+                size: m.size(),
+                mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).or_generic(|| format!("cannot stat {}", self.path.display())),
+        }
     }
 
     /// Stream the table, calling `f` with each line's raw directory field

@@ -17,6 +17,6 @@ pub mod options;
 pub mod storage;
 
 pub use client::ClientSpec;
-pub use etab::{Export, ExportTable};
+pub use etab::{Export, ExportTable, TableStamp};
 pub use exportfs::Exportfs;
 pub use options::{ExportOptions, Fsid};
