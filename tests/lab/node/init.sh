@@ -20,7 +20,9 @@ set -x
 
 # --- private, writable state (the root file system is the host's, read-only)
 mkdir -p /dev/shm                      # UML's devtmpfs has no /dev/shm
-PRIVATE="/run /tmp /var/tmp /var/log /dev/shm /root /srv /mnt /var/lib/rpcbind"
+# world-writable ones first (pacemaker's IPC lives in /dev/shm)
+for d in /tmp /var/tmp /dev/shm; do mount -t tmpfs -o mode=1777 tmpfs "$d"; done
+PRIVATE="/run /var/log /root /srv /mnt /var/lib/rpcbind"
 # heartbeat nfsserver bind-mounts its shared infodir on /var/lib/nfs and takes
 # any mount there for "already bound": leave it alone on heartbeat servers.
 if ! { [ "$ROLE" = server ] && [ "$STACK" = heartbeat ]; }; then
@@ -28,7 +30,7 @@ if ! { [ "$ROLE" = server ] && [ "$STACK" = heartbeat ]; }; then
 fi
 [ "$ROLE" = server ] && PRIVATE="$PRIVATE /var/lib/pacemaker /var/lib/corosync /etc/corosync /var/lib/pcsd"
 for d in $PRIVATE; do mount -t tmpfs -o mode=0755 tmpfs "$d"; done
-mkdir -p /run/lock /run/rpcbind /run/sendsigs.omit.d /var/log/pacemaker /var/log/corosync
+mkdir -p /run/lock /run/rpcbind /run/sendsigs.omit.d /run/nfs-dummy /var/log/pacemaker /var/log/corosync
 if [ "$ROLE" != server ] || [ "$STACK" != heartbeat ]; then
   mkdir -p /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/nfs/v4recovery /var/lib/nfs/nfsdcltrack
   touch /var/lib/nfs/etab /var/lib/nfs/rmtab /var/lib/nfs/state
