@@ -98,18 +98,19 @@ def wait_group(servers, group, timeout, on=None):
 
 # ---------------------------------------------------------------- logs
 
-# pacemaker-controld, at notice level, once per completed operation:
-#   Nov 21 23:59:01.234 nodea pacemaker-controld  [712] (log_executor_event) notice:
-#   Result of start operation for nfs-fs on nodea: ok | graph action ... exec-time=2703ms ...
-# pacemaker-execd (info):
-#   ... (log_finished) info: nfs-fs start (call 24, PID 1234) exited with status 0 (execution time 2.703s)
+# pacemaker-execd (info), once per completed operation (not recurring monitors):
+#   Nov 22 00:06:06.487 nodea pacemaker-execd     [758] (log_finished) \tinfo: nfs-fs start
+#   (call 12, PID 1019) exited with status 0 (execution time 3.447s)
 _FINISHED = re.compile(
-    r"^(?P<ts>\w{3} \d+ [\d:.]+) (?P<node>\S+) pacemaker-execd\s+\[\d+\] \(log_finished\)\s+\w+: "
-    r"(?P<rsc>\S+) (?P<op>\w+) \(call \d+, PID \d+\) exited with status (?P<rc>\d+) "
-    r"\(execution time (?P<ms>[\d.]+)(?P<unit>m?s)")
-_TIMEDOUT = re.compile(
-    r"^(?P<ts>\w{3} \d+ [\d:.]+) (?P<node>\S+) pacemaker-execd\s+\[\d+\] \(\w+\)\s+\w+: "
-    r"(?P<rsc>\S+) (?P<op>\w+) \(call \d+, PID \d+\) timed out after (?P<ms>\d+)ms")
+    r"^(?P<ts>\w{3} +\d+ [\d:.]+) (?P<node>\S+) pacemaker-execd\s+\[\d+\] \(log_finished\)\s+\w+: "
+    r"(?P<rsc>\S+) (?P<op>\w+) \(call \d+(?:, PID \d+)?\) exited with status (?P<rc>\d+) "
+    r"\(execution time (?P<num>[\d.]+)(?P<unit>ms|s)(?: after being queued [^)]*)?\)")
+# pacemaker-controld (notice), for every result; used for the ones that did not finish
+# (timeouts), which execd does not log as above:
+#   ... (log_executor_event) \tnotice: Result of stop operation for nfs-fs on nodea: Timed Out | ...
+_RESULT = re.compile(
+    r"^(?P<ts>\w{3} +\d+ [\d:.]+) (?P<node>\S+) pacemaker-controld\s+\[\d+\] \(log_executor_event\)\s+\w+: "
+    r"Result of (?P<op>\w+) operation for (?P<rsc>\S+) on \S+: (?P<text>[^|]+?) \|")
 
 
 def _ts(s, year):
@@ -117,25 +118,29 @@ def _ts(s, year):
 
 
 def agent_actions(logdirs, t_from, t_to):
-    """Every resource action that finished in [t_from, t_to], from the nodes' pacemaker logs.
+    """Resource actions that ended in [t_from, t_to], from the nodes' pacemaker logs.
 
-    Returns [{t, node, resource, op, rc, seconds}] (monitors with interval 0, i.e.
-    probes, included; recurring monitors left out)."""
+    Returns [{t, node, resource, op, rc, seconds}]: every finished start/stop/...
+    with its execution time, plus every timed-out one (rc "Timed Out", seconds None)."""
     year = datetime.fromtimestamp(t_from).year
     out = []
     for d in logdirs:
         for path in sorted(glob.glob(f"{d}/pacemaker-*.log")):
             with open(path, errors="replace") as f:
                 for line in f:
-                    m = _FINISHED.match(line) or _TIMEDOUT.match(line)
-                    if not m:
+                    m = _FINISHED.match(line)
+                    r = None if m else _RESULT.match(line)
+                    if not m and not (r and "Timed Out" in r["text"]):
                         continue
-                    t = _ts(m["ts"], year)
+                    t = _ts((m or r)["ts"], year)
                     if not t_from <= t <= t_to:
                         continue
-                    secs = float(m["ms"]) / (1000.0 if m.groupdict().get("unit", "ms") == "ms" else 1.0)
-                    out.append({"t": round(t, 3), "node": m["node"], "resource": m["rsc"], "op": m["op"],
-                                "rc": int(m["rc"]) if m.groupdict().get("rc") else "timeout",
-                                "seconds": round(secs, 3)})
+                    if m:
+                        secs = float(m["num"]) / (1000.0 if m["unit"] == "ms" else 1.0)
+                        out.append({"t": round(t, 3), "node": m["node"], "resource": m["rsc"],
+                                    "op": m["op"], "rc": int(m["rc"]), "seconds": round(secs, 3)})
+                    else:
+                        out.append({"t": round(t, 3), "node": r["node"], "resource": r["rsc"],
+                                    "op": r["op"], "rc": "Timed Out", "seconds": None})
     out.sort(key=lambda a: a["t"])
     return out

@@ -217,12 +217,13 @@ class Host:
 
     # -- shared disks
     def make_disk(self, path, label, dirs):
-        """A fresh ext4 image, pre-populated (mke2fs -d) with the export directories."""
+        """A fresh ext4 image, pre-populated (mke2fs -d) with directories; "data" ones
+        are world-writable (the clients' test files), the rest 0755."""
         stage = path + ".d"
         shutil.rmtree(stage, ignore_errors=True)
         for d in dirs:
             os.makedirs(os.path.join(stage, d), exist_ok=True)
-            os.chmod(os.path.join(stage, d), 0o777)
+            os.chmod(os.path.join(stage, d), 0o777 if os.path.basename(d) == "data" else 0o755)
         if os.path.exists(path):
             os.unlink(path)
         sh("mke2fs", "-q", "-F", "-t", "ext4", "-L", label, "-d", stage, path, f"{T.DISK_MB}M")

@@ -117,9 +117,10 @@ class Lab:
         """Disks, boot every node, wait for the cluster to form. Records phase times."""
         t0 = time.time()
         for path, svc in zip(self.disks, T.SERVICES):
-            # the data directories an administrator creates once on the shared disk
-            # (nfsinfo: the heartbeat nfsserver's shared /var/lib/nfs)
-            self.host.make_disk(path, svc.group, ["data", "nfsinfo"])
+            # what an administrator creates once on the shared disk: the data
+            # directory, and the state directories the example configurations
+            # name (nfsinfo: heartbeat nfsserver's /var/lib/nfs; .nfs-ha: hanfs)
+            self.host.make_disk(path, svc.group, ["data", "nfsinfo", ".nfs-ha/statd", ".nfs-ha/v4recovery"])
         self.write_etc()
         os.makedirs(os.path.join(self.run, "fence"), exist_ok=True)
         self.fencer.start()

@@ -171,7 +171,9 @@ def judge(res, lab):
             if "prober" in c and c["prober"]["acquired"]}
     checks.append(_check("locks kept (other client's conflicting attempts fail)", not lost,
                          f"lock taken by the other client: {lost}" if lost else "all held"))
-    unconf = {t: sorted(set(c["prober"]["files"]) - set(c["prober"]["confirmed_held_after_recovery"]))
+    # (a lock already reported lost above is not reported again here)
+    unconf = {t: sorted(set(c["prober"]["files"]) - set(c["prober"]["confirmed_held_after_recovery"])
+                        - set(c["prober"]["lost_locks"]))
               for t, c in res["clients"].items() if "prober" in c}
     unconf = {t: v for t, v in unconf.items() if v}
     checks.append(_check("locks seen held after recovery", not unconf and res.get("probers_confirmed"),
