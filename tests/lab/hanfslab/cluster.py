@@ -41,6 +41,16 @@ def crm_status(node, timeout=60):
     return st
 
 
+def fence_history(node, target, timeout=60):
+    """Pacemaker's own record of fencing `target` (stonith_admin --history)."""
+    r = node.sh(f"stonith_admin --history={target} --output-as=xml 2>/dev/null", timeout=timeout, check=False)
+    try:
+        root = ET.fromstring(r.out[r.out.index("<"):])
+    except (ValueError, ET.ParseError):
+        return []
+    return [dict(e.attrib) for e in root.iter("fence_event")]
+
+
 def status_from_any(servers, timeout=60):
     for n in servers:
         if n.running():

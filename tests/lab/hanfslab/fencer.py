@@ -96,7 +96,9 @@ class Fencer:
         except Exception as e:  # an answer is owed in every case
             rep = {"ok": False, "detail": f"{type(e).__name__}: {e}"}
         self._reply(rid, rep)
-        if action not in ("status", "list", "monitor"):
+        if action not in ("list", "monitor"):
+            # status counts: a fence agent that finds the target already off
+            # ("Success: Already OFF") confirms the fence with status alone
             ev = {"t_request": req.get("t", t0), "t_handled": t0, "t_replied": time.time(),
                   "from": req.get("from"), "action": action, "target": plug, "reply": rep}
             self.events.append(ev)

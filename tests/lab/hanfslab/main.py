@@ -36,6 +36,7 @@ def parse_args(argv):
     p.add_argument("--out", help="run directory (default: out/lab/<run id> in the repository)")
     p.add_argument("--no-install", action="store_true", help="fail instead of apt-get installing packages")
     p.add_argument("--no-build", action="store_true", help="use target/release as it is")
+    p.add_argument("--agents-dir", help="take the hanfs binaries from this directory instead of building")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -160,7 +161,12 @@ def main(argv=None):
         if any(T.STACKS[s].hanfs for s in stacks):
             with phase("build"):
                 try:
-                    bindir = os.path.join(REPO, "target", "release") if args.no_build else host.build()
+                    if args.agents_dir:
+                        bindir = os.path.abspath(args.agents_dir)
+                    elif args.no_build:
+                        bindir = os.path.join(REPO, "target", "release")
+                    else:
+                        bindir = host.build()
                     host.check_agents(bindir)
                 except LabError as e:
                     hanfs_error = str(e)

@@ -97,11 +97,14 @@ class Runner:
                 res["error"] = f"verify: {e}"
         res["agent_actions"] = cluster.agent_actions([n.logdir for n in self.lab.servers], t_event - 1, t_end)
         res["fence_events"] = self.lab.fencer.events_since(t_event - 1)
-        res["checks"] = judge(res, self.lab)
+        res["checks"] = judge(res)
         res["passed"] = all(c["ok"] for c in res["checks"])
-        log.info("%s: %s", name, "PASSED" if res["passed"] else "FAILED: " +
-                 "; ".join(c["name"] + ": " + c["detail"] for c in res["checks"] if not c["ok"]))
         return res
+
+    @staticmethod
+    def _log(res):
+        log.info("%s: %s", res["scenario"], "PASSED" if res["passed"] else "FAILED: " +
+                 "; ".join(c["name"] + ": " + c["detail"][:300] for c in res["checks"] if not c["ok"]))
 
     # -- scenarios
     def move(self):
@@ -121,6 +124,7 @@ class Runner:
                 r["pcs_move"] = {"rc": pr.rc, "seconds": round(pr.t_end - t, 1), "out": pr.out[-400:]}
             except LabError as e:
                 r["pcs_move"] = {"error": str(e)}
+            self._log(r)
             out.append(r)
             if not r["passed"] and "error" in r:
                 break
@@ -136,6 +140,13 @@ class Runner:
         log.info("crash: killing %s (UML pid %d)", victim, node.proc.pid)
         t = node.kill(why="crash scenario")
         res = self._finish(f"crash {victim}", t, survivor, {"victim": victim})
+        try:
+            res["pacemaker_fence_history"] = cluster.fence_history(self.lab.node(survivor), victim)
+        except LabError as e:
+            res["pacemaker_fence_history"] = [{"error": str(e)}]
+        res["checks"].append(fence_check(res))
+        res["passed"] = all(c["ok"] for c in res["checks"])
+        self._log(res)
         # the administrator repairs the node: it boots and rejoins the cluster
         t0 = time.time()
         try:
@@ -156,7 +167,21 @@ def _check(name, ok, detail):
     return {"name": name, "ok": bool(ok), "detail": detail}
 
 
-def judge(res, lab):
+def fence_check(res):
+    """The cluster fenced the crashed node: Pacemaker records a successful fence
+    operation for it, and the lab's device was asked (off, or status answered off)."""
+    hist = [e for e in res.get("pacemaker_fence_history", [])
+            if e.get("target") == res["victim"] and e.get("status") == "success"]
+    dev = [e for e in res.get("fence_events", []) if e["target"] == res["victim"] and e["reply"].get("ok")
+           and (e["action"] == "off" or e["reply"].get("status") == "off")]
+    ok = bool(hist) and bool(dev)
+    detail = (f"pacemaker: {hist[0].get('action')} by {hist[0].get('delegate')} completed {hist[0].get('completed')}; "
+              f"device asked {dev[0]['action']} by {dev[0]['from']} at +{dev[0]['t_request'] - res['t_event']:.1f} s"
+              if ok else f"pacemaker history {res.get('pacemaker_fence_history')}, device requests {dev}")
+    return _check("crashed node fenced by the cluster", ok, detail)
+
+
+def judge(res):
     """The assertions made after every scenario."""
     checks = [_check("scenario completed", "error" not in res, res.get("error", "ok"))]
     exp = res.get("expected_on")
@@ -183,11 +208,5 @@ def judge(res, lab):
     have = all("writes" in c for c in res["clients"].values())
     checks.append(_check("every acknowledged write present and intact", have and not bad,
                          f"{bad}" if bad else ("all present" if have else "not verified")))
-    if res["scenario"].startswith("crash"):
-        fenced = [e for e in res.get("fence_events", []) if e["target"] == res.get("victim")
-                  and e["action"] in ("off", "reboot") and e["reply"].get("ok")]
-        checks.append(_check("crashed node fenced by the cluster", fenced,
-                             f"fenced by {fenced[0]['from']} at +{fenced[0]['t_request'] - res['t_event']:.1f} s"
-                             if fenced else "no successful fence request for the victim"))
     return checks
 

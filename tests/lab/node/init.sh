@@ -84,6 +84,8 @@ elif [ "$STACK" = hanfs ]; then
   # itself (threads, grace) belongs to ocf:hanfs:nfs-grace
   modprobe nfsd
   mount -t nfsd nfsd /proc/fs/nfsd
+  mkdir -p /run/rpc_pipefs
+  mount -t rpc_pipefs sunrpc /run/rpc_pipefs   # nfs.conf pipefs-directory (nfsdcld's upcalls)
   rpc.statd --no-notify
   rpc.mountd
 fi
