@@ -195,6 +195,13 @@ class Host:
         if problems:
             raise LabError("hanfs agents not usable: " + "; ".join(problems))
 
+    def snapshot_agents(self, bindir):
+        dst = os.path.join(self.run, "agents")
+        os.makedirs(dst, exist_ok=True)
+        for a in T.HANFS_AGENTS + T.HANFS_HELPERS:
+            shutil.copy2(os.path.join(bindir, a), os.path.join(dst, a))
+        return dst
+
     # -- network
     def network(self, specs):
         for name in [T.BRIDGE] + [s.tap for s in specs]:

@@ -168,6 +168,9 @@ def main(argv=None):
                     else:
                         bindir = host.build()
                     host.check_agents(bindir)
+                    # the nodes bind-mount the binaries from the run directory:
+                    # a snapshot kept with the report, visible in every node
+                    bindir = host.snapshot_agents(bindir)
                 except LabError as e:
                     hanfs_error = str(e)
                     log.error("%s", e)

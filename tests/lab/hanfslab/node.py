@@ -117,6 +117,9 @@ class Node:
     def wait_ready(self, timeout=240):
         deadline = time.time() + timeout
         while time.time() < deadline:
+            errs = os.path.join(self.logdir, f"init-errors-{self.boots}")
+            if os.path.exists(errs):
+                raise LabError(f"{self.name}: init failed: {open(errs).read().strip()}")
             if os.path.exists(os.path.join(self.ctl, "ready")):
                 dt = time.time() - self.t_boot
                 log.info("%s: ready after %.1f s", self.name, dt)

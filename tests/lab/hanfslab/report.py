@@ -77,4 +77,10 @@ def summary(report):
         out.append(f"TEARDOWN left: {report['teardown_errors']}")
     out.append("")
     out.append(f"RESULT: {'PASSED' if report.get('passed') else 'FAILED'}")
+    # closing line in the form CI reads: scenario windows of the stack under test
+    primary = next(iter(report.get("stacks", {}).values()), {})
+    ran = primary.get("scenarios", [])
+    n_ok = sum(1 for s in ran if s.get("passed"))
+    n_bad = len(ran) - n_ok + (1 if primary.get("error") or report.get("error") else 0)
+    out.append(f"lab: {n_ok} passed, {n_bad} failed")
     return "\n".join(out) + "\n"

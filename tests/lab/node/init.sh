@@ -15,6 +15,8 @@ mount -t hostfs none "$LAB_RUN" -o "$LAB_RUN"
 . "$LAB_RUN/etc/$LAB_NODE.env"
 LOG=$LAB_RUN/nodes/$NODE
 exec >>"$LOG/init.log" 2>&1
+# a setup step that must not fail: the driver refuses a node with init errors
+must() { "$@" || echo "$*: failed ($?)" >>"$LOG/init-errors-$BOOT"; }
 echo "init start $(date +%s.%N) node=$NODE role=$ROLE stack=$STACK boot=$BOOT"
 set -x
 
@@ -22,7 +24,7 @@ set -x
 mkdir -p /dev/shm                      # UML's devtmpfs has no /dev/shm
 # world-writable ones first (pacemaker's IPC lives in /dev/shm)
 for d in /tmp /var/tmp /dev/shm; do mount -t tmpfs -o mode=1777 tmpfs "$d"; done
-PRIVATE="/run /var/log /root /srv /mnt /var/lib/rpcbind"
+PRIVATE="/run /var/log /root /srv /mnt"
 # heartbeat nfsserver bind-mounts its shared infodir on /var/lib/nfs and takes
 # any mount there for "already bound": leave it alone on heartbeat servers.
 if ! { [ "$ROLE" = server ] && [ "$STACK" = heartbeat ]; }; then
@@ -48,22 +50,22 @@ hostname "$NODE"
 if [ "$ROLE" = server ]; then
   modprobe overlay
   mkdir -p /run/usr-overlay/upper /run/usr-overlay/work
-  mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-overlay/upper,workdir=/run/usr-overlay/work /usr
+  must mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-overlay/upper,workdir=/run/usr-overlay/work /usr
   # the lab's fence device (see fence_hanfs_lab)
-  install -m 0755 "$LAB_NODEDIR/fence_hanfs_lab" /usr/sbin/fence_hanfs_lab
+  must install -m 0755 "$LAB_NODEDIR/fence_hanfs_lab" /usr/sbin/fence_hanfs_lab
   # systemd stand-in for the heartbeat nfsserver agent (see nfs-server-init)
   install -d /usr/lib/hanfs-lab
-  install -m 0755 "$LAB_NODEDIR/nfs-server-init" /usr/lib/hanfs-lab/nfs-server-init
+  must install -m 0755 "$LAB_NODEDIR/nfs-server-init" /usr/lib/hanfs-lab/nfs-server-init
   # hanfs agents from this build: the built binaries themselves, bind-mounted
   if [ "$STACK" = hanfs ]; then
     mkdir -p /usr/lib/ocf/resource.d/hanfs /usr/libexec/hanfs
     mount -t tmpfs -o mode=0755 tmpfs /usr/lib/ocf/resource.d/hanfs
     for a in $HANFS_AGENTS; do
       touch "/usr/lib/ocf/resource.d/hanfs/$a"
-      mount --bind "$HANFS_BIN/$a" "/usr/lib/ocf/resource.d/hanfs/$a"
+      must mount --bind "$HANFS_BIN/$a" "/usr/lib/ocf/resource.d/hanfs/$a"
     done
     touch /usr/libexec/hanfs/hanfs-statd-callout
-    mount --bind "$HANFS_BIN/hanfs-statd-callout" /usr/libexec/hanfs/hanfs-statd-callout
+    must mount --bind "$HANFS_BIN/hanfs-statd-callout" /usr/libexec/hanfs/hanfs-statd-callout
   fi
   mkdir -p $SHARED_MOUNTS
 fi
