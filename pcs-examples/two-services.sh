@@ -43,6 +43,12 @@ MOUNT2=${MOUNT2:-/srv/nfs2}
 VIP2=${VIP2:-192.0.2.52}
 NODE2=${NODE2:-}
 FSID2=${FSID2:-2}
+# Optional: a directory present on every node (not on a shared disk) to
+# export as the NFSv4 root (fsid=0), from a clone running on every node;
+# each service's mount point must be below it (clients then mount
+# $VIP:<mount point below V4_ROOT>/data). Empty: nfsd's automatic
+# pseudo-root, clients mount $VIP:$MOUNT/data.
+V4_ROOT=${V4_ROOT:-}
 CIB=${CIB:-/tmp/hanfs-example-cib.xml}
 
 pcs cluster cib "$CIB"
@@ -87,9 +93,15 @@ service() {
   [ -n "$node" ] && pcs_f constraint location "$g" prefers "$node=50"
   return 0
 }
-# No NFSv4 pseudo-root (fsid=0) export here: a node has one NFSv4 root, and
-# two services that may share a node cannot both own it. nfsd builds the
-# pseudo-root from the exports itself; NFSv4 clients mount $VIP:$MOUNT/data.
+# A node has one NFSv4 root (fsid=0), and two services that may share a
+# node cannot both own it: it is either nfsd's automatic pseudo-root or,
+# with V4_ROOT, a node-level export cloned on every node.
+if [ -n "$V4_ROOT" ]; then
+  pcs_f resource create nfs-v4root ocf:hanfs:nfs-export \
+      directory="$V4_ROOT" clientspec="$CLIENTSPEC" fsid=0 options="$EXPORT_OPTIONS,crossmnt" \
+      op monitor interval=30s timeout=20s op start timeout=40s op stop timeout=60s \
+      clone
+fi
 service "$GROUP1" "$DEVICE1" "$MOUNT1" "$VIP1" "$FSID1" "$NODE1"
 service "$GROUP2" "$DEVICE2" "$MOUNT2" "$VIP2" "$FSID2" "$NODE2"
 

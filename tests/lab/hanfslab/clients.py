@@ -13,20 +13,29 @@ NLOCKS = 3
 
 
 class Workload:
-    """On every client, for NFSv3 and NFSv4.2: a writer holding locks and appending,
-    and a prober trying to take the locks the *other* client holds."""
+    """On every client, for every service and for NFSv3 and NFSv4.2: a writer
+    holding locks and appending, and a prober trying to take the locks the
+    *other* client holds on the same mount."""
 
-    def __init__(self, lab, service):
+    def __init__(self, lab, config):
         self.lab = lab
-        self.svc = service
+        self.config = config
         self.clients = lab.clients
-        self.dir = os.path.join(lab.run, "work", lab.stack.name)
+        self.dir = os.path.join(lab.run, "work", f"{lab.stack.name}-{config.name}")
         self.writers = {}  # tag -> Handle
         self.probers = {}  # tag -> Handle
         os.makedirs(self.dir, exist_ok=True)
 
+    def mounts(self):
+        """(service, version, mount point) for every mount a client makes."""
+        return [(svc, v, f"/mnt/{svc.group}-{v}") for svc in self.config.services for v in VERSIONS]
+
+    @staticmethod
+    def tag(client, svc, v):
+        return f"{client.name}-{svc.group}-{v}"
+
     def tags(self):
-        return [f"{c.name}-{v}" for c in self.clients for v in VERSIONS]
+        return [self.tag(c, svc, v) for c in self.clients for svc, v, _ in self.mounts()]
 
     def writer_log(self, tag):
         return os.path.join(self.dir, f"writer-{tag}.log")
@@ -35,38 +44,40 @@ class Workload:
         return os.path.join(self.dir, f"prober-{tag}.log")
 
     def mount(self, timeout=300):
-        paths = {"v3": f"{self.svc.vip}:{self.svc.export}", "v4": f"{self.svc.vip}:{self.svc.v4_path}"}
         for c in self.clients:
-            for v, opt in VERSIONS.items():
+            for svc, v, mnt in self.mounts():
+                path = svc.export if v == "v3" else self.config.v4_paths[svc.group]
                 # hard mounts, otherwise the defaults a user gets
-                c.sh(f"for i in $(seq 1 30); do mount -t nfs -o {opt},hard {paths[v]} /mnt/{v} && exit 0;"
-                     f" sleep 5; done; exit 1", timeout=timeout)
-        log.info("clients mounted %s (v3) and %s (v4.2)", paths["v3"], paths["v4"])
+                c.sh(f"mkdir -p {mnt}; for i in $(seq 1 30); do"
+                     f" mount -t nfs -o {VERSIONS[v]},hard {svc.vip}:{path} {mnt} && exit 0; sleep 5; done; exit 1",
+                     timeout=timeout)
+                log.info("%s: mounted %s:%s on %s (%s)", c.name, svc.vip, path, mnt, VERSIONS[v])
 
     def start(self, warmup_timeout=300):
         for c in self.clients:
-            for v in VERSIONS:
-                tag = f"{c.name}-{v}"
+            for svc, v, mnt in self.mounts():
+                tag = self.tag(c, svc, v)
                 self.writers[tag] = c.spawn(
-                    f"exec python3 {NODE_DIR}/writer.py {tag} /mnt/{v} {self.writer_log(tag)} {NLOCKS}",
+                    f"exec python3 {NODE_DIR}/writer.py {tag} {mnt} {self.writer_log(tag)} {NLOCKS}",
                     timeout=6 * 3600)
-        self._wait_logs(self.writers, "READY", warmup_timeout)
+        self._wait_logs(self.writers, self.writer_log, "READY", warmup_timeout)
         for i, c in enumerate(self.clients):
             peer = self.clients[(i + 1) % len(self.clients)]
-            for v in VERSIONS:
-                tag = f"{c.name}-{v}"
-                ptag = f"{peer.name}-{v}"
-                files = [f"/mnt/{v}/{ptag}.lock{k}" for k in range(NLOCKS)] + [f"/mnt/{v}/{ptag}.data"]
+            for svc, v, mnt in self.mounts():
+                ptag = self.tag(peer, svc, v)
+                files = [f"{mnt}/{ptag}.lock{k}" for k in range(NLOCKS)] + [f"{mnt}/{ptag}.data"]
+                tag = self.tag(c, svc, v)
                 self.probers[tag] = c.spawn(
                     f"exec python3 {NODE_DIR}/prober.py {self.prober_log(tag)} {' '.join(files)}",
                     timeout=6 * 3600)
-        self._wait_logs(self.probers, "HELD", warmup_timeout)
+        self._wait_logs(self.probers, self.prober_log, "HELD", warmup_timeout)
         log.info("workload running: %d writers, %d probers", len(self.writers), len(self.probers))
 
-    def _wait_logs(self, handles, word, timeout):
+    @staticmethod
+    def _wait_logs(handles, logpath, word, timeout):
         deadline = time.time() + timeout
         for tag, h in handles.items():
-            path = self.writer_log(tag) if handles is self.writers else self.prober_log(tag)
+            path = logpath(tag)
             while True:
                 if os.path.exists(path) and word in open(path).read():
                     break
@@ -86,10 +97,10 @@ class Workload:
                 log.warning("%s did not stop: %s", tag, e)
 
     def verify(self, timeout=300):
-        """Read every data file back through each client's own mount (checksums, sequence)."""
+        """Read every data file back through its writer's own mount (checksums, sequence)."""
         out = {}
         for c in self.clients:
-            files = " ".join(f"/mnt/{v}/{c.name}-{v}.data" for v in VERSIONS)
+            files = " ".join(f"{mnt}/{self.tag(c, svc, v)}.data" for svc, v, mnt in self.mounts())
             t0 = time.time()
             r = c.sh(f"python3 {NODE_DIR}/verify.py {files}", timeout=timeout)
             for path, res in json.loads(r.out.strip().splitlines()[-1]).items():

@@ -16,7 +16,7 @@ from .scenarios import Runner
 
 log = logging.getLogger("lab")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SCENARIOS = ["move", "crash"]
+SCENARIOS = ["move", "crash"]  # the default; "split" too on request
 
 
 def parse_args(argv):
@@ -72,48 +72,62 @@ class Phases:
         return _P()
 
 
-def example_env(lab, stack, svc):
+def example_env(lab, stack, config):
+    """The variables a pcs-examples script is run with in the lab."""
     env = {
-        "GROUP": svc.group, "SHARED_DEVICE": svc.disk, "SHARED_MOUNT": svc.mount, "FSTYPE": "ext4",
-        "EXPORT_DIR": svc.export, "CLIENTSPEC": T.CLIENTSPEC, "VIP": svc.vip, "VIP_CIDR": str(T.PREFIX),
-        "NIC": T.NIC, "SERVER_SCOPE": "hanfs-lab", "PREFERRED_NODE": svc.home,
+        "CLIENTSPEC": T.CLIENTSPEC, "VIP_CIDR": str(T.PREFIX), "NIC": T.NIC, "FSTYPE": "ext4",
+        "SERVER_SCOPE": "hanfs-lab",
         "FENCE_AGENT": "fence_hanfs_lab",
         "FENCE_PARAMS": f"lab_dir={lab.run} pcmk_host_list={','.join(n.name for n in lab.servers)}"
                         " pcmk_reboot_action=off",
-        **stack.env,
     }
+    if config is T.ACTIVE_PASSIVE:
+        svc = config.services[0]
+        env.update(GROUP=svc.group, SHARED_DEVICE=svc.disk, SHARED_MOUNT=svc.mount, EXPORT_DIR=svc.export,
+                   VIP=svc.vip, PREFERRED_NODE=svc.home)
+    else:
+        env["V4_ROOT"] = "/srv"
+        for n, svc in enumerate(config.services, 1):
+            env.update({f"GROUP{n}": svc.group, f"DEVICE{n}": svc.disk, f"MOUNT{n}": svc.mount,
+                        f"VIP{n}": svc.vip, f"NODE{n}": svc.home, f"FSID{n}": str(svc.data_fsid)})
+    env.update(stack.env)
     return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
 
 
-def run_stack(host, run_id, stack, args, n_clients, bindir, reference):
-    res = {"stack": stack.name, "reference": reference, "timings": {}, "scenarios": []}
-    phase = Phases(res["timings"])
-    lab = Lab(host, f"{run_id}-{stack.name}", stack, n_clients, bindir)
-    svc = T.SERVICES[0]
+def run_config(host, run_id, stack, config, scenarios, args, n_clients, bindir, res):
+    """Boot a fresh cluster, configure it with the stack's pcs-examples script for
+    `config`, start the clients, run `scenarios` (args.repeat times)."""
+    t = res["timings"].setdefault(config.name, {})
+    phase = Phases(t)
+    lab = Lab(host, f"{run_id}-{stack.name}-{config.name[:3]}", stack, n_clients, bindir)
     try:
         with phase("cluster_boot_and_formation"):
             lab.start()
-        res["timings"].update(lab.timings)
+        t.update(lab.timings)
+        script = stack.scripts[config.name]
         with phase("configure_pcs_example"):
-            script = os.path.join(REPO, "pcs-examples", stack.example)
-            r = lab.servers[0].sh(f"{example_env(lab, stack, svc)} sh {script}", timeout=1200, check=False)
-            res["configure"] = {"script": f"pcs-examples/{stack.example}", "rc": r.rc, "out": r.out[-3000:]}
+            r = lab.servers[0].sh(f"{example_env(lab, stack, config)} sh {REPO}/pcs-examples/{script}",
+                                  timeout=1200, check=False)
+            res.setdefault("configure", {})[config.name] = {
+                "script": f"pcs-examples/{script}", "rc": r.rc, "out": r.out[-3000:]}
             if r.rc != 0:
-                raise LabError(f"pcs-examples/{stack.example} failed (rc {r.rc}): {r.out[-1500:]}")
-        with phase("service_start"):
-            cluster.wait_group(lab.servers, svc.group, timeout=600, on=svc.home)
-        w = Workload(lab, svc)
+                raise LabError(f"pcs-examples/{script} failed (rc {r.rc}): {r.out[-1500:]}")
+        with phase("services_start"):
+            for svc in config.services:
+                cluster.wait_group(lab.servers, svc.group, timeout=600, on=svc.home)
+        w = Workload(lab, config)
         with phase("clients_mount_and_warmup"):
             w.mount()
             w.start()
-        runner = Runner(lab, w, svc)
+        runner = Runner(lab, w)
         try:
             for rep in range(args.repeat):
-                for name in args.scenarios.split(","):
+                for name in scenarios:
                     with phase(f"scenario_{name}_{rep + 1}"):
                         results = getattr(runner, name)()
                     for r in results:
                         r["repetition"] = rep + 1
+                        r["config"] = config.name
                     res["scenarios"] += results
                     if any("error" in r for r in results):
                         raise LabError(f"scenario {name} could not complete: "
@@ -121,12 +135,28 @@ def run_stack(host, run_id, stack, args, n_clients, bindir, reference):
         finally:
             with phase("clients_stop"):
                 w.stop()
+    finally:
+        lab.stop()
+        res["fence_events"] += lab.fencer.events
+
+
+def run_stack(host, run_id, stack, args, n_clients, bindir, reference):
+    res = {"stack": stack.name, "reference": reference, "timings": {}, "scenarios": [],
+           "fence_events": [], "not_applicable": []}
+    # scenarios grouped by the configuration they need, in the order asked
+    plan = {}
+    for name in args.scenarios.split(","):
+        config = T.SCENARIO_CONFIG[name]
+        if config.name not in stack.scripts:
+            res["not_applicable"].append(f"{name}: the {stack.name} stack has no {config.name} configuration")
+            continue
+        plan.setdefault(config.name, (config, []))[1].append(name)
+    try:
+        for config, names in plan.values():
+            run_config(host, run_id, stack, config, names, args, n_clients, bindir, res)
     except LabError as e:
         res["error"] = str(e)
         log.error("%s stack: %s", stack.name, e)
-    finally:
-        lab.stop()
-        res["fence_events"] = lab.fencer.events
     res["passed"] = "error" not in res and bool(res["scenarios"]) and all(s["passed"] for s in res["scenarios"])
     return res
 
@@ -134,8 +164,8 @@ def run_stack(host, run_id, stack, args, n_clients, bindir, reference):
 def main(argv=None):
     args = parse_args(argv)
     for s in args.scenarios.split(","):
-        if s not in SCENARIOS:
-            sys.exit(f"unknown scenario {s!r} (known: {', '.join(SCENARIOS)})")
+        if s not in T.SCENARIO_CONFIG:
+            sys.exit(f"unknown scenario {s!r} (known: {', '.join(T.SCENARIO_CONFIG)})")
     run_id = time.strftime("%Y%m%d-%H%M%S")
     run = os.path.abspath(args.out or os.path.join(REPO, "out", "lab", run_id))
     os.makedirs(run, exist_ok=True)

@@ -49,9 +49,11 @@ def summary(report):
         out.append(f"stack {name}{role}: {'PASSED' if st.get('passed') else 'FAILED'}")
         if st.get("error"):
             out.append(f"  error: {st['error']}")
-        t = st.get("timings", {})
-        if t:
-            out.append("  timings: " + ", ".join(f"{k} {v}" for k, v in t.items()))
+        for cfg, t in st.get("timings", {}).items():
+            out.append(f"  {cfg} timings: " + ", ".join(f"{k[:-2] if k.endswith('_s') else k} {v}s"
+                                                      for k, v in t.items()))
+        for na in st.get("not_applicable", []):
+            out.append(f"  not applicable: {na}")
         for s in st.get("scenarios", []):
             out += _scenario_lines(s)
     stacks = [s for s in report.get("stacks", {}).values() if s.get("scenarios")]

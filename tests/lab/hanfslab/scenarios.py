@@ -13,23 +13,22 @@ SETTLE = 5
 
 
 class Runner:
-    def __init__(self, lab, workload, service):
+    def __init__(self, lab, workload):
         self.lab = lab
         self.w = workload
-        self.svc = service
-        self.group = service.group
+        self.services = workload.config.services
 
     # -- helpers
-    def where(self):
-        return cluster.group_location(cluster.status_from_any(self.lab.running_servers()), self.group)
+    def where(self, group):
+        return cluster.group_location(cluster.status_from_any(self.lab.running_servers()), group)
 
     def other(self, name):
         return next(n for n in self.lab.servers if n.name != name)
 
-    def vip_holders(self):
+    def vip_holders(self, svc):
         out = []
         for n in self.lab.running_servers():
-            r = n.sh(f"ip -o -4 addr show | grep -F ' {self.svc.vip}/' || true", timeout=60)
+            r = n.sh(f"ip -o -4 addr show | grep -F ' {svc.vip}/' || true", timeout=60)
             if r.out.strip():
                 out.append(n.name)
         return out
@@ -65,17 +64,19 @@ class Runner:
         return False
 
     # -- one scenario window, from its event to the checks
-    def _finish(self, name, t_event, expect_on, extra):
-        res = {"scenario": name, "t_event": t_event, "expected_on": expect_on, **extra}
+    def _finish(self, name, t_event, expect, extra):
+        """expect: group -> the node it must end on."""
+        res = {"scenario": name, "t_event": t_event, "expected_on": expect, **extra}
         try:
-            on = cluster.wait_group(self.lab.running_servers(), self.group, timeout=600, on=expect_on)
+            for g, node in expect.items():
+                cluster.wait_group(self.lab.running_servers(), g, timeout=600, on=node)
             res["t_service_back"] = time.time()
             res["service_back_s"] = round(res["t_service_back"] - t_event, 1)
             res["t_writers_resumed"] = self._wait_resumed(res["t_service_back"] - 1)
             res["probers_confirmed"] = self._wait_confirmed(res["t_writers_resumed"])
             time.sleep(SETTLE)
-            res["running_on"] = on
-            res["vip_on"] = self.vip_holders()
+            res["running_on"] = {s.group: self.where(s.group) for s in self.services}
+            res["vip_on"] = {s.group: self.vip_holders(s) for s in self.services}
         except LabError as e:
             res["error"] = str(e)
             log.error("%s: %s", name, e)
@@ -108,17 +109,18 @@ class Runner:
 
     # -- scenarios
     def move(self):
-        """pcs resource move to the other node, then back."""
+        """pcs resource move of the (first) service to the other node, then back."""
         out = []
-        home = self.where()
+        group = self.services[0].group
+        home = self.where(group)
         if home is None:
-            raise LabError(f"group {self.group} is not running anywhere before the move")
+            raise LabError(f"group {group} is not running anywhere before the move")
         for target in (self.other(home).name, home):
-            src = self.where()
+            src = self.where(group)
             t = time.time()
-            log.info("move: pcs resource move %s %s (from %s)", self.group, target, src)
-            h = self.lab.node(src).spawn(f"pcs resource move {self.group} {target}", timeout=900)
-            r = self._finish(f"move {src}->{target}", t, target, {})
+            log.info("move: pcs resource move %s %s (from %s)", group, target, src)
+            h = self.lab.node(src).spawn(f"pcs resource move {group} {target}", timeout=900)
+            r = self._finish(f"move {src}->{target}", t, {group: target}, {})
             try:
                 pr = h.wait()
                 r["pcs_move"] = {"rc": pr.rc, "seconds": round(pr.t_end - t, 1), "out": pr.out[-400:]}
@@ -126,20 +128,33 @@ class Runner:
                 r["pcs_move"] = {"error": str(e)}
             self._log(r)
             out.append(r)
-            if not r["passed"] and "error" in r:
+            if "error" in r:
                 break
         return out
 
     def crash(self):
-        """Kill the active node's UML process (no clean stop); it must be fenced."""
-        victim = self.where()
+        """Kill the node running the (first) service (no clean stop); it must be fenced."""
+        group = self.services[0].group
+        victim = self.where(group)
         if victim is None:
-            raise LabError(f"group {self.group} is not running anywhere before the crash")
+            raise LabError(f"group {group} is not running anywhere before the crash")
+        return [self._crash("crash", victim)]
+
+    def split(self):
+        """Two services, one on each node; the second one's node crashes: both must
+        end on the survivor."""
+        locs = {s.group: self.where(s.group) for s in self.services}
+        if None in locs.values() or len(set(locs.values())) != len(locs):
+            raise LabError(f"services not split across the nodes before the crash: {locs}")
+        return [self._crash("split+crash", locs[self.services[-1].group])]
+
+    def _crash(self, label, victim):
         survivor = self.other(victim).name
         node = self.lab.node(victim)
-        log.info("crash: killing %s (UML pid %d)", victim, node.proc.pid)
-        t = node.kill(why="crash scenario")
-        res = self._finish(f"crash {victim}", t, survivor, {"victim": victim})
+        log.info("%s: killing %s (UML pid %d)", label, victim, node.proc.pid)
+        t = node.kill(why=f"{label} scenario")
+        res = self._finish(f"{label} {victim}", t, {s.group: survivor for s in self.services},
+                           {"victim": victim})
         try:
             res["pacemaker_fence_history"] = cluster.fence_history(self.lab.node(survivor), victim)
         except LabError as e:
@@ -155,12 +170,13 @@ class Runner:
             node.wait_ready()
             cluster.wait_online(self.lab.running_servers(), [n.name for n in self.lab.servers], timeout=600)
             res["repair_rejoin_s"] = round(time.time() - t0, 1)
-            # the rejoining node must not take the service back (stickiness)
-            res["after_rejoin_on"] = cluster.wait_group(self.lab.running_servers(), self.group, timeout=300)
+            # the rejoining node must not take the services back (stickiness)
+            res["after_rejoin_on"] = {s.group: cluster.wait_group(self.lab.running_servers(), s.group, timeout=300)
+                                      for s in self.services}
         except LabError as e:
             res["repair_error"] = str(e)
             res["passed"] = False
-        return [res]
+        return res
 
 
 def _check(name, ok, detail):
@@ -184,12 +200,11 @@ def fence_check(res):
 def judge(res):
     """The assertions made after every scenario."""
     checks = [_check("scenario completed", "error" not in res, res.get("error", "ok"))]
-    exp = res.get("expected_on")
-    checks.append(_check("service on expected node", res.get("running_on") == exp,
-                         f"running on {res.get('running_on')}, expected {exp}"))
-    vip = res.get("vip_on", [])
-    checks.append(_check("floating address on exactly one node", len(vip) == 1 and vip == [exp],
-                         f"held by {vip}"))
+    for g, exp in res.get("expected_on", {}).items():
+        on = res.get("running_on", {}).get(g)
+        checks.append(_check(f"{g}: service on expected node", on == exp, f"running on {on}, expected {exp}"))
+        vip = res.get("vip_on", {}).get(g, [])
+        checks.append(_check(f"{g}: floating address on exactly one node", vip == [exp], f"held by {vip}"))
     io = {t: c["writer"]["error_kinds"] for t, c in res["clients"].items() if c["writer"]["errors"]}
     checks.append(_check("no I/O error (incl. EIO/ESTALE)", not io, f"errors: {io}" if io else "none"))
     lost = {t: c["prober"]["lost_locks"] for t, c in res["clients"].items()

@@ -51,31 +51,49 @@ class Service:
     disk: str          # node-side device
     mount: str         # node-side mount point of the shared disk
     export: str        # the data export (NFSv3 path)
-    v4_path: str       # NFSv4 path below the fsid=0 root
     data_fsid: int
     home: str          # preferred node
 
 
 SERVICES = [
-    Service("nfs", f"{SUBNET}.50", "nfs-vip", "/dev/ubdb", "/srv/nfs", "/srv/nfs/data", "/data", 1, "nodea"),
-    Service("nfs2", f"{SUBNET}.51", "nfs2-vip", "/dev/ubdc", "/srv/nfs2", "/srv/nfs2/data", "/data", 2, "nodeb"),
+    Service("nfs", f"{SUBNET}.50", "nfs-vip", "/dev/ubdb", "/srv/nfs", "/srv/nfs/data", 1, "nodea"),
+    Service("nfs2", f"{SUBNET}.51", "nfs2-vip", "/dev/ubdc", "/srv/nfs2", "/srv/nfs2/data", 2, "nodeb"),
 ]
 DISK_MB = 256
 
 
 @dataclass
-class Stack:
-    """A way to configure the NFS service: which pcs-examples script, and how."""
+class Config:
+    """A cluster configuration a scenario needs: which services, how clients mount them."""
     name: str
-    example: str            # pcs-examples/<example> for one active/passive service
-    two_services: str       # pcs-examples/<...> for the split scenario ('' = none)
+    services: list
+    v4_paths: dict     # group -> NFSv4 path clients mount
+
+
+ACTIVE_PASSIVE = Config("active-passive", SERVICES[:1], {"nfs": "/data"})
+# two services on one node cannot both own the NFSv4 root (fsid=0): the lab
+# exports the nodes' /srv (the mount points' parent) as the root, see
+# pcs-examples/two-services.sh V4_ROOT
+TWO_SERVICES = Config("two-services", SERVICES, {"nfs": "/nfs/data", "nfs2": "/nfs2/data"})
+
+# scenario -> the configuration it runs on
+SCENARIO_CONFIG = {"move": ACTIVE_PASSIVE, "crash": ACTIVE_PASSIVE, "split": TWO_SERVICES}
+
+
+@dataclass
+class Stack:
+    """A way to configure the NFS service: which pcs-examples script per configuration."""
+    name: str
+    scripts: dict           # Config.name -> pcs-examples/<script>
     hanfs: bool             # needs this build's hanfs agents in the nodes
     env: dict = field(default_factory=dict)
 
 
 STACKS = {
-    "hanfs": Stack("hanfs", "active-passive.sh", "two-services.sh", True),
-    "heartbeat": Stack("heartbeat", "heartbeat-active-passive.sh", "", False,
+    "hanfs": Stack("hanfs", {"active-passive": "active-passive.sh", "two-services": "two-services.sh"}, True),
+    # the heartbeat nfsserver owns the node's whole NFS server: one service per
+    # node, so no two-services configuration exists for it
+    "heartbeat": Stack("heartbeat", {"active-passive": "heartbeat-active-passive.sh"}, False,
                        {"NFS_INIT_SCRIPT": "/usr/lib/hanfs-lab/nfs-server-init"}),
 }
 

@@ -80,7 +80,7 @@ rpcbind -w
 if [ "$ROLE" = client ]; then
   modprobe nfs; modprobe nfsv3; modprobe nfsv4
   rpc.statd
-  mkdir -p /mnt/v3 /mnt/v4
+  # (the driver makes the mount points)
 elif [ "$STACK" = hanfs ]; then
   # what nfs-server's systemd dependencies provide on a real node; nfsd
   # itself (threads, grace) belongs to ocf:hanfs:nfs-grace
