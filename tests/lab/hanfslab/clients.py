@@ -87,12 +87,15 @@ class Workload:
                     raise LabError(f"{tag}: no '{word}' in {path} after {timeout} s")
                 time.sleep(0.5)
 
-    def stop(self, timeout=120):
+    def stop(self, timeout=60):
+        """SIGTERM (then SIGKILL) every writer and prober; bounded: one stuck in
+        I/O on a service that is down is left to the node's teardown."""
         for h in list(self.probers.values()) + list(self.writers.values()):
             h.cancel()
+        deadline = time.time() + timeout
         for tag, h in list(self.probers.items()) + list(self.writers.items()):
             try:
-                h.wait(margin=timeout)
+                h.wait(within=max(1.0, deadline - time.time()))
             except LabError as e:
                 log.warning("%s did not stop: %s", tag, e)
 

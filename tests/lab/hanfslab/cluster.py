@@ -98,10 +98,22 @@ def wait_online(servers, names, timeout):
 
 
 def wait_group(servers, group, timeout, on=None):
+    """Wait until every resource of `group` is Started on one node (`on` if given).
+    A failed start of a member on `on` ends the wait at once (Pacemaker will not
+    retry it there: start failures are fatal by default), naming the exit reason."""
     def ok():
-        where = group_location(status_from_any(servers), group)
+        st = status_from_any(servers)
+        where = group_location(st, group)
         if where and (on is None or where == on):
             return where
+        if st and on:
+            members = st["groups"].get(group, [])
+            for f in st["failures"]:
+                key = f.get("op_key") or f.get("id", "")
+                rid = next((m for m in members if key.startswith(m + "_")), None)
+                if rid and f.get("node") == on and f.get("task") == "start":
+                    raise LabError(f"{rid} failed to start on {on} ({f.get('exitstatus')}): "
+                                   f"{f.get('exitreason', '')}")
         return None
     return wait_for(f"group {group} started" + (f" on {on}" if on else ""), ok, timeout)
 

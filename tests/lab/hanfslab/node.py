@@ -51,8 +51,11 @@ class Handle:
     def done(self):
         return os.path.exists(self._path("rc"))
 
-    def wait(self, check=False, margin=30.0):
-        deadline = self.t_sent + self.timeout + margin
+    def wait(self, check=False, margin=30.0, within=None):
+        """Wait for the command's end: at most its timeout plus margin, or `within`
+        seconds from now if given (a cancelled command blocked in uninterruptible
+        I/O, e.g. on a hard NFS mount whose server is gone, may never end)."""
+        deadline = time.time() + within if within is not None else self.t_sent + self.timeout + margin
         while not self.done():
             if not self.node.running():
                 raise NodeDown(f"{self.node.name} is down (waiting for: {self.script.strip()[:80]})")
