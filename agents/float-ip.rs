@@ -1,1 +1,922 @@
-fn main() {}
+//! float-ip: the floating address NFS clients mount from (IPaddr2's
+//! parameter names). See metadata/float-ip.xml for the administrator's view.
+//!
+//! start:   find the interface → refuse if the link is down or another
+//!          interface here holds the address → probe the link for another
+//!          holder (check_duplicate) → add over netlink → (IPv6) wait out
+//!          the kernel's duplicate address detection → first announcement
+//!          → the rest from a detached announcer recorded in the state file.
+//! monitor: on nic and link up → 0; absent → 7; link down, wrong
+//!          interface, wrong label, duplicate detected → 1.
+//! stop:    kill the announcer, remove the address from every interface.
+
+use hanfs::ocf::{self, Agent, Ctx, OcfError, OcfResult, Params};
+use hanfs::sys::fsfile;
+use hanfs::sys::net::announce::{spawn_announcer, Announcement};
+use hanfs::sys::net::duplicate::{self, ClaimWatch, DadOutcome};
+use hanfs::sys::net::placement::{place, subnet_of, Placement};
+use hanfs::sys::net::subnet::parse_prefix_len;
+use hanfs::sys::net::sysctl;
+use hanfs::sys::net::{InterfaceAddress, Link, MacAddr, NewAddress, RouteSocket, Subnet};
+use hanfs::sys::procs::ProcId;
+use std::fmt::Display;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::Duration;
+
+/// The kernel's interface name limit (IFNAMSIZ 16, with the NUL).
+const IFNAMSIZ: usize = 15;
+
+struct FloatIp;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Config {
+    ip: IpAddr,
+    /// cidr_netmask as a prefix length.
+    prefix_len: Option<u8>,
+    nic: Option<String>,
+    /// The part after "nic:" (IPv4 only).
+    label: Option<String>,
+    arp_count: u32,
+    arp_interval: Duration,
+    arp_count_refresh: u32,
+    /// Seconds; `None` = forever.
+    preferred_lft: Option<u32>,
+    nodad: bool,
+    check_duplicate: bool,
+}
+
+impl Config {
+    fn full_label(&self, nic: &str) -> Option<String> {
+        self.label.as_ref().map(|l| format!("{nic}:{l}"))
+    }
+}
+
+fn parse_ip(s: &str) -> OcfResult<IpAddr> {
+    let bad = |why: &str| OcfError::configured(format!("ip={s:?} {why}"));
+    if s.contains('/') {
+        return Err(bad("has a prefix length: give the bare address in ip and the prefix length in cidr_netmask"));
+    }
+    let ip: IpAddr = s
+        .parse()
+        .map_err(|_| bad("is not an IPv4 or IPv6 address"))?;
+    if ip.is_unspecified() {
+        return Err(bad("is the unspecified address"));
+    }
+    if ip.is_loopback() {
+        return Err(bad("is a loopback address"));
+    }
+    if ip.is_multicast() {
+        return Err(bad("is a multicast address"));
+    }
+    match ip {
+        IpAddr::V4(a) if a.is_broadcast() => Err(bad("is the limited broadcast address")),
+        IpAddr::V6(a) if is_link_local(&a) => Err(bad(
+            "is link-local: it is only valid on one link; use a global or unique-local address",
+        )),
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
+            Err(bad("is IPv4-mapped: write the IPv4 address"))
+        }
+        _ => Ok(ip),
+    }
+}
+
+fn is_link_local(a: &Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// The address must be a host of its subnet, not its network or broadcast
+/// address (an IPv4 subnet with a broadcast address, /30 or shorter).
+fn check_host_address(ip: IpAddr, prefix_len: u8, whose: &str) -> OcfResult<()> {
+    let s = Subnet::new(ip, prefix_len).expect("prefix length checked");
+    if ip.is_ipv4() && s.broadcast().is_some() {
+        let net = Subnet::new(s.network(), prefix_len).expect("same length");
+        if s.network() == ip {
+            return Err(OcfError::configured(format!(
+                "ip {ip} is the network address of {net}{whose}"
+            )));
+        }
+        if s.broadcast()
+            == Some(match ip {
+                IpAddr::V4(a) => a,
+                IpAddr::V6(_) => unreachable!(),
+            })
+        {
+            return Err(OcfError::configured(format!(
+                "ip {ip} is the broadcast address of {net}{whose}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_interface_name(nic: &str) -> OcfResult<()> {
+    let ok = !nic.is_empty()
+        && nic.len() <= IFNAMSIZ
+        && nic != "."
+        && nic != ".."
+        && !nic
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if ok {
+        Ok(())
+    } else {
+        Err(OcfError::configured(format!(
+            "nic={nic:?} is not an interface name (at most {IFNAMSIZ} characters, no '/', ':' or spaces)"
+        )))
+    }
+}
+
+fn check_label_fits(label: &str, nic: &str) -> OcfResult<()> {
+    let full = format!("{nic}:{label}");
+    if full.len() > IFNAMSIZ {
+        return Err(OcfError::configured(format!(
+            "label={label:?} is too long: {full} has {} characters, the limit is {IFNAMSIZ}",
+            full.len()
+        )));
+    }
+    Ok(())
+}
+
+fn parse_label(label: &str, ip: &IpAddr, nic: Option<&str>) -> OcfResult<String> {
+    if ip.is_ipv6() {
+        return Err(OcfError::configured(format!(
+            "label={label:?} cannot be used with an IPv6 ip: IPv6 addresses have no labels (leave label unset)"
+        )));
+    }
+    if label.contains(':') {
+        return Err(OcfError::configured(format!(
+            "label={label:?}: give only the part after the colon (nfs for eth0:nfs)"
+        )));
+    }
+    if !label
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        return Err(OcfError::configured(format!(
+            "label={label:?} may contain only letters, digits, '_', '-' and '.'"
+        )));
+    }
+    // Without nic, the shortest possible interface name is one character.
+    check_label_fits(label, nic.unwrap_or("x"))?;
+    Ok(label.to_string())
+}
+
+fn parse_lifetime(s: &str) -> OcfResult<Option<u32>> {
+    if s.eq_ignore_ascii_case("forever") || s.eq_ignore_ascii_case("infinity") {
+        return Ok(None);
+    }
+    match s.parse::<u32>() {
+        Ok(n) if n < u32::MAX => Ok(Some(n)),
+        _ => Err(OcfError::configured(format!(
+            "preferred_lft={s:?} is neither a number of seconds nor forever"
+        ))),
+    }
+}
+
+fn configure(p: &Params) -> OcfResult<Config> {
+    let ip = parse_ip(&p.required("ip")?)?;
+    let prefix_len = match p.get("cidr_netmask") {
+        None => None,
+        Some(s) => Some(
+            parse_prefix_len(&s, &ip)
+                .map_err(|e| OcfError::configured(format!("cidr_netmask={s:?}: {e}")))?,
+        ),
+    };
+    if let Some(len) = prefix_len {
+        check_host_address(ip, len, "")?;
+    }
+    let nic = p.get("nic");
+    if let Some(n) = &nic {
+        check_interface_name(n)?;
+    }
+    let label = match p.get("label") {
+        None => None,
+        Some(l) => Some(parse_label(&l, &ip, nic.as_deref())?),
+    };
+    let arp_count = p.uint("arp_count", 0..=100)?.unwrap_or(5) as u32;
+    let arp_interval = Duration::from_millis(p.uint("arp_interval", 10..=10_000)?.unwrap_or(200));
+    let arp_count_refresh = p.uint("arp_count_refresh", 0..=100)?.unwrap_or(0) as u32;
+    let preferred_lft =
+        parse_lifetime(&p.get("preferred_lft").unwrap_or_else(|| "forever".into()))?;
+    let nodad = p.bool("nodad")?;
+    let check_duplicate = p.bool("check_duplicate")?;
+    if nodad && ip.is_ipv4() {
+        log::debug!("nodad applies to IPv6 only; ignored for {ip}");
+    }
+    Ok(Config {
+        ip,
+        prefix_len,
+        nic,
+        label,
+        arp_count,
+        arp_interval,
+        arp_count_refresh,
+        preferred_lft,
+        nodad,
+        check_duplicate,
+    })
+}
+
+/// A netlink or packet-socket failure: 4 when it is a matter of
+/// privileges, else 1.
+fn net_error(what: impl Display, e: io::Error) -> OcfError {
+    match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => OcfError::perm(format!(
+            "{what}: {e} (float-ip needs root: CAP_NET_ADMIN and CAP_NET_RAW)"
+        )),
+        _ => OcfError::generic(format!("{what}: {e}")),
+    }
+}
+
+/// This node's links and addresses of ip's family.
+struct NodeView {
+    rt: RouteSocket,
+    links: Vec<Link>,
+    addrs: Vec<InterfaceAddress>,
+}
+
+impl NodeView {
+    fn read(ctx: &Ctx, ip: &IpAddr) -> OcfResult<NodeView> {
+        let mut rt = RouteSocket::open(&ctx.deadline)
+            .map_err(|e| net_error("cannot open a netlink socket", e))?;
+        let links = rt
+            .links()
+            .map_err(|e| net_error("cannot list interfaces", e))?;
+        let addrs = rt
+            .addresses(ip.is_ipv4())
+            .map_err(|e| net_error("cannot list addresses", e))?;
+        Ok(NodeView { rt, links, addrs })
+    }
+
+    fn link(&self, index: u32) -> Option<&Link> {
+        self.links.iter().find(|l| l.index == index)
+    }
+
+    fn holders(&self, ip: &IpAddr) -> Vec<&InterfaceAddress> {
+        self.addrs.iter().filter(|a| a.ip() == *ip).collect()
+    }
+}
+
+/// Checks against this node; the placement start will use.
+fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
+    if cfg.ip.is_ipv6() && !std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        return Err(OcfError::installed(
+            "IPv6 is not available in this kernel (no /proc/sys/net/ipv6)",
+        ));
+    }
+    let view = NodeView::read(ctx, &cfg.ip)?;
+    let placement = place(
+        cfg.ip,
+        cfg.nic.as_deref(),
+        cfg.prefix_len,
+        &view.links,
+        &view.addrs,
+    )?;
+    let nic = &placement.link.name;
+    if let Some(l) = &cfg.label {
+        check_label_fits(l, nic)?;
+    }
+    if cfg.prefix_len.is_none() {
+        check_host_address(
+            cfg.ip,
+            placement.prefix_len,
+            &format!(" (the subnet of {nic})"),
+        )?;
+    }
+    if cfg.ip.is_ipv6() {
+        let disabled = sysctl::read("ipv6", nic, "disable_ipv6") == Some(1);
+        if disabled {
+            return Err(OcfError::args(format!(
+                "IPv6 is disabled on nic {nic} (net.ipv6.conf.{nic}.disable_ipv6=1)"
+            )));
+        }
+    }
+    if placement.link.mac.is_none() || placement.link.noarp {
+        log::warn!(
+            "{nic} has no ARP/neighbour discovery: {} is neither probed nor announced there",
+            cfg.ip
+        );
+    }
+    Ok((view, placement))
+}
+
+/// Whether removing `a` would, by the kernel's default, also remove the
+/// other IPv4 addresses of its subnet on its link (it is their primary).
+fn drags_secondaries(a: &InterfaceAddress, all: &[InterfaceAddress]) -> bool {
+    a.ip().is_ipv4()
+        && !a.secondary
+        && all.iter().any(|b| {
+            b.link_index == a.link_index
+                && b.ip() != a.ip()
+                && b.secondary
+                && b.subnet.prefix_len() == a.subnet.prefix_len()
+                && a.subnet.contains(&b.ip())
+        })
+}
+
+fn talks_arp(link: &Link) -> bool {
+    link.mac.is_some() && !link.noarp
+}
+
+/// Where start puts the address: the interface, the subnet, the label.
+struct Target {
+    ip: IpAddr,
+    link: Link,
+    subnet: Subnet,
+    label: Option<String>,
+}
+
+impl Target {
+    fn new(cfg: &Config, placement: Placement) -> Target {
+        let label = match cfg.ip {
+            IpAddr::V4(_) => cfg.full_label(&placement.link.name),
+            IpAddr::V6(_) => None,
+        };
+        Target {
+            ip: cfg.ip,
+            subnet: subnet_of(cfg.ip, &placement),
+            link: placement.link,
+            label,
+        }
+    }
+
+    /// Whether the address is already up as wanted (start is idempotent).
+    /// Refuses when another interface of this node holds it; removes it
+    /// when it is here but unusable (failed DAD) or wrongly labelled.
+    fn already_up(&self, view: &mut NodeView) -> OcfResult<bool> {
+        let (ip, nic) = (self.ip, &self.link.name);
+        let held: Vec<InterfaceAddress> = view.holders(&ip).into_iter().cloned().collect();
+        if let Some(other) = held.iter().find(|a| a.link_index != self.link.index) {
+            let name = view
+                .link(other.link_index)
+                .map(|l| l.name.clone())
+                .unwrap_or_default();
+            return Err(OcfError::generic(format!(
+                "ip {ip} is already on interface {name} of this node, not on nic {nic}: stop the resource (which removes it) or fix nic"
+            )));
+        }
+        let Some(mine) = held.iter().find(|a| a.link_index == self.link.index) else {
+            return Ok(false);
+        };
+        let label_ok = self.label.is_none() || mine.label == self.label;
+        if !mine.dad_failed && label_ok {
+            if mine.subnet.prefix_len() != self.subnet.prefix_len() {
+                log::warn!(
+                    "{ip} is already on {nic} as {}, not /{}",
+                    mine.subnet,
+                    self.subnet.prefix_len()
+                );
+            }
+            log::info!("{ip} is already on {nic}");
+            return Ok(true);
+        }
+        let why = if label_ok {
+            "its duplicate address detection failed"
+        } else {
+            "with the wrong label"
+        };
+        log::info!("{ip} is on {nic} but {why}: adding it again");
+        view.rt
+            .delete_address(self.link.index, &mine.subnet)
+            .map_err(|e| net_error(format_args!("cannot remove {} from {nic}", mine.subnet), e))?;
+        Ok(false)
+    }
+
+    /// Probe the link; fail, naming the other host, if one holds the address.
+    fn refuse_if_held_elsewhere(&self, ctx: &Ctx) -> OcfResult<()> {
+        let (ip, nic) = (self.ip, &self.link.name);
+        let found = duplicate::probe(&self.link, ip, &ctx.deadline)
+            .map_err(|e| net_error(format_args!("cannot probe {nic} for {ip}"), e))?;
+        match found {
+            Some(mac) => Err(OcfError::generic(format!(
+                "ip {ip} is already in use by {} on {nic} (it answered our {} probe): not adding it",
+                who(Some(mac)),
+                if ip.is_ipv4() { "ARP" } else { "duplicate address" }
+            ))),
+            None => {
+                log::debug!("nobody answered the probes for {ip} on {nic}");
+                Ok(())
+            }
+        }
+    }
+
+    fn add(&self, view: &mut NodeView, cfg: &Config) -> OcfResult<()> {
+        let (ip, nic, subnet) = (self.ip, &self.link.name, self.subnet);
+        let new = NewAddress {
+            link_index: self.link.index,
+            subnet,
+            label: self.label.clone(),
+            preferred_lft: cfg.preferred_lft,
+            nodad: cfg.nodad,
+        };
+        match view.rt.add_address(&new) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                log::info!("{ip} appeared on {nic} meanwhile")
+            }
+            Err(e) => return Err(net_error(format_args!("cannot add {subnet} to {nic}"), e)),
+        }
+        let alias = self
+            .label
+            .as_deref()
+            .map(|l| format!(" as {l}"))
+            .unwrap_or_default();
+        log::info!("added {subnet} to {nic}{alias}");
+        Ok(())
+    }
+
+    /// IPv6: wait until the kernel's duplicate address detection is over;
+    /// on a duplicate, remove the address again and name the other host.
+    fn finish_dad(
+        &self,
+        ctx: &Ctx,
+        view: &mut NodeView,
+        mut watch: Option<ClaimWatch>,
+    ) -> OcfResult<()> {
+        let (ip, nic) = (self.ip, &self.link.name);
+        let outcome = duplicate::await_dad(
+            &mut view.rt,
+            self.link.index,
+            ip,
+            watch.as_mut(),
+            &ctx.deadline,
+        );
+        drop(watch);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = view.rt.delete_address(self.link.index, &self.subnet);
+                return Err(net_error(
+                    format_args!("cannot follow duplicate address detection of {ip}"),
+                    e,
+                ));
+            }
+        };
+        match outcome {
+            DadOutcome::Usable => Ok(()),
+            DadOutcome::Duplicate(mac) => {
+                let _ = view.rt.delete_address(self.link.index, &self.subnet);
+                // Not heard while the kernel asked: ask ourselves, now that
+                // the address is gone again.
+                let mac = mac.or_else(|| {
+                    talks_arp(&self.link)
+                        .then(|| {
+                            duplicate::probe(&self.link, ip, &ctx.deadline)
+                                .ok()
+                                .flatten()
+                        })
+                        .flatten()
+                });
+                Err(OcfError::generic(format!(
+                    "ip {ip} is already in use by {} on {nic} (duplicate address detection failed): removed it again",
+                    who(mac)
+                )))
+            }
+            DadOutcome::Vanished => Err(OcfError::generic(format!(
+                "ip {ip} disappeared from {nic} during duplicate address detection"
+            ))),
+            DadOutcome::Unfinished => {
+                let _ = view.rt.delete_address(self.link.index, &self.subnet);
+                Err(OcfError::generic(format!(
+                    "duplicate address detection for {ip} on {nic} did not finish within the start timeout: removed it again"
+                )))
+            }
+        }
+    }
+
+    /// Tell the neighbours: the first announcement now, the rest from a
+    /// detached announcer (returned, to be recorded for stop).
+    fn announce(&self, cfg: &Config) -> OcfResult<Option<ProcId>> {
+        if cfg.arp_count == 0 || !talks_arp(&self.link) {
+            return Ok(None);
+        }
+        let what = || format!("cannot announce {} on {}", self.ip, self.link.name);
+        let ann = Announcement::open(&self.link, self.ip).map_err(|e| net_error(what(), e))?;
+        ann.send().map_err(|e| net_error(what(), e))?;
+        if cfg.arp_count == 1 {
+            return Ok(None);
+        }
+        let announcer = spawn_announcer(ann, cfg.arp_count - 1, cfg.arp_interval)?;
+        log::debug!(
+            "announcer {} sends {} more",
+            announcer.pid,
+            cfg.arp_count - 1
+        );
+        Ok(Some(announcer))
+    }
+}
+
+/// Keep the announcer's identity for stop. The record only lets stop end
+/// it early (it ends by itself), so failing to write it must not fail a
+/// working address.
+fn record_announcer(ctx: &Ctx, announcer: Option<ProcId>) {
+    let state = match announcer {
+        Some(p) => format!("announcer {}\n", p.to_record()),
+        None => String::new(),
+    };
+    let dir = ctx.runtime_dir();
+    let written = std::fs::create_dir_all(&dir)
+        .map_err(|e| OcfError::generic(format!("cannot create {}: {e}", dir.display())))
+        .and_then(|()| fsfile::write_atomic(&ctx.state_file(), state.as_bytes(), 0o644));
+    if let Err(e) = written {
+        log::warn!("{e}: stop will not end the announcer early");
+    }
+}
+
+/// Announcer record in the state file: "announcer <pid> <start time>".
+fn read_announcer(ctx: &Ctx) -> Option<ProcId> {
+    let s = fsfile::read_opt(&ctx.state_file()).ok().flatten()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("announcer ").and_then(ProcId::from_record))
+}
+
+fn who(mac: Option<MacAddr>) -> String {
+    match mac {
+        Some(m) => format!("host {m}"),
+        None => "another host (hardware address not seen)".into(),
+    }
+}
+
+impl Agent for FloatIp {
+    type Config = Config;
+    const NAME: &'static str = "float-ip";
+    const METADATA: &'static str = include_str!("../metadata/float-ip.xml");
+
+    fn configure(p: &Params) -> OcfResult<Config> {
+        configure(p)
+    }
+
+    fn validate(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        resolve(ctx, cfg).map(|_| ())
+    }
+
+    fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(OcfError::perm(
+                "float-ip start must run as root (it adds addresses and sends ARP/ND)",
+            ));
+        }
+        let (mut view, placement) = resolve(ctx, cfg)?;
+        let target = Target::new(cfg, placement);
+        if !target.link.is_up() {
+            return Err(OcfError::generic(format!(
+                "nic {} is {}: not adding {}",
+                target.link.name,
+                target.link.down_reason(),
+                cfg.ip
+            )));
+        }
+        if target.already_up(&mut view)? {
+            if !ctx.state_file().exists() {
+                // Not started by this resource since the last reboot: set up
+                // outside the cluster (network configuration, by hand)? Then
+                // another node may bring it up too, and stop will remove it.
+                log::warn!(
+                    "{} was already on {} before this resource started it; it should be managed by the cluster only",
+                    cfg.ip,
+                    target.link.name
+                );
+                record_announcer(ctx, None);
+            }
+            return Ok(());
+        }
+        let kernel_dad = cfg.ip.is_ipv6() && !cfg.nodad && duplicate::kernel_runs_dad(&target.link);
+        if !cfg.check_duplicate {
+            log::info!("check_duplicate is off: adding {} without probing", cfg.ip);
+        } else if talks_arp(&target.link) && !kernel_dad {
+            target.refuse_if_held_elsewhere(ctx)?;
+        }
+        // While the kernel probes (IPv6), listen for who answers.
+        let watch =
+            if kernel_dad && talks_arp(&target.link) {
+                let listen = ClaimWatch::open(&target.link, cfg.ip);
+                Some(listen.map_err(|e| {
+                    net_error(format_args!("cannot listen on {}", target.link.name), e)
+                })?)
+            } else {
+                None
+            };
+        target.add(&mut view, cfg)?;
+        if cfg.ip.is_ipv6() && !cfg.nodad {
+            target.finish_dad(ctx, &mut view, watch)?;
+        }
+        let announcer = target.announce(cfg)?;
+        record_announcer(ctx, announcer);
+        Ok(())
+    }
+
+    fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        if let Some(p) = read_announcer(ctx) {
+            if p.signal(nix::sys::signal::Signal::SIGKILL) {
+                log::info!("stopped announcer {}", p.pid);
+            }
+        }
+        let ip = cfg.ip;
+        let mut view = NodeView::read(ctx, &ip)?;
+        let held: Vec<InterfaceAddress> = view.holders(&ip).into_iter().cloned().collect();
+        for a in &held {
+            let name = view
+                .link(a.link_index)
+                .map(|l| l.name.clone())
+                .unwrap_or_default();
+            if drags_secondaries(a, &view.addrs) {
+                match sysctl::ensure_promote_secondaries(&name) {
+                    Ok(true) => log::info!(
+                        "set net.ipv4.conf.{name}.promote_secondaries=1 so that removing {} keeps the other addresses of its subnet",
+                        a.subnet
+                    ),
+                    Ok(false) => {}
+                    Err(e) => log::warn!(
+                        "cannot set net.ipv4.conf.{name}.promote_secondaries=1 ({e}): removing {} also removes the other addresses of its subnet",
+                        a.subnet
+                    ),
+                }
+            }
+            if view
+                .rt
+                .delete_address(a.link_index, &a.subnet)
+                .map_err(|e| net_error(format_args!("cannot remove {} from {name}", a.subnet), e))?
+            {
+                log::info!("removed {} from {name}", a.subnet);
+            }
+        }
+        let left = view
+            .rt
+            .holders_of(&ip)
+            .map_err(|e| net_error("cannot list addresses", e))?;
+        if let Some(a) = left.first() {
+            return Err(OcfError::generic(format!(
+                "ip {ip} is still on interface index {} after removal",
+                a.link_index
+            )));
+        }
+        fsfile::remove_opt(&ctx.state_file())?;
+        Ok(())
+    }
+
+    fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        let ip = cfg.ip;
+        let view = NodeView::read(ctx, &ip)?;
+        let held = view.holders(&ip);
+        let Some(first) = held.first() else {
+            return Err(OcfError::not_running(format!(
+                "ip {ip} is not on this node"
+            )));
+        };
+        let name_of = |a: &InterfaceAddress| {
+            view.link(a.link_index)
+                .map(|l| l.name.clone())
+                .unwrap_or_default()
+        };
+        let addr = match &cfg.nic {
+            Some(nic) => match held.iter().find(|a| &name_of(a) == nic) {
+                Some(a) => *a,
+                None => {
+                    return Err(OcfError::generic(format!(
+                        "ip {ip} is on interface {}, not on nic {nic}",
+                        name_of(first)
+                    )))
+                }
+            },
+            None => *first,
+        };
+        let Some(link) = view.link(addr.link_index) else {
+            return Err(OcfError::generic(format!(
+                "ip {ip} is on an interface that vanished"
+            )));
+        };
+        let nic = &link.name;
+        if !link.is_up() {
+            return Err(OcfError::generic(format!(
+                "nic {nic} holding {ip} is {}",
+                link.down_reason()
+            )));
+        }
+        if addr.dad_failed {
+            return Err(OcfError::generic(format!(
+                "ip {ip} on {nic}: duplicate address detection failed (another host holds it)"
+            )));
+        }
+        if let Some(want) = cfg.full_label(nic) {
+            if addr.label.as_ref() != Some(&want) {
+                return Err(OcfError::generic(format!(
+                    "ip {ip} on {nic} has label {}, expected {want}",
+                    addr.label.as_deref().unwrap_or("(none)")
+                )));
+            }
+        }
+        if addr.tentative {
+            log::info!("{ip} on {nic} is still tentative (duplicate address detection running)");
+        }
+        if cfg.arp_count_refresh > 0 && !ctx.is_probe() && talks_arp(link) {
+            let sent = Announcement::open(link, ip).and_then(|a| {
+                a.repeat(cfg.arp_count_refresh, cfg.arp_interval, true, &ctx.deadline)
+            });
+            match sent {
+                Ok(n) => log::debug!("refreshed {ip} on {nic} with {n} announcements"),
+                Err(e) => log::warn!("cannot refresh announcements of {ip} on {nic}: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    fn reload(_ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        log::info!(
+            "announcement and probe settings for {} apply from the next start or monitor",
+            cfg.ip
+        );
+        Ok(())
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    ocf::run::<FloatIp>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hanfs::ocf::{Metadata, OcfCode};
+
+    fn params(vars: &[(&str, &str)]) -> Params {
+        let meta = Metadata::parse(FloatIp::METADATA).unwrap();
+        Params::from_vars(
+            &meta,
+            vars.iter()
+                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+        )
+    }
+
+    fn cfg(vars: &[(&str, &str)]) -> OcfResult<Config> {
+        let p = params(vars);
+        p.check_declared()?;
+        configure(&p)
+    }
+
+    #[track_caller]
+    fn refused(vars: &[(&str, &str)], needle: &str) {
+        let e = cfg(vars).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured, "{e}");
+        assert!(e.reason.contains(needle), "{:?} lacks {needle:?}", e.reason);
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[("ip", "192.0.2.10")]).unwrap();
+        assert_eq!(c.arp_count, 5);
+        assert_eq!(c.arp_interval, Duration::from_millis(200));
+        assert_eq!(c.arp_count_refresh, 0);
+        assert_eq!(c.preferred_lft, None);
+        assert!(c.check_duplicate && !c.nodad);
+        assert_eq!(
+            (c.prefix_len, c.nic.as_deref(), c.label.as_deref()),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn every_declared_parameter_is_read_and_only_those() {
+        ocf::check_description_matches_code::<FloatIp>(&[("ip", "192.0.2.10")]).unwrap();
+    }
+
+    #[test]
+    fn full_configuration() {
+        let c = cfg(&[
+            ("ip", "192.0.2.10"),
+            ("cidr_netmask", "255.255.255.0"),
+            ("nic", "eth0"),
+            ("label", "nfs"),
+            ("arp_count", "0"),
+            ("arp_interval", "50"),
+            ("arp_count_refresh", "2"),
+            ("preferred_lft", "0"),
+            ("check_duplicate", "false"),
+        ])
+        .unwrap();
+        assert_eq!(c.prefix_len, Some(24));
+        assert_eq!(c.full_label("eth0").as_deref(), Some("eth0:nfs"));
+        assert_eq!(c.preferred_lft, Some(0));
+        assert!(!c.check_duplicate);
+        let c = cfg(&[
+            ("ip", "2001:db8::10"),
+            ("cidr_netmask", "64"),
+            ("nodad", "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.prefix_len, Some(64));
+        assert!(c.nodad);
+    }
+
+    #[test]
+    fn bad_addresses() {
+        refused(&[], "parameter ip is required");
+        refused(
+            &[("ip", "300.1.1.1")],
+            "ip=\"300.1.1.1\" is not an IPv4 or IPv6 address",
+        );
+        refused(&[("ip", "nfs.example.com")], "not an IPv4 or IPv6 address");
+        refused(&[("ip", "192.0.2.10/24")], "cidr_netmask");
+        refused(&[("ip", "0.0.0.0")], "unspecified");
+        refused(&[("ip", "127.0.0.2")], "loopback");
+        refused(&[("ip", "224.0.0.5")], "multicast");
+        refused(&[("ip", "255.255.255.255")], "broadcast");
+        refused(&[("ip", "fe80::1")], "link-local");
+        refused(&[("ip", "::ffff:192.0.2.1")], "IPv4-mapped");
+        refused(
+            &[("ip", "192.0.2.0"), ("cidr_netmask", "24")],
+            "network address of 192.0.2.0/24",
+        );
+        refused(
+            &[("ip", "192.0.2.255"), ("cidr_netmask", "24")],
+            "broadcast address of 192.0.2.0/24",
+        );
+        // /31 and /32 have no network or broadcast address to avoid.
+        assert!(cfg(&[("ip", "192.0.2.0"), ("cidr_netmask", "31")]).is_ok());
+    }
+
+    #[test]
+    fn bad_netmasks() {
+        refused(
+            &[("ip", "192.0.2.10"), ("cidr_netmask", "33")],
+            "cidr_netmask=\"33\"",
+        );
+        refused(
+            &[("ip", "192.0.2.10"), ("cidr_netmask", "255.0.255.0")],
+            "not contiguous",
+        );
+        refused(
+            &[("ip", "2001:db8::10"), ("cidr_netmask", "255.255.255.0")],
+            "cidr_netmask",
+        );
+        refused(
+            &[("ip", "2001:db8::10"), ("cidr_netmask", "129")],
+            "cidr_netmask",
+        );
+    }
+
+    #[test]
+    fn bad_nic_and_label() {
+        refused(&[("ip", "192.0.2.10"), ("nic", "eth0:1")], "nic=\"eth0:1\"");
+        refused(
+            &[("ip", "192.0.2.10"), ("nic", "averyveryverylongname")],
+            "nic=",
+        );
+        refused(&[("ip", "2001:db8::10"), ("label", "nfs")], "IPv6");
+        refused(
+            &[("ip", "192.0.2.10"), ("label", "eth0:nfs")],
+            "part after the colon",
+        );
+        refused(&[("ip", "192.0.2.10"), ("label", "nfs vip")], "label=");
+        refused(
+            &[
+                ("ip", "192.0.2.10"),
+                ("nic", "bond0.1234"),
+                ("label", "nfsvip"),
+            ],
+            "bond0.1234:nfsvip has 17",
+        );
+        refused(
+            &[("ip", "192.0.2.10"), ("label", "fourteen-chars")],
+            "label=",
+        );
+        assert!(cfg(&[
+            ("ip", "192.0.2.10"),
+            ("nic", "eth0"),
+            ("label", "nfs-vip.1")
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn bad_announcement_settings() {
+        refused(&[("ip", "192.0.2.10"), ("arp_count", "-1")], "arp_count");
+        refused(
+            &[("ip", "192.0.2.10"), ("arp_count", "1000")],
+            "arp_count=1000 is out of range",
+        );
+        refused(&[("ip", "192.0.2.10"), ("arp_count", "five")], "arp_count");
+        refused(
+            &[("ip", "192.0.2.10"), ("arp_interval", "0")],
+            "arp_interval",
+        );
+        refused(
+            &[("ip", "192.0.2.10"), ("arp_count_refresh", "101")],
+            "arp_count_refresh",
+        );
+        refused(
+            &[("ip", "192.0.2.10"), ("preferred_lft", "soon")],
+            "preferred_lft",
+        );
+        refused(
+            &[("ip", "192.0.2.10"), ("check_duplicate", "maybe")],
+            "check_duplicate",
+        );
+        assert_eq!(
+            cfg(&[("ip", "192.0.2.10"), ("preferred_lft", "Forever")])
+                .unwrap()
+                .preferred_lft,
+            None
+        );
+    }
+}

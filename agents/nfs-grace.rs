@@ -1,1 +1,797 @@
-fn main() {}
+//! nfs-grace: this node's kernel NFS server, started so that the clients
+//! arriving with an HA NFS service get a grace period to reclaim their
+//! state, with the service's timers, NFSv4 client-recovery records
+//! (nfsdcld on shared storage) and server scope; stopped so that the
+//! service's file system can be unmounted. See metadata/nfs-grace.xml.
+
+use hanfs::ocf::{self, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultExt};
+use hanfs::sys::fsfile;
+use hanfs::sys::nfsd::cld;
+use hanfs::sys::nfsd::server::{self, ServerSettings};
+use hanfs::sys::nfsd::{mounts, GraceState, NfsdVersions, ProcRoots};
+use hanfs::sys::process::{in_child, ChildOutcome};
+use hanfs::sys::procs::{self, ProcId};
+use serde::{Deserialize, Serialize};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// The checked parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Config {
+    /// What nfsd runs with: shared by every nfs-grace resource on a node.
+    node: NodeSettings,
+    threads: u32,
+    end_grace_early: bool,
+}
+
+/// The settings one nfsd (one node) can have only once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct NodeSettings {
+    lease_time: u32,
+    grace_time: u32,
+    nlm_grace_time: u32,
+    server_scope: String,
+    recovery_dir: PathBuf,
+}
+
+impl NodeSettings {
+    /// The first parameter in which `other` differs, as "name=ours vs theirs".
+    fn difference(&self, other: &NodeSettings) -> Option<String> {
+        let d = |n: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+            format!("{n}={a:?} here, {b:?} there")
+        };
+        if self.lease_time != other.lease_time {
+            return Some(d("lease_time", &self.lease_time, &other.lease_time));
+        }
+        if self.grace_time != other.grace_time {
+            return Some(d("grace_time", &self.grace_time, &other.grace_time));
+        }
+        if self.nlm_grace_time != other.nlm_grace_time {
+            return Some(d(
+                "nlm_grace_time",
+                &self.nlm_grace_time,
+                &other.nlm_grace_time,
+            ));
+        }
+        if self.server_scope != other.server_scope {
+            return Some(d("server_scope", &self.server_scope, &other.server_scope));
+        }
+        if self.recovery_dir != other.recovery_dir {
+            return Some(d("recovery_dir", &self.recovery_dir, &other.recovery_dir));
+        }
+        None
+    }
+}
+
+impl Config {
+    fn server(&self) -> ServerSettings {
+        ServerSettings {
+            lease: self.node.lease_time,
+            grace: self.node.grace_time,
+            nlm_grace: self.node.nlm_grace_time,
+            threads: self.threads,
+            scope: self.node.server_scope.clone(),
+            port: server::NFS_PORT,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Phase {
+    /// Written before nfsd is touched: a failed start leaves a record, so
+    /// that stop cleans up and a probe does not answer "stopped".
+    Starting,
+    Started,
+}
+
+/// This instance's record on this node (`Ctx::state_file`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    phase: Phase,
+    config: Config,
+    /// The nfsdcld serving recovery_dir (ours, or shared with another
+    /// nfs-grace resource with the same settings).
+    nfsdcld: Option<ProcId>,
+}
+
+const STATE_PREFIX: &str = "hanfs-nfs-grace-";
+
+fn read_state(path: &Path) -> Option<State> {
+    let text = fsfile::read_opt(path).ok().flatten()?;
+    match serde_json::from_str(&text) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::warn!("ignoring unreadable state file {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+fn write_state(ctx: &Ctx, st: &State) -> OcfResult<()> {
+    let dir = ctx.runtime_dir();
+    std::fs::create_dir_all(&dir).or_generic(|| format!("cannot create {}", dir.display()))?;
+    let json = serde_json::to_vec_pretty(st).or_generic(|| "cannot encode state")?;
+    fsfile::write_atomic(&ctx.state_file(), &json, 0o600)
+}
+
+/// The other nfs-grace resources recorded as active on this node.
+fn others(ctx: &Ctx) -> Vec<(String, State)> {
+    let me = ctx.state_file();
+    let Ok(rd) = std::fs::read_dir(ctx.runtime_dir()) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(String, State)> = rd
+        .flatten()
+        .filter(|e| e.path() != me)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let inst = name.strip_prefix(STATE_PREFIX)?.to_string();
+            Some((inst, read_state(&e.path())?))
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// A server scope: what the kernel can announce and an administrator can
+/// type the same on every node.
+fn check_scope(s: &str) -> OcfResult<()> {
+    if s.is_empty() || s.len() > 64 {
+        return Err(OcfError::configured(format!(
+            "parameter server_scope={s:?} must be 1 to 64 characters"
+        )));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
+    {
+        return Err(OcfError::configured(format!(
+            "parameter server_scope={s:?} contains {c:?} (use letters, digits and . _ -)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_recovery_dir(s: &str) -> OcfResult<PathBuf> {
+    let p = PathBuf::from(s);
+    if !p.is_absolute() {
+        return Err(OcfError::configured(format!(
+            "parameter recovery_dir={s:?} must be an absolute path"
+        )));
+    }
+    if p.components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return Err(OcfError::configured(format!(
+            "parameter recovery_dir={s:?} must not contain . or .. components"
+        )));
+    }
+    if p.parent().is_none() {
+        return Err(OcfError::configured(
+            "parameter recovery_dir=\"/\" cannot be the root directory",
+        ));
+    }
+    // Normalize "/a//b/" to "/a/b": it is compared across resources.
+    Ok(p.components().collect())
+}
+
+/// Whether `dir` (or, when missing, its parent) is a directory, checked in
+/// a child process so that dead shared storage cannot hang the agent.
+fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
+    let d = dir.to_path_buf();
+    let outcome =
+        in_child(
+            &ctx.deadline.within(Duration::from_secs(10)),
+            move || match std::fs::metadata(&d) {
+                Ok(m) if m.is_dir() => 0,
+                Ok(_) => 3,
+                Err(_) => match d.parent().map(std::fs::metadata) {
+                    Some(Ok(m)) if m.is_dir() => 0,
+                    _ => 2,
+                },
+            },
+        )?;
+    let shown = dir.display();
+    match outcome {
+        ChildOutcome::Exited(0) => Ok(()),
+        ChildOutcome::Exited(3) => Err(OcfError::args(format!("recovery_dir {shown} is not a directory"))),
+        ChildOutcome::Exited(_) => Err(OcfError::args(format!(
+            "recovery_dir {shown} does not exist, nor its parent (is the shared file system mounted?)"
+        ))),
+        ChildOutcome::Signalled => Err(OcfError::generic(format!("checking recovery_dir {shown} failed"))),
+        ChildOutcome::TimedOut => Err(OcfError::generic(format!(
+            "recovery_dir {shown} does not answer (dead storage?)"
+        ))),
+    }
+}
+
+/// rpcbind answers on its local socket (nfsd registers NFSv3 there).
+fn rpcbind_reachable() -> bool {
+    ["/run/rpcbind.sock", "/var/run/rpcbind.sock"]
+        .iter()
+        .any(|p| std::os::unix::net::UnixStream::connect(p).is_ok())
+}
+
+/// The one early end of lockd's grace that is safe to decide here: the
+/// NFSv4 grace is over (the kernel ended it, every recorded client having
+/// reclaimed, or its time ran out) and nfsd serves no NFSv3, so no NLM
+/// reclaim can arrive through it; the NLM grace would only hold up new
+/// NFSv4 locks. (Unknown versions count as serving NFSv3.)
+fn end_nlm_grace_now(enabled: bool, g: &GraceState, versions: &NfsdVersions) -> bool {
+    enabled
+        && g.nfsd_running
+        && !g.v4
+        && g.nlm == Some(true)
+        && !versions.entries.is_empty()
+        && !versions.needs_lockd()
+}
+
+/// rpc.mountd answers nfsd's export upcalls only if it opened the cache
+/// channels, which exist once nfsd is loaded: one started before that is
+/// deaf, and clients then hang at mount (seen in the UML lab).
+fn check_mountd() {
+    let mountds = procs::named("rpc.mountd");
+    if mountds.is_empty() {
+        log::warn!("rpc.mountd is not running: clients cannot mount until it is started");
+        return;
+    }
+    let serves = mountds.iter().any(|p| {
+        std::fs::read_dir(format!("/proc/{p}/fd"))
+            .map(|rd| {
+                rd.flatten().any(|e| {
+                    std::fs::read_link(e.path()).is_ok_and(|t| t.ends_with("nfsd.export/channel"))
+                })
+            })
+            .unwrap_or(false)
+    });
+    if !serves {
+        log::warn!(
+            "rpc.mountd (pid {}) does not serve nfsd's export cache (it was started before nfsd was loaded): clients will hang at mount until it is restarted",
+            mountds[0]
+        );
+    }
+}
+
+struct NfsGrace;
+
+impl NfsGrace {
+    fn roots() -> ProcRoots {
+        ProcRoots::default()
+    }
+
+    /// Make sure an nfsdcld serves recovery_dir, and no other nfsdcld runs.
+    fn ensure_nfsdcld(ctx: &Ctx, cfg: &Config, known: Option<ProcId>) -> OcfResult<ProcId> {
+        let dir = &cfg.node.recovery_dir;
+        let mut mine = None;
+        for c in cld::find_all() {
+            if c.storage.as_deref() == Some(dir.as_path()) || Some(c.id) == known {
+                mine = Some(c.id);
+            } else {
+                return Err(OcfError::args(format!(
+                    "nfsdcld (pid {}) is already running{}; only one nfsdcld can serve nfsd: stop it and disable nfsdcld.service, this resource runs nfsdcld on recovery_dir",
+                    c.id.pid,
+                    c.storage
+                        .as_ref()
+                        .map(|s| format!(" with storage {}", s.display()))
+                        .unwrap_or_default()
+                )));
+            }
+        }
+        if let Some(id) = mine {
+            log::info!("nfsdcld (pid {}) already serves {}", id.pid, dir.display());
+            return Ok(id);
+        }
+        let pipefs = cld::pipefs_dir(&ctx.deadline)?;
+        cld::start(dir, &pipefs, &ctx.deadline)
+    }
+
+    /// The kernel took nfsdcld for client tracking: nfsdcld holds its pipe.
+    fn check_tracking(ctx: &Ctx, id: ProcId) -> OcfResult<()> {
+        let ok =
+            ctx.deadline
+                .within(Duration::from_secs(3))
+                .poll(Duration::from_millis(20), || {
+                    cld::inspect(id.pid)
+                        .filter(|c| c.has_pipe && id.alive())
+                        .map(|_| ())
+                });
+        ok.ok_or_else(|| {
+            OcfError::generic(format!(
+                "nfsd did not take nfsdcld (pid {}) for NFSv4 client tracking; NFSv4 clients could not reclaim after a takeover",
+                id.pid
+            ))
+        })
+    }
+
+    /// NFSv3: lockd's grace must be on for the arriving clients.
+    fn check_nlm_grace(ctx: &Ctx, roots: &ProcRoots) -> OcfResult<()> {
+        let serves_v3 = roots.versions().map(|v| v.needs_lockd()).unwrap_or(true);
+        if !serves_v3 {
+            return Ok(());
+        }
+        match roots.nlm_in_grace() {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                log::warn!("lockd did not restart with nfsd (NFS client mounts on this node keep it up); restarting its grace period");
+                server::restart_nlm_grace(roots, &ctx.deadline.within(Duration::from_secs(10))).map_err(|e| {
+                    OcfError::generic(format!(
+                        "no NLM grace period for NFSv3 clients: {e}; unmount NFSv3 mounts on this node or serve NFSv4 only"
+                    ))
+                })
+            }
+            Err(e) => Err(OcfError::generic(format!(
+                "cannot read lockd's grace state: {e}"
+            ))),
+        }
+    }
+
+    fn log_grace(roots: &ProcRoots, at_info: bool) {
+        let g = roots.grace_state();
+        let clients = roots.clients();
+        let msg = format!("{g}; {} NFSv4 clients connected", clients.len());
+        if at_info || g.any() {
+            log::info!("{msg}");
+        } else {
+            log::debug!("{msg}");
+        }
+    }
+
+    /// Devices that hold NFSv4 state but are no longer exported: what an
+    /// unexport left pinned (kernels before ~6.9 do not revoke it).
+    fn pinned_unexported() -> Vec<(u32, u32)> {
+        let roots = Self::roots();
+        let held = roots.v4_state_devices();
+        if held.is_empty() {
+            return held;
+        }
+        let mounts = mounts::current();
+        let etab = std::fs::read_to_string("/var/lib/nfs/etab").unwrap_or_default();
+        let exported: Vec<(u32, u32)> = etab
+            .lines()
+            .filter_map(|l| l.split('\t').next().filter(|p| p.starts_with('/')))
+            .filter_map(|p| mounts::containing(&mounts, Path::new(p)).map(|m| m.dev))
+            .collect();
+        held.into_iter().filter(|d| !exported.contains(d)).collect()
+    }
+
+    fn stop_nfsdcld(ctx: &Ctx, cfg: &Config, known: Option<ProcId>) -> OcfResult<()> {
+        if let Some(id) = known {
+            cld::stop(id, &ctx.deadline)?;
+        }
+        // Any nfsdcld still on recovery_dir keeps its file system busy.
+        for c in cld::find_all() {
+            if c.storage.as_deref() == Some(cfg.node.recovery_dir.as_path()) {
+                cld::stop(c.id, &ctx.deadline)?;
+            }
+        }
+        if let Some(c) = cld::find_all()
+            .into_iter()
+            .find(|c| c.storage.as_deref() == Some(cfg.node.recovery_dir.as_path()))
+        {
+            return Err(OcfError::generic(format!(
+                "nfsdcld (pid {}) still holds {}",
+                c.id.pid,
+                cfg.node.recovery_dir.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Agent for NfsGrace {
+    type Config = Config;
+    const NAME: &'static str = "nfs-grace";
+    const METADATA: &'static str = include_str!("../metadata/nfs-grace.xml");
+
+    fn configure(p: &Params) -> OcfResult<Config> {
+        let lease_time = p.uint("lease_time", 10..=3600)?.unwrap_or(90) as u32;
+        let grace_time = p.uint("grace_time", 10..=3600)?.unwrap_or(90) as u32;
+        if grace_time < lease_time {
+            return Err(OcfError::configured(format!(
+                "parameter grace_time={grace_time} is shorter than lease_time={lease_time}: clients renew once per lease and could miss the grace period"
+            )));
+        }
+        let nlm_grace_time = match p.uint("nlm_grace_time", 10..=240)? {
+            Some(n) => n as u32,
+            None => grace_time.min(240),
+        };
+        let recovery_dir = check_recovery_dir(&p.required("recovery_dir")?)?;
+        let server_scope = p.required("server_scope")?;
+        check_scope(&server_scope)?;
+        let threads = p.uint("threads", 1..=8192)?.unwrap_or(8) as u32;
+        let end_grace_early = p.bool("end_grace_early")?;
+        Ok(Config {
+            node: NodeSettings {
+                lease_time,
+                grace_time,
+                nlm_grace_time,
+                server_scope,
+                recovery_dir,
+            },
+            threads,
+            end_grace_early,
+        })
+    }
+
+    fn validate(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(OcfError::perm("nfs-grace must run as root"));
+        }
+        server::available(&Self::roots(), &ctx.deadline)?;
+        if cld::program().is_none() {
+            return Err(OcfError::installed(
+                "nfsdcld not found (install nfs-kernel-server / nfs-utils)",
+            ));
+        }
+        probe_dir(ctx, &cfg.node.recovery_dir)?;
+        let m = mounts::current();
+        if let Some(mnt) = mounts::containing(&m, &cfg.node.recovery_dir) {
+            if mnt.mount_point == Path::new("/") {
+                log::warn!(
+                    "recovery_dir {} is on the root file system, not on shared storage: NFSv4 clients could not reclaim on another node",
+                    cfg.node.recovery_dir.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        let roots = Self::roots();
+        let me = read_state(&ctx.state_file());
+        if let Some(st) = &me {
+            if st.phase == Phase::Started
+                && st.config.node == cfg.node
+                && roots.threads().unwrap_or(0) > 0
+                && st.nfsdcld.is_some_and(|id| id.alive())
+            {
+                log::info!("already started");
+                return Ok(());
+            }
+        }
+        let others = others(ctx);
+        for (inst, st) in &others {
+            if let Some(diff) = cfg.node.difference(&st.config.node) {
+                return Err(OcfError::generic(format!(
+                    "nfsd on this node already serves nfs-grace resource {inst} with other settings ({diff}): one node has one nfsd; give every nfs-grace resource that may share a node the same settings"
+                )));
+            }
+        }
+        server::load(&roots, &ctx.deadline)?;
+        if server::running(&roots) || !roots.clients().is_empty() {
+            if me.is_some() {
+                log::warn!("nfsd runs from an earlier start of this resource that is no longer intact; restarting it");
+            } else if others.is_empty() {
+                log::warn!("nfsd is already running outside this resource's control; restarting it with this resource's settings");
+            } else {
+                let names: Vec<&str> = others.iter().map(|(i, _)| i.as_str()).collect();
+                log::warn!(
+                    "restarting nfsd for a new grace period: the clients of {} lose their server state and must reclaim it",
+                    names.join(", ")
+                );
+            }
+            server::stop(&roots, &ctx.deadline)?;
+        }
+        let serves_v3 = roots.versions().map(|v| v.needs_lockd()).unwrap_or(true);
+        if serves_v3 && !rpcbind_reachable() {
+            return Err(OcfError::generic(
+                "rpcbind is not running: nfsd registers NFSv3 with it (start rpcbind before this resource)",
+            ));
+        }
+        let mut st = State {
+            phase: Phase::Starting,
+            config: cfg.clone(),
+            nfsdcld: me
+                .and_then(|s| s.nfsdcld)
+                .or(others.iter().find_map(|(_, s)| s.nfsdcld)),
+        };
+        write_state(ctx, &st)?;
+        let cld_id = Self::ensure_nfsdcld(ctx, cfg, st.nfsdcld.filter(|id| id.alive()))?;
+        st.nfsdcld = Some(cld_id);
+        write_state(ctx, &st)?;
+
+        check_mountd();
+        server::start(&roots, &cfg.server(), &ctx.deadline)?;
+        if let Err(e) =
+            Self::check_tracking(ctx, cld_id).and_then(|()| Self::check_nlm_grace(ctx, &roots))
+        {
+            let _ = server::stop(&roots, &ctx.deadline.within(Duration::from_secs(10)));
+            return Err(e);
+        }
+        let g = roots.grace_state();
+        if !g.v4 {
+            log::info!(
+                "no NFSv4 client is recorded in {}: the kernel skipped the NFSv4 grace period",
+                cfg.node.recovery_dir.display()
+            );
+        }
+        Self::log_grace(&roots, true);
+        st.phase = Phase::Started;
+        write_state(ctx, &st)
+    }
+
+    fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        let roots = Self::roots();
+        let Some(st) = read_state(&ctx.state_file()) else {
+            log::info!("not started on this node; nothing to stop");
+            return Ok(());
+        };
+        // What was started is what the state says (the parameters may have
+        // changed since).
+        let started = &st.config;
+        let others = others(ctx);
+        if others.is_empty() {
+            server::stop(&roots, &ctx.deadline)?;
+            Self::stop_nfsdcld(ctx, started, st.nfsdcld)?;
+            if cfg.node != started.node {
+                Self::stop_nfsdcld(ctx, cfg, None)?;
+            }
+            if let Some(pid) = server::lockd_thread() {
+                log::info!("lockd (pid {pid}) keeps running for NFS client mounts on this node");
+            }
+        } else {
+            let names: Vec<&str> = others.iter().map(|(i, _)| i.as_str()).collect();
+            let pinned: Vec<String> = Self::pinned_unexported()
+                .iter()
+                .map(|(a, b)| format!("{a}:{b}"))
+                .collect();
+            if pinned.is_empty() {
+                log::info!(
+                    "nfsd keeps running for {}: no NFSv4 state is left on unexported file systems",
+                    names.join(", ")
+                );
+            } else {
+                log::warn!(
+                    "NFSv4 state remains on unexported file systems (devices {}): restarting nfsd to release it; the clients of {} get a new grace period",
+                    pinned.join(", "),
+                    names.join(", ")
+                );
+                server::stop(&roots, &ctx.deadline)?;
+                // This resource's file systems are free now. Bringing nfsd
+                // back is for the others: if it fails, their monitors report
+                // it; failing this stop would only get the node fenced.
+                let back =
+                    server::start(&roots, &started.server(), &ctx.deadline).and_then(|()| match st
+                        .nfsdcld
+                    {
+                        Some(id) => Self::check_tracking(ctx, id),
+                        None => Ok(()),
+                    });
+                if let Err(e) = back {
+                    log::error!("nfsd could not be restarted for {}: {e}", names.join(", "));
+                }
+            }
+        }
+        fsfile::remove_opt(&ctx.state_file())
+    }
+
+    fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        let roots = Self::roots();
+        let Some(st) = read_state(&ctx.state_file()) else {
+            return Err(OcfError::not_running("not started on this node"));
+        };
+        if st.phase == Phase::Starting {
+            return Err(OcfError::generic("start did not complete on this node"));
+        }
+        let threads = roots.threads().unwrap_or(0);
+        if threads == 0 {
+            return Err(OcfError::generic("nfsd is not running (0 threads)"));
+        }
+        // nfsd restarted behind the cluster's back (rpc.nfsd, nfs-server)
+        // shows in its timers; its server scope is then likely wrong too.
+        let times = (roots.lease_time().ok(), roots.grace_time().ok());
+        if times
+            != (
+                Some(st.config.node.lease_time),
+                Some(st.config.node.grace_time),
+            )
+        {
+            let show = |t: Option<u32>| {
+                t.map(|v| format!("{v} s"))
+                    .unwrap_or_else(|| "unknown".into())
+            };
+            return Err(OcfError::generic(format!(
+                "nfsd runs with lease time {} and grace time {}, not {} s and {} s: it was restarted outside the cluster (its server scope and client tracking may be wrong too)",
+                show(times.0),
+                show(times.1),
+                st.config.node.lease_time,
+                st.config.node.grace_time
+            )));
+        }
+        if let Some(id) = st.nfsdcld {
+            if !id.alive() {
+                return Err(OcfError::generic(format!(
+                    "nfsdcld (pid {}) has exited: new NFSv4 clients are not recorded for reclaim",
+                    id.pid
+                )));
+            }
+        }
+        Self::log_grace(&roots, false);
+        let versions = roots.versions().unwrap_or_default();
+        if end_nlm_grace_now(cfg.end_grace_early, &roots.grace_state(), &versions) {
+            log::info!(
+                "NFSv4 grace is over and nfsd serves no NFSv3: ending lockd's grace period early"
+            );
+            roots.end_nlm_grace()?;
+        }
+        Ok(())
+    }
+
+    fn reload(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        let Some(mut st) = read_state(&ctx.state_file()) else {
+            return Err(OcfError::new(
+                OcfCode::ErrGeneric,
+                "not started on this node: nothing to reload",
+            ));
+        };
+        st.config.end_grace_early = cfg.end_grace_early;
+        write_state(ctx, &st)?;
+        log::info!("end_grace_early={} now in effect", cfg.end_grace_early);
+        Ok(())
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    ocf::run::<NfsGrace>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hanfs::ocf::Metadata;
+
+    fn params(v: &[(&str, &str)]) -> Params {
+        let meta = Metadata::parse(NfsGrace::METADATA).unwrap();
+        Params::from_vars(
+            &meta,
+            v.iter()
+                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+        )
+    }
+
+    fn conf(v: &[(&str, &str)]) -> OcfResult<Config> {
+        let mut all = vec![("recovery_dir", "/srv/nfs/cld"), ("server_scope", "hanfs")];
+        all.extend_from_slice(v);
+        let p = params(&all);
+        p.check_declared()?;
+        NfsGrace::configure(&p)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = conf(&[]).unwrap();
+        assert_eq!(c.node.lease_time, 90);
+        assert_eq!(c.node.grace_time, 90);
+        assert_eq!(c.node.nlm_grace_time, 90);
+        assert_eq!(c.threads, 8);
+        assert!(c.end_grace_early);
+        assert_eq!(
+            conf(&[("grace_time", "600")]).unwrap().node.nlm_grace_time,
+            240
+        );
+        assert_eq!(
+            conf(&[("recovery_dir", "/srv//nfs/cld/")])
+                .unwrap()
+                .node
+                .recovery_dir,
+            PathBuf::from("/srv/nfs/cld")
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        for (k, v, needle) in [
+            ("lease_time", "5", "lease_time=5 is out of range"),
+            ("grace_time", "4000", "grace_time=4000 is out of range"),
+            (
+                "grace_time",
+                "20",
+                "grace_time=20 is shorter than lease_time=90",
+            ),
+            (
+                "nlm_grace_time",
+                "300",
+                "nlm_grace_time=300 is out of range",
+            ),
+            ("threads", "0", "threads=0 is out of range"),
+            ("threads", "many", "threads=\"many\" is not an integer"),
+            ("recovery_dir", "var/lib/nfs", "must be an absolute path"),
+            ("recovery_dir", "/srv/../etc", "must not contain"),
+            ("recovery_dir", "/", "root directory"),
+            ("server_scope", "my scope", "contains ' '"),
+            ("server_scope", &"x".repeat(65), "1 to 64 characters"),
+            ("end_grace_early", "perhaps", "not a boolean"),
+        ] {
+            let e = conf(&[(k, v)]).unwrap_err();
+            assert_eq!(e.code, OcfCode::ErrConfigured, "{k}={v}: {e}");
+            assert!(e.reason.contains(needle), "{k}={v}: {e}");
+        }
+        let p = params(&[("server_scope", "x")]);
+        let e = p.check_declared().unwrap_err();
+        assert!(e.reason.contains("recovery_dir is required"), "{e}");
+    }
+
+    #[test]
+    fn every_parameter_is_read_and_declared() {
+        let p = params(&[("recovery_dir", "/x/y"), ("server_scope", "s")]);
+        NfsGrace::configure(&p).unwrap();
+        let declared: std::collections::BTreeSet<String> =
+            p.metadata().params.iter().map(|s| s.name.clone()).collect();
+        assert_eq!(p.names_read(), declared);
+    }
+
+    #[test]
+    fn node_settings_must_agree() {
+        let a = conf(&[]).unwrap();
+        let b = conf(&[("threads", "16"), ("end_grace_early", "false")]).unwrap();
+        assert_eq!(
+            a.node.difference(&b.node),
+            None,
+            "threads and end_grace_early are per resource"
+        );
+        let c = conf(&[("server_scope", "other")]).unwrap();
+        assert_eq!(
+            a.node.difference(&c.node).unwrap(),
+            "server_scope=\"hanfs\" here, \"other\" there"
+        );
+        let d = conf(&[("recovery_dir", "/elsewhere/cld")]).unwrap();
+        assert!(a
+            .node
+            .difference(&d.node)
+            .unwrap()
+            .starts_with("recovery_dir="));
+    }
+
+    #[test]
+    fn nlm_grace_ends_early_only_when_no_nfsv3_reclaim_can_come() {
+        let v4only = NfsdVersions::parse("-3 +4 +4.1 +4.2");
+        let v3 = NfsdVersions::parse("+3 +4 +4.1 +4.2");
+        let g = |v4, nlm| GraceState {
+            nfsd_running: true,
+            v4,
+            nlm,
+        };
+        assert!(end_nlm_grace_now(true, &g(false, Some(true)), &v4only));
+        assert!(
+            !end_nlm_grace_now(false, &g(false, Some(true)), &v4only),
+            "disabled"
+        );
+        assert!(
+            !end_nlm_grace_now(true, &g(false, Some(true)), &v3),
+            "NFSv3 clients may still reclaim"
+        );
+        assert!(
+            !end_nlm_grace_now(true, &g(true, Some(true)), &v4only),
+            "NFSv4 grace still on"
+        );
+        assert!(
+            !end_nlm_grace_now(true, &g(false, Some(false)), &v4only),
+            "nothing to end"
+        );
+        assert!(
+            !end_nlm_grace_now(true, &g(false, Some(true)), &NfsdVersions::default()),
+            "versions unknown"
+        );
+        let stopped = GraceState {
+            nfsd_running: false,
+            v4: false,
+            nlm: Some(true),
+        };
+        assert!(!end_nlm_grace_now(true, &stopped, &v4only));
+    }
+
+    #[test]
+    fn state_round_trip() {
+        let st = State {
+            phase: Phase::Started,
+            config: conf(&[]).unwrap(),
+            nfsdcld: Some(ProcId { pid: 42, start: 7 }),
+        };
+        let j = serde_json::to_string(&st).unwrap();
+        assert!(j.contains("\"phase\":\"started\""), "{j}");
+        let back: State = serde_json::from_str(&j).unwrap();
+        assert_eq!(back.config, st.config);
+        assert_eq!(back.nfsdcld, st.nfsdcld);
+    }
+}

@@ -8,7 +8,7 @@ PKGS=(
   # the NFS server and client programs the agents drive
   nfs-kernel-server nfs-common rpcbind
   # host tests: namespaces, packets
-  iproute2 iputils-ping arping tcpdump util-linux procps psmisc python3
+  iproute2 iputils-ping arping tcpdump strace util-linux procps psmisc python3
   # the lab: User-Mode Linux nodes with a real kernel nfsd
   user-mode-linux e2fsprogs
   # packaging

@@ -23,11 +23,15 @@ fn xmllint(args: &[&str], xml: &str, cwd: &Path) -> (bool, String) {
         .expect("xmllint (install libxml2-utils)");
     c.stdin.take().unwrap().write_all(xml.as_bytes()).unwrap();
     let o = c.wait_with_output().unwrap();
-    (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn tools_present() -> bool {
-    let ok = common::which("xmllint").is_some() && Path::new("/usr/share/resource-agents/ra-api-1.dtd").exists();
+    let ok = common::which("xmllint").is_some()
+        && Path::new("/usr/share/resource-agents/ra-api-1.dtd").exists();
     if !ok {
         common::skip_or_fail("xmllint or resource-agents' ra-api-1.dtd missing");
     }
@@ -47,17 +51,27 @@ fn ocf10_form_passes_the_dtd_and_both_schemas() {
     for a in AGENTS {
         let r = common::host_agent(a).run("meta-data");
         r.expect(0);
-        assert!(r.stderr.is_empty(), "{a}: meta-data wrote to stderr: {}", r.stderr);
+        assert!(
+            r.stderr.is_empty(),
+            "{a}: meta-data wrote to stderr: {}",
+            r.stderr
+        );
         let xml = &r.stdout;
         assert!(xml.contains("<version>1.0</version>"), "{a}");
-        assert!(!xml.contains("reload-agent") && !xml.contains("reloadable"), "{a}");
+        assert!(
+            !xml.contains("reload-agent") && !xml.contains("reloadable"),
+            "{a}"
+        );
         // ocf-tester's own check, from its data directory.
         let (ok, err) = xmllint(&["--noout", "--valid", "-"], xml, ra);
         assert!(ok, "{a}: not valid against ra-api-1.dtd:\n{err}");
         let (ok, err) = xmllint(&["--noout", "--relaxng", &rng_11(), "-"], xml, ra);
         assert!(ok, "{a}: not valid against OCF 1.1 ra-api.rng:\n{err}");
         let (ok, err) = xmllint(&["--noout", "--relaxng", "metadata.rng", "-"], xml, ra);
-        assert!(ok, "{a}: not valid against resource-agents metadata.rng:\n{err}");
+        assert!(
+            ok,
+            "{a}: not valid against resource-agents metadata.rng:\n{err}"
+        );
     }
 }
 
@@ -74,12 +88,23 @@ fn ocf11_form_passes_the_11_schema() {
         r.expect(0);
         let xml = &r.stdout;
         assert!(xml.contains("<version>1.1</version>"), "{a}");
-        let (ok, err) = xmllint(&["--noout", "--relaxng", &rng_11(), "-"], xml, Path::new("."));
+        let (ok, err) = xmllint(
+            &["--noout", "--relaxng", &rng_11(), "-"],
+            xml,
+            Path::new("."),
+        );
         assert!(ok, "{a}: not valid against OCF 1.1 ra-api.rng:\n{err}");
         let reloadable = xml.contains("reloadable=\"1\"");
-        assert_eq!(reloadable, xml.contains("name=\"reload-agent\""), "{a}: reload-agent iff reloadable params");
+        assert_eq!(
+            reloadable,
+            xml.contains("name=\"reload-agent\""),
+            "{a}: reload-agent iff reloadable params"
+        );
         for action in ["start", "stop", "monitor", "meta-data", "validate-all"] {
-            assert!(xml.contains(&format!("name=\"{action}\"")), "{a} lacks action {action}");
+            assert!(
+                xml.contains(&format!("name=\"{action}\"")),
+                "{a} lacks action {action}"
+            );
         }
     }
 }
@@ -92,16 +117,29 @@ fn meta_data_works_as_nobody() {
     for a in AGENTS {
         // The agent binary must be reachable by nobody (target/ may sit under
         // a private home); copy it somewhere world-readable.
-        let d = tempfile::Builder::new().prefix("hanfs-md-").tempdir_in("/tmp").unwrap();
+        let d = tempfile::Builder::new()
+            .prefix("hanfs-md-")
+            .tempdir_in("/tmp")
+            .unwrap();
         let p = d.path().join(a);
         std::fs::copy(common::bin(a), &p).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let o = Command::new("su")
-            .args(["nobody", "-s", "/bin/sh", "-c", &format!("{} meta-data", p.display())])
+            .args([
+                "nobody",
+                "-s",
+                "/bin/sh",
+                "-c",
+                &format!("{} meta-data", p.display()),
+            ])
             .output()
             .unwrap();
-        assert!(o.status.success(), "{a} meta-data as nobody: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{a} meta-data as nobody: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert!(String::from_utf8_lossy(&o.stdout).contains("<resource-agent"));
     }
 }

@@ -6,7 +6,10 @@ use hanfs::ocf::Metadata;
 const AGENTS: [(&str, &str); 4] = [
     ("nfs-export", include_str!("../metadata/nfs-export.xml")),
     ("float-ip", include_str!("../metadata/float-ip.xml")),
-    ("statd-holding", include_str!("../metadata/statd-holding.xml")),
+    (
+        "statd-holding",
+        include_str!("../metadata/statd-holding.xml"),
+    ),
     ("nfs-grace", include_str!("../metadata/nfs-grace.xml")),
 ];
 
@@ -19,7 +22,10 @@ fn readme_parameter_tables_match_meta_data() {
         let table = Metadata::parse(xml).unwrap().render_markdown();
         let open = format!("<!-- params:{name} -->\n");
         let close = "<!-- /params -->";
-        let start = readme.find(&open).unwrap_or_else(|| panic!("README lacks {open:?}")) + open.len();
+        let start = readme
+            .find(&open)
+            .unwrap_or_else(|| panic!("README lacks {open:?}"))
+            + open.len();
         let end = start + readme[start..].find(close).expect("closing marker");
         if readme[start..end] != table {
             stale.push(name);

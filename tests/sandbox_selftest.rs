@@ -11,7 +11,10 @@ fn sandbox_is_private_and_peer_reachable() {
     // Own network: only lo before the veth.
     let links = sb.sh_ok("ls /sys/class/net");
     assert_eq!(links.split_whitespace().collect::<Vec<_>>(), vec!["lo"]);
-    let peer = sb.veth_peer(&["192.0.2.1/24", "2001:db8::1/64"], &["192.0.2.2/24", "2001:db8::2/64"]);
+    let peer = sb.veth_peer(
+        &["192.0.2.1/24", "2001:db8::1/64"],
+        &["192.0.2.2/24", "2001:db8::2/64"],
+    );
     sb.sh_ok("ping -c1 -W2 192.0.2.2 >/dev/null");
     peer.sh_ok("ping -c1 -W2 192.0.2.1 >/dev/null");
     sb.sh_ok("ping -6 -c1 -W2 2001:db8::2 >/dev/null");
@@ -23,5 +26,8 @@ fn agents_install_privately() {
     sb.install_agents();
     let l = sb.sh_ok("ls /usr/lib/ocf/resource.d/hanfs; test -x /usr/lib/ocf/resource.d/heartbeat/IPaddr2 && echo heartbeat-ok");
     assert!(l.contains("float-ip") && l.contains("heartbeat-ok"), "{l}");
-    assert!(!std::path::Path::new("/usr/lib/ocf/resource.d/hanfs").exists(), "leaked onto the host");
+    assert!(
+        !std::path::Path::new("/usr/lib/ocf/resource.d/hanfs").exists(),
+        "leaked onto the host"
+    );
 }

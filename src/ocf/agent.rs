@@ -39,9 +39,16 @@ impl Ctx {
             .inv
             .instance
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.:".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        self.runtime_dir().join(format!("hanfs-{}-{}", self.agent, safe))
+        self.runtime_dir()
+            .join(format!("hanfs-{}-{}", self.agent, safe))
     }
     /// A context for tests and tools: no manager, the given deadline.
     pub fn standalone(agent: &'static str, action: &str, timeout: Duration) -> Ctx {
@@ -134,7 +141,10 @@ pub fn guarded(agent: &str, prefix: &str, f: impl FnOnce() -> OcfCode) -> OcfCod
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown");
             log::error!("internal error: {what}");
-            let _ = writeln!(std::io::stderr(), "{prefix}internal error in {agent}: {what}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "{prefix}internal error in {agent}: {what}"
+            );
             OcfCode::ErrGeneric
         }
     }
@@ -144,7 +154,12 @@ fn report(inv: &Invocation, e: &OcfError) {
     if e.code == OcfCode::NotRunning {
         log::info!("{}: not running: {}", inv.action.name(), e.reason);
     } else {
-        log::error!("{} failed ({}): {}", inv.action.name(), e.code.name(), e.reason);
+        log::error!(
+            "{} failed ({}): {}",
+            inv.action.name(),
+            e.code.name(),
+            e.reason
+        );
         let _ = writeln!(std::io::stderr(), "{}{}", inv.exit_reason_prefix, e.reason);
     }
 }
@@ -202,7 +217,10 @@ pub fn dispatch<A: Agent>(args: &[String], env: &HashMap<String, String>) -> Ocf
         // A resource whose configuration is wrong everywhere can never have
         // been started with it: stop has nothing to do.
         (Action::Stop, Err(e)) if e.code == OcfCode::ErrConfigured => {
-            log::warn!("stop: configuration is invalid ({}); nothing can be running", e.reason);
+            log::warn!(
+                "stop: configuration is invalid ({}); nothing can be running",
+                e.reason
+            );
             Ok(())
         }
         (_, Err(e)) => Err(e),
@@ -224,12 +242,19 @@ pub fn dispatch<A: Agent>(args: &[String], env: &HashMap<String, String>) -> Ocf
         Err(mut e) => {
             // 7 is a monitor answer only; stop must never report it.
             if e.code == OcfCode::NotRunning && inv.action != Action::Monitor {
-                e.code = if inv.action == Action::Stop { OcfCode::Success } else { OcfCode::ErrGeneric };
+                e.code = if inv.action == Action::Stop {
+                    OcfCode::Success
+                } else {
+                    OcfCode::ErrGeneric
+                };
             }
             // A recurring monitor must not answer 3 (Pacemaker would not
             // recover) and 2/5 there mean "broke since start": soft failure.
             if inv.is_recurring_monitor()
-                && matches!(e.code, OcfCode::Unimplemented | OcfCode::ErrArgs | OcfCode::ErrInstalled)
+                && matches!(
+                    e.code,
+                    OcfCode::Unimplemented | OcfCode::ErrArgs | OcfCode::ErrInstalled
+                )
             {
                 e.code = OcfCode::ErrGeneric;
             }
@@ -250,13 +275,19 @@ pub fn dispatch<A: Agent>(args: &[String], env: &HashMap<String, String>) -> Ocf
 /// description declares — so the code and `metadata/<agent>.xml` cannot
 /// drift apart. Returns what is wrong.
 pub fn check_description_matches_code<A: Agent>(vars: &[(&str, &str)]) -> Result<(), String> {
-    let meta = Metadata::parse(A::METADATA).map_err(|e| format!("meta-data does not parse: {e}"))?;
+    let meta =
+        Metadata::parse(A::METADATA).map_err(|e| format!("meta-data does not parse: {e}"))?;
     if meta.name != A::NAME {
-        return Err(format!("meta-data names {}, agent is {}", meta.name, A::NAME));
+        return Err(format!(
+            "meta-data names {}, agent is {}",
+            meta.name,
+            A::NAME
+        ));
     }
     let params = Params::from_vars(
         &meta,
-        vars.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+        vars.iter()
+            .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
     );
     params.check_declared().map_err(|e| e.reason)?;
     // Reading an undeclared parameter panics inside `configure`.
@@ -264,7 +295,12 @@ pub fn check_description_matches_code<A: Agent>(vars: &[(&str, &str)]) -> Result
         .map_err(|_| "configure reads an undeclared parameter (or panicked)".to_string())?;
     cfg.map_err(|e| format!("configure rejected the sample: {e}"))?;
     let read = params.names_read();
-    let unread: Vec<_> = meta.params.iter().map(|p| &p.name).filter(|n| !read.contains(*n)).collect();
+    let unread: Vec<_> = meta
+        .params
+        .iter()
+        .map(|p| &p.name)
+        .filter(|n| !read.contains(*n))
+        .collect();
     if !unread.is_empty() {
         return Err(format!("declared but never read by configure: {unread:?}"));
     }
@@ -274,7 +310,9 @@ pub fn check_description_matches_code<A: Agent>(vars: &[(&str, &str)]) -> Result
         }
     }
     if meta.has_reloadable() != meta.actions.iter().any(|a| a.name == "reload-agent") {
-        return Err("reload-agent must be advertised exactly when a parameter is reloadable".into());
+        return Err(
+            "reload-agent must be advertised exactly when a parameter is reloadable".into(),
+        );
     }
     Ok(())
 }
@@ -324,7 +362,10 @@ mod tests {
     fn go(action: Option<&str>, env: &[(&str, &str)]) -> OcfCode {
         let mut args = vec!["toy".to_string()];
         args.extend(action.map(String::from));
-        let env = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let env = env
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         dispatch::<Toy>(&args, &env)
     }
 
@@ -333,26 +374,56 @@ mod tests {
         assert_eq!(go(None, &[]), OcfCode::ErrArgs);
         assert_eq!(go(Some("meta-data"), &[]), OcfCode::Success);
         assert_eq!(go(Some("promote"), &[]), OcfCode::Unimplemented);
-        assert_eq!(go(Some("reload-agent"), &[("OCF_RESKEY_mode", "a")]), OcfCode::Unimplemented);
+        assert_eq!(
+            go(Some("reload-agent"), &[("OCF_RESKEY_mode", "a")]),
+            OcfCode::Unimplemented
+        );
         // missing required / invalid: 6 everywhere but stop
         assert_eq!(go(Some("validate-all"), &[]), OcfCode::ErrConfigured);
-        assert_eq!(go(Some("start"), &[("OCF_RESKEY_mode", "bad")]), OcfCode::ErrConfigured);
-        assert_eq!(go(Some("monitor"), &[("OCF_RESKEY_mode", "bad")]), OcfCode::ErrConfigured);
-        assert_eq!(go(Some("stop"), &[("OCF_RESKEY_mode", "bad")]), OcfCode::Success);
+        assert_eq!(
+            go(Some("start"), &[("OCF_RESKEY_mode", "bad")]),
+            OcfCode::ErrConfigured
+        );
+        assert_eq!(
+            go(Some("monitor"), &[("OCF_RESKEY_mode", "bad")]),
+            OcfCode::ErrConfigured
+        );
+        assert_eq!(
+            go(Some("stop"), &[("OCF_RESKEY_mode", "bad")]),
+            OcfCode::Success
+        );
         // 7 only from monitor
-        assert_eq!(go(Some("monitor"), &[("OCF_RESKEY_mode", "stopped")]), OcfCode::NotRunning);
-        assert_eq!(go(Some("start"), &[("OCF_RESKEY_mode", "not-running")]), OcfCode::ErrGeneric);
-        assert_eq!(go(Some("stop"), &[("OCF_RESKEY_mode", "not-running")]), OcfCode::Success);
+        assert_eq!(
+            go(Some("monitor"), &[("OCF_RESKEY_mode", "stopped")]),
+            OcfCode::NotRunning
+        );
+        assert_eq!(
+            go(Some("start"), &[("OCF_RESKEY_mode", "not-running")]),
+            OcfCode::ErrGeneric
+        );
+        assert_eq!(
+            go(Some("stop"), &[("OCF_RESKEY_mode", "not-running")]),
+            OcfCode::Success
+        );
         // a recurring monitor never answers 3; a probe may
-        let rec = [("OCF_RESKEY_mode", "unimpl"), ("OCF_RESKEY_CRM_meta_interval", "10000")];
+        let rec = [
+            ("OCF_RESKEY_mode", "unimpl"),
+            ("OCF_RESKEY_CRM_meta_interval", "10000"),
+        ];
         assert_eq!(go(Some("monitor"), &rec), OcfCode::ErrGeneric);
-        assert_eq!(go(Some("monitor"), &[("OCF_RESKEY_mode", "unimpl")]), OcfCode::Unimplemented);
+        assert_eq!(
+            go(Some("monitor"), &[("OCF_RESKEY_mode", "unimpl")]),
+            OcfCode::Unimplemented
+        );
     }
 
     #[test]
     fn panics_become_generic_errors() {
         assert_eq!(guarded("toy", "p:", || panic!("boom")), OcfCode::ErrGeneric);
-        assert_eq!(guarded("toy", "p:", || OcfCode::NotRunning), OcfCode::NotRunning);
+        assert_eq!(
+            guarded("toy", "p:", || OcfCode::NotRunning),
+            OcfCode::NotRunning
+        );
     }
 
     #[test]

@@ -54,7 +54,10 @@ impl Deadline {
     pub fn within(&self, d: Duration) -> Deadline {
         let other = Instant::now() + d;
         if other < self.at {
-            Deadline { at: other, total: d }
+            Deadline {
+                at: other,
+                total: d,
+            }
         } else {
             *self
         }
@@ -101,7 +104,10 @@ mod tests {
     fn margin_is_bounded() {
         let d = Deadline::from_timeout(Duration::from_secs(20));
         let r = d.remaining();
-        assert!(r <= Duration::from_secs(19) && r > Duration::from_millis(18_500), "{r:?}");
+        assert!(
+            r <= Duration::from_secs(19) && r > Duration::from_millis(18_500),
+            "{r:?}"
+        );
         let d = Deadline::from_timeout(Duration::from_millis(200));
         assert!(d.remaining() <= Duration::from_millis(100));
         let d = Deadline::from_timeout(Duration::from_secs(600));

@@ -123,7 +123,9 @@ mod tests {
     use super::*;
 
     fn env(v: &[(&str, &str)]) -> HashMap<String, String> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]

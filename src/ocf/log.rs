@@ -48,7 +48,7 @@ pub fn init(agent: &str, instance: &str, stderr: bool) {
         .unwrap_or_else(|| "daemon".into());
     let debug = get("HA_debug")
         .or_else(|| get("HA_DEBUG"))
-        .map(|v| v != "0" && v.to_ascii_lowercase() != "false")
+        .map(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
         .unwrap_or(false);
     let tag = format!("{agent}({instance})");
     let fac = facility(&fac_name);
@@ -68,7 +68,11 @@ pub fn init(agent: &str, instance: &str, stderr: bool) {
     if LOGGER.set(logger).is_ok() {
         let l = LOGGER.get().expect("set");
         let _ = log::set_logger(l);
-        log::set_max_level(if debug { LevelFilter::Debug } else { LevelFilter::Info });
+        log::set_max_level(if debug {
+            LevelFilter::Debug
+        } else {
+            LevelFilter::Info
+        });
     }
 }
 
@@ -98,7 +102,11 @@ impl Log for AgentLogger {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
         if let Some(p) = &self.logfile {
-            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(p) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p)
+            {
                 let _ = f.write_all(line.as_bytes());
             }
         }

@@ -298,7 +298,11 @@ impl Metadata {
             if p.reloadable {
                 name.push_str(" (reloadable)");
             }
-            let default = p.default.as_deref().map(|d| format!("`{d}`")).unwrap_or_default();
+            let default = p
+                .default
+                .as_deref()
+                .map(|d| format!("`{d}`"))
+                .unwrap_or_default();
             let desc = p.longdesc.replace("\n\n", " ").replace('|', "\\|");
             s.push_str(&format!("| {name} | {default} | {desc} |\n"));
         }
@@ -374,7 +378,10 @@ mod tests {
     fn parses_source() {
         let m = Metadata::parse(SAMPLE).unwrap();
         assert_eq!(m.name, "demo");
-        assert_eq!(m.longdesc, "Line one continues.\n\nSecond paragraph & more.");
+        assert_eq!(
+            m.longdesc,
+            "Line one continues.\n\nSecond paragraph & more."
+        );
         assert_eq!(m.params.len(), 2);
         assert!(m.params[0].required && m.params[0].unique && !m.params[0].reloadable);
         assert_eq!(m.params[1].kind, ParamType::Integer);
@@ -398,7 +405,7 @@ mod tests {
         assert!(v11.contains("Second paragraph &amp; more."));
         // round trip
         let back = Metadata::parse(&v11).unwrap();
-        assert_eq!(back.params[1].reloadable, true);
+        assert!(back.params[1].reloadable);
         assert_eq!(back.longdesc, m.longdesc);
     }
 

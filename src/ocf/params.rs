@@ -114,9 +114,13 @@ impl Params {
 
     /// An unsigned integer within `range`, or `None` when unset.
     pub fn uint(&self, name: &str, range: std::ops::RangeInclusive<u64>) -> OcfResult<Option<u64>> {
-        let Some(v) = self.get(name) else { return Ok(None) };
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
         let n: u64 = v.parse().map_err(|_| {
-            OcfError::configured(format!("parameter {name}={v:?} is not a non-negative integer"))
+            OcfError::configured(format!(
+                "parameter {name}={v:?} is not a non-negative integer"
+            ))
         })?;
         if !range.contains(&n) {
             return Err(OcfError::configured(format!(
@@ -159,7 +163,8 @@ mod tests {
     fn p(vars: &[(&str, &str)]) -> Params {
         Params::from_vars(
             &meta(),
-            vars.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+            vars.iter()
+                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
         )
     }
 
@@ -168,9 +173,13 @@ mod tests {
         let e = p(&[]).check_declared().unwrap_err();
         assert_eq!(e.code, crate::ocf::OcfCode::ErrConfigured);
         assert!(e.reason.contains("parameter ip is required"), "{e}");
-        let e = p(&[("ip", "x"), ("n", "five")]).check_declared().unwrap_err();
+        let e = p(&[("ip", "x"), ("n", "five")])
+            .check_declared()
+            .unwrap_err();
         assert!(e.reason.contains("n=\"five\" is not an integer"), "{e}");
-        let e = p(&[("ip", "x"), ("b", "maybe")]).check_declared().unwrap_err();
+        let e = p(&[("ip", "x"), ("b", "maybe")])
+            .check_declared()
+            .unwrap_err();
         assert!(e.reason.contains("b=\"maybe\""), "{e}");
         assert!(p(&[("ip", "x")]).check_declared().is_ok());
     }
@@ -182,7 +191,9 @@ mod tests {
         assert_eq!(ps.uint("n", 0..=10).unwrap(), Some(5));
         assert!(!ps.is_set("n"));
         assert!(ps.bool("b").unwrap());
-        let e = p(&[("ip", "x"), ("n", "11")]).uint("n", 0..=10).unwrap_err();
+        let e = p(&[("ip", "x"), ("n", "11")])
+            .uint("n", 0..=10)
+            .unwrap_err();
         assert!(e.reason.contains("out of range"));
         assert_eq!(ps.names_read().len(), 3);
     }

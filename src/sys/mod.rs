@@ -7,4 +7,5 @@ pub mod fsfile;
 pub mod net;
 pub mod nfsd;
 pub mod process;
+pub mod procs;
 pub mod statd;

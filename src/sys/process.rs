@@ -30,8 +30,7 @@ impl CmdOutput {
         let last = |s: &str| {
             s.lines()
                 .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .last()
+                .rfind(|l| !l.is_empty())
                 .map(str::to_string)
         };
         last(&self.stderr)
@@ -53,7 +52,10 @@ pub fn describe(cmd: &Command) -> String {
 fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     if let Ok(fl) = fcntl(fd, FcntlArg::F_GETFL) {
-        let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK));
+        let _ = fcntl(
+            fd,
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK),
+        );
     }
 }
 
@@ -102,7 +104,10 @@ pub fn run(cmd: &mut Command, deadline: &Deadline) -> OcfResult<CmdOutput> {
     let (mut obuf, mut ebuf) = (Vec::new(), Vec::new());
     let (mut oopen, mut eopen) = (true, true);
     let status = loop {
-        if let Some(st) = child.try_wait().map_err(|e| OcfError::generic(format!("{what}: {e}")))? {
+        if let Some(st) = child
+            .try_wait()
+            .map_err(|e| OcfError::generic(format!("{what}: {e}")))?
+        {
             drain(&mut out, &mut obuf);
             drain(&mut err, &mut ebuf);
             break st;
@@ -115,7 +120,10 @@ pub fn run(cmd: &mut Command, deadline: &Deadline) -> OcfResult<CmdOutput> {
                 deadline.total().as_secs_f64()
             )));
         }
-        let wait_ms = deadline.remaining().min(Duration::from_millis(20)).as_millis() as u16;
+        let wait_ms = deadline
+            .remaining()
+            .min(Duration::from_millis(20))
+            .as_millis() as u16;
         if oopen || eopen {
             let mut fds = Vec::new();
             if oopen {
@@ -213,7 +221,11 @@ mod tests {
     #[test]
     fn captures_output_and_status() {
         let d = Deadline::after(Duration::from_secs(10));
-        let o = run(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]), &d).unwrap();
+        let o = run(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            &d,
+        )
+        .unwrap();
         assert_eq!(o.status.code(), Some(3));
         assert_eq!(o.stdout, "out\n");
         assert_eq!(o.last_words(), "err");
@@ -241,7 +253,11 @@ mod tests {
     fn daemon_holding_pipes_does_not_hold_us() {
         let d = Deadline::after(Duration::from_secs(10));
         let t = std::time::Instant::now();
-        let o = run(Command::new("sh").args(["-c", "(sleep 3 &) ; echo parent-done"]), &d).unwrap();
+        let o = run(
+            Command::new("sh").args(["-c", "(sleep 3 &) ; echo parent-done"]),
+            &d,
+        )
+        .unwrap();
         assert!(o.success());
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }

@@ -8,6 +8,8 @@
 //! unless `HANFS_REQUIRE_SANDBOX=1` (CI), where it fails instead.
 #![allow(dead_code)]
 
+pub mod uml;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -62,7 +64,8 @@ impl Holder {
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(5) {
             let theirs = std::fs::read_link(format!("/proc/{}/ns/net", h.pid())).ok();
-            let comm = std::fs::read_to_string(format!("/proc/{}/comm", h.pid())).unwrap_or_default();
+            let comm =
+                std::fs::read_to_string(format!("/proc/{}/comm", h.pid())).unwrap_or_default();
             if theirs.is_some() && theirs != me && comm.trim() == "sleep" {
                 return Ok(h);
             }
@@ -116,13 +119,18 @@ pub struct AgentRun {
 impl AgentRun {
     /// The exit reason line's text, if any.
     pub fn exit_reason(&self) -> Option<String> {
-        self.stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("ocf-exit-reason:").map(|s| s.trim().to_string()))
+        self.stderr.lines().find_map(|l| {
+            l.strip_prefix("ocf-exit-reason:")
+                .map(|s| s.trim().to_string())
+        })
     }
     #[track_caller]
     pub fn expect(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "unexpected exit code; stderr:\n{}", self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code; stderr:\n{}",
+            self.stderr
+        );
         self
     }
     /// Expect `code` and an exit reason containing `needle`.
@@ -130,7 +138,11 @@ impl AgentRun {
     pub fn expect_reason(&self, code: i32, needle: &str) -> &Self {
         self.expect(code);
         let r = self.exit_reason().unwrap_or_default();
-        assert!(r.contains(needle), "exit reason {r:?} lacks {needle:?}; stderr:\n{}", self.stderr);
+        assert!(
+            r.contains(needle),
+            "exit reason {r:?} lacks {needle:?}; stderr:\n{}",
+            self.stderr
+        );
         self
     }
 }
@@ -179,7 +191,11 @@ impl<'a> AgentCmd<'a> {
             ("OCF_RESKEY_CRM_meta_timeout".into(), "20000".into()),
             ("HA_LOGFACILITY".into(), "none".into()),
         ];
-        v.extend(self.params.iter().map(|(k, val)| (format!("OCF_RESKEY_{k}"), val.clone())));
+        v.extend(
+            self.params
+                .iter()
+                .map(|(k, val)| (format!("OCF_RESKEY_{k}"), val.clone())),
+        );
         v.extend(self.env.iter().map(|(k, val)| (k.clone(), val.clone())));
         v
     }
@@ -211,7 +227,12 @@ impl<'a> AgentCmd<'a> {
 /// An agent run on the host itself (for meta-data and validation tests that
 /// need no privileges).
 pub fn host_agent(agent: &str) -> AgentCmd<'static> {
-    AgentCmd { sb: None, agent: agent.into(), params: BTreeMap::new(), env: BTreeMap::new() }
+    AgentCmd {
+        sb: None,
+        agent: agent.into(),
+        params: BTreeMap::new(),
+        env: BTreeMap::new(),
+    }
 }
 
 /// A private network + mount namespace with its own /sys, /run (tmpfs) and
@@ -233,7 +254,10 @@ impl Sandbox {
             }
         }
         let holder = Holder::new(&["--net", "--mount", "--propagation", "private"])?;
-        let dir = tempfile::Builder::new().prefix("hanfs-sb-").tempdir().map_err(|e| e.to_string())?;
+        let dir = tempfile::Builder::new()
+            .prefix("hanfs-sb-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
         let sb = Sandbox { holder, dir };
         let setup = r#"
             set -e
@@ -248,7 +272,10 @@ impl Sandbox {
         "#;
         let out = nsenter_sh(sb.pid(), true, setup);
         if !out.status.success() {
-            return Err(format!("sandbox setup failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "sandbox setup failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         Ok(sb)
     }
@@ -269,7 +296,12 @@ impl Sandbox {
     }
 
     pub fn agent(&self, agent: &str) -> AgentCmd<'_> {
-        AgentCmd { sb: Some(self), agent: agent.into(), params: BTreeMap::new(), env: BTreeMap::new() }
+        AgentCmd {
+            sb: Some(self),
+            agent: agent.into(),
+            params: BTreeMap::new(),
+            env: BTreeMap::new(),
+        }
     }
 
     /// Make the built agents visible as `/usr/lib/ocf/resource.d/hanfs/*`
@@ -308,7 +340,10 @@ impl Sandbox {
     /// strings, IPv4 or IPv6). IPv6 DAD is disabled on the configured
     /// addresses so they are usable at once.
     pub fn veth_peer(&self, local: &[&str], peer: &[&str]) -> Peer {
-        let p = Peer { holder: Holder::new(&["--net", "--mount", "--propagation", "private"]).expect("peer namespace") };
+        let p = Peer {
+            holder: Holder::new(&["--net", "--mount", "--propagation", "private"])
+                .expect("peer namespace"),
+        };
         let (a, b) = (unique_name("hfa"), unique_name("hfb"));
         sh_ok(
             Command::new("sh")

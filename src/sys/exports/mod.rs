@@ -1,1 +1,22 @@
 //! The export table and `exportfs` (nfs-export).
+//!
+//! - [`etab`]: the table of current exports as the NFS server sees it
+//!   (`/var/lib/nfs/etab`, which `exportfs` maintains and `rpc.mountd`
+//!   serves the kernel from), read in-process and streamed.
+//! - [`client`]: client specifications (host, address, subnet, wildcard,
+//!   netgroup, world), parsed and written in the form etab records.
+//! - [`options`]: export options with the file-system id (`fsid`) merged in.
+//! - [`exportfs`]: running `exportfs` to add and remove exports.
+//! - [`storage`]: looking at the exported directory from a child process,
+//!   so that dead storage cannot hang an agent.
+
+pub mod client;
+pub mod etab;
+pub mod exportfs;
+pub mod options;
+pub mod storage;
+
+pub use client::ClientSpec;
+pub use etab::{Export, ExportTable};
+pub use exportfs::Exportfs;
+pub use options::{ExportOptions, Fsid};

@@ -4,8 +4,17 @@
 //! Every path hangs off a [`ProcRoots`], so tests can point it at a
 //! scratch directory laid out the same way where the host kernel has no
 //! nfsd. Reading `v4_end_grace`/`nlm_end_grace` tells whether grace is on.
+//!
+//! [`server`] starts and stops nfsd itself (timers, server scope,
+//! listeners, threads); [`cld`] runs nfsdcld, which keeps the NFSv4
+//! client-recovery records; [`mounts`] reads the mount table.
+
+pub mod cld;
+pub mod mounts;
+pub mod server;
 
 use crate::ocf::{OcfError, OcfResult, ResultExt};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Where the kernel's NFS control files are.
@@ -39,6 +48,139 @@ fn write_str(p: &Path, v: &str) -> OcfResult<()> {
     std::fs::write(p, v).or_generic(|| format!("cannot write {v:?} to {}", p.display()))
 }
 
+fn read_num(p: &Path) -> OcfResult<u32> {
+    let s = read_trim(p)?;
+    s.parse()
+        .map_err(|_| OcfError::generic(format!("unexpected value {s:?} in {}", p.display())))
+}
+
+/// The NFS versions nfsd serves (`/proc/fs/nfsd/versions`, e.g.
+/// `+3 +4 +4.1 +4.2`, or `-2 +3 +4 -4.0 +4.1 +4.2`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NfsdVersions {
+    /// (version, enabled), e.g. ("4.1", true).
+    pub entries: Vec<(String, bool)>,
+}
+
+impl NfsdVersions {
+    pub fn parse(s: &str) -> NfsdVersions {
+        let entries = s
+            .split_whitespace()
+            .filter_map(|w| {
+                let (on, v) = match w.as_bytes().first()? {
+                    b'+' => (true, &w[1..]),
+                    b'-' => (false, &w[1..]),
+                    _ => return None,
+                };
+                Some((v.to_string(), on))
+            })
+            .collect();
+        NfsdVersions { entries }
+    }
+
+    pub fn enabled(&self, v: &str) -> bool {
+        self.entries.iter().any(|(n, on)| n == v && *on)
+    }
+
+    /// Whether nfsd serves NFSv2 or NFSv3, which is when it runs lockd
+    /// (NLM) and registers with rpcbind.
+    pub fn needs_lockd(&self) -> bool {
+        self.enabled("2") || self.enabled("3")
+    }
+}
+
+/// Whether the node is in grace, as the kernel says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraceState {
+    /// nfsd has threads (the NFSv4 flag only means something then).
+    pub nfsd_running: bool,
+    /// nfsd's NFSv4 grace period is in force.
+    pub v4: bool,
+    /// lockd's NLM grace period is in force; `None` when lockd's control
+    /// file is absent (lockd not loaded).
+    pub nlm: Option<bool>,
+}
+
+impl GraceState {
+    pub fn any(&self) -> bool {
+        self.v4 || self.nlm == Some(true)
+    }
+}
+
+impl fmt::Display for GraceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let on = |b: bool| if b { "in grace" } else { "grace over" };
+        if !self.nfsd_running {
+            write!(f, "nfsd stopped")?;
+        } else {
+            write!(f, "NFSv4 {}", on(self.v4))?;
+        }
+        match self.nlm {
+            Some(n) => write!(f, ", NLM {}", on(n)),
+            None => write!(f, ", lockd not loaded"),
+        }
+    }
+}
+
+/// One NFSv4 client as nfsd lists it (`/proc/fs/nfsd/clients/<id>/info`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NfsdClient {
+    /// The directory name under `clients/`.
+    pub id: String,
+    /// The client's own name (its co_ownerid), as printed (quoted,
+    /// escaped).
+    pub name: String,
+    pub address: String,
+    /// `confirmed`, `unconfirmed`, `courtesy`, ...
+    pub status: String,
+    pub minor_version: Option<u32>,
+}
+
+impl NfsdClient {
+    pub fn parse_info(id: &str, text: &str) -> NfsdClient {
+        let mut c = NfsdClient {
+            id: id.to_string(),
+            ..Default::default()
+        };
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
+            let v = v.trim();
+            match k.trim() {
+                "name" => c.name = v.to_string(),
+                "address" => c.address = v.trim_matches('"').to_string(),
+                "status" => c.status = v.to_string(),
+                "minor version" => c.minor_version = v.parse().ok(),
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
+/// The device (major, minor) of every superblock on which the `states`
+/// text of a client holds NFSv4 state (opens, locks, delegations), from
+/// lines like `- 0x..: { type: open, ..., superblock: "07:00:13", ... }`.
+pub fn state_devices(states: &str) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for line in states.lines() {
+        let Some(rest) = line.split("superblock: \"").nth(1) else {
+            continue;
+        };
+        let mut parts = rest.split(['"', ':']);
+        let (Some(maj), Some(min)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if let (Ok(a), Ok(b)) = (u32::from_str_radix(maj, 16), u32::from_str_radix(min, 16)) {
+            if !out.contains(&(a, b)) {
+                out.push((a, b));
+            }
+        }
+    }
+    out
+}
+
 impl ProcRoots {
     /// Whether the nfsd control file system is mounted (its `threads` file
     /// exists).
@@ -48,32 +190,92 @@ impl ProcRoots {
 
     /// Number of running nfsd threads (0 when nfsd is stopped).
     pub fn threads(&self) -> OcfResult<u32> {
-        let s = read_trim(&self.nfsd.join("threads"))?;
-        s.parse()
-            .map_err(|_| OcfError::generic(format!("unexpected nfsd threads value {s:?}")))
+        read_num(&self.nfsd.join("threads"))
+    }
+
+    /// Set the number of nfsd threads. Starting (0 -> n) starts nfsd, its
+    /// NFSv4 grace period and, for NFSv3, lockd; 0 stops nfsd and drops all
+    /// NFSv4 state. The write can block in the kernel: callers run it in a
+    /// child (see [`server`]).
+    pub fn set_threads(&self, n: u32) -> OcfResult<()> {
+        write_str(&self.nfsd.join("threads"), &n.to_string())
     }
 
     /// NFSv4 lease time, seconds.
     pub fn lease_time(&self) -> OcfResult<u32> {
-        let s = read_trim(&self.nfsd.join("nfsv4leasetime"))?;
-        s.parse()
-            .map_err(|_| OcfError::generic(format!("unexpected nfsv4leasetime {s:?}")))
+        read_num(&self.nfsd.join("nfsv4leasetime"))
+    }
+
+    /// Set the NFSv4 lease time (10..3600 s; only while nfsd is stopped).
+    pub fn set_lease_time(&self, secs: u32) -> OcfResult<()> {
+        write_str(&self.nfsd.join("nfsv4leasetime"), &secs.to_string())
     }
 
     /// NFSv4 grace time, seconds.
     pub fn grace_time(&self) -> OcfResult<u32> {
-        let s = read_trim(&self.nfsd.join("nfsv4gracetime"))?;
-        s.parse()
-            .map_err(|_| OcfError::generic(format!("unexpected nfsv4gracetime {s:?}")))
+        read_num(&self.nfsd.join("nfsv4gracetime"))
+    }
+
+    /// Set the NFSv4 grace time (10..3600 s; only while nfsd is stopped).
+    pub fn set_grace_time(&self, secs: u32) -> OcfResult<()> {
+        write_str(&self.nfsd.join("nfsv4gracetime"), &secs.to_string())
+    }
+
+    /// lockd's NLM grace period setting, seconds (0 = lockd's default,
+    /// 5 x nlm_timeout). Read by lockd when it starts.
+    pub fn nlm_grace_period(&self) -> OcfResult<u32> {
+        read_num(&self.sysctl_nfs.join("nlm_grace_period"))
+    }
+
+    /// Set lockd's NLM grace period (0..240 s; lockd rounds it up to a
+    /// multiple of nlm_timeout, 10 s by default). Takes effect when lockd
+    /// next starts.
+    pub fn set_nlm_grace_period(&self, secs: u32) -> OcfResult<()> {
+        write_str(&self.sysctl_nfs.join("nlm_grace_period"), &secs.to_string())
+    }
+
+    /// The legacy NFSv4 recovery directory (only used by kernels built with
+    /// legacy client tracking, when neither nfsdcld nor nfsdcltrack
+    /// answers).
+    pub fn recovery_dir(&self) -> OcfResult<PathBuf> {
+        read_trim(&self.nfsd.join("nfsv4recoverydir")).map(PathBuf::from)
+    }
+
+    pub fn set_recovery_dir(&self, dir: &Path) -> OcfResult<()> {
+        write_str(&self.nfsd.join("nfsv4recoverydir"), &dir.to_string_lossy())
+    }
+
+    /// The NFS versions nfsd serves (or will serve when started).
+    pub fn versions(&self) -> OcfResult<NfsdVersions> {
+        read_trim(&self.nfsd.join("versions")).map(|s| NfsdVersions::parse(&s))
+    }
+
+    /// nfsd's listeners (`portlist`: `tcp 2049`, ...); empty when none.
+    pub fn portlist(&self) -> OcfResult<Vec<String>> {
+        Ok(read_trim(&self.nfsd.join("portlist"))?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Hand nfsd a bound (and, for TCP, listening) socket by its file
+    /// descriptor number, as rpc.nfsd does: the kernel registers it with
+    /// rpcbind for the versions it serves.
+    pub fn add_listener_fd(&self, fd: i32) -> OcfResult<()> {
+        write_str(&self.nfsd.join("portlist"), &fd.to_string())
     }
 
     /// Whether nfsd's (NFSv4) grace period is in force: `v4_end_grace`
-    /// reads `N` while grace is on, `Y` once it has ended.
+    /// reads `N` while grace is on, `Y` once it has ended. Meaningful only
+    /// while nfsd runs.
     pub fn v4_in_grace(&self) -> OcfResult<bool> {
         Ok(read_trim(&self.nfsd.join("v4_end_grace"))?.starts_with('N'))
     }
 
-    /// End nfsd's grace period now.
+    /// End nfsd's grace period now. Clients recorded for reclaim that have
+    /// not reclaimed by then lose their records.
     pub fn end_v4_grace(&self) -> OcfResult<()> {
         write_str(&self.nfsd.join("v4_end_grace"), "Y")
     }
@@ -88,10 +290,73 @@ impl ProcRoots {
         write_str(&self.lockd.join("nlm_end_grace"), "Y")
     }
 
+    /// Both grace flags at once.
+    pub fn grace_state(&self) -> GraceState {
+        let nfsd_running = self.threads().map(|t| t > 0).unwrap_or(false);
+        GraceState {
+            nfsd_running,
+            v4: nfsd_running && self.v4_in_grace().unwrap_or(false),
+            nlm: self.nlm_in_grace().ok(),
+        }
+    }
+
+    /// The NFSv4 clients nfsd currently knows (empty when nfsd is stopped
+    /// or the kernel predates `clients/`).
+    pub fn clients(&self) -> Vec<NfsdClient> {
+        let dir = self.nfsd.join("clients");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut v: Vec<NfsdClient> = rd
+            .flatten()
+            .filter_map(|e| {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let info = std::fs::read_to_string(e.path().join("info")).ok()?;
+                Some(NfsdClient::parse_info(&id, &info))
+            })
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Devices (major, minor) of the file systems on which some NFSv4
+    /// client holds state (opens, locks, delegations) right now.
+    pub fn v4_state_devices(&self) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir(self.nfsd.join("clients")) else {
+            return out;
+        };
+        for e in rd.flatten() {
+            if let Ok(s) = std::fs::read_to_string(e.path().join("states")) {
+                for d in state_devices(&s) {
+                    if !out.contains(&d) {
+                        out.push(d);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Files nfsd's file cache keeps open (`filecache`: "total inodes" on
+    /// 6.x, "total entries" before); `None` when not reported.
+    pub fn cached_files(&self) -> Option<u64> {
+        let s = std::fs::read_to_string(self.nfsd.join("filecache")).ok()?;
+        s.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            matches!(k.trim(), "total inodes" | "total entries")
+                .then(|| v.trim().parse().ok())
+                .flatten()
+        })
+    }
+
     /// Release every NLM lock (and, on kernels ~6.9+, NFSv4 state) held on
     /// the file system that contains `path`.
     pub fn unlock_filesystem(&self, path: &Path) -> OcfResult<()> {
-        write_str(&self.nfsd.join("unlock_filesystem"), &path.to_string_lossy())
+        write_str(
+            &self.nfsd.join("unlock_filesystem"),
+            &path.to_string_lossy(),
+        )
     }
 
     /// Release every NLM lock taken through server address `ip`.
@@ -101,10 +366,10 @@ impl ProcRoots {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn fake() -> (tempfile::TempDir, ProcRoots) {
+    pub(crate) fn fake() -> (tempfile::TempDir, ProcRoots) {
         let d = tempfile::tempdir().unwrap();
         let r = ProcRoots {
             nfsd: d.path().join("nfsd"),
@@ -130,7 +395,80 @@ mod tests {
         assert_eq!(r.lease_time().unwrap(), 90);
         assert!(r.v4_in_grace().unwrap());
         assert!(!r.nlm_in_grace().unwrap());
+        let g = r.grace_state();
+        assert_eq!(
+            g,
+            GraceState {
+                nfsd_running: true,
+                v4: true,
+                nlm: Some(false)
+            }
+        );
+        assert_eq!(g.to_string(), "NFSv4 in grace, NLM grace over");
         r.unlock_filesystem(Path::new("/srv/nfs")).unwrap();
-        assert_eq!(std::fs::read_to_string(r.nfsd.join("unlock_filesystem")).unwrap(), "/srv/nfs");
+        assert_eq!(
+            std::fs::read_to_string(r.nfsd.join("unlock_filesystem")).unwrap(),
+            "/srv/nfs"
+        );
+        r.set_nlm_grace_period(30).unwrap();
+        assert_eq!(r.nlm_grace_period().unwrap(), 30);
+        std::fs::write(r.nfsd.join("threads"), "0\n").unwrap();
+        let g = r.grace_state();
+        assert!(
+            !g.nfsd_running && !g.v4,
+            "v4 flag means nothing while stopped"
+        );
+    }
+
+    #[test]
+    fn versions() {
+        let v = NfsdVersions::parse("+3 +4 +4.1 +4.2\n");
+        assert!(v.enabled("3") && v.enabled("4.2") && v.needs_lockd());
+        let v = NfsdVersions::parse("-2 -3 +4 -4.0 +4.1 +4.2");
+        assert!(!v.needs_lockd() && !v.enabled("4.0") && v.enabled("4.1"));
+        assert!(NfsdVersions::parse("").entries.is_empty());
+    }
+
+    // Text as Linux 6.1 prints it (seen in the UML lab).
+    const INFO: &str =
+        "clientid: 0x8cda38ac6b022e7a\naddress: \"127.0.0.1:892\"\nstatus: confirmed\n\
+        seconds from last renew: 0\nname: \"Linux NFSv4.1 (none)\"\nminor version: 1\n\
+        Implementation domain: \"kernel.org\"\ncallback state: UP\ncallback address: 127.0.0.1:0\n";
+    const STATES: &str = "- 0x000000017a2e026bac38da8c03000000: { type: open, access: -w, deny: --, superblock: \"07:00:13\", filename: \"data/f\", owner: \"open id:\\x00\" }\n\
+        - 0x000000017a2e026bac38da8c0d000000: { type: lock, superblock: \"07:00:13\", filename: \"data/f\", owner: \"lock id:\\x00\" }\n\
+        - 0x0000000100000000000000000e000000: { type: deleg, access: r, superblock: \"fd:1a:99\", filename: \"x\" }\n";
+
+    #[test]
+    fn clients_and_their_state() {
+        let c = NfsdClient::parse_info("3", INFO);
+        assert_eq!(c.name, "\"Linux NFSv4.1 (none)\"");
+        assert_eq!(c.address, "127.0.0.1:892");
+        assert_eq!(c.status, "confirmed");
+        assert_eq!(c.minor_version, Some(1));
+        assert_eq!(state_devices(STATES), vec![(7, 0), (0xfd, 0x1a)]);
+        assert!(state_devices("").is_empty());
+
+        let (_d, r) = fake();
+        assert!(r.clients().is_empty());
+        let cd = r.nfsd.join("clients/3");
+        std::fs::create_dir_all(&cd).unwrap();
+        std::fs::write(cd.join("info"), INFO).unwrap();
+        std::fs::write(cd.join("states"), STATES).unwrap();
+        assert_eq!(r.clients().len(), 1);
+        assert_eq!(r.v4_state_devices(), vec![(7, 0), (0xfd, 0x1a)]);
+    }
+
+    #[test]
+    fn file_cache_count() {
+        let (_d, r) = fake();
+        assert_eq!(r.cached_files(), None);
+        std::fs::write(
+            r.nfsd.join("filecache"),
+            "total inodes:  3\nhash buckets:  256\n",
+        )
+        .unwrap();
+        assert_eq!(r.cached_files(), Some(3));
+        std::fs::write(r.nfsd.join("filecache"), "total entries: 0\n").unwrap();
+        assert_eq!(r.cached_files(), Some(0));
     }
 }

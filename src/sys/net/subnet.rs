@@ -1,0 +1,181 @@
+//! Address + prefix length arithmetic (`192.0.2.10/24`, `2001:db8::10/64`),
+//! and the parsers for the ways administrators write a netmask.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// An address with the prefix length of its subnet, as an interface holds
+/// it (`192.0.2.10/24`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Subnet {
+    addr: IpAddr,
+    prefix_len: u8,
+}
+
+/// 32 for IPv4, 128 for IPv6.
+pub fn max_prefix_len(ip: &IpAddr) -> u8 {
+    match ip {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+fn mask_bits(prefix_len: u8, width: u8) -> u128 {
+    if prefix_len == 0 {
+        0
+    } else {
+        (!0u128 << (width - prefix_len)) & (!0u128 >> (128 - width))
+    }
+}
+
+fn to_bits(ip: &IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u32::from(*a) as u128,
+        IpAddr::V6(a) => u128::from(*a),
+    }
+}
+
+fn from_bits(template: &IpAddr, bits: u128) -> IpAddr {
+    match template {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(bits as u32)),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(bits)),
+    }
+}
+
+impl Subnet {
+    /// `None` when the prefix length is too long for the family.
+    pub fn new(addr: IpAddr, prefix_len: u8) -> Option<Subnet> {
+        (prefix_len <= max_prefix_len(&addr)).then_some(Subnet { addr, prefix_len })
+    }
+
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
+
+    fn mask(&self) -> u128 {
+        mask_bits(self.prefix_len, max_prefix_len(&self.addr))
+    }
+
+    /// Whether `ip` (same family) lies in this subnet.
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        if ip.is_ipv4() != self.addr.is_ipv4() {
+            return false;
+        }
+        to_bits(ip) & self.mask() == to_bits(&self.addr) & self.mask()
+    }
+
+    /// The subnet's network address (host bits zero).
+    pub fn network(&self) -> IpAddr {
+        from_bits(&self.addr, to_bits(&self.addr) & self.mask())
+    }
+
+    /// The IPv4 directed broadcast address, for subnets that have one
+    /// (prefix length 30 or shorter; /31 and /32 have none, RFC 3021).
+    pub fn broadcast(&self) -> Option<Ipv4Addr> {
+        match self.addr {
+            IpAddr::V4(a) if self.prefix_len <= 30 => {
+                Some(Ipv4Addr::from(u32::from(a) | !(self.mask() as u32)))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+/// Parse a netmask as `cidr_netmask` accepts it: a prefix length (`24`,
+/// `/24`, `64`), or for IPv4 also a dotted mask (`255.255.255.0`) whose
+/// ones are contiguous. Zero is refused: a floating address with a /0
+/// subnet would claim every destination as on-link.
+pub fn parse_prefix_len(s: &str, for_ip: &IpAddr) -> Result<u8, String> {
+    let s = s.trim();
+    let max = max_prefix_len(for_ip);
+    let t = s.strip_prefix('/').unwrap_or(s);
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return match t.parse::<u8>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(format!("prefix length {t} is out of range 1..{max}")),
+        };
+    }
+    if for_ip.is_ipv4() {
+        if let Ok(m) = t.parse::<Ipv4Addr>() {
+            let bits = u32::from(m);
+            let ones = bits.leading_ones();
+            if bits.checked_shl(ones).unwrap_or(0) != 0 {
+                return Err(format!("netmask {t} is not contiguous"));
+            }
+            if ones == 0 {
+                return Err(format!("netmask {t} is empty"));
+            }
+            return Ok(ones as u8);
+        }
+        return Err(format!(
+            "{t:?} is neither a prefix length (1..32) nor a dotted netmask"
+        ));
+    }
+    Err(format!("{t:?} is not a prefix length (1..128)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn contains_and_network() {
+        let s = Subnet::new(ip("192.0.2.1"), 24).unwrap();
+        assert!(s.contains(&ip("192.0.2.200")));
+        assert!(!s.contains(&ip("192.0.3.1")));
+        assert!(!s.contains(&ip("2001:db8::1")));
+        assert_eq!(s.network(), ip("192.0.2.0"));
+        assert_eq!(s.broadcast(), Some("192.0.2.255".parse().unwrap()));
+        assert_eq!(s.to_string(), "192.0.2.1/24");
+        let s = Subnet::new(ip("198.51.100.7"), 31).unwrap();
+        assert_eq!(s.broadcast(), None);
+        let s = Subnet::new(ip("2001:db8:0:1::5"), 64).unwrap();
+        assert!(s.contains(&ip("2001:db8:0:1:ffff::1")));
+        assert!(!s.contains(&ip("2001:db8:0:2::1")));
+        assert_eq!(s.network(), ip("2001:db8:0:1::"));
+        assert_eq!(s.broadcast(), None);
+        assert!(Subnet::new(ip("10.0.0.1"), 33).is_none());
+        let all = Subnet::new(ip("10.0.0.1"), 0).unwrap();
+        assert!(all.contains(&ip("203.0.113.9")));
+        let host = Subnet::new(ip("2001:db8::1"), 128).unwrap();
+        assert!(host.contains(&ip("2001:db8::1")) && !host.contains(&ip("2001:db8::2")));
+    }
+
+    #[test]
+    fn netmask_forms() {
+        let v4 = ip("192.0.2.1");
+        let v6 = ip("2001:db8::1");
+        assert_eq!(parse_prefix_len("24", &v4), Ok(24));
+        assert_eq!(parse_prefix_len("/24", &v4), Ok(24));
+        assert_eq!(parse_prefix_len("255.255.255.0", &v4), Ok(24));
+        assert_eq!(parse_prefix_len("255.255.255.255", &v4), Ok(32));
+        assert_eq!(parse_prefix_len("64", &v6), Ok(64));
+        assert_eq!(parse_prefix_len("128", &v6), Ok(128));
+        assert!(parse_prefix_len("33", &v4)
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(parse_prefix_len("0", &v4).is_err());
+        assert!(parse_prefix_len("129", &v6).is_err());
+        assert!(parse_prefix_len("255.0.255.0", &v4)
+            .unwrap_err()
+            .contains("contiguous"));
+        assert!(parse_prefix_len("0.0.0.0", &v4).is_err());
+        assert!(parse_prefix_len("255.255.255.0", &v6).is_err());
+        assert!(parse_prefix_len("abc", &v4).is_err());
+        assert!(parse_prefix_len("", &v4).is_err());
+    }
+}

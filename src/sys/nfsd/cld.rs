@@ -1,0 +1,249 @@
+//! nfsdcld: the daemon that keeps nfsd's NFSv4 client-recovery records (an
+//! SQLite database in its storage directory) and answers the kernel's
+//! upcalls over the `nfsd/cld` pipe in rpc_pipefs.
+//!
+//! Why nfsdcld: it is the one client-tracking method that works on Linux
+//! 5.2 up to today's kernels (the legacy `v4recovery` directory and the
+//! `nfsdcltrack` helper are behind CONFIG_NFSD_LEGACY_CLIENT_TRACKING since
+//! ~6.8 and off by default in newer kernels), its storage directory is a
+//! plain command-line option (so it can live on the service's shared
+//! storage), and with it the kernel ends the NFSv4 grace period itself as
+//! soon as every recorded client has sent RECLAIM_COMPLETE (NFSv4.1+), and
+//! skips it when no client is recorded.
+//!
+//! The kernel looks for nfsdcld only when nfsd starts, and waits about one
+//! second for it to open the pipe before falling back to other methods; so
+//! nfsdcld must be running and watching rpc_pipefs before nfsd's threads
+//! go above zero, and whether the kernel took it is seen afterwards from
+//! nfsdcld holding the pipe open.
+
+use super::mounts;
+use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
+use crate::sys::{process, procs};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The database file nfsdcld keeps in its storage directory.
+pub const DB_FILE: &str = "main.sqlite";
+
+pub use crate::sys::procs::ProcId;
+
+/// What a running nfsdcld is doing, from its open files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CldProc {
+    pub id: ProcId,
+    /// The storage directory whose database it has open.
+    pub storage: Option<PathBuf>,
+    /// It holds the kernel's `nfsd/cld` pipe open: nfsd uses it.
+    pub has_pipe: bool,
+    /// It waits (inotify) for the pipe to appear: ready for nfsd to start.
+    pub watching: bool,
+}
+
+pub fn inspect(pid: i32) -> Option<CldProc> {
+    let id = ProcId::of(pid)?;
+    let mut c = CldProc {
+        id,
+        storage: None,
+        has_pipe: false,
+        watching: false,
+    };
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        let Ok(t) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        let ts = t.to_string_lossy();
+        if t.file_name().is_some_and(|n| n == DB_FILE) {
+            c.storage = t.parent().map(Path::to_path_buf);
+        } else if ts.ends_with("/nfsd/cld") {
+            c.has_pipe = true;
+        } else if ts == "anon_inode:inotify" {
+            c.watching = true;
+        }
+    }
+    Some(c)
+}
+
+/// Every nfsdcld on the node.
+pub fn find_all() -> Vec<CldProc> {
+    procs::named("nfsdcld")
+        .into_iter()
+        .filter_map(inspect)
+        .collect()
+}
+
+/// The rpc_pipefs directory: where it is mounted, or else mounted now at
+/// the place nfs-utils is configured to use (`nfsconf --get general
+/// pipefs-directory`, default /var/lib/nfs/rpc_pipefs).
+pub fn pipefs_dir(deadline: &Deadline) -> OcfResult<PathBuf> {
+    let mounted = mounts::of_type(&mounts::current(), "rpc_pipefs");
+    let configured = process::run(
+        Command::new("nfsconf").args(["--get", "general", "pipefs-directory"]),
+        deadline,
+    )
+    .ok()
+    .filter(|o| o.success())
+    .map(|o| o.stdout.trim().to_string())
+    .filter(|s| s.starts_with('/'))
+    .map(PathBuf::from)
+    .unwrap_or_else(|| PathBuf::from("/var/lib/nfs/rpc_pipefs"));
+    if mounted.contains(&configured) {
+        return Ok(configured);
+    }
+    if let Some(m) = mounted.into_iter().next() {
+        return Ok(m);
+    }
+    std::fs::create_dir_all(&configured).or_generic(|| {
+        format!(
+            "cannot create rpc_pipefs directory {}",
+            configured.display()
+        )
+    })?;
+    nix::mount::mount(
+        Some("sunrpc"),
+        &configured,
+        Some("rpc_pipefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .or_generic(|| format!("cannot mount rpc_pipefs on {}", configured.display()))?;
+    log::info!("mounted rpc_pipefs on {}", configured.display());
+    Ok(configured)
+}
+
+/// The nfsdcld program.
+pub fn program() -> Option<PathBuf> {
+    which::which("nfsdcld").ok().or_else(|| {
+        ["/usr/sbin/nfsdcld", "/sbin/nfsdcld"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+    })
+}
+
+/// Start nfsdcld on `storage` (created if missing) and wait until it is
+/// ready for nfsd: it has its database open and watches rpc_pipefs.
+pub fn start(storage: &Path, pipefs: &Path, deadline: &Deadline) -> OcfResult<ProcId> {
+    let prog = program().ok_or_else(|| {
+        OcfError::installed("nfsdcld not found (install nfs-kernel-server / nfs-utils)")
+    })?;
+    std::fs::create_dir_all(storage)
+        .or_generic(|| format!("cannot create recovery_dir {}", storage.display()))?;
+    let mut cmd = Command::new(&prog);
+    cmd.arg("-F")
+        .arg("-s")
+        .arg(storage)
+        .arg("-p")
+        .arg(pipefs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // Its own session: not in the agent's process group, not tied to a
+    // terminal; it outlives the agent (init adopts it).
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .or_generic(|| format!("cannot run {}", process::describe(&cmd)))?;
+    let pid = child.id() as i32;
+    drop(child); // not waited for: it is a daemon
+    let id = deadline
+        .poll(Duration::from_millis(5), || ProcId::of(pid))
+        .ok_or_else(|| OcfError::generic("nfsdcld vanished at once"))?;
+    let ready = deadline.poll(Duration::from_millis(10), || {
+        if !id.alive() {
+            return Some(false);
+        }
+        let c = inspect(pid)?;
+        (c.storage.as_deref() == Some(storage) && (c.watching || c.has_pipe)).then_some(true)
+    });
+    match ready {
+        Some(true) => {
+            log::info!("started nfsdcld (pid {pid}) on {}", storage.display());
+            Ok(id)
+        }
+        Some(false) => {
+            reap(pid);
+            Err(OcfError::generic(format!(
+                "nfsdcld exited at once (storage {}, rpc_pipefs {}): see the system log",
+                storage.display(),
+                pipefs.display()
+            )))
+        }
+        None => {
+            let _ = stop(id, &Deadline::after(Duration::from_secs(2)));
+            Err(OcfError::generic(format!(
+                "timed out waiting for nfsdcld to open {}",
+                storage.join(DB_FILE).display()
+            )))
+        }
+    }
+}
+
+/// Collect an exited child of ours (no-op for a process we did not start).
+fn reap(pid: i32) {
+    let _ = nix::sys::wait::waitpid(
+        nix::unistd::Pid::from_raw(pid),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    );
+}
+
+/// Stop nfsdcld (TERM, then KILL) and wait until it is gone, so that its
+/// database no longer keeps the storage's file system busy.
+pub fn stop(id: ProcId, deadline: &Deadline) -> OcfResult<()> {
+    use nix::sys::signal::{kill, Signal};
+    let pid = nix::unistd::Pid::from_raw(id.pid);
+    if !id.alive() {
+        reap(id.pid);
+        return Ok(());
+    }
+    let _ = kill(pid, Signal::SIGTERM);
+    let gone = |d: &Deadline| {
+        d.poll(Duration::from_millis(10), || {
+            reap(id.pid);
+            (!id.alive()).then_some(())
+        })
+    };
+    if gone(&deadline.within(Duration::from_secs(3))).is_some() {
+        log::info!("stopped nfsdcld (pid {})", id.pid);
+        return Ok(());
+    }
+    log::warn!("nfsdcld (pid {}) ignored SIGTERM; killing it", id.pid);
+    let _ = kill(pid, Signal::SIGKILL);
+    gone(deadline).ok_or_else(|| {
+        OcfError::generic(format!(
+            "nfsdcld (pid {}) does not exit even after SIGKILL",
+            id.pid
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifies_processes() {
+        let me = std::process::id() as i32;
+        let c = inspect(me).unwrap();
+        assert_eq!(c.storage, None);
+        assert!(!c.has_pipe);
+    }
+
+    #[test]
+    fn reaped_child_is_not_alive() {
+        let mut ch = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = ch.id() as i32;
+        let id = ProcId::of(pid).unwrap();
+        assert!(id.alive());
+        stop(id, &Deadline::after(Duration::from_secs(5))).unwrap();
+        assert!(!id.alive());
+        let _ = ch.wait();
+    }
+}

@@ -1,0 +1,410 @@
+//! The statd HA callout (`rpc.statd -H hanfs-statd-callout`, or
+//! `[statd] ha-callout=` in /etc/nfs.conf).
+//!
+//! rpc.statd (nfs-utils 2.6.2, `utils/statd/monitor.c`, `callback.c`) runs
+//! the callout synchronously, as its unprivileged user (the owner of
+//! `sm/`), with its working directory in the statd directory:
+//!
+//! - `add-client MON_NAME MY_NAME` after a successful new SM_MON, once the
+//!   record is in `sm/` (a repeated SM_MON with the same cookie makes no
+//!   callout);
+//! - `del-client MON_NAME MY_NAME` for SM_UNMON and for each peer of
+//!   SM_UNMON_ALL, *before* statd removes the record line;
+//! - `sm-notify MON_NAME SENDER_ADDR STATE` for each SM_NOTIFY received
+//!   (ignored here).
+//!
+//! For each instance registered on this node (see [`super::registry`]) it
+//! copies the client's record line into that instance's holding directory
+//! (add-client) or removes it (del-client), atomically, each instance in
+//! its own child process with a time limit, so a hung shared storage costs
+//! statd at most [`BUDGET`] and never the others' updates. It always exits
+//! 0: statd ignores the status, and must never be held up by us.
+//!
+//! Which instance a client belongs to cannot be told: `my_name` is the
+//! node's name whichever floating address the client used. So every
+//! registered holding directory gets every client; a client notified from
+//! an address it never used ignores the notification.
+
+use super::holding::{self, Change};
+use super::record::{self, MonitorRecord};
+use super::registry::{self, Registration, Registry};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The most one callout may take, all instances together.
+pub const BUDGET: Duration = Duration::from_secs(5);
+/// How long to wait for the instance lock (held by a monitor's reconcile).
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Add {
+        mon_name: String,
+        my_name: String,
+    },
+    Del {
+        mon_name: String,
+        my_name: String,
+    },
+    /// `sm-notify` and anything else: nothing to do.
+    Other(String),
+}
+
+impl Event {
+    /// From the callout's arguments (without the program name).
+    pub fn parse(args: &[String]) -> Event {
+        match args {
+            [ev, mon, my, ..] if ev == "add-client" => Event::Add {
+                mon_name: mon.clone(),
+                my_name: my.clone(),
+            },
+            [ev, mon, my, ..] if ev == "del-client" => Event::Del {
+                mon_name: mon.clone(),
+                my_name: my.clone(),
+            },
+            [ev, ..] => Event::Other(ev.clone()),
+            [] => Event::Other(String::new()),
+        }
+    }
+}
+
+/// The record file in `sm` holding the (mon_name, my_name) registration,
+/// and its records. statd names the file after its canonical name for
+/// mon_name, usually mon_name itself (the client's address), so that is
+/// tried first; otherwise the directory is searched.
+pub fn locate(sm: &Path, mon_name: &str, my_name: &str) -> Option<(String, Vec<MonitorRecord>)> {
+    let has = |recs: &[MonitorRecord]| {
+        recs.iter()
+            .any(|r| r.mon_name == mon_name && r.my_name == my_name)
+    };
+    if record::valid_file_name(mon_name) {
+        if let Ok(Some(recs)) = record::read_file(&sm.join(mon_name)) {
+            if has(&recs) {
+                return Some((mon_name.to_string(), recs));
+            }
+        }
+    }
+    for name in record::list_names(sm) {
+        if let Ok(Some(recs)) = record::read_file(&sm.join(&name)) {
+            if has(&recs) {
+                return Some((name, recs));
+            }
+        }
+    }
+    None
+}
+
+/// What to do to one holding directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Add {
+        name: String,
+        records: Vec<MonitorRecord>,
+    },
+    Remove {
+        name: String,
+        mon_name: String,
+    },
+}
+
+/// The operation for `event` on a registration, given this node's `sm/`.
+/// Draining (stopped) registrations only ever get additions.
+pub fn plan(event: &Event, reg: &Registration, sm: &Path) -> Option<Op> {
+    match event {
+        Event::Add { mon_name, my_name } => {
+            let (name, recs) = locate(sm, mon_name, my_name)?;
+            let line = recs
+                .into_iter()
+                .rfind(|r| &r.mon_name == mon_name && &r.my_name == my_name)?;
+            Some(Op::Add {
+                name,
+                records: vec![line],
+            })
+        }
+        Event::Del { .. } if !reg.active => None,
+        Event::Del { mon_name, my_name } => match locate(sm, mon_name, my_name) {
+            Some((name, recs)) => {
+                // statd removes only this (mon_name, my_name) line; another
+                // line for the same client keeps it monitored.
+                match recs
+                    .into_iter()
+                    .rfind(|r| &r.mon_name == mon_name && &r.my_name != my_name)
+                {
+                    Some(other) => Some(Op::Add {
+                        name,
+                        records: vec![other],
+                    }),
+                    None => Some(Op::Remove {
+                        name,
+                        mon_name: mon_name.clone(),
+                    }),
+                }
+            }
+            None => Some(Op::Remove {
+                name: mon_name.clone(),
+                mon_name: mon_name.clone(),
+            }),
+        },
+        Event::Other(_) => None,
+    }
+}
+
+/// Apply `op` to the registration's holding directory, if it is still the
+/// directory registered, under the instance lock.
+pub fn apply(reg: &Registration, registry: &Registry, op: &Op) -> Result<Change, String> {
+    let h = &reg.holding_dir;
+    match registry::dir_id(h) {
+        Ok(id) if id == reg.holding_id => {}
+        Ok(_) => {
+            return Err(format!(
+                "{} is no longer the registered directory (unmounted?); skipped",
+                h.display()
+            ))
+        }
+        Err(e) => return Err(format!("{}: {e}", h.display())),
+    }
+    let _lock = registry.lock(&reg.instance, LOCK_WAIT);
+    let r = match op {
+        Op::Add { name, records } => holding::add(h, name, records, None),
+        Op::Remove { name, mon_name } => holding::remove(h, name, mon_name, None),
+    };
+    r.map_err(|e| format!("{}: {e}", h.display()))
+}
+
+/// Handle one callout: every registration receiving callouts, each in a
+/// child process, all within `budget`. Returns (instance, outcome) for
+/// the instances that had something to do; an instance still busy at the
+/// end of the budget is abandoned (killed) and reported as such.
+pub fn handle(
+    event: &Event,
+    registry: &Registry,
+    budget: Duration,
+) -> Vec<(String, Result<(), String>)> {
+    let now = registry::now_secs();
+    let jobs: Vec<(Registration, Op)> = registry
+        .list()
+        .into_iter()
+        .filter(|r| r.receives_callouts(now))
+        .filter_map(|r| {
+            let sm = r.statd_dir.join("sm");
+            plan(event, &r, &sm).map(|op| (r, op))
+        })
+        .collect();
+    let start = Instant::now();
+    let mut running: Vec<(String, Pid)> = Vec::new();
+    let mut out = Vec::new();
+    for (reg, op) in &jobs {
+        // SAFETY: the callout is single-threaded; the child applies the
+        // operation and _exits.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                let code = match apply(reg, registry, op) {
+                    Ok(ch) => {
+                        log::info!(
+                            "{} {:?} -> {} {:?}",
+                            reg.instance,
+                            event_word(event),
+                            reg.holding_dir.display(),
+                            ch
+                        );
+                        0
+                    }
+                    Err(e) => {
+                        log::warn!("{}: {e}", reg.instance);
+                        1
+                    }
+                };
+                unsafe { libc::_exit(code) }
+            }
+            Ok(ForkResult::Parent { child }) => running.push((reg.instance.clone(), child)),
+            Err(e) => out.push((reg.instance.clone(), Err(format!("fork: {e}")))),
+        }
+    }
+    while !running.is_empty() {
+        running.retain(
+            |(inst, pid)| match waitpid(*pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => true,
+                Ok(WaitStatus::Exited(_, 0)) => {
+                    out.push((inst.clone(), Ok(())));
+                    false
+                }
+                Ok(_) | Err(_) => {
+                    out.push((inst.clone(), Err("update failed".into())));
+                    false
+                }
+            },
+        );
+        if running.is_empty() {
+            break;
+        }
+        if start.elapsed() >= budget {
+            for (inst, pid) in running.drain(..) {
+                let _ = kill(pid, Signal::SIGKILL);
+                log::warn!("{inst}: holding directory update abandoned after {budget:?} (storage not responding?)");
+                out.push((inst, Err("timed out".into())));
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    out
+}
+
+fn event_word(e: &Event) -> String {
+    match e {
+        Event::Add { mon_name, my_name } => format!("add-client {mon_name} {my_name}"),
+        Event::Del { mon_name, my_name } => format!("del-client {mon_name} {my_name}"),
+        Event::Other(s) => s.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(mon: &str, my: &str) -> String {
+        format!("0100007f 000186b5 00000004 00000010 00112233445566778899aabbccddeeff {mon} {my}\n")
+    }
+
+    fn setup() -> (tempfile::TempDir, Registry, Registration) {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path();
+        std::fs::create_dir_all(base.join("nfs/sm")).unwrap();
+        std::fs::create_dir_all(base.join("hold")).unwrap();
+        let registry = Registry::at(base.join("reg"));
+        let reg = Registration {
+            instance: "svc".into(),
+            holding_dir: base.join("hold"),
+            holding_id: registry::dir_id(&base.join("hold")).unwrap(),
+            statd_dir: base.join("nfs"),
+            ips: vec!["192.0.2.10".into()],
+            active: true,
+            drain_until: 0,
+            notifiers: vec![],
+            reconciled_at: 0,
+            fully_reconciled_at: 0,
+        };
+        registry.save(&reg).unwrap();
+        (d, registry, reg)
+    }
+
+    fn args(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn parses_statd_arguments() {
+        assert_eq!(
+            Event::parse(&args("add-client 192.0.2.5 vm")),
+            Event::Add {
+                mon_name: "192.0.2.5".into(),
+                my_name: "vm".into()
+            }
+        );
+        assert_eq!(
+            Event::parse(&args("del-client 192.0.2.5 vm")),
+            Event::Del {
+                mon_name: "192.0.2.5".into(),
+                my_name: "vm".into()
+            }
+        );
+        assert_eq!(
+            Event::parse(&args("sm-notify peer 192.0.2.5 3")),
+            Event::Other("sm-notify".into())
+        );
+        assert_eq!(Event::parse(&[]), Event::Other("".into()));
+    }
+
+    #[test]
+    fn add_then_del_round_trip() {
+        let (d, registry, reg) = setup();
+        let sm = d.path().join("nfs/sm");
+        std::fs::write(sm.join("192.0.2.5"), line("192.0.2.5", "vm")).unwrap();
+        let add = Event::parse(&args("add-client 192.0.2.5 vm"));
+        let r = handle(&add, &registry, BUDGET);
+        assert_eq!(r, vec![("svc".to_string(), Ok(()))]);
+        assert_eq!(
+            std::fs::read_to_string(reg.holding_dir.join("192.0.2.5")).unwrap(),
+            line("192.0.2.5", "vm")
+        );
+        // del-client comes while statd still has the line
+        let del = Event::parse(&args("del-client 192.0.2.5 vm"));
+        handle(&del, &registry, BUDGET);
+        assert!(!reg.holding_dir.join("192.0.2.5").exists());
+    }
+
+    #[test]
+    fn finds_records_under_canonical_names() {
+        let (d, _registry, reg) = setup();
+        let sm = d.path().join("nfs/sm");
+        std::fs::write(sm.join("client.example.com"), line("192.0.2.7", "vm")).unwrap();
+        let op = plan(&Event::parse(&args("add-client 192.0.2.7 vm")), &reg, &sm).unwrap();
+        assert!(
+            matches!(&op, Op::Add { name, .. } if name == "client.example.com"),
+            "{op:?}"
+        );
+        // unknown client: nothing to add
+        assert_eq!(
+            plan(&Event::parse(&args("add-client 192.0.2.8 vm")), &reg, &sm),
+            None
+        );
+    }
+
+    #[test]
+    fn another_line_keeps_the_client() {
+        let (d, _registry, reg) = setup();
+        let sm = d.path().join("nfs/sm");
+        std::fs::write(
+            sm.join("192.0.2.5"),
+            format!("{}{}", line("192.0.2.5", "old"), line("192.0.2.5", "vm")),
+        )
+        .unwrap();
+        let op = plan(&Event::parse(&args("del-client 192.0.2.5 vm")), &reg, &sm).unwrap();
+        assert!(
+            matches!(&op, Op::Add { records, .. } if records[0].my_name == "old"),
+            "{op:?}"
+        );
+    }
+
+    #[test]
+    fn draining_only_adds_and_a_replaced_directory_is_skipped() {
+        let (d, registry, mut reg) = setup();
+        let sm = d.path().join("nfs/sm");
+        std::fs::write(sm.join("192.0.2.5"), line("192.0.2.5", "vm")).unwrap();
+        reg.active = false;
+        reg.drain_until = registry::now_secs() + 60;
+        registry.save(&reg).unwrap();
+        assert_eq!(
+            plan(&Event::parse(&args("del-client 192.0.2.5 vm")), &reg, &sm),
+            None
+        );
+        handle(
+            &Event::parse(&args("add-client 192.0.2.5 vm")),
+            &registry,
+            BUDGET,
+        );
+        assert!(reg.holding_dir.join("192.0.2.5").exists());
+        // expired: ignored entirely
+        reg.drain_until = 1;
+        registry.save(&reg).unwrap();
+        assert!(handle(
+            &Event::parse(&args("add-client 192.0.2.5 vm")),
+            &registry,
+            BUDGET
+        )
+        .is_empty());
+        // replaced directory (e.g. the shared file system was unmounted)
+        reg.active = true;
+        reg.holding_id = (0, 0);
+        let op = Op::Add {
+            name: "x".into(),
+            records: vec![],
+        };
+        assert!(apply(&reg, &registry, &op)
+            .unwrap_err()
+            .contains("no longer"));
+    }
+}

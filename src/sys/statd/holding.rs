@@ -1,0 +1,408 @@
+//! The holding directory: the list of NFSv3 lock-holding clients of a
+//! service, kept on the service's shared storage so the node that takes
+//! the service over can notify them.
+//!
+//! Layout: one file per monitored peer, named like statd's `sm/` files and
+//! holding statd's own record lines, at most one line per `mon_name`
+//! (with `sm-notify -v` the notification names the floating address, so
+//! `my_name` and the cookie do not matter for notifying, only who to
+//! notify). Dot files are ours: `.hanfs-nsm-state` (the last NSM state
+//! number sent, so every takeover sends a new one) and `.hanfs-tmp-*`
+//! (atomic writes in progress); statd and our readers skip them.
+//!
+//! The directory only grows by additions (the callout's add-client, the
+//! monitor's reconcile) and shrinks only by the callout's del-client, when
+//! statd says the lock manager no longer monitors the client. A stale
+//! record costs one harmless notification at the next takeover (the client
+//! matches notifications by server name and address, and has nothing to
+//! reclaim); a missing one loses that client's locks. So a reconcile never
+//! removes anything: if this node's `sm/` were emptied (an unexpected
+//! sm-notify run), the holding directory must keep the list.
+
+use super::record::{self, MonitorRecord, RecordSet};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+pub const STATE_FILE: &str = ".hanfs-nsm-state";
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Change {
+    Unchanged,
+    Written,
+    Removed,
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Write `data` to `path` atomically (temporary file in the same
+/// directory, fsync, rename, fsync of the directory) with `mode`, owned by
+/// `owner` when given and we are root.
+pub fn write_file(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".hanfs-tmp-")
+        .tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    if let (Some((u, g)), true) = (owner, is_root()) {
+        std::os::unix::fs::fchown(tmp.as_file(), Some(u), Some(g))?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    crate::sys::fsfile::sync_dir(dir);
+    Ok(())
+}
+
+fn remove_file(path: &Path) -> io::Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            crate::sys::fsfile::sync_dir(path.parent().unwrap_or(Path::new(".")));
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `existing` with each of `new` put in place of the line with the same
+/// mon_name (or appended): one line per mon_name.
+pub fn merge(existing: &[MonitorRecord], new: &[MonitorRecord]) -> Vec<MonitorRecord> {
+    let mut out: Vec<MonitorRecord> = Vec::with_capacity(existing.len() + new.len());
+    for r in existing.iter().chain(new) {
+        match out.iter_mut().find(|o| o.mon_name == r.mon_name) {
+            Some(o) => *o = r.clone(),
+            None => out.push(r.clone()),
+        }
+    }
+    out
+}
+
+/// Put `records` (all for file `name`) into the holding directory.
+pub fn add(
+    holding: &Path,
+    name: &str,
+    records: &[MonitorRecord],
+    owner: Option<(u32, u32)>,
+) -> io::Result<Change> {
+    if records.is_empty() || !record::valid_file_name(name) {
+        return Ok(Change::Unchanged);
+    }
+    let path = holding.join(name);
+    let existing = record::read_file(&path)?.unwrap_or_default();
+    let merged = merge(&existing, records);
+    if merged == existing {
+        return Ok(Change::Unchanged);
+    }
+    write_file(&path, record::render(&merged).as_bytes(), 0o600, owner)?;
+    Ok(Change::Written)
+}
+
+/// Drop `mon_name` from holding file `name` (the whole file when nothing
+/// is left).
+pub fn remove(
+    holding: &Path,
+    name: &str,
+    mon_name: &str,
+    owner: Option<(u32, u32)>,
+) -> io::Result<Change> {
+    if !record::valid_file_name(name) {
+        return Ok(Change::Unchanged);
+    }
+    let path = holding.join(name);
+    let Some(existing) = record::read_file(&path)? else {
+        return Ok(Change::Unchanged);
+    };
+    let kept: Vec<MonitorRecord> = existing
+        .iter()
+        .filter(|r| r.mon_name != mon_name)
+        .cloned()
+        .collect();
+    if kept.is_empty() {
+        return Ok(if remove_file(&path)? {
+            Change::Removed
+        } else {
+            Change::Unchanged
+        });
+    }
+    if kept == existing {
+        return Ok(Change::Unchanged);
+    }
+    write_file(&path, record::render(&kept).as_bytes(), 0o600, owner)?;
+    Ok(Change::Written)
+}
+
+/// What a reconcile did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Reconciled {
+    /// Holding files written (a local client was missing or changed).
+    pub written: Vec<String>,
+    /// Local record files compared.
+    pub local: usize,
+    /// Local record files not compared (unchanged since the last time).
+    pub unchanged: usize,
+}
+
+/// Make sure every client in this node's `sm/` is in the holding
+/// directory (additions only, see the module notes). `lock` is taken
+/// around each file's read-merge-write, so it cannot interleave with the
+/// callout's update of the same file.
+///
+/// With `since` (unix seconds), only the local files changed since then
+/// are looked at: statd replaces a record file whenever it changes, so
+/// that is every change, and a monitor stays cheap with many clients.
+pub fn reconcile<L>(
+    local_sm: &Path,
+    holding: &Path,
+    owner: Option<(u32, u32)>,
+    since: Option<u64>,
+    lock: impl Fn() -> L,
+) -> io::Result<Reconciled> {
+    let mut out = Reconciled::default();
+    for name in record::list_names(local_sm) {
+        if let Some(since) = since {
+            let changed = std::fs::metadata(local_sm.join(&name))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs());
+            if changed.is_some_and(|c| c < since) {
+                out.unchanged += 1;
+                continue;
+            }
+        }
+        let _guard = lock();
+        let Some(local) = record::read_file(&local_sm.join(&name))? else {
+            continue;
+        };
+        if local.is_empty() {
+            continue;
+        }
+        out.local += 1;
+        if add(holding, &name, &local, owner)? == Change::Written {
+            out.written.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// What placing held records into this node's `sm/` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Placed {
+    pub created: usize,
+    /// Files statd already has (it monitors that peer already).
+    pub present: usize,
+}
+
+/// Give this node's statd the held records: each file not yet in `sm/` is
+/// created (never overwritten: statd may be writing it), with `my_name`
+/// set to this node's name, which is what the kernel lock manager here
+/// will use when the client reclaims; statd then replaces the line
+/// instead of keeping a second one for the old node.
+pub fn place_local(
+    local_sm: &Path,
+    held: &RecordSet,
+    my_name: &str,
+    owner: Option<(u32, u32)>,
+) -> io::Result<Placed> {
+    let mut out = Placed::default();
+    for (name, recs) in held {
+        let path = local_sm.join(name);
+        if path.exists() {
+            out.present += 1;
+            continue;
+        }
+        let mine: Vec<MonitorRecord> = recs.iter().map(|r| r.with_my_name(my_name)).collect();
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".hanfs-tmp-")
+            .tempfile_in(local_sm)?;
+        tmp.write_all(record::render(&mine).as_bytes())?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        if let (Some((u, g)), true) = (owner, is_root()) {
+            std::os::unix::fs::fchown(tmp.as_file(), Some(u), Some(g))?;
+        }
+        tmp.as_file().sync_all()?;
+        // link(2) fails if statd created the file meanwhile: keep statd's.
+        match std::fs::hard_link(tmp.path(), &path) {
+            Ok(()) => out.created += 1,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => out.present += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    crate::sys::fsfile::sync_dir(local_sm);
+    Ok(out)
+}
+
+/// The NSM state number to send at this takeover: odd, larger than the
+/// last one sent from this holding directory and at least the current
+/// time in seconds, so a client (which ignores a notification carrying the
+/// state it already knows) never ignores ours. Recorded before use.
+pub fn next_state(holding: &Path, owner: Option<(u32, u32)>, now: u64) -> io::Result<i32> {
+    let path = holding.join(STATE_FILE);
+    let prev: u64 = match std::fs::read_to_string(&path) {
+        Ok(s) => s.trim().parse().unwrap_or(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    // The state is a 32-bit signed number on the wire.
+    let mut s = (prev + 2).max(now % (1 << 31)) | 1;
+    if s > i32::MAX as u64 {
+        s = 1;
+    }
+    write_file(&path, format!("{s}\n").as_bytes(), 0o644, owner)?;
+    Ok(s as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(mon: &str, my: &str, c: u8) -> MonitorRecord {
+        MonitorRecord {
+            callback: 0x0100007f,
+            prog: 100021,
+            vers: 4,
+            proc_: 16,
+            cookie: [c; 16],
+            mon_name: mon.into(),
+            my_name: my.into(),
+        }
+    }
+
+    #[test]
+    fn merge_keeps_one_line_per_client() {
+        let a = rec("192.0.2.5", "n1", 1);
+        let b = rec("192.0.2.5", "n2", 2);
+        let c = rec("client", "n1", 3);
+        assert_eq!(
+            merge(std::slice::from_ref(&a), std::slice::from_ref(&b)),
+            vec![b.clone()]
+        );
+        assert_eq!(
+            merge(&[a.clone(), c.clone()], std::slice::from_ref(&b)),
+            vec![b, c.clone()]
+        );
+        assert_eq!(merge(&[], &[a.clone(), c.clone()]), vec![a, c]);
+    }
+
+    #[test]
+    fn add_and_remove() {
+        let d = tempfile::tempdir().unwrap();
+        let h = d.path();
+        assert_eq!(
+            add(h, "192.0.2.5", &[rec("192.0.2.5", "n1", 1)], None).unwrap(),
+            Change::Written
+        );
+        assert_eq!(
+            add(h, "192.0.2.5", &[rec("192.0.2.5", "n1", 1)], None).unwrap(),
+            Change::Unchanged
+        );
+        assert_eq!(
+            add(h, "192.0.2.5", &[rec("alias", "n1", 1)], None).unwrap(),
+            Change::Written
+        );
+        assert_eq!(
+            record::read_file(&h.join("192.0.2.5"))
+                .unwrap()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            remove(h, "192.0.2.5", "alias", None).unwrap(),
+            Change::Written
+        );
+        assert_eq!(
+            remove(h, "192.0.2.5", "192.0.2.5", None).unwrap(),
+            Change::Removed
+        );
+        assert_eq!(
+            remove(h, "192.0.2.5", "192.0.2.5", None).unwrap(),
+            Change::Unchanged
+        );
+        assert!(!h.join("192.0.2.5").exists());
+        assert_eq!(
+            add(h, "../x", &[rec("x", "n1", 1)], None).unwrap(),
+            Change::Unchanged
+        );
+        // no temporaries left
+        assert_eq!(std::fs::read_dir(h).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn reconcile_only_adds() {
+        let d = tempfile::tempdir().unwrap();
+        let (sm, h) = (d.path().join("sm"), d.path().join("h"));
+        std::fs::create_dir_all(&sm).unwrap();
+        std::fs::create_dir_all(&h).unwrap();
+        std::fs::write(sm.join("192.0.2.5"), rec("192.0.2.5", "n1", 1).to_line()).unwrap();
+        std::fs::write(h.join("192.0.2.9"), rec("192.0.2.9", "n0", 9).to_line()).unwrap();
+        let r = reconcile(&sm, &h, None, None, || ()).unwrap();
+        assert_eq!(r.written, vec!["192.0.2.5"]);
+        assert_eq!(record::list_names(&h), vec!["192.0.2.5", "192.0.2.9"]);
+        let r = reconcile(&sm, &h, None, None, || ()).unwrap();
+        assert!(r.written.is_empty());
+        // Only files changed since a given time.
+        std::fs::write(sm.join("192.0.2.6"), rec("192.0.2.6", "n1", 6).to_line()).unwrap();
+        let future = crate::sys::statd::registry::now_secs() + 100;
+        let r = reconcile(&sm, &h, None, Some(future), || ()).unwrap();
+        assert_eq!((r.local, r.unchanged), (0, 2));
+        assert!(!h.join("192.0.2.6").exists());
+        let r = reconcile(&sm, &h, None, Some(0), || ()).unwrap();
+        assert_eq!(r.written, vec!["192.0.2.6"]);
+        std::fs::remove_file(sm.join("192.0.2.6")).unwrap();
+        // An emptied sm/ leaves the holding directory alone.
+        std::fs::remove_file(sm.join("192.0.2.5")).unwrap();
+        reconcile(&sm, &h, None, None, || ()).unwrap();
+        assert_eq!(record::list_names(&h).len(), 3);
+    }
+
+    #[test]
+    fn placing_never_overwrites_statd() {
+        let d = tempfile::tempdir().unwrap();
+        let sm = d.path();
+        std::fs::write(sm.join("192.0.2.6"), rec("192.0.2.6", "here", 6).to_line()).unwrap();
+        let mut held = RecordSet::new();
+        held.insert("192.0.2.5".into(), vec![rec("192.0.2.5", "old", 5)]);
+        held.insert("192.0.2.6".into(), vec![rec("192.0.2.6", "old", 7)]);
+        let p = place_local(sm, &held, "here", None).unwrap();
+        assert_eq!(
+            p,
+            Placed {
+                created: 1,
+                present: 1
+            }
+        );
+        assert_eq!(
+            std::fs::read_to_string(sm.join("192.0.2.5")).unwrap(),
+            rec("192.0.2.5", "here", 5).to_line()
+        );
+        assert_eq!(
+            std::fs::read_to_string(sm.join("192.0.2.6")).unwrap(),
+            rec("192.0.2.6", "here", 6).to_line()
+        );
+        assert_eq!(record::list_names(sm).len(), 2, "no temporaries left");
+    }
+
+    #[test]
+    fn state_numbers_grow_and_are_odd() {
+        let d = tempfile::tempdir().unwrap();
+        let a = next_state(d.path(), None, 1000).unwrap();
+        assert_eq!(a, 1001);
+        let b = next_state(d.path(), None, 1000).unwrap();
+        assert_eq!(b, 1003);
+        let c = next_state(d.path(), None, 5000).unwrap();
+        assert_eq!(c, 5001);
+        assert!(next_state(d.path(), None, u64::from(u32::MAX)).unwrap() % 2 == 1);
+    }
+}

@@ -1,0 +1,237 @@
+//! Reboot notifications from a floating address: one `sm-notify` per
+//! address, each over a private state directory (`-P`) holding the
+//! records to notify, so neither the node's own statd directory nor
+//! another address's list is touched.
+//!
+//! sm-notify (nfs-utils 2.6) with `-P DIR`: moves `DIR/sm/*` to
+//! `DIR/sm.bak/`, reads the state number from `DIR/state` (with `-n` it
+//! does not bump it; it still copies it to
+//! `/proc/sys/fs/nfs/nsm_local_state`), binds to `-v ADDR` and sends
+//! `SM_NOTIFY` naming the host name ADDR maps back to (it exits when ADDR
+//! has none), drops root for the owner of `DIR/sm`, deletes each
+//! `sm.bak` file when its peer answers, and gives up after `-m` minutes.
+//! `-d` keeps it in the foreground (so its pid is the one we started) and
+//! logs to stderr. With an empty list it would end lockd's grace period
+//! (`lift-grace`), so it is never started without records.
+
+use super::record::{self, RecordSet};
+use crate::ocf::Deadline;
+use crate::sys::procs::{self, Ns, ProcId};
+use nix::sys::signal::Signal;
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// How long sm-notify keeps retrying unreachable peers (its own default;
+/// given explicitly so nfs.conf's `retry-time=0`, "forever", cannot make
+/// our notifiers immortal).
+pub const RETRY_MINUTES: u32 = 15;
+
+/// The records that one address should notify: every record, except
+/// peers named by an address of the other family (an IPv6 source cannot
+/// reach an IPv4 peer, nor the reverse).
+pub fn records_for(addr: &IpAddr, all: &RecordSet) -> RecordSet {
+    all.iter()
+        .filter(|(name, _)| !record::other_family(name, addr))
+        .map(|(n, r)| (n.clone(), r.clone()))
+        .collect()
+}
+
+/// Build a private sm-notify directory: `sm/` with the records, an empty
+/// `sm.bak/`, and `state` (4 bytes, host order) = `state`. `sm/` and
+/// `sm.bak/` belong to `owner` (sm-notify drops root for it and must be
+/// able to delete notified records).
+pub fn prepare_dir(
+    dir: &Path,
+    records: &RecordSet,
+    state: i32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    let (sm, bak) = (dir.join("sm"), dir.join("sm.bak"));
+    for d in [&sm, &bak] {
+        std::fs::create_dir(d)?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
+    }
+    for (name, recs) in records {
+        let p = sm.join(name);
+        std::fs::write(&p, record::render(recs))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+        chown(&p, owner)?;
+    }
+    chown(&sm, owner)?;
+    chown(&bak, owner)?;
+    std::fs::write(dir.join("state"), state.to_ne_bytes())?;
+    Ok(())
+}
+
+fn chown(p: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
+    match owner {
+        Some((u, g)) if nix::unistd::geteuid().is_root() => {
+            std::os::unix::fs::chown(p, Some(u), Some(g))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Start `sm-notify -d -f -n -m RETRY -v ADDR -P DIR` in its own process
+/// group (it outlives the agent), output to `log`.
+pub fn spawn(prog: &Path, addr: &IpAddr, dir: &Path, log: &Path) -> io::Result<Child> {
+    let out = std::fs::File::create(log)?;
+    let err = out.try_clone()?;
+    Command::new(prog)
+        .args([
+            "-d",
+            "-f",
+            "-n",
+            "-m",
+            &RETRY_MINUTES.to_string(),
+            "-v",
+            &addr.to_string(),
+            "-P",
+        ])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+}
+
+/// Peers not yet notified from `dir` (still in `sm/` or `sm.bak/`).
+pub fn pending(dir: &Path) -> Vec<String> {
+    let mut v = record::list_names(&dir.join("sm.bak"));
+    v.extend(record::list_names(&dir.join("sm")));
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The last meaningful line of an sm-notify log.
+pub fn last_words(log: &Path) -> String {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// sm-notify processes in this mount namespace whose command line names a
+/// directory under `root` (finds our notifiers even without a record of
+/// their pids).
+pub fn find_under(root: &Path) -> Vec<ProcId> {
+    let needle = root.to_string_lossy().into_owned();
+    procs::named("sm-notify")
+        .into_iter()
+        .filter(|&pid| procs::shares_namespace(pid, Ns::Mnt))
+        .filter(|&pid| procs::cmdline(pid).iter().any(|a| a.contains(&needle)))
+        .filter_map(ProcId::of)
+        .collect()
+}
+
+/// Terminate `procs`: SIGTERM, then SIGKILL after a grace of up to 2 s;
+/// waits until they are gone or the deadline. Returns the pids still alive.
+pub fn terminate(procs: &[ProcId], deadline: &Deadline) -> Vec<i32> {
+    let live =
+        |procs: &[ProcId]| -> Vec<ProcId> { procs.iter().copied().filter(ProcId::alive).collect() };
+    let mut left = live(procs);
+    for p in &left {
+        p.signal(Signal::SIGTERM);
+    }
+    let soft = deadline.within(Duration::from_secs(2));
+    soft.poll(Duration::from_millis(20), || {
+        left = live(&left);
+        left.is_empty().then_some(())
+    });
+    for p in &left {
+        p.signal(Signal::SIGKILL);
+    }
+    deadline.poll(Duration::from_millis(20), || {
+        left = live(&left);
+        left.is_empty().then_some(())
+    });
+    left.iter().map(|p| p.pid).collect()
+}
+
+/// Where a notifier for `addr` keeps its directory and log under `root`.
+pub fn paths(root: &Path, addr: &IpAddr) -> (PathBuf, PathBuf) {
+    (
+        root.join(addr.to_string()),
+        root.join(format!("{addr}.log")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::statd::record::MonitorRecord;
+
+    fn set(names: &[&str]) -> RecordSet {
+        names
+            .iter()
+            .map(|n| {
+                let r = MonitorRecord {
+                    callback: 0x0100007f,
+                    prog: 100021,
+                    vers: 4,
+                    proc_: 16,
+                    cookie: [1; 16],
+                    mon_name: n.to_string(),
+                    my_name: "n1".into(),
+                };
+                (n.to_string(), vec![r])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_by_family() {
+        let all = set(&["192.0.2.5", "2001:db8::5", "client.example"]);
+        let v4 = records_for(&"192.0.2.10".parse().unwrap(), &all);
+        assert_eq!(
+            v4.keys().collect::<Vec<_>>(),
+            vec!["192.0.2.5", "client.example"]
+        );
+        let v6 = records_for(&"2001:db8::10".parse().unwrap(), &all);
+        assert_eq!(
+            v6.keys().collect::<Vec<_>>(),
+            vec!["2001:db8::5", "client.example"]
+        );
+    }
+
+    #[test]
+    fn private_directory_layout() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("192.0.2.10");
+        prepare_dir(&dir, &set(&["192.0.2.5"]), 1001, None).unwrap();
+        assert_eq!(pending(&dir), vec!["192.0.2.5"]);
+        assert_eq!(
+            std::fs::read(dir.join("state")).unwrap(),
+            1001i32.to_ne_bytes()
+        );
+        assert!(dir.join("sm.bak").is_dir());
+        // rebuilt from scratch
+        prepare_dir(&dir, &set(&["192.0.2.6"]), 1003, None).unwrap();
+        assert_eq!(pending(&dir), vec!["192.0.2.6"]);
+    }
+
+    #[test]
+    fn terminate_ends_a_process() {
+        let mut c = Command::new("sleep").arg("30").spawn().unwrap();
+        let id = ProcId::of(c.id() as i32).unwrap();
+        let left = terminate(&[id], &Deadline::after(Duration::from_secs(5)));
+        // our own child stays a zombie until reaped: not alive
+        assert!(left.is_empty(), "{left:?}");
+        let _ = c.wait();
+    }
+}

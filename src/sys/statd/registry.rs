@@ -1,0 +1,300 @@
+//! The node's registry of statd-holding instances: which holding
+//! directories the statd callout must write to.
+//!
+//! `/run/hanfs/statd-holding/` (tmpfs: a reboot empties it, so a probe
+//! after a reboot answers "stopped"):
+//!
+//! - `<instance>.json`: the [`Registration`] (holding directory and its
+//!   identity, statd directory, addresses, notifier processes). Mode 0644:
+//!   the callout runs as statd's unprivileged user and must read it.
+//! - `<instance>.lock`: serializes the callout and the agent's reconcile on
+//!   that instance's holding directory (flock; opened read-only, so the
+//!   unprivileged callout can take it).
+//! - `<instance>.notify/<address>/`: the private sm-notify directories
+//!   (`sm/`, `sm.bak/`, `state`) and `<address>.log`, sm-notify's output.
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const REGISTRY_DIR: &str = "/run/hanfs/statd-holding";
+
+/// How long after a stop the callout still adds (never removes) records to
+/// the instance's holding directory, as long as it is still the same
+/// directory (same device and inode): covers clients that lock in the
+/// moment between this resource's stop and the floating address going
+/// away.
+pub const DRAIN_SECS: u64 = 120;
+
+/// An sm-notify process started for this instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notifier {
+    pub pid: i32,
+    /// Process start time (field 22 of /proc/PID/stat), so a reused pid is
+    /// never mistaken for our notifier.
+    pub start_time: u64,
+    pub addr: String,
+    pub dir: PathBuf,
+}
+
+impl Notifier {
+    pub fn process(&self) -> crate::sys::procs::ProcId {
+        crate::sys::procs::ProcId {
+            pid: self.pid,
+            start: self.start_time,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    pub instance: String,
+    pub holding_dir: PathBuf,
+    /// (st_dev, st_ino) of holding_dir when registered: the callout writes
+    /// only while the path still leads to that directory (not to the empty
+    /// mount point left behind by an unmounted shared file system).
+    pub holding_id: (u64, u64),
+    pub statd_dir: PathBuf,
+    pub ips: Vec<String>,
+    /// Started and not stopped. A stopped instance is kept, inactive, for
+    /// `DRAIN_SECS` (see there).
+    pub active: bool,
+    /// Unix seconds until which an inactive registration still drains.
+    #[serde(default)]
+    pub drain_until: u64,
+    #[serde(default)]
+    pub notifiers: Vec<Notifier>,
+    /// Unix seconds when the last reconcile began, and the last complete
+    /// one (a monitor looks only at statd files changed since the former,
+    /// with a complete pass now and then).
+    #[serde(default)]
+    pub reconciled_at: u64,
+    #[serde(default)]
+    pub fully_reconciled_at: u64,
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Registration {
+    /// Whether the callout should still write here (active, or draining).
+    pub fn receives_callouts(&self, now: u64) -> bool {
+        self.active || now < self.drain_until
+    }
+}
+
+/// An instance name made safe as a file name.
+pub fn safe_name(instance: &str) -> String {
+    instance
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.:".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_string()
+}
+
+/// (st_dev, st_ino) of a path.
+pub fn dir_id(p: &Path) -> io::Result<(u64, u64)> {
+    let m = std::fs::metadata(p)?;
+    Ok((m.dev(), m.ino()))
+}
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub dir: PathBuf,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            dir: PathBuf::from(REGISTRY_DIR),
+        }
+    }
+}
+
+impl Registry {
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Registry { dir: dir.into() }
+    }
+
+    pub fn file(&self, instance: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", safe_name(instance)))
+    }
+    pub fn lock_file(&self, instance: &str) -> PathBuf {
+        self.dir.join(format!("{}.lock", safe_name(instance)))
+    }
+    /// Parent of this instance's private sm-notify directories.
+    pub fn notify_root(&self, instance: &str) -> PathBuf {
+        self.dir.join(format!("{}.notify", safe_name(instance)))
+    }
+
+    /// Create the registry directory, and make it and its parent (the
+    /// `hanfs` directory under /run) 0755 whatever the umask: the
+    /// unprivileged callout reads it.
+    pub fn ensure(&self) -> io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let open = |p: &Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
+        open(&self.dir)?;
+        if let Some(parent) = self.dir.parent().filter(|p| p.ends_with("hanfs")) {
+            open(parent)?;
+        }
+        Ok(())
+    }
+
+    pub fn load(&self, instance: &str) -> io::Result<Option<Registration>> {
+        match std::fs::read(self.file(instance)) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn save(&self, reg: &Registration) -> io::Result<()> {
+        self.ensure()?;
+        let data = serde_json::to_vec_pretty(reg).map_err(io::Error::other)?;
+        crate::sys::fsfile::write_atomic(&self.file(&reg.instance), &data, 0o644)
+            .map_err(|e| io::Error::other(e.reason))?;
+        // The lock file must exist before anyone takes it.
+        let lf = self.lock_file(&reg.instance);
+        if !lf.exists() {
+            std::fs::write(&lf, b"")?;
+            std::fs::set_permissions(&lf, std::fs::Permissions::from_mode(0o644))?;
+        }
+        Ok(())
+    }
+
+    pub fn remove(&self, instance: &str) -> io::Result<()> {
+        for p in [self.file(instance), self.lock_file(instance)] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every registration on this node (unreadable ones are skipped).
+    pub fn list(&self) -> Vec<Registration> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut v: Vec<Registration> = rd
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))
+            })
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect();
+        v.sort_by(|a, b| a.instance.cmp(&b.instance));
+        v
+    }
+
+    /// Take the instance's lock, waiting at most `wait`. `None` when it
+    /// could not be had in time (or the lock file is missing): the caller
+    /// goes on without it rather than stall statd.
+    pub fn lock(&self, instance: &str, wait: Duration) -> Option<Flock<File>> {
+        let lf = self.lock_file(instance);
+        let start = Instant::now();
+        let mut f = match File::open(&lf) {
+            Ok(f) => f,
+            Err(e) => {
+                log::warn!(
+                    "cannot open {}: {e}; going on without the lock",
+                    lf.display()
+                );
+                return None;
+            }
+        };
+        loop {
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => return Some(l),
+                Err((back, _)) => {
+                    if start.elapsed() >= wait {
+                        log::warn!(
+                            "could not lock {} within {:?}; going on without it",
+                            lf.display(),
+                            wait
+                        );
+                        return None;
+                    }
+                    f = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(inst: &str) -> Registration {
+        Registration {
+            instance: inst.into(),
+            holding_dir: "/shared/h".into(),
+            holding_id: (1, 2),
+            statd_dir: "/var/lib/nfs".into(),
+            ips: vec!["192.0.2.10".into()],
+            active: true,
+            drain_until: 0,
+            notifiers: vec![],
+            reconciled_at: 0,
+            fully_reconciled_at: 0,
+        }
+    }
+
+    #[test]
+    fn save_list_remove() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Registry::at(d.path().join("reg"));
+        assert!(r.list().is_empty());
+        assert_eq!(r.load("a").unwrap(), None);
+        r.save(&reg("a")).unwrap();
+        r.save(&reg("b/../x")).unwrap();
+        assert_eq!(r.list().len(), 2);
+        assert_eq!(r.load("a").unwrap().unwrap(), reg("a"));
+        assert!(r.file("b/../x").ends_with("b_.._x.json"));
+        let l = r.lock("a", Duration::from_millis(10)).unwrap();
+        assert!(
+            r.lock("a", Duration::from_millis(30)).is_none(),
+            "lock is exclusive"
+        );
+        drop(l);
+        assert!(r.lock("a", Duration::from_millis(10)).is_some());
+        r.remove("a").unwrap();
+        r.remove("a").unwrap();
+        assert_eq!(r.list().len(), 1);
+    }
+
+    #[test]
+    fn draining() {
+        let mut g = reg("a");
+        assert!(g.receives_callouts(100));
+        g.active = false;
+        g.drain_until = 100;
+        assert!(g.receives_callouts(99));
+        assert!(!g.receives_callouts(100));
+        assert_eq!(safe_name("..hidden"), "hidden");
+    }
+}

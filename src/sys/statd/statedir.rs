@@ -1,0 +1,232 @@
+//! Where this node's statd keeps its state, and how statd is configured.
+//!
+//! Debian and SUSE keep the monitor list in `/var/lib/nfs/sm`, Red Hat in
+//! `/var/lib/nfs/statd/sm`; `[statd] state-directory-path` in
+//! `/etc/nfs.conf` overrides both. statd and sm-notify drop root for the
+//! owner of `sm/`, so files made for them must belong to that owner.
+
+use crate::sys::procs::{self, Ns};
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A statd state directory (`sm/`, `sm.bak/`, `state`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatdDir {
+    pub base: PathBuf,
+}
+
+impl StatdDir {
+    pub fn new(base: impl Into<PathBuf>) -> Self {
+        StatdDir { base: base.into() }
+    }
+    /// The monitor list.
+    pub fn sm(&self) -> PathBuf {
+        self.base.join("sm")
+    }
+    /// The notify list (records being notified).
+    pub fn sm_bak(&self) -> PathBuf {
+        self.base.join("sm.bak")
+    }
+    /// Whether `sm/` is there.
+    pub fn exists(&self) -> bool {
+        self.sm().is_dir()
+    }
+    /// The user and group statd and sm-notify run as: the owner of `sm/`.
+    pub fn owner(&self) -> std::io::Result<(u32, u32)> {
+        let m = std::fs::metadata(self.sm())?;
+        Ok((m.uid(), m.gid()))
+    }
+
+    /// The directory to use: `configured` when given, else nfs.conf's
+    /// `[statd] state-directory-path`, else the first of the distribution
+    /// defaults that has an `sm/`. `Err` lists what was tried.
+    pub fn detect(configured: Option<&Path>, conf: &NfsConf) -> Result<StatdDir, String> {
+        if let Some(p) = configured {
+            let d = StatdDir::new(p);
+            return if d.exists() {
+                Ok(d)
+            } else {
+                Err(format!("statd_dir {} has no sm/ subdirectory", p.display()))
+            };
+        }
+        if let Some(p) = conf.get("statd", "state-directory-path") {
+            let d = StatdDir::new(p);
+            return if d.exists() {
+                Ok(d)
+            } else {
+                Err(format!(
+                    "nfs.conf [statd] state-directory-path={p} has no sm/ subdirectory"
+                ))
+            };
+        }
+        for cand in ["/var/lib/nfs/statd", "/var/lib/nfs"] {
+            let d = StatdDir::new(cand);
+            if d.exists() {
+                return Ok(d);
+            }
+        }
+        Err("no statd state directory found (neither /var/lib/nfs/statd/sm nor /var/lib/nfs/sm; is nfs-utils installed?)".into())
+    }
+}
+
+/// `/etc/nfs.conf` (and `/etc/nfs.conf.d/*.conf`), read as nfs-utils does
+/// for the few keys hanfs needs: `[section]`, `key = value`, `#`/`;`
+/// comments; later files override earlier ones.
+#[derive(Debug, Clone, Default)]
+pub struct NfsConf {
+    values: BTreeMap<(String, String), String>,
+}
+
+impl NfsConf {
+    pub fn load() -> NfsConf {
+        let mut c = NfsConf::default();
+        if let Ok(s) = std::fs::read_to_string("/etc/nfs.conf") {
+            c.add(&s);
+        }
+        if let Ok(rd) = std::fs::read_dir("/etc/nfs.conf.d") {
+            let mut files: Vec<PathBuf> = rd
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+                .collect();
+            files.sort();
+            for f in files {
+                if let Ok(s) = std::fs::read_to_string(&f) {
+                    c.add(&s);
+                }
+            }
+        }
+        c
+    }
+
+    pub fn parse(text: &str) -> NfsConf {
+        let mut c = NfsConf::default();
+        c.add(text);
+        c
+    }
+
+    fn add(&mut self, text: &str) {
+        let mut section = String::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix('[') {
+                if let Some(end) = rest.find(']') {
+                    section = rest[..end].trim().to_ascii_lowercase();
+                }
+                continue;
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                let v = v.trim().trim_matches('"').to_string();
+                self.values
+                    .insert((section.clone(), k.trim().to_ascii_lowercase()), v);
+            }
+        }
+    }
+
+    pub fn get(&self, section: &str, key: &str) -> Option<&str> {
+        self.values
+            .get(&(section.to_ascii_lowercase(), key.to_ascii_lowercase()))
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// An `rpc.statd` running in this network namespace, with the HA callout
+/// it was started with (`-H`/`--ha-callout`, else nfs.conf's
+/// `[statd] ha-callout`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningStatd {
+    pub pid: i32,
+    pub callout: Option<String>,
+}
+
+/// The `-H` value in an rpc.statd command line.
+pub fn callout_from_cmdline(args: &[String]) -> Option<String> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        if a == "-H" || a == "--ha-callout" {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix("--ha-callout=") {
+            return Some(v.to_string());
+        }
+        if let Some(v) = a.strip_prefix("-H").filter(|v| !v.is_empty()) {
+            return Some(v.to_string());
+        }
+    }
+    None
+}
+
+/// rpc.statd processes in this network namespace (/proc may show other
+/// namespaces' processes too).
+pub fn running_statd(conf: &NfsConf) -> Vec<RunningStatd> {
+    procs::named("rpc.statd")
+        .into_iter()
+        .filter(|&pid| procs::shares_namespace(pid, Ns::Net))
+        .map(|pid| RunningStatd {
+            pid,
+            callout: callout_from_cmdline(&procs::cmdline(pid))
+                .or_else(|| conf.get("statd", "ha-callout").map(str::to_string)),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nfs_conf_keys() {
+        let c = NfsConf::parse(
+            "# comment\n[general]\npipefs-directory=/run/rpc_pipefs\n[Statd]\n  ha-callout = /usr/libexec/hanfs/hanfs-statd-callout\n; x\nstate-directory-path=\n[sm-notify]\nlift-grace = n\n",
+        );
+        assert_eq!(
+            c.get("statd", "ha-callout"),
+            Some("/usr/libexec/hanfs/hanfs-statd-callout")
+        );
+        assert_eq!(c.get("statd", "state-directory-path"), None);
+        assert_eq!(c.get("sm-notify", "lift-grace"), Some("n"));
+        assert_eq!(c.get("nfsd", "threads"), None);
+    }
+
+    #[test]
+    fn statd_command_lines() {
+        let v = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            callout_from_cmdline(&v("rpc.statd --no-notify -H /x/callout")).as_deref(),
+            Some("/x/callout")
+        );
+        assert_eq!(
+            callout_from_cmdline(&v("rpc.statd --ha-callout=/y")).as_deref(),
+            Some("/y")
+        );
+        assert_eq!(
+            callout_from_cmdline(&v("rpc.statd -H/z -F")).as_deref(),
+            Some("/z")
+        );
+        assert_eq!(callout_from_cmdline(&v("rpc.statd -F")), None);
+    }
+
+    #[test]
+    fn detection_order() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("st/sm")).unwrap();
+        let conf = NfsConf::default();
+        let got = StatdDir::detect(Some(&d.path().join("st")), &conf).unwrap();
+        assert_eq!(got.sm(), d.path().join("st/sm"));
+        let e = StatdDir::detect(Some(d.path()), &conf).unwrap_err();
+        assert!(e.contains("no sm/"), "{e}");
+        let conf = NfsConf::parse(&format!(
+            "[statd]\nstate-directory-path={}\n",
+            d.path().join("st").display()
+        ));
+        assert_eq!(
+            StatdDir::detect(None, &conf).unwrap().base,
+            d.path().join("st")
+        );
+    }
+}

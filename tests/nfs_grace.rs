@@ -1,0 +1,549 @@
+//! nfs-grace: on the host (no kernel nfsd here) the description, the
+//! parameter checks and a clean, fast refusal to start; in User-Mode Linux
+//! guests (kernel 6.1 with nfsd) the real thing: timers, server scope,
+//! nfsdcld on the service's storage, grace on takeover, a stop that lets
+//! the file system be unmounted, lockd's grace, ocf-tester.
+mod common;
+
+use common::uml::{install_agents_sh, UmlResult};
+use std::time::Duration;
+
+const AGENT: &str = "nfs-grace";
+
+fn host_has_nfsd() -> bool {
+    let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    fs.lines().any(|l| l.ends_with("nfsd"))
+        || std::process::Command::new("modprobe")
+            .args(["-n", "-q", "nfsd"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------- host ---
+
+#[test]
+fn crm_resource_validate_reports_code_and_reason() {
+    let sb = sandbox!();
+    sb.install_agents();
+    let validate = |opts: &[&str]| {
+        let mut cmd =
+            format!("crm_resource --validate --class ocf --provider hanfs --agent {AGENT}");
+        for o in opts {
+            cmd.push_str(&format!(" --option '{o}'"));
+        }
+        let out = sb.sh(&format!("{cmd} 2>&1"));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let ok: &[&str] = &["recovery_dir=/srv/nfs/cld", "server_scope=hanfs-1"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = vec!["recovery_dir=/srv/nfs/cld", "server_scope=hanfs-1"];
+        for e in extra {
+            let key = e.split('=').next().unwrap();
+            v.retain(|o| !o.starts_with(&format!("{key}=")));
+            v.push(e);
+        }
+        v
+    };
+    let cases: Vec<(Vec<&str>, u8, &str, &str)> = vec![
+        (
+            vec!["server_scope=x"],
+            6,
+            "not configured",
+            "parameter recovery_dir is required",
+        ),
+        (
+            vec!["recovery_dir=/srv/nfs/cld"],
+            6,
+            "not configured",
+            "parameter server_scope is required",
+        ),
+        (
+            with(&["recovery_dir=srv/cld"]),
+            6,
+            "not configured",
+            "recovery_dir=\"srv/cld\" must be an absolute path",
+        ),
+        (
+            with(&["server_scope=two words"]),
+            6,
+            "not configured",
+            "server_scope=\"two words\" contains ' '",
+        ),
+        (
+            with(&["lease_time=5"]),
+            6,
+            "not configured",
+            "lease_time=5 is out of range (10..=3600)",
+        ),
+        (
+            with(&["grace_time=30"]),
+            6,
+            "not configured",
+            "grace_time=30 is shorter than lease_time=90",
+        ),
+        (
+            with(&["nlm_grace_time=241"]),
+            6,
+            "not configured",
+            "nlm_grace_time=241 is out of range (10..=240)",
+        ),
+        (
+            with(&["threads=0"]),
+            6,
+            "not configured",
+            "threads=0 is out of range",
+        ),
+        (
+            with(&["end_grace_early=maybe"]),
+            6,
+            "not configured",
+            "end_grace_early=\"maybe\" is not a boolean",
+        ),
+    ];
+    for (opts, code, kind, reason) in &cases {
+        let (status, out) = validate(opts);
+        assert_eq!(status, i32::from(*code), "{opts:?}: {out}");
+        let want = format!("returned {code} ({kind}: ");
+        assert!(
+            out.contains(&want) && out.contains(reason),
+            "{opts:?}: expected {want}...{reason}\n{out}"
+        );
+    }
+    // A correct configuration, on a host whose kernel has no nfsd: 5.
+    if !host_has_nfsd() {
+        let (status, out) = validate(ok);
+        assert_eq!(status, 5, "{out}");
+        assert!(
+            out.contains("returned 5 (not installed: the kernel has no nfsd"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn start_fails_fast_and_cleanly_without_kernel_nfsd() {
+    if host_has_nfsd() {
+        common::skip_or_fail("this host's kernel has nfsd: the no-nfsd refusal cannot be shown here (the UML tests cover start)");
+        return;
+    }
+    let sb = sandbox!();
+    let dir = sb.path("shared/cld");
+    let agent = || {
+        sb.agent(AGENT)
+            .param("recovery_dir", dir.to_str().unwrap())
+            .param("server_scope", "hanfs-1")
+    };
+    let r = agent().run("start");
+    r.expect_reason(5, "the kernel has no nfsd");
+    assert!(r.elapsed < Duration::from_secs(10), "took {:?}", r.elapsed);
+    agent()
+        .run("validate-all")
+        .expect_reason(5, "the kernel has no nfsd");
+    // Nothing was started: the probe says stopped, stop succeeds.
+    agent().run("monitor").expect(7);
+    agent().interval_ms(10_000).run("monitor").expect(7);
+    agent().run("stop").expect(0);
+    assert!(sb.sh_ok("ls /run/resource-agents").trim().is_empty());
+    // reload-agent of a resource not started here is an error, not a crash.
+    agent()
+        .env("OCF_RA_VERSION_MAJOR", "1")
+        .env("OCF_RA_VERSION_MINOR", "1")
+        .run("reload-agent")
+        .expect(1);
+}
+
+// ----------------------------------------------------------------- UML ---
+
+/// Shell prelude for guests: the agent as `ag ACTION [k=v ...]` with a
+/// test configuration, a scratch ext4 "shared disk" mounted on $S, the
+/// helpers an NFS server expects, and `val KEY VALUE` to report results.
+fn prelude(grace: u32, lease: u32, nlm: u32) -> String {
+    format!(
+        r#"
+A={bin}
+S=/run/hanfs-srv
+export OCF_ROOT=/usr/lib/ocf HA_LOGFACILITY=none OCF_RESKEY_CRM_meta_timeout=30000
+ag() {{
+    act=$1; shift
+    env OCF_RESOURCE_INSTANCE=${{INST:-svc1}} OCF_RESKEY_recovery_dir=$S/nfsdcld OCF_RESKEY_server_scope=hanfs-scope-t \
+        OCF_RESKEY_grace_time={grace} OCF_RESKEY_lease_time={lease} OCF_RESKEY_nlm_grace_time={nlm} OCF_RESKEY_threads=4 \
+        $(for kv in "$@"; do printf 'OCF_RESKEY_%s ' "$kv"; done) $A $act
+}}
+val() {{ echo "$1=$2"; }}
+v4grace() {{ cat /proc/fs/nfsd/v4_end_grace; }}
+nlmgrace() {{ cat /proc/fs/lockd/nlm_end_grace; }}
+disk() {{
+    mkdir -p $S
+    [ -e /tmp/disk.img ] || {{ dd if=/dev/zero of=/tmp/disk.img bs=1M count=24 2>/dev/null && mkfs.ext4 -q /tmp/disk.img; }}
+    modprobe loop; mount -o loop /tmp/disk.img $S && mkdir -p $S/data && chmod 777 $S/data
+}}
+export_it() {{ exportfs -o rw,no_root_squash,fsid=0,no_subtree_check,insecure 127.0.0.1:$S; }}
+unexport_it() {{ exportfs -u 127.0.0.1:$S; echo $S > /proc/fs/nfsd/unlock_filesystem; }}
+"#,
+        bin = common::bin(AGENT).display()
+    )
+}
+
+fn uml_timeout() -> Duration {
+    Duration::from_secs(150)
+}
+
+#[track_caller]
+fn expect_value(r: &UmlResult, key: &str, want: &str) {
+    assert_eq!(
+        r.value(key).as_deref(),
+        Some(want),
+        "{key}: expected {want:?}\n--- guest output ---\n{}",
+        r.output
+    );
+}
+
+/// Start sets the timers and the scope and runs nfsdcld on the shared
+/// disk; an NFSv4.1 client takes a lock; unexporting does not free the
+/// disk on 6.1, stopping does; a restart gives a grace period in which the
+/// client reclaims, and the kernel ends it early once it has.
+#[test]
+fn uml_start_stop_takeover_grace() {
+    let vm = uml!();
+    let script = prelude(30, 10, 20)
+        + r#"
+disk
+modprobe nfsd; rpcbind -w; rpc.mountd
+tcpdump -i lo -U -w /tmp/cap tcp port 2049 2>/tmp/tcpdump.err & TCPD=$!
+for i in $(seq 1 100); do grep -q listening /tmp/tcpdump.err && break; sleep 0.1; done
+ag start; val start1 $?
+val threads $(cat /proc/fs/nfsd/threads)
+val grace_time $(cat /proc/fs/nfsd/nfsv4gracetime)
+val lease_time $(cat /proc/fs/nfsd/nfsv4leasetime)
+val nlm_grace $(cat /proc/sys/fs/nfs/nlm_grace_period)
+val hostname $(hostname)
+val rpcbind_nfs3 $(rpcinfo -p | awk '$1==100003 && $2==3 && $4==2049 {print "yes"}' | head -1)
+val nfsdcld_db $(test -s $S/nfsdcld/main.sqlite && echo yes)
+ag monitor; val monitor1 $?
+ag start; val start_again $?
+export_it
+modprobe nfsv4; mkdir -p /tmp/m
+timeout 60 mount -t nfs -o vers=4.1 127.0.0.1:/ /tmp/m; val mount $?
+# lockd's grace blocks new NFSv4 locks too; no NFSv3 client is here to reclaim
+echo Y > /proc/fs/lockd/nlm_end_grace
+python3 -c "
+import fcntl, time
+f = open('/tmp/m/data/lockme', 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('LOCKED=yes', flush=True); time.sleep(600)" &
+for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
+val server_lock_before $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
+sleep 0.5; kill $TCPD; wait $TCPD 2>/dev/null
+val scope_on_wire $(grep -a -c hanfs-scope-t /tmp/cap | awk '{print ($1>0)?"yes":"no"}')
+# The service moves away: its export goes first, then nfs-grace stops.
+unexport_it
+umount $S 2>/dev/null && val busy_after_unexport no || val busy_after_unexport yes
+ag stop; val stop1 $?
+val threads_after_stop $(cat /proc/fs/nfsd/threads)
+val clients_after_stop $(ls /proc/fs/nfsd/clients | wc -l)
+val nfsdcld_after_stop $(pgrep -x nfsdcld >/dev/null && echo running || echo gone)
+umount $S && val umount_after_stop ok || { val umount_after_stop busy; lsof $S; }
+ag monitor; val monitor_after_stop $?
+ag stop; val stop_again $?
+# ... and comes back (the same disk, as on the takeover node).
+mount -o loop /tmp/disk.img $S
+ag start; val start2 $?
+val v4_grace_at_start2 $(v4grace)
+val nlm_grace_at_start2 $(nlmgrace)
+export_it
+T0=$(date +%s)
+for i in $(seq 1 250); do [ "$(v4grace)" = Y ] && break; sleep 0.1; done
+val v4_grace_end $(v4grace)
+val v4_grace_secs $(( $(date +%s) - T0 ))
+for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
+val server_lock_after $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
+val early_end_logged $(dmesg | grep -q 'all clients done reclaiming' && echo yes)
+ag monitor; val monitor2 $?
+ag stop; val stop2 $?
+kill %2 2>/dev/null
+umount -f -l /tmp/m
+dmesg | grep -E 'NFSD|lockd' | tail -8
+"#;
+    let r = vm.run(&script, uml_timeout());
+    r.assert_ok();
+    for (k, v) in [
+        ("start1", "0"),
+        ("threads", "4"),
+        ("grace_time", "30"),
+        ("lease_time", "10"),
+        ("nlm_grace", "20"),
+        ("hostname", "uml-guest"),
+        ("rpcbind_nfs3", "yes"),
+        ("nfsdcld_db", "yes"),
+        ("monitor1", "0"),
+        ("start_again", "0"),
+        ("mount", "0"),
+        ("LOCKED", "yes"),
+        ("server_lock_before", "yes"),
+        // the kernel took the scope from the agent's UTS namespace, not the host name
+        ("scope_on_wire", "yes"),
+        // Linux 6.1: unexport + unlock_filesystem leave the NFSv4 open/lock
+        ("busy_after_unexport", "yes"),
+        ("stop1", "0"),
+        ("threads_after_stop", "0"),
+        ("clients_after_stop", "0"),
+        ("nfsdcld_after_stop", "gone"),
+        ("umount_after_stop", "ok"),
+        ("monitor_after_stop", "7"),
+        ("stop_again", "0"),
+        ("start2", "0"),
+        // the client is recorded in nfsdcld's database on the disk: grace
+        ("v4_grace_at_start2", "N"),
+        ("nlm_grace_at_start2", "N"),
+        ("v4_grace_end", "Y"),
+        ("server_lock_after", "yes"),
+        ("early_end_logged", "yes"),
+        ("monitor2", "0"),
+        ("stop2", "0"),
+    ] {
+        expect_value(&r, k, v);
+    }
+    // Ended early: well before the 30 s grace time.
+    let secs: u64 = r.value("v4_grace_secs").unwrap().parse().unwrap();
+    assert!(
+        secs < 25,
+        "NFSv4 grace lasted {secs} s of 30:\n{}",
+        r.output
+    );
+}
+
+/// nfsd started outside the cluster is restarted with the resource's
+/// settings; a second resource with other settings is refused; lockd kept
+/// up by an NFSv3 mount gets its grace restarted (6.1: SIGKILL); the NLM
+/// grace is ended early when nfsd serves no NFSv3; no rpcbind is a clear
+/// error.
+#[test]
+fn uml_lockd_grace_and_shared_node() {
+    let vm = uml!();
+    let script = prelude(20, 10, 30)
+        + r#"
+disk
+ag start 2>&1; val start_no_rpcbind $?
+ag stop; val stop_after_failed_start $?
+val nfsdcld_after_failed_start $(pgrep -x nfsdcld >/dev/null && echo running || echo gone)
+rpcbind -w; rpc.statd --no-notify; rpc.mountd
+rpc.nfsd -G 90 -L 90 2; val outside_threads $(cat /proc/fs/nfsd/threads)
+ag start; val start_over_outside $?
+val grace_time $(cat /proc/fs/nfsd/nfsv4gracetime)
+val lease_time $(cat /proc/fs/nfsd/nfsv4leasetime)
+INST=svc2 ag start server_scope=other-scope; val start_conflict $?
+INST=svc2 ag monitor; val monitor_conflict $?
+# someone restarts nfsd behind the cluster's back: monitor notices
+rpc.nfsd 0; rpc.nfsd -G 90 -L 90 2
+ag monitor; val monitor_outside_restart $?
+ag stop; val stop_outside $?
+ag start; val start_again $?
+export_it
+mkdir -p /tmp/m3
+timeout 60 mount -t nfs -o vers=3 127.0.0.1:$S /tmp/m3; val mount3 $?
+ag stop; val stop1 $?
+val lockd_after_stop $(pgrep -x lockd >/dev/null && echo running || echo gone)
+echo Y > /proc/fs/lockd/nlm_end_grace
+val nlm_before_start2 $(nlmgrace)
+ag start; val start2 $?
+val nlm_after_start2 $(nlmgrace)
+ag stop; val stop2 $?
+# NFSv4 only: lockd's grace (kept by the NFSv3 mount) cannot serve a reclaim
+echo -3 > /proc/fs/nfsd/versions
+ag start end_grace_early=false; val start3 $?
+val v4_3 $(v4grace)
+ag monitor end_grace_early=false; val monitor_keep $?
+val nlm_after_monitor_false $(nlmgrace)
+( export OCF_RA_VERSION_MAJOR=1 OCF_RA_VERSION_MINOR=1; ag reload-agent end_grace_early=true ); val reload $?
+ag monitor; val monitor_end $?
+val nlm_after_monitor_true $(nlmgrace)
+ag stop; val stop3 $?
+umount -f -l /tmp/m3
+"#;
+    let r = vm.run(&script, uml_timeout());
+    r.assert_ok();
+    for (k, v) in [
+        ("start_no_rpcbind", "1"),
+        ("stop_after_failed_start", "0"),
+        ("nfsdcld_after_failed_start", "gone"),
+        ("outside_threads", "2"),
+        ("start_over_outside", "0"),
+        ("grace_time", "20"),
+        ("lease_time", "10"),
+        ("start_conflict", "1"),
+        ("monitor_conflict", "7"),
+        ("monitor_outside_restart", "1"),
+        ("stop_outside", "0"),
+        ("start_again", "0"),
+        ("mount3", "0"),
+        ("stop1", "0"),
+        ("lockd_after_stop", "running"),
+        ("nlm_before_start2", "Y"),
+        ("start2", "0"),
+        ("nlm_after_start2", "N"),
+        ("stop2", "0"),
+        ("start3", "0"),
+        ("v4_3", "Y"),
+        ("monitor_keep", "0"),
+        ("nlm_after_monitor_false", "N"),
+        ("reload", "0"),
+        ("monitor_end", "0"),
+        ("nlm_after_monitor_true", "Y"),
+        ("stop3", "0"),
+    ] {
+        expect_value(&r, k, v);
+    }
+    assert!(r.output.contains("rpcbind is not running"), "{}", r.output);
+    assert!(
+        r.output
+            .contains("server_scope=\"other-scope\" here, \"hanfs-scope-t\" there"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("outside this resource's control"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("it was restarted outside the cluster"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("restarted lockd's NLM grace period"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("ending lockd's grace period early"),
+        "{}",
+        r.output
+    );
+}
+
+/// ocf-tester against the real kernel nfsd, and crm_resource --validate
+/// for what only a host with nfsd can tell (code 2).
+#[test]
+fn uml_ocf_tester_and_validate() {
+    let vm = uml!();
+    let script = prelude(10, 10, 10)
+        + &install_agents_sh()
+        + r#"
+disk
+modprobe nfsd; rpcbind -w; rpc.mountd
+ocf-tester -n nfsgrace -o recovery_dir=$S/nfsdcld -o server_scope=hanfs-t -o grace_time=10 -o lease_time=10 \
+    /usr/lib/ocf/resource.d/hanfs/nfs-grace; val tester $?
+V="crm_resource --validate --class ocf --provider hanfs --agent nfs-grace --option server_scope=s"
+$V --option recovery_dir=/nonexistent/dir/cld 2>&1; val validate_missing $?
+$V --option recovery_dir=$S/data/f 2>&1; val validate_good $?
+touch $S/notadir
+$V --option recovery_dir=$S/notadir 2>&1; val validate_notdir $?
+"#;
+    let r = vm.run(&script, uml_timeout());
+    r.assert_ok();
+    expect_value(&r, "tester", "0");
+    expect_value(&r, "validate_missing", "2");
+    assert!(
+        r.output.contains("returned 2 (invalid parameter: recovery_dir /nonexistent/dir/cld does not exist, nor its parent"),
+        "{}",
+        r.output
+    );
+    expect_value(&r, "validate_good", "0");
+    expect_value(&r, "validate_notdir", "2");
+    assert!(r.output.contains("is not a directory"), "{}", r.output);
+}
+
+/// Two services on one node share its nfsd (same settings, client records
+/// on storage both reach): the second start restarts nfsd for its grace;
+/// a stop leaves nfsd running for the other service unless NFSv4 state
+/// still pins the departing (unexported) disk, which on 6.1 needs an nfsd
+/// restart — after which that disk unmounts and the other service runs on.
+#[test]
+fn uml_two_services_share_the_node() {
+    let vm = uml!();
+    let script = prelude(20, 10, 10)
+        + r#"
+E=/run/exports
+mkdir -p $E; mount -t tmpfs tmpfs $E; mkdir -p $E/a $E/b
+for d in a b; do dd if=/dev/zero of=/tmp/$d.img bs=1M count=16 2>/dev/null; mkfs.ext4 -q /tmp/$d.img; done
+modprobe loop; mount -o loop /tmp/a.img $E/a; mount -o loop /tmp/b.img $E/b; chmod 777 $E/a $E/b
+mkdir -p /var/lib/nfs/shared-cld
+svc() { INST=$1; shift; OCF_RESOURCE_INSTANCE=$INST ag "$@" recovery_dir=/var/lib/nfs/shared-cld; }
+modprobe nfsd; rpcbind -w; rpc.mountd
+exportfs -o rw,fsid=0,no_subtree_check,insecure,crossmnt 127.0.0.1:$E
+svc svc1 start; val start1 $?
+exportfs -o rw,no_root_squash,fsid=11,no_subtree_check,insecure 127.0.0.1:$E/a
+svc svc2 start; val start2 $?
+exportfs -o rw,no_root_squash,fsid=12,no_subtree_check,insecure 127.0.0.1:$E/b
+svc svc2 stop; val stop2_idle $?
+val threads_after_idle_stop $(cat /proc/fs/nfsd/threads)
+svc svc1 monitor; val monitor1_a $?
+svc svc2 start; val start2_again $?
+exportfs -o rw,no_root_squash,fsid=12,no_subtree_check,insecure 127.0.0.1:$E/b
+echo Y > /proc/fs/lockd/nlm_end_grace
+modprobe nfsv4; mkdir -p /tmp/ma /tmp/mb
+timeout 60 mount -t nfs -o vers=4.2 127.0.0.1:/a /tmp/ma; val mount_a $?
+timeout 60 mount -t nfs -o vers=4.2 127.0.0.1:/b /tmp/mb; val mount_b $?
+python3 -c "
+import fcntl, time
+f = open('/tmp/mb/lockme', 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('LOCKED=yes', flush=True); time.sleep(600)" &
+for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
+val lock_on_b $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
+# svc2 leaves: its export goes, then nfs-grace svc2 stops
+exportfs -u 127.0.0.1:$E/b; echo $E/b > /proc/fs/nfsd/unlock_filesystem
+umount $E/b 2>/dev/null && val b_busy_before_stop no || val b_busy_before_stop yes
+svc svc2 stop; val stop2 $?
+umount $E/b && val umount_b ok || val umount_b busy
+val threads_after_stop2 $(cat /proc/fs/nfsd/threads)
+svc svc1 monitor; val monitor1_b $?
+echo hello > /tmp/ma/still-served && val a_served yes
+svc svc1 stop; val stop1 $?
+val threads_after_stop1 $(cat /proc/fs/nfsd/threads)
+val nfsdcld_after_stop1 $(pgrep -x nfsdcld >/dev/null && echo running || echo gone)
+kill %1 2>/dev/null; umount -f -l /tmp/ma /tmp/mb
+"#;
+    let r = vm.run(&script, uml_timeout());
+    r.assert_ok();
+    for (k, v) in [
+        ("start1", "0"),
+        ("start2", "0"),
+        ("stop2_idle", "0"),
+        ("threads_after_idle_stop", "4"),
+        ("monitor1_a", "0"),
+        ("start2_again", "0"),
+        ("mount_a", "0"),
+        ("mount_b", "0"),
+        ("LOCKED", "yes"),
+        ("lock_on_b", "yes"),
+        ("b_busy_before_stop", "yes"),
+        ("stop2", "0"),
+        ("umount_b", "ok"),
+        ("threads_after_stop2", "4"),
+        ("monitor1_b", "0"),
+        ("a_served", "yes"),
+        ("stop1", "0"),
+        ("threads_after_stop1", "0"),
+        ("nfsdcld_after_stop1", "gone"),
+    ] {
+        expect_value(&r, k, v);
+    }
+    assert!(
+        r.output
+            .contains("restarting nfsd for a new grace period: the clients of svc1"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("nfsd keeps running for svc1"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("restarting nfsd to release it"),
+        "{}",
+        r.output
+    );
+}

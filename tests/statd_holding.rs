@@ -1,0 +1,672 @@
+//! statd-holding on the host, for real: rpc.statd running the built
+//! callout, SM_MON/SM_UNMON sent to it the way the kernel lock manager
+//! does (a small ONC RPC client in python3, since the host kernel has no
+//! lockd), real sm-notify reaching a real rpc.statd in a peer namespace
+//! (whose own HA callout logs every SM_NOTIFY it receives), ocf-tester and
+//! crm_resource.
+mod common;
+
+use common::{bin, wait_until, Sandbox};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const AGENT: &str = "statd-holding";
+
+/// An NSM client: SM_MON / SM_UNMON to the local statd, over UDP from
+/// 127.0.0.1, exactly as lockd sends them (statd refuses other callers).
+const NSM_CLIENT: &str = r#"
+import os, socket, struct, sys
+
+def xstr(s):
+    b = s.encode()
+    return struct.pack(">I", len(b)) + b + b"\0" * ((4 - len(b) % 4) % 4)
+
+def call(port, prog, vers, proc, args):
+    xid = struct.unpack(">I", os.urandom(4))[0]
+    msg = struct.pack(">IIIIII", xid, 0, 2, prog, vers, proc) + struct.pack(">IIII", 0, 0, 0, 0) + args
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(10)
+    s.sendto(msg, ("127.0.0.1", port))
+    data, _ = s.recvfrom(65536)
+    rxid, mtype, stat = struct.unpack(">III", data[:12])
+    assert rxid == xid and mtype == 1 and stat == 0, (rxid, mtype, stat)
+    vlen = struct.unpack(">I", data[16:20])[0]
+    off = 20 + vlen
+    assert struct.unpack(">I", data[off:off + 4])[0] == 0, "call not accepted"
+    return data[off + 4:]
+
+port = struct.unpack(">I", call(111, 100000, 2, 3, struct.pack(">IIII", 100024, 1, 17, 0))[:4])[0]
+op, mon, my = sys.argv[1], sys.argv[2], sys.argv[3]
+ident = xstr(mon) + xstr(my) + struct.pack(">III", 100021, 4, 16)
+if op == "mon":
+    res, state = struct.unpack(">Ii", call(port, 100024, 1, 2, ident + bytes.fromhex(sys.argv[4]))[:8])
+    sys.exit(0 if res == 0 else 1)
+else:
+    call(port, 100024, 1, 3, ident)
+"#;
+
+/// A daemon run in a namespace in the foreground; killed on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_in(ns_pid: u32, args: &[&str], log: &Path) -> Daemon {
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let out = std::fs::File::create(log).unwrap();
+    let err = out.try_clone().unwrap();
+    Daemon(
+        Command::new("nsenter")
+            .args(["-t", &ns_pid.to_string(), "-n", "-m", "--"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn daemon"),
+    )
+}
+
+/// rpcbind and rpc.statd (foreground, --no-notify, optional HA callout)
+/// in namespace `ns_pid`, with statd running as the `statd` user (the
+/// owner of sm/, as on Debian), which the callout then runs as too.
+fn start_statd(
+    ns_pid: u32,
+    sh: impl Fn(&str) -> String,
+    callout: Option<&Path>,
+    logdir: &Path,
+) -> Vec<Daemon> {
+    sh("chown statd /var/lib/nfs/sm /var/lib/nfs/sm.bak");
+    let rpcbind = spawn_in(
+        ns_pid,
+        &["rpcbind", "-f", "-w"],
+        &logdir.join("rpcbind.log"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || sh(
+            "rpcinfo -p 127.0.0.1 >/dev/null 2>&1 && echo up; true"
+        )
+        .contains("up")),
+        "rpcbind did not come up"
+    );
+    let mut args = vec!["rpc.statd", "-F", "-d", "--no-notify"];
+    let c;
+    if let Some(p) = callout {
+        c = p.to_string_lossy().into_owned();
+        args.extend(["-H", c.as_str()]);
+    }
+    let statd = spawn_in(ns_pid, &args, &logdir.join("statd.log"));
+    assert!(
+        wait_until(Duration::from_secs(10), || sh(
+            "rpcinfo -p 127.0.0.1 2>&1; true"
+        )
+        .contains("status")),
+        "rpc.statd did not register: {}",
+        std::fs::read_to_string(logdir.join("statd.log")).unwrap_or_default()
+    );
+    vec![statd, rpcbind]
+}
+
+/// A directory for a test's shared storage and files, reachable by the
+/// unprivileged statd user (which the callout runs as).
+fn open_dir(sb_dir: &Path) {
+    std::fs::set_permissions(sb_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A private /etc/hosts inside the sandbox (the floating addresses must
+/// map back to names, or sm-notify refuses them).
+fn hosts(sb: &Sandbox, extra: &str) {
+    sb.sh_ok(&format!(
+        "printf '127.0.0.1 localhost\\n{extra}' > /run/.test-hosts && mount --bind /run/.test-hosts /etc/hosts"
+    ));
+}
+
+const VIP_HOSTS: &str =
+    "192.0.2.10 nfs-vip.example\\n2001:db8::10 nfs-vip6.example\\n192.0.2.20 nfs-vip2.example\\n";
+
+fn line(mon: &str, my: &str, cookie: &str) -> String {
+    format!("0100007f 000186b5 00000004 00000010 {cookie} {mon} {my}\n")
+}
+
+fn sm_mon(sb: &Sandbox, script: &Path, mon: &str, my: &str, cookie: &str) {
+    sb.sh_ok(&format!(
+        "python3 {} mon {mon} {my} {cookie}",
+        script.display()
+    ));
+}
+
+fn sm_unmon(sb: &Sandbox, script: &Path, mon: &str, my: &str) {
+    sb.sh_ok(&format!("python3 {} unmon {mon} {my}", script.display()));
+}
+
+fn nsm_client(sb: &Sandbox) -> PathBuf {
+    let p = sb.path("nsmrpc.py");
+    std::fs::write(&p, NSM_CLIENT).unwrap();
+    p
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// sm-notify processes alive in the sandbox's mount namespace.
+fn live_notifiers(sb: &Sandbox) -> String {
+    sb.sh_ok(
+        r#"me=$(readlink /proc/self/ns/mnt); for p in /proc/[0-9]*; do
+             [ "$(readlink $p/ns/mnt 2>/dev/null)" = "$me" ] || continue
+             [ "$(cat $p/comm 2>/dev/null)" = sm-notify ] || continue
+             grep -q '^State:[[:space:]]*[RSD]' $p/status 2>/dev/null && echo ${p#/proc/}
+           done; true"#,
+    )
+    .trim()
+    .to_string()
+}
+
+/// Kills any sm-notify left in the sandbox when a test ends, passed or
+/// failed (the tests check themselves that stop leaves none).
+struct ReapNotifiers<'a>(&'a Sandbox);
+
+impl Drop for ReapNotifiers<'_> {
+    fn drop(&mut self) {
+        let pids = live_notifiers(self.0);
+        if !pids.is_empty() {
+            let _ = self.0.sh(&format!(
+                "kill -9 {}",
+                pids.split_whitespace().collect::<Vec<_>>().join(" ")
+            ));
+        }
+    }
+}
+
+fn registration(sb: &Sandbox, instance: &str) -> serde_json::Value {
+    let s = sb.sh_ok(&format!("cat /run/hanfs/statd-holding/{instance}.json"));
+    serde_json::from_str(&s).unwrap()
+}
+
+/// The whole chain: a client locks through node 1 (its SM_MON reaches the
+/// holding directory before statd answers), node 1 crashes, node 2 takes
+/// over and notifies the client from the floating addresses, IPv4 and
+/// IPv6, with real sm-notify reaching the client's real rpc.statd.
+#[test]
+fn lock_on_crashed_node_is_notified_from_the_new_node() {
+    let shared = tempfile::Builder::new()
+        .prefix("hanfs-shared-")
+        .tempdir()
+        .unwrap();
+    open_dir(shared.path());
+    let holding = shared.path().join("hold");
+    std::fs::create_dir(&holding).unwrap();
+    let h = holding.to_str().unwrap();
+    let callout = bin("hanfs-statd-callout");
+
+    // Node 1: statd with the callout; the service is active there.
+    {
+        let node1 = sandbox!();
+        open_dir(node1.dir.path());
+        hosts(&node1, VIP_HOSTS);
+        node1
+            .sh_ok("ip addr add 192.0.2.10/32 dev lo && ip addr add 2001:db8::10/128 dev lo nodad");
+        let _d = start_statd(
+            node1.pid(),
+            |s| node1.sh_ok(s),
+            Some(&callout),
+            node1.dir.path(),
+        );
+        let nsm = nsm_client(&node1);
+        node1
+            .agent(AGENT)
+            .param("holding_dir", h)
+            .param("ip", "192.0.2.10 2001:db8::10")
+            .run("start")
+            .expect(0);
+        // Each SM_MON returns only after the callout wrote the client to
+        // shared storage: checked at once, no waiting.
+        let clients = [
+            ("192.0.2.2", "11"),
+            ("2001:db8::2", "22"),
+            ("192.0.2.99", "99"),
+        ];
+        for (mon, c) in clients {
+            let cookie = c.repeat(16);
+            sm_mon(&node1, &nsm, mon, "node1", &cookie);
+            assert_eq!(
+                read(&holding.join(mon)),
+                line(mon, "node1", &cookie),
+                "{mon} not in holding_dir"
+            );
+        }
+        // Written by the unprivileged statd user, atomically.
+        let owner = Command::new("stat").args(["-c", "%U", h]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&owner.stdout).trim(), "statd");
+        // Crash: no stop; node 1's namespaces and daemons go away.
+    }
+
+    // Node 2, with the client on its link.
+    let node2 = sandbox!();
+    let _reap = ReapNotifiers(&node2);
+    open_dir(node2.dir.path());
+    hosts(&node2, VIP_HOSTS);
+    let peer = node2.veth_peer(
+        &[
+            "192.0.2.1/24",
+            "192.0.2.10/24",
+            "2001:db8::1/64",
+            "2001:db8::10/64",
+        ],
+        &["192.0.2.2/24", "2001:db8::2/64"],
+    );
+    peer.sh_ok(
+        "mount -t tmpfs tmpfs /run && mkdir -p /run/rpcbind && mount -t tmpfs tmpfs /var/lib/nfs && \
+         mkdir -p /var/lib/nfs/sm /var/lib/nfs/sm.bak && \
+         printf '#!/bin/sh\\necho \"$*\" >> /run/notified.log\\n' > /run/peer-callout && chmod 755 /run/peer-callout",
+    );
+    let peer_logs = node2.path("peer");
+    let _client = start_statd(
+        peer.pid(),
+        |s| peer.sh_ok(s),
+        Some(Path::new("/run/peer-callout")),
+        &peer_logs,
+    );
+
+    let start = node2
+        .agent(AGENT)
+        .param("holding_dir", h)
+        .param("ip", "192.0.2.10,2001:db8::10")
+        .param("notify_timeout", "5")
+        .timeout_ms(30_000)
+        .run("start");
+    start.expect(0);
+
+    // The client's statd got SM_NOTIFY from each floating address, naming
+    // the server by the address's host name, with the state recorded in
+    // the holding directory.
+    let state = read(&holding.join(".hanfs-nsm-state")).trim().to_string();
+    assert!(
+        state.parse::<u64>().unwrap() % 2 == 1,
+        "state {state} must be odd"
+    );
+    let got = || peer.sh_ok("cat /run/notified.log 2>/dev/null; true");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let l = got();
+            l.contains(&format!("sm-notify nfs-vip.example 192.0.2.10 {state}"))
+                && l.contains(&format!("sm-notify nfs-vip6.example 2001:db8::10 {state}"))
+        }),
+        "client not notified from both addresses: {:?}\nstart: {}",
+        got(),
+        start.stderr
+    );
+    // The unreachable client did not hold up start: it is still being
+    // retried in the background, and start said so.
+    assert!(start.stderr.contains("192.0.2.99"), "{}", start.stderr);
+    let reg = registration(&node2, "test");
+    let notifiers: Vec<i64> = reg["notifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(notifiers.len(), 2, "{reg}");
+    assert!(
+        !live_notifiers(&node2).is_empty(),
+        "retrying notifier for 192.0.2.99 should still run"
+    );
+    let pending = node2.sh_ok("ls /run/hanfs/statd-holding/test.notify/192.0.2.10/sm.bak");
+    assert_eq!(pending.trim(), "192.0.2.99");
+
+    // Node 2's statd now monitors the clients under node 2's own name.
+    let here = node2.sh_ok("uname -n").trim().to_string();
+    assert_eq!(
+        node2.sh_ok("cat /var/lib/nfs/sm/192.0.2.2"),
+        line("192.0.2.2", &here, &"11".repeat(16))
+    );
+    assert_eq!(
+        node2.sh_ok("ls /var/lib/nfs/sm").split_whitespace().count(),
+        3
+    );
+
+    node2
+        .agent(AGENT)
+        .param("holding_dir", h)
+        .param("ip", "192.0.2.10 2001:db8::10")
+        .run("monitor")
+        .expect(0);
+    // A repeated start does not notify again (clients outside grace would
+    // fail to reclaim).
+    let again = node2
+        .agent(AGENT)
+        .param("holding_dir", h)
+        .param("ip", "192.0.2.10 2001:db8::10")
+        .run("start");
+    again.expect(0);
+    assert!(again.stderr.contains("already started"), "{}", again.stderr);
+    assert_eq!(
+        registration(&node2, "test")["notifiers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Stop leaves nothing running; the list stays on shared storage.
+    node2
+        .agent(AGENT)
+        .param("holding_dir", h)
+        .param("ip", "192.0.2.10 2001:db8::10")
+        .run("stop")
+        .expect(0);
+    assert_eq!(
+        live_notifiers(&node2),
+        "",
+        "sm-notify left running after stop"
+    );
+    node2
+        .agent(AGENT)
+        .param("holding_dir", h)
+        .param("ip", "192.0.2.10 2001:db8::10")
+        .run("monitor")
+        .expect(7);
+    for mon in ["192.0.2.2", "2001:db8::2", "192.0.2.99"] {
+        assert!(holding.join(mon).exists(), "{mon} lost from holding_dir");
+    }
+}
+
+/// Two instances on one node: the callout (run by rpc.statd, and by
+/// hand) records every client in both holding directories and removes it
+/// on SM_UNMON; after one instance stops, it only gains clients (for the
+/// drain time) while the other keeps following statd.
+#[test]
+fn two_instances_follow_statd_through_the_callout() {
+    let sb = sandbox!();
+    open_dir(sb.dir.path());
+    hosts(&sb, VIP_HOSTS);
+    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo && ip addr add 192.0.2.20/32 dev lo");
+    let (ha, hb) = (sb.path("a/hold"), sb.path("b/hold"));
+    std::fs::create_dir_all(&ha).unwrap();
+    std::fs::create_dir_all(&hb).unwrap();
+    open_dir(&sb.path("a"));
+    open_dir(&sb.path("b"));
+    let _d = start_statd(
+        sb.pid(),
+        |s| sb.sh_ok(s),
+        Some(&bin("hanfs-statd-callout")),
+        sb.dir.path(),
+    );
+    let nsm = nsm_client(&sb);
+    let a = || {
+        sb.agent(AGENT)
+            .env("OCF_RESOURCE_INSTANCE", "svc-a")
+            .param("holding_dir", ha.to_str().unwrap())
+            .param("ip", "192.0.2.10")
+    };
+    let b = || {
+        sb.agent(AGENT)
+            .env("OCF_RESOURCE_INSTANCE", "svc-b")
+            .param("holding_dir", hb.to_str().unwrap())
+            .param("ip", "192.0.2.20")
+    };
+    a().run("monitor").expect(7);
+    a().run("start").expect(0);
+    b().run("start").expect(0);
+    // One holding directory per resource.
+    sb.agent(AGENT)
+        .env("OCF_RESOURCE_INSTANCE", "svc-c")
+        .param("holding_dir", ha.to_str().unwrap())
+        .param("ip", "192.0.2.10")
+        .run("start")
+        .expect_reason(6, "already used by svc-a");
+
+    let c1 = "c1".repeat(16);
+    sm_mon(&sb, &nsm, "192.0.2.31", "node1", &c1);
+    for h in [&ha, &hb] {
+        assert_eq!(
+            read(&h.join("192.0.2.31")),
+            line("192.0.2.31", "node1", &c1)
+        );
+    }
+    sm_unmon(&sb, &nsm, "192.0.2.31", "node1");
+    for h in [&ha, &hb] {
+        assert!(
+            !h.join("192.0.2.31").exists(),
+            "del-client not applied to {}",
+            h.display()
+        );
+    }
+
+    // The callout run by hand, as statd would run it, on a record statd
+    // (here: we) put in sm/.
+    let c2 = "c2".repeat(16);
+    sb.sh_ok(&format!(
+        "printf '{}' > /var/lib/nfs/sm/client.example",
+        line("192.0.2.32", "node1", &c2)
+    ));
+    let callout = bin("hanfs-statd-callout");
+    sb.sh_ok(&format!(
+        "{} add-client 192.0.2.32 node1",
+        callout.display()
+    ));
+    for h in [&ha, &hb] {
+        assert_eq!(
+            read(&h.join("client.example")),
+            line("192.0.2.32", "node1", &c2)
+        );
+    }
+    sb.sh_ok(&format!(
+        "{} del-client 192.0.2.32 node1 && {} sm-notify peer 192.0.2.5 7",
+        callout.display(),
+        callout.display()
+    ));
+    assert!(!ha.join("client.example").exists() && !hb.join("client.example").exists());
+
+    // Stop a: it leaves the callout's list; b goes on.
+    a().run("stop").expect(0);
+    a().run("monitor").expect(7);
+    b().run("monitor").expect(0);
+    let c3 = "c3".repeat(16);
+    sm_mon(&sb, &nsm, "192.0.2.33", "node1", &c3);
+    assert!(hb.join("192.0.2.33").exists());
+    assert!(
+        ha.join("192.0.2.33").exists(),
+        "a stopped instance still gains clients while draining"
+    );
+    sm_unmon(&sb, &nsm, "192.0.2.33", "node1");
+    assert!(!hb.join("192.0.2.33").exists());
+    assert!(
+        ha.join("192.0.2.33").exists(),
+        "a stopped instance never loses clients"
+    );
+    b().run("stop").expect(0);
+    b().run("stop").expect(0);
+}
+
+/// Without the callout, the monitor is the safety net: it copies what
+/// statd monitors into the holding directory. A probe after a reboot says
+/// stopped.
+#[test]
+fn monitor_copies_clients_when_statd_has_no_callout() {
+    let sb = sandbox!();
+    open_dir(sb.dir.path());
+    hosts(&sb, VIP_HOSTS);
+    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
+    let hold = sb.path("hold");
+    std::fs::create_dir_all(&hold).unwrap();
+    let _d = start_statd(sb.pid(), |s| sb.sh_ok(s), None, sb.dir.path());
+    let nsm = nsm_client(&sb);
+    let agent = || {
+        sb.agent(AGENT)
+            .param("holding_dir", hold.to_str().unwrap())
+            .param("ip", "192.0.2.10")
+    };
+    let st = agent().run("start");
+    st.expect(0);
+    assert!(
+        st.stderr.contains("without an HA callout"),
+        "no warning: {}",
+        st.stderr
+    );
+    let c = "c4".repeat(16);
+    sm_mon(&sb, &nsm, "192.0.2.34", "node1", &c);
+    assert!(!hold.join("192.0.2.34").exists());
+    let m = agent().interval_ms(30_000).run("monitor");
+    m.expect(0);
+    assert!(m.stderr.contains("192.0.2.34"), "{}", m.stderr);
+    assert_eq!(
+        read(&hold.join("192.0.2.34")),
+        line("192.0.2.34", "node1", &c)
+    );
+    sb.reboot_runtime_state();
+    agent().run("monitor").expect(7);
+    agent().run("stop").expect(0);
+}
+
+/// The holding directory lives on shared storage: validate-all only warns
+/// where it is not mounted, start needs it, and a monitor notices when it
+/// is unmounted under the running resource.
+#[test]
+fn holding_dir_on_shared_storage() {
+    let sb = sandbox!();
+    let _reap = ReapNotifiers(&sb);
+    open_dir(sb.dir.path());
+    hosts(&sb, VIP_HOSTS);
+    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
+    // statd's user owns sm/, as on Debian.
+    sb.sh_ok("chown statd /var/lib/nfs/sm /var/lib/nfs/sm.bak");
+    let mnt = sb.path("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let hold = mnt.join("hold");
+    let agent = || {
+        sb.agent(AGENT)
+            .param("holding_dir", hold.to_str().unwrap())
+            .param("ip", "192.0.2.10")
+    };
+    let v = agent().run("validate-all");
+    v.expect(0);
+    assert!(
+        v.stderr.contains("does not exist on this node"),
+        "{}",
+        v.stderr
+    );
+    agent().run("start").expect_reason(1, "does not exist");
+    agent().run("monitor").expect(7);
+    agent().run("stop").expect(0);
+
+    sb.sh_ok(&format!(
+        "mount -t tmpfs shared {} && mkdir {}",
+        mnt.display(),
+        hold.display()
+    ));
+    sb.sh_ok(&format!(
+        "printf '{}' > {}/192.0.2.77",
+        line("192.0.2.77", "old", &"77".repeat(16)),
+        hold.display()
+    ));
+    agent().param("notify_timeout", "1").run("start").expect(0);
+    agent().run("monitor").expect(0);
+    assert_eq!(
+        sb.sh_ok(&format!("stat -c %U {}", hold.display())).trim(),
+        "statd",
+        "holding_dir must be writable by statd's user"
+    );
+    sb.sh_ok(&format!(
+        "umount -l {} && mkdir -p {}",
+        mnt.display(),
+        hold.display()
+    ));
+    agent()
+        .run("monitor")
+        .expect_reason(1, "no longer the directory registered");
+    agent().run("stop").expect(0);
+    assert_eq!(live_notifiers(&sb), "");
+}
+
+#[test]
+fn ocf_tester_passes() {
+    let sb = sandbox!();
+    open_dir(sb.dir.path());
+    hosts(&sb, VIP_HOSTS);
+    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
+    let hold = sb.path("hold");
+    std::fs::create_dir_all(&hold).unwrap();
+    sb.install_agents();
+    let out = sb.sh(&format!(
+        "ocf-tester -n test -o holding_dir={} -o ip=192.0.2.10 /usr/lib/ocf/resource.d/hanfs/{AGENT} 2>&1",
+        hold.display()
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("passed all tests"),
+        "{text}"
+    );
+}
+
+#[test]
+fn crm_resource_validate_reports_bad_input() {
+    let sb = sandbox!();
+    open_dir(sb.dir.path());
+    hosts(&sb, VIP_HOSTS);
+    sb.install_agents();
+    let hold = sb.path("hold");
+    std::fs::create_dir_all(&hold).unwrap();
+    let h = hold.to_str().unwrap();
+    let validate = |opts: &[(&str, &str)]| {
+        let mut s = format!("crm_resource --validate --class ocf --provider hanfs --agent {AGENT}");
+        for (k, v) in opts {
+            s.push_str(&format!(" --option '{k}={v}'"));
+        }
+        let o = sb.sh(&format!("{s} 2>&1"));
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (code, out) = validate(&[("holding_dir", h), ("ip", "192.0.2.10 2001:db8::10")]);
+    assert_eq!(code, 0, "{out}");
+    for (opts, rc, needle) in [
+        (
+            vec![("holding_dir", h), ("ip", "not-an-address")],
+            6,
+            "parameter ip: \"not-an-address\" is not an IPv4 or IPv6 address",
+        ),
+        (
+            vec![("holding_dir", "srv/hold"), ("ip", "192.0.2.10")],
+            6,
+            "parameter holding_dir=\"srv/hold\" must be an absolute path",
+        ),
+        (vec![("holding_dir", h)], 6, "parameter ip is required"),
+        (
+            vec![("holding_dir", h), ("ip", "192.0.2.10 192.0.2.77")],
+            2,
+            "ip 192.0.2.77 has no host name (",
+        ),
+        (
+            vec![
+                ("holding_dir", h),
+                ("ip", "192.0.2.10"),
+                ("statd_dir", "/nonexistent"),
+            ],
+            2,
+            "statd_dir /nonexistent has no sm/",
+        ),
+    ] {
+        let (code, out) = validate(&opts);
+        assert_ne!(code, 0, "{opts:?}: {out}");
+        let word = if rc == 6 {
+            "not configured"
+        } else {
+            "invalid parameter"
+        };
+        assert!(
+            out.contains(&format!("returned {rc} ({word}: {needle}")),
+            "{opts:?}: expected {rc} / {needle:?} in:\n{out}"
+        );
+    }
+    // The reason is short enough to reach crm_resource whole.
+    let (_, out) = validate(&[("holding_dir", h), ("ip", "192.0.2.77")]);
+    assert!(out.contains("; sm-notify -v needs one)"), "{out}");
+}
