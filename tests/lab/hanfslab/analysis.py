@@ -42,14 +42,21 @@ def writer_window(path, t_event, t_end):
     for a, b in zip(seq, seq[1:]):
         if b[2] - a[2] > gap:
             gap, at = b[2] - a[2], (a, b)
+    # a writer that has not completed a write since its last one is still paused
+    resumed = True
+    if seq and t_end - seq[-1][2] > gap:
+        gap, at, resumed = t_end - seq[-1][2], None, False
+        res_from = seq[-1][2] - t_event
     w_errs = [e for e in errs if t_event <= e["t"] <= t_end]
-    res = {"writes_ok": len(during), "max_pause_s": round(gap, 3),
+    res = {"writes_ok": len(during), "max_pause_s": round(gap, 3), "resumed": resumed,
            "errors": len(w_errs), "error_kinds": sorted({e["errno"] for e in w_errs}),
            "eio_or_estale": sum(e["errno"] in BAD_ERRNOS for e in w_errs)}
     if at:
         res["pause_from_s"] = round(at[0][2] - t_event, 3)   # relative to the event
         res["pause_to_s"] = round(at[1][2] - t_event, 3)
         res["resumed_at"] = at[1][2]
+    elif not resumed:
+        res["pause_from_s"] = round(res_from, 3)             # and not over at the window's end
     return res
 
 

@@ -1,5 +1,6 @@
 """Cluster state as Pacemaker reports it, and what the cluster's own logs say."""
 import glob
+import html
 import logging
 import re
 import time
@@ -112,8 +113,9 @@ def wait_group(servers, group, timeout, on=None):
                 key = f.get("op_key") or f.get("id", "")
                 rid = next((m for m in members if key.startswith(m + "_")), None)
                 if rid and f.get("node") == on and f.get("task") == "start":
+                    # crm_mon escapes the exit reason once more inside the attribute
                     raise LabError(f"{rid} failed to start on {on} ({f.get('exitstatus')}): "
-                                   f"{f.get('exitreason', '')}")
+                                   f"{html.unescape(f.get('exitreason', ''))}")
         return None
     return wait_for(f"group {group} started" + (f" on {on}" if on else ""), ok, timeout)
 

@@ -104,6 +104,7 @@ class Host:
         self.cleanups = []  # (description, callable), undone in reverse order
         self.lock_fd = None
         self.uml_version = None
+        self.boot_counts = {}  # node name -> boots so far in this run
 
     # -- preflight
     def preflight(self, install=True):

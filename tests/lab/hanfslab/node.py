@@ -87,7 +87,7 @@ class Node:
         self.logdir = os.path.join(lab.run, "nodes", self.name)
         self.umid = f"hanfs-{lab.run_id}-{self.name}"
         self.proc = None
-        self.boots = 0
+        self.boots = 0  # this node's boot number within the whole run (names its log files)
         self.t_boot = None
         self._seq = 0
         self._lock = threading.Lock()
@@ -96,7 +96,11 @@ class Node:
     def boot(self, disks=()):
         if self.running():
             raise LabError(f"{self.name} is already running")
-        self.boots += 1
+        # numbered across the run: a later stack's or configuration's boots of
+        # the same node must not overwrite the earlier ones' logs
+        counts = self.lab.host.boot_counts
+        counts[self.name] = counts.get(self.name, 0) + 1
+        self.boots = counts[self.name]
         os.makedirs(self.ctl, exist_ok=True)
         os.makedirs(self.logdir, exist_ok=True)
         for f in os.listdir(self.ctl):

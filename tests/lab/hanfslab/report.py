@@ -21,7 +21,8 @@ def _scenario_lines(s):
         lock = "-"
         if pr:
             lock = "LOST " + ",".join(pr["lost_locks"]) if pr["acquired"] else "kept"
-        lines.append(f"    {tag:<12} pause {_fmt_s(wr.get('max_pause_s')):>7}  errors {wr.get('errors', '-'):>3}"
+        pause = _fmt_s(wr.get("max_pause_s")) + ("" if wr.get("resumed", True) else "+")
+        lines.append(f"    {tag:<16} pause {pause:>7}  errors {wr.get('errors', '-'):>3}"
                      f"  other client's locks {lock:<22} acked writes missing {wc.get('missing', '-')}"
                      f" bad {wc.get('bad_checksum', '-')}")
     for c in s.get("checks", []):

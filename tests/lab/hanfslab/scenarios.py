@@ -205,6 +205,8 @@ def judge(res):
         checks.append(_check(f"{g}: service on expected node", on == exp, f"running on {on}, expected {exp}"))
         vip = res.get("vip_on", {}).get(g, [])
         checks.append(_check(f"{g}: floating address on exactly one node", vip == [exp], f"held by {vip}"))
+    stuck = sorted(t for t, c in res["clients"].items() if not c["writer"].get("resumed", True))
+    checks.append(_check("every writer resumed", not stuck, f"still blocked: {stuck}" if stuck else "all"))
     io = {t: c["writer"]["error_kinds"] for t, c in res["clients"].items() if c["writer"]["errors"]}
     checks.append(_check("no I/O error (incl. EIO/ESTALE)", not io, f"errors: {io}" if io else "none"))
     lost = {t: c["prober"]["lost_locks"] for t, c in res["clients"].items()
