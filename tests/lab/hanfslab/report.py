@@ -84,6 +84,8 @@ def summary(report):
     primary = next(iter(report.get("stacks", {}).values()), {})
     ran = primary.get("scenarios", [])
     n_ok = sum(1 for s in ran if s.get("passed"))
-    n_bad = len(ran) - n_ok + (1 if primary.get("error") or report.get("error") else 0)
+    n_bad = len(ran) - n_ok
+    if not n_bad and (primary.get("error") or report.get("error") or not ran):
+        n_bad = 1  # the lab could not run (all of) it: that is a failure too
     out.append(f"lab: {n_ok} passed, {n_bad} failed")
     return "\n".join(out) + "\n"
