@@ -1,0 +1,113 @@
+"""The NFS clients: mounts, the writers and probers running on them, their logs."""
+import json
+import logging
+import os
+import time
+
+from .host import LabError
+from .node import NODE_DIR
+
+log = logging.getLogger("lab")
+VERSIONS = {"v3": "vers=3", "v4": "vers=4.2"}
+NLOCKS = 3
+
+
+class Workload:
+    """On every client, for every service and for NFSv3 and NFSv4.2: a writer
+    holding locks and appending, and a prober trying to take the locks the
+    *other* client holds on the same mount."""
+
+    def __init__(self, lab, config):
+        self.lab = lab
+        self.config = config
+        self.clients = lab.clients
+        self.dir = os.path.join(lab.run, "work", f"{lab.stack.name}-{config.name}")
+        self.writers = {}  # tag -> Handle
+        self.probers = {}  # tag -> Handle
+        os.makedirs(self.dir, exist_ok=True)
+
+    def mounts(self):
+        """(service, version, mount point) for every mount a client makes."""
+        return [(svc, v, f"/mnt/{svc.group}-{v}") for svc in self.config.services for v in VERSIONS]
+
+    @staticmethod
+    def tag(client, svc, v):
+        return f"{client.name}-{svc.group}-{v}"
+
+    def tags(self):
+        return [self.tag(c, svc, v) for c in self.clients for svc, v, _ in self.mounts()]
+
+    def writer_log(self, tag):
+        return os.path.join(self.dir, f"writer-{tag}.log")
+
+    def prober_log(self, tag):
+        return os.path.join(self.dir, f"prober-{tag}.log")
+
+    def mount(self, timeout=300):
+        for c in self.clients:
+            for svc, v, mnt in self.mounts():
+                path = svc.export if v == "v3" else self.config.v4_paths[svc.group]
+                # hard mounts, otherwise the defaults a user gets
+                c.sh(f"mkdir -p {mnt}; for i in $(seq 1 30); do"
+                     f" mount -t nfs -o {VERSIONS[v]},hard {svc.vip}:{path} {mnt} && exit 0; sleep 5; done; exit 1",
+                     timeout=timeout)
+                log.info("%s: mounted %s:%s on %s (%s)", c.name, svc.vip, path, mnt, VERSIONS[v])
+
+    def start(self, warmup_timeout=300):
+        for c in self.clients:
+            for svc, v, mnt in self.mounts():
+                tag = self.tag(c, svc, v)
+                self.writers[tag] = c.spawn(
+                    f"exec python3 {NODE_DIR}/writer.py {tag} {mnt} {self.writer_log(tag)} {NLOCKS}",
+                    timeout=6 * 3600)
+        self._wait_logs(self.writers, self.writer_log, "READY", warmup_timeout)
+        for i, c in enumerate(self.clients):
+            peer = self.clients[(i + 1) % len(self.clients)]
+            for svc, v, mnt in self.mounts():
+                ptag = self.tag(peer, svc, v)
+                files = [f"{mnt}/{ptag}.lock{k}" for k in range(NLOCKS)] + [f"{mnt}/{ptag}.data"]
+                tag = self.tag(c, svc, v)
+                self.probers[tag] = c.spawn(
+                    f"exec python3 {NODE_DIR}/prober.py {self.prober_log(tag)} {' '.join(files)}",
+                    timeout=6 * 3600)
+        self._wait_logs(self.probers, self.prober_log, "HELD", warmup_timeout)
+        log.info("workload running: %d writers, %d probers", len(self.writers), len(self.probers))
+
+    @staticmethod
+    def _wait_logs(handles, logpath, word, timeout):
+        deadline = time.time() + timeout
+        for tag, h in handles.items():
+            path = logpath(tag)
+            while True:
+                if os.path.exists(path) and word in open(path).read():
+                    break
+                if h.done():
+                    raise LabError(f"{tag}: exited early: {h.wait().out[-800:]}")
+                if time.time() > deadline:
+                    raise LabError(f"{tag}: no '{word}' in {path} after {timeout} s")
+                time.sleep(0.5)
+
+    def stop(self, timeout=60):
+        """SIGTERM (then SIGKILL) every writer and prober; bounded: one stuck in
+        I/O on a service that is down is left to the node's teardown."""
+        for h in list(self.probers.values()) + list(self.writers.values()):
+            h.cancel()
+        deadline = time.time() + timeout
+        for tag, h in list(self.probers.items()) + list(self.writers.items()):
+            try:
+                h.wait(within=max(1.0, deadline - time.time()))
+            except LabError as e:
+                log.warning("%s did not stop: %s", tag, e)
+
+    def verify(self, timeout=300):
+        """Read every data file back through its writer's own mount (checksums, sequence)."""
+        out = {}
+        for c in self.clients:
+            files = " ".join(f"{mnt}/{self.tag(c, svc, v)}.data" for svc, v, mnt in self.mounts())
+            t0 = time.time()
+            r = c.sh(f"python3 {NODE_DIR}/verify.py {files}", timeout=timeout)
+            for path, res in json.loads(r.out.strip().splitlines()[-1]).items():
+                tag = os.path.basename(path)[:-len(".data")]
+                res["t_read"] = t0
+                out[tag] = res
+        return out

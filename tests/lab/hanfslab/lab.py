@@ -1,0 +1,148 @@
+"""One lab instance: the nodes of one stack's cluster, their files and their life."""
+import logging
+import os
+import shlex
+import time
+
+from . import cluster
+from . import topology as T
+from .fencer import Fencer
+from .node import Node
+
+log = logging.getLogger("lab")
+
+COROSYNC_CONF = """\
+totem {{
+    version: 2
+    cluster_name: hanfs-lab
+    transport: knet
+    crypto_cipher: none
+    crypto_hash: none
+    token: 3000
+}}
+nodelist {{
+{nodes}
+}}
+quorum {{
+    provider: corosync_votequorum
+    two_node: 1
+}}
+logging {{
+    to_stderr: yes
+    to_logfile: no
+    to_syslog: no
+    timestamp: hires
+}}
+"""
+
+# The same on every node, as an administrator keeps it: fixed ports so a
+# firewall could be opened for them, nothing the agents should do themselves.
+NFS_CONF = """\
+[general]
+pipefs-directory=/run/rpc_pipefs
+[nfsd]
+threads=8
+[mountd]
+manage-gids=y
+port=20048
+[statd]
+port=662
+outgoing-port=2020
+{statd_extra}
+[lockd]
+port=32803
+udp-port=32769
+"""
+
+
+class Lab:
+    def __init__(self, host, run_id, stack, n_clients, bindir=None):
+        self.host = host
+        self.run = host.run
+        self.run_id = run_id
+        self.stack = stack
+        self.bindir = bindir
+        self.servers = [Node(s, self) for s in T.SERVERS]
+        self.clients = [Node(s, self) for s in T.CLIENTS[:n_clients]]
+        self.nodes = self.servers + self.clients
+        self.disks = [os.path.join(self.run, f"disk-{s.group}.img") for s in T.SERVICES]
+        self.fencer = Fencer(self, {n.name: n for n in self.servers})
+        self.timings = {}
+
+    def node(self, name):
+        return next(n for n in self.nodes if n.name == name)
+
+    # -- files the nodes read at boot
+    def write_etc(self):
+        etc = os.path.join(self.run, "etc")
+        os.makedirs(etc, exist_ok=True)
+        hosts = ["127.0.0.1 localhost"] + [f"{n.spec.ip} {n.name}" for n in self.nodes]
+        hosts += [f"{s.vip} {s.vip_name}" for s in T.SERVICES]
+        self._write(etc, "hosts", "\n".join(hosts) + "\n")
+        nodes = "\n".join(
+            f"    node {{\n        ring0_addr: {n.spec.ip}\n        name: {n.name}\n        nodeid: {i}\n    }}"
+            for i, n in enumerate(self.servers, 1))
+        self._write(etc, "corosync.conf", COROSYNC_CONF.format(nodes=nodes))
+        extra = "ha-callout=/usr/libexec/hanfs/hanfs-statd-callout" if self.stack.hanfs else ""
+        self._write(etc, "nfs.conf", NFS_CONF.format(statd_extra=extra))
+        # Debian's nfs-kernel-server init script (behind the heartbeat stack's
+        # nfsserver here) refuses to start nfsd with an empty /etc/exports;
+        # systemd's nfs-server.service has no such check.
+        exports = ("/run/nfs-dummy 127.0.0.1(ro,fsid=999,no_subtree_check)\n"
+                   if not self.stack.hanfs else "")
+        self._write(etc, "exports", exports)
+
+    @staticmethod
+    def _write(d, name, text):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+
+    def write_node_env(self, node):
+        env = {
+            "NODE": node.name, "ROLE": node.spec.role, "IP": node.spec.ip, "PREFIX": T.PREFIX,
+            "STACK": self.stack.name, "BOOT": node.boots,
+            "LAB_NODEDIR": os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "node"),
+            "SHARED_MOUNTS": " ".join(s.mount for s in T.SERVICES),
+            "HANFS_BIN": self.bindir or "", "HANFS_AGENTS": " ".join(T.HANFS_AGENTS),
+        }
+        with open(os.path.join(self.run, "etc", f"{node.name}.env"), "w") as f:
+            for k, v in env.items():
+                f.write(f"{k}={shlex.quote(str(v))}\n")
+
+    # -- life
+    def boot_server(self, node):
+        node.boot(disks=self.disks)
+
+    def start(self):
+        """Disks, boot every node, wait for the cluster to form. Records phase times."""
+        t0 = time.time()
+        for path, svc in zip(self.disks, T.SERVICES):
+            # what an administrator creates once on the shared disk: the data
+            # directory, and the state directories the example configurations
+            # name (nfsinfo: heartbeat nfsserver's /var/lib/nfs; .nfs-ha: hanfs)
+            self.host.make_disk(path, svc.group, ["data", "nfsinfo", ".nfs-ha/statd", ".nfs-ha/v4recovery"])
+        self.write_etc()
+        os.makedirs(os.path.join(self.run, "fence"), exist_ok=True)
+        self.fencer.start()
+        self.host.add_cleanup(f"{self.stack.name} nodes", self.stop)
+        t1 = time.time()
+        for n in self.servers:
+            self.boot_server(n)
+        for n in self.clients:
+            n.boot()
+        for n in self.nodes:
+            n.wait_ready()
+        t2 = time.time()
+        cluster.wait_online(self.servers, [n.name for n in self.servers], timeout=300)
+        t3 = time.time()
+        self.timings.update(disks_s=round(t1 - t0, 1), boot_s=round(t2 - t1, 1),
+                            cluster_formation_s=round(t3 - t2, 1))
+        log.info("cluster online: boot %.1f s, formation %.1f s", t2 - t1, t3 - t2)
+
+    def stop(self):
+        for n in self.nodes:
+            n.kill()
+        self.fencer.stop()
+
+    def running_servers(self):
+        return [n for n in self.servers if n.running()]

@@ -1,0 +1,247 @@
+"""tests/lab/run: build, boot, run the scenarios, report, tear down."""
+import argparse
+import logging
+import os
+import shlex
+import sys
+import time
+
+from . import cluster
+from . import topology as T
+from .clients import Workload
+from .host import Host, LabError, write_json
+from .lab import Lab
+from .report import summary
+from .scenarios import Runner
+
+log = logging.getLogger("lab")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+SCENARIOS = ["move", "crash"]  # the default; "split" too on request
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="tests/lab/run",
+        description="hanfs cluster lab: a real Corosync/Pacemaker + kernel nfsd cluster in "
+                    "User-Mode Linux, configured with pcs-examples/, exercised by real NFS clients.")
+    p.add_argument("--stack", choices=sorted(T.STACKS), default="hanfs",
+                   help="stack under test (default: hanfs)")
+    p.add_argument("--compare", action="store_true",
+                   help="also run the heartbeat-agent stack, same scenarios, same run (reference)")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS),
+                   help=f"comma-separated, in order (default: {','.join(SCENARIOS)})")
+    p.add_argument("--repeat", type=int, default=1, help="run the scenario list N times (default 1)")
+    p.add_argument("--clients", type=int, choices=(1, 2), default=None,
+                   help="client nodes (default: 2 if the machine has the memory)")
+    p.add_argument("--out", help="run directory (default: out/lab/<run id> in the repository)")
+    p.add_argument("--no-install", action="store_true", help="fail instead of apt-get installing packages")
+    p.add_argument("--no-build", action="store_true", help="use target/release as it is")
+    p.add_argument("--agents-dir", help="take the hanfs binaries from this directory instead of building")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def setup_logging(run, verbose):
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    con = logging.StreamHandler(sys.stdout)
+    con.setLevel(logging.DEBUG if verbose else logging.INFO)
+    con.setFormatter(fmt)
+    fh = logging.FileHandler(os.path.join(run, "driver.log"))
+    fh.setLevel(logging.DEBUG)
+    fh.setFormatter(fmt)
+    root.addHandler(con)
+    root.addHandler(fh)
+
+
+class Phases:
+    def __init__(self, store):
+        self.store = store
+
+    def __call__(self, name):
+        phases = self.store
+
+        class _P:
+            def __enter__(self):
+                self.t = time.time()
+                log.info("== %s", name)
+
+            def __exit__(self, *exc):
+                phases[name + "_s"] = round(time.time() - self.t, 1)
+        return _P()
+
+
+def example_env(lab, stack, config):
+    """The variables a pcs-examples script is run with in the lab."""
+    env = {
+        "CLIENTSPEC": T.CLIENTSPEC, "VIP_CIDR": str(T.PREFIX), "NIC": T.NIC, "FSTYPE": "ext4",
+        "SERVER_SCOPE": "hanfs-lab",
+        "FENCE_AGENT": "fence_hanfs_lab",
+        "FENCE_PARAMS": f"lab_dir={lab.run} pcmk_host_list={','.join(n.name for n in lab.servers)}"
+                        " pcmk_reboot_action=off",
+    }
+    if config is T.ACTIVE_PASSIVE:
+        svc = config.services[0]
+        env.update(GROUP=svc.group, SHARED_DEVICE=svc.disk, SHARED_MOUNT=svc.mount, EXPORT_DIR=svc.export,
+                   VIP=svc.vip, PREFERRED_NODE=svc.home)
+    else:
+        env["V4_ROOT"] = "/srv"
+        for n, svc in enumerate(config.services, 1):
+            env.update({f"GROUP{n}": svc.group, f"DEVICE{n}": svc.disk, f"MOUNT{n}": svc.mount,
+                        f"VIP{n}": svc.vip, f"NODE{n}": svc.home, f"FSID{n}": str(svc.data_fsid)})
+    env.update(stack.env)
+    return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+
+
+def run_config(host, run_id, stack, config, scenarios, args, n_clients, bindir, res):
+    """Boot a fresh cluster, configure it with the stack's pcs-examples script for
+    `config`, start the clients, run `scenarios` (args.repeat times)."""
+    t = res["timings"].setdefault(config.name, {})
+    phase = Phases(t)
+    lab = Lab(host, f"{run_id}-{stack.name}-{config.name[:3]}", stack, n_clients, bindir)
+    try:
+        with phase("cluster_boot_and_formation"):
+            lab.start()
+        t.update(lab.timings)
+        script = stack.scripts[config.name]
+        with phase("configure_pcs_example"):
+            r = lab.servers[0].sh(f"{example_env(lab, stack, config)} sh {REPO}/pcs-examples/{script}",
+                                  timeout=1200, check=False)
+            res.setdefault("configure", {})[config.name] = {
+                "script": f"pcs-examples/{script}", "rc": r.rc, "out": r.out[-3000:]}
+            if r.rc != 0:
+                raise LabError(f"pcs-examples/{script} failed (rc {r.rc}): {r.out[-1500:]}")
+        with phase("services_start"):
+            for svc in config.services:
+                cluster.wait_group(lab.servers, svc.group, timeout=600, on=svc.home)
+        w = Workload(lab, config)
+        with phase("clients_mount_and_warmup"):
+            w.mount()
+            w.start()
+        runner = Runner(lab, w)
+        try:
+            for rep in range(args.repeat):
+                for name in scenarios:
+                    with phase(f"scenario_{name}_{rep + 1}"):
+                        results = getattr(runner, name)()
+                    for r in results:
+                        r["repetition"] = rep + 1
+                        r["config"] = config.name
+                    res["scenarios"] += results
+                    if any("error" in r for r in results):
+                        raise LabError(f"scenario {name} could not complete: "
+                                       + "; ".join(r["error"] for r in results if "error" in r))
+        finally:
+            with phase("clients_stop"):
+                w.stop()
+    finally:
+        lab.stop()
+        res["fence_events"] += lab.fencer.events
+
+
+def run_stack(host, run_id, stack, args, n_clients, bindir, reference):
+    res = {"stack": stack.name, "reference": reference, "timings": {}, "scenarios": [],
+           "fence_events": [], "not_applicable": []}
+    # scenarios grouped by the configuration they need, in the order asked
+    plan = {}
+    for name in args.scenarios.split(","):
+        config = T.SCENARIO_CONFIG[name]
+        if config.name not in stack.scripts:
+            res["not_applicable"].append(f"{name}: the {stack.name} stack has no {config.name} configuration")
+            continue
+        plan.setdefault(config.name, (config, []))[1].append(name)
+    try:
+        for config, names in plan.values():
+            run_config(host, run_id, stack, config, names, args, n_clients, bindir, res)
+    except LabError as e:
+        res["error"] = str(e)
+        log.error("%s stack: %s", stack.name, e)
+    res["passed"] = "error" not in res and bool(res["scenarios"]) and all(s["passed"] for s in res["scenarios"])
+    return res
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for s in args.scenarios.split(","):
+        if s not in T.SCENARIO_CONFIG:
+            sys.exit(f"unknown scenario {s!r} (known: {', '.join(T.SCENARIO_CONFIG)})")
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    run = os.path.abspath(args.out or os.path.join(REPO, "out", "lab", run_id))
+    os.makedirs(run, exist_ok=True)
+    latest = os.path.join(os.path.dirname(run), "latest")
+    if not args.out:
+        if os.path.islink(latest):
+            os.unlink(latest)
+        os.symlink(run_id, latest)
+    setup_logging(run, args.verbose)
+    report = {"run_id": run_id, "run_dir": run, "started": time.time(), "argv": sys.argv[1:],
+              "phases": {}, "stacks": {}}
+    phase = Phases(report["phases"])
+    host = Host(REPO, run)
+    stacks = [args.stack] + (["heartbeat"] if args.compare and args.stack != "heartbeat" else [])
+    t0 = time.time()
+    try:
+        with phase("preflight"):
+            host.preflight(install=not args.no_install)
+            report["host"] = host.resources()
+            report["host"]["uml_version"] = host.uml_version
+        bindir = None
+        hanfs_error = None
+        if any(T.STACKS[s].hanfs for s in stacks):
+            with phase("build"):
+                try:
+                    if args.agents_dir:
+                        bindir = os.path.abspath(args.agents_dir)
+                    elif args.no_build:
+                        bindir = os.path.join(REPO, "target", "release")
+                    else:
+                        bindir = host.build()
+                    host.check_agents(bindir)
+                    # the nodes bind-mount the binaries from the run directory:
+                    # a snapshot kept with the report, visible in every node
+                    bindir = host.snapshot_agents(bindir)
+                except LabError as e:
+                    hanfs_error = str(e)
+                    log.error("%s", e)
+        n_clients = args.clients
+        if n_clients is None:
+            need = sum(s.mem_mb for s in T.SERVERS + T.CLIENTS) + 1024
+            n_clients = 2 if report["host"]["mem_available_mb"] >= need else 1
+        report["clients"] = n_clients
+        if n_clients == 1:
+            log.warning("one client only: lock checks run from the same client (cannot see NFSv3 lock loss)")
+        with phase("network"):
+            host.network([s for s in T.SERVERS + T.CLIENTS[:n_clients]])
+        for i, name in enumerate(stacks):
+            stack = T.STACKS[name]
+            if stack.hanfs and hanfs_error:
+                report["stacks"][name] = {"stack": name, "reference": i > 0, "passed": False,
+                                          "error": hanfs_error, "scenarios": []}
+                continue
+            with phase(f"stack_{name}"):
+                report["stacks"][name] = run_stack(host, run_id, stack, args, n_clients, bindir, i > 0)
+            write_json(os.path.join(run, "report.json"), report)
+    except LabError as e:
+        report["error"] = str(e)
+        log.error("%s", e)
+    except KeyboardInterrupt:
+        report["error"] = "interrupted"
+    finally:
+        with phase("teardown"):
+            report["teardown_errors"] = host.teardown()
+        report["total_s"] = round(time.time() - t0, 1)
+        primary = report["stacks"].get(stacks[0], {})
+        report["passed"] = ("error" not in report and not report["teardown_errors"]
+                            and primary.get("passed", False))
+        write_json(os.path.join(run, "report.json"), report)
+        text = summary(report)
+        with open(os.path.join(run, "summary.txt"), "w") as f:
+            f.write(text)
+        print(text)
+        print(f"report: {run}/report.json")
+    return 0 if report["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

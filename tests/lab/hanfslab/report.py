@@ -1,0 +1,91 @@
+"""The printed summary of a run (the JSON report holds everything)."""
+
+
+def _fmt_s(x):
+    return "-" if x is None else f"{x:.1f}s"
+
+
+def _scenario_lines(s):
+    lines = []
+    head = f"  {s['scenario']:<22} {'PASS' if s['passed'] else 'FAIL'}"
+    head += f"  service back {_fmt_s(s.get('service_back_s'))}"
+    if s.get("pcs_move", {}).get("seconds") is not None:
+        head += f", pcs move took {s['pcs_move']['seconds']:.1f}s"
+    if s.get("repair_rejoin_s") is not None:
+        head += f", repaired node rejoined in {s['repair_rejoin_s']:.1f}s"
+    lines.append(head)
+    for tag, c in sorted(s.get("clients", {}).items()):
+        wr = c.get("writer", {})
+        pr = c.get("prober", {})
+        wc = c.get("writes", {})
+        lock = "-"
+        if pr:
+            lock = "LOST " + ",".join(pr["lost_locks"]) if pr["acquired"] else "kept"
+        pause = _fmt_s(wr.get("max_pause_s")) + ("" if wr.get("resumed", True) else "+")
+        lines.append(f"    {tag:<16} pause {pause:>7}  errors {wr.get('errors', '-'):>3}"
+                     f"  other client's locks {lock:<22} acked writes missing {wc.get('missing', '-')}"
+                     f" bad {wc.get('bad_checksum', '-')}")
+    for c in s.get("checks", []):
+        if not c["ok"]:
+            lines.append(f"    x {c['name']}: {c['detail']}")
+    acts = s.get("agent_actions", [])
+    if acts:
+        parts = [f"{a['resource']}.{a['op']}@{a['node']}={a['seconds']:.1f}s"
+                 for a in acts if a["op"] in ("start", "stop")]
+        if parts:
+            lines.append("    agent actions: " + " ".join(parts))
+    return lines
+
+
+def summary(report):
+    out = [f"hanfs lab run {report['run_id']}  ({report.get('total_s', 0):.0f} s total, "
+           f"{report.get('clients', '?')} clients)"]
+    if report.get("error"):
+        out.append(f"LAB ERROR: {report['error']}")
+    ph = report.get("phases", {})
+    out.append("phases: " + ", ".join(f"{k[:-2]} {v:.0f}s" for k, v in ph.items()))
+    for name, st in report.get("stacks", {}).items():
+        role = " (reference)" if st.get("reference") else ""
+        out.append("")
+        out.append(f"stack {name}{role}: {'PASSED' if st.get('passed') else 'FAILED'}")
+        if st.get("error"):
+            out.append(f"  error: {st['error']}")
+        for cfg, t in st.get("timings", {}).items():
+            out.append(f"  {cfg} timings: " + ", ".join(f"{k[:-2] if k.endswith('_s') else k} {v}s"
+                                                      for k, v in t.items()))
+        for na in st.get("not_applicable", []):
+            out.append(f"  not applicable: {na}")
+        for s in st.get("scenarios", []):
+            out += _scenario_lines(s)
+    stacks = [s for s in report.get("stacks", {}).values() if s.get("scenarios")]
+    if len(stacks) > 1:
+        out.append("")
+        out.append("side by side (max client pause; locks kept by every client?):")
+        names = [s["stack"] for s in stacks]
+        out.append(f"  {'scenario':<22}" + "".join(f"{n:>30}" for n in names))
+        by = [{x["scenario"].split()[0] + f"#{i}": x for i, x in enumerate(s["scenarios"])} for s in stacks]
+        for key in by[0]:
+            row = f"  {key:<22}"
+            for b in by:
+                x = b.get(key)
+                if not x:
+                    row += f"{'-':>30}"
+                    continue
+                pauses = [c["writer"]["max_pause_s"] for c in x["clients"].values() if "writer" in c]
+                lost = sum(c.get("prober", {}).get("acquired", 0) > 0 for c in x["clients"].values())
+                cell = f"{max(pauses, default=0):.1f}s, {'locks kept' if not lost else f'{lost} lost'}"
+                row += f"{cell:>30}"
+            out.append(row)
+    if report.get("teardown_errors"):
+        out.append(f"TEARDOWN left: {report['teardown_errors']}")
+    out.append("")
+    out.append(f"RESULT: {'PASSED' if report.get('passed') else 'FAILED'}")
+    # closing line in the form CI reads: scenario windows of the stack under test
+    primary = next(iter(report.get("stacks", {}).values()), {})
+    ran = primary.get("scenarios", [])
+    n_ok = sum(1 for s in ran if s.get("passed"))
+    n_bad = len(ran) - n_ok
+    if not n_bad and (primary.get("error") or report.get("error") or not ran):
+        n_bad = 1  # the lab could not run (all of) it: that is a failure too
+    out.append(f"lab: {n_ok} passed, {n_bad} failed")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,229 @@
+"""The scenarios, and the checks made from the clients after each one."""
+import logging
+import time
+
+from . import analysis, cluster
+from .host import LabError
+
+log = logging.getLogger("lab")
+
+RESUME_TIMEOUT = 420   # writers must resume within this after the service is back
+CONFIRM_TIMEOUT = 240  # probers must see every lock held again within this
+SETTLE = 5
+
+
+class Runner:
+    def __init__(self, lab, workload):
+        self.lab = lab
+        self.w = workload
+        self.services = workload.config.services
+
+    # -- helpers
+    def where(self, group):
+        return cluster.group_location(cluster.status_from_any(self.lab.running_servers()), group)
+
+    def other(self, name):
+        return next(n for n in self.lab.servers if n.name != name)
+
+    def vip_holders(self, svc):
+        out = []
+        for n in self.lab.running_servers():
+            r = n.sh(f"ip -o -4 addr show | grep -F ' {svc.vip}/' || true", timeout=60)
+            if r.out.strip():
+                out.append(n.name)
+        return out
+
+    def _wait_resumed(self, t_back):
+        """Every writer has completed a write after t_back; returns when the last one did."""
+        deadline = time.time() + RESUME_TIMEOUT
+        while True:
+            firsts = []
+            for tag in self.w.tags():
+                oks, _ = analysis.read_writer(self.w.writer_log(tag))
+                after = [o[2] for o in oks if o[2] >= t_back]
+                firsts.append(after[0] if after else None)
+            if all(firsts):
+                return max(firsts)
+            if time.time() > deadline:
+                stuck = [t for t, f in zip(self.w.tags(), firsts) if not f]
+                raise LabError(f"writers {stuck} did not resume within {RESUME_TIMEOUT} s")
+            time.sleep(1)
+
+    def _wait_confirmed(self, t_recovered):
+        deadline = time.time() + CONFIRM_TIMEOUT
+        while time.time() < deadline:
+            pending = []
+            for tag in self.w.probers:
+                rows = analysis.read_prober(self.w.prober_log(tag))
+                # every file tried at least once since the writers resumed
+                if {r[2] for r in rows} - {r[2] for r in rows if r[0] >= t_recovered}:
+                    pending.append(tag)
+            if not pending:
+                return True
+            time.sleep(1)
+        return False
+
+    # -- one scenario window, from its event to the checks
+    def _finish(self, name, t_event, expect, extra):
+        """expect: group -> the node it must end on."""
+        res = {"scenario": name, "t_event": t_event, "expected_on": expect, **extra}
+        try:
+            for g, node in expect.items():
+                cluster.wait_group(self.lab.running_servers(), g, timeout=600, on=node)
+            res["t_service_back"] = time.time()
+            res["service_back_s"] = round(res["t_service_back"] - t_event, 1)
+            res["t_writers_resumed"] = self._wait_resumed(res["t_service_back"] - 1)
+            res["probers_confirmed"] = self._wait_confirmed(res["t_writers_resumed"])
+            time.sleep(SETTLE)
+            res["running_on"] = {s.group: self.where(s.group) for s in self.services}
+            res["vip_on"] = {s.group: self.vip_holders(s) for s in self.services}
+        except LabError as e:
+            res["error"] = str(e)
+            log.error("%s: %s", name, e)
+        t_end = time.time()
+        res["t_end"] = t_end
+        res["clients"] = {}
+        t_rec = res.get("t_writers_resumed")
+        for tag in self.w.tags():
+            res["clients"][tag] = {"writer": analysis.writer_window(self.w.writer_log(tag), t_event, t_end)}
+        for tag in self.w.probers:
+            res["clients"].setdefault(tag, {})["prober"] = analysis.prober_window(
+                self.w.prober_log(tag), t_event, t_end, t_rec)
+        if "error" not in res:
+            try:
+                verified = self.w.verify()
+                for tag, v in verified.items():
+                    res["clients"][tag]["writes"] = analysis.writes_check(self.w.writer_log(tag), v)
+            except LabError as e:
+                res["error"] = f"verify: {e}"
+        res["agent_actions"] = cluster.agent_actions([n.logdir for n in self.lab.servers], t_event - 1, t_end)
+        res["fence_events"] = self.lab.fencer.events_since(t_event - 1)
+        res["checks"] = judge(res)
+        res["passed"] = all(c["ok"] for c in res["checks"])
+        return res
+
+    @staticmethod
+    def _log(res):
+        log.info("%s: %s", res["scenario"], "PASSED" if res["passed"] else "FAILED: " +
+                 "; ".join(c["name"] + ": " + c["detail"][:300] for c in res["checks"] if not c["ok"]))
+
+    # -- scenarios
+    def move(self):
+        """pcs resource move of the (first) service to the other node, then back."""
+        out = []
+        group = self.services[0].group
+        home = self.where(group)
+        if home is None:
+            raise LabError(f"group {group} is not running anywhere before the move")
+        for target in (self.other(home).name, home):
+            src = self.where(group)
+            t = time.time()
+            log.info("move: pcs resource move %s %s (from %s)", group, target, src)
+            h = self.lab.node(src).spawn(f"pcs resource move {group} {target}", timeout=900)
+            r = self._finish(f"move {src}->{target}", t, {group: target}, {})
+            try:
+                pr = h.wait()
+                r["pcs_move"] = {"rc": pr.rc, "seconds": round(pr.t_end - t, 1), "out": pr.out[-400:]}
+            except LabError as e:
+                r["pcs_move"] = {"error": str(e)}
+            self._log(r)
+            out.append(r)
+            if "error" in r:
+                break
+        return out
+
+    def crash(self):
+        """Kill the node running the (first) service (no clean stop); it must be fenced."""
+        group = self.services[0].group
+        victim = self.where(group)
+        if victim is None:
+            raise LabError(f"group {group} is not running anywhere before the crash")
+        return [self._crash("crash", victim)]
+
+    def split(self):
+        """Two services, one on each node; the second one's node crashes: both must
+        end on the survivor."""
+        locs = {s.group: self.where(s.group) for s in self.services}
+        if None in locs.values() or len(set(locs.values())) != len(locs):
+            raise LabError(f"services not split across the nodes before the crash: {locs}")
+        return [self._crash("split+crash", locs[self.services[-1].group])]
+
+    def _crash(self, label, victim):
+        survivor = self.other(victim).name
+        node = self.lab.node(victim)
+        log.info("%s: killing %s (UML pid %d)", label, victim, node.proc.pid)
+        t = node.kill(why=f"{label} scenario")
+        res = self._finish(f"{label} {victim}", t, {s.group: survivor for s in self.services},
+                           {"victim": victim})
+        try:
+            res["pacemaker_fence_history"] = cluster.fence_history(self.lab.node(survivor), victim)
+        except LabError as e:
+            res["pacemaker_fence_history"] = [{"error": str(e)}]
+        res["checks"].append(fence_check(res))
+        res["passed"] = all(c["ok"] for c in res["checks"])
+        self._log(res)
+        # the administrator repairs the node: it boots and rejoins the cluster
+        t0 = time.time()
+        try:
+            if not node.running():
+                self.lab.boot_server(node)
+            node.wait_ready()
+            cluster.wait_online(self.lab.running_servers(), [n.name for n in self.lab.servers], timeout=600)
+            res["repair_rejoin_s"] = round(time.time() - t0, 1)
+            # the rejoining node must not take the services back (stickiness)
+            res["after_rejoin_on"] = {s.group: cluster.wait_group(self.lab.running_servers(), s.group, timeout=300)
+                                      for s in self.services}
+        except LabError as e:
+            res["repair_error"] = str(e)
+            res["passed"] = False
+        return res
+
+
+def _check(name, ok, detail):
+    return {"name": name, "ok": bool(ok), "detail": detail}
+
+
+def fence_check(res):
+    """The cluster fenced the crashed node: Pacemaker records a successful fence
+    operation for it, and the lab's device was asked (off, or status answered off)."""
+    hist = [e for e in res.get("pacemaker_fence_history", [])
+            if e.get("target") == res["victim"] and e.get("status") == "success"]
+    dev = [e for e in res.get("fence_events", []) if e["target"] == res["victim"] and e["reply"].get("ok")
+           and (e["action"] == "off" or e["reply"].get("status") == "off")]
+    ok = bool(hist) and bool(dev)
+    detail = (f"pacemaker: {hist[0].get('action')} by {hist[0].get('delegate')} completed {hist[0].get('completed')}; "
+              f"device asked {dev[0]['action']} by {dev[0]['from']} at +{dev[0]['t_request'] - res['t_event']:.1f} s"
+              if ok else f"pacemaker history {res.get('pacemaker_fence_history')}, device requests {dev}")
+    return _check("crashed node fenced by the cluster", ok, detail)
+
+
+def judge(res):
+    """The assertions made after every scenario."""
+    checks = [_check("scenario completed", "error" not in res, res.get("error", "ok"))]
+    for g, exp in res.get("expected_on", {}).items():
+        on = res.get("running_on", {}).get(g)
+        checks.append(_check(f"{g}: service on expected node", on == exp, f"running on {on}, expected {exp}"))
+        vip = res.get("vip_on", {}).get(g, [])
+        checks.append(_check(f"{g}: floating address on exactly one node", vip == [exp], f"held by {vip}"))
+    stuck = sorted(t for t, c in res["clients"].items() if not c["writer"].get("resumed", True))
+    checks.append(_check("every writer resumed", not stuck, f"still blocked: {stuck}" if stuck else "all"))
+    io = {t: c["writer"]["error_kinds"] for t, c in res["clients"].items() if c["writer"]["errors"]}
+    checks.append(_check("no I/O error (incl. EIO/ESTALE)", not io, f"errors: {io}" if io else "none"))
+    lost = {t: c["prober"]["lost_locks"] for t, c in res["clients"].items()
+            if "prober" in c and c["prober"]["acquired"]}
+    checks.append(_check("locks kept (other client's conflicting attempts fail)", not lost,
+                         f"lock taken by the other client: {lost}" if lost else "all held"))
+    # (a lock already reported lost above is not reported again here)
+    unconf = {t: sorted(set(c["prober"]["files"]) - set(c["prober"]["confirmed_held_after_recovery"])
+                        - set(c["prober"]["lost_locks"]))
+              for t, c in res["clients"].items() if "prober" in c}
+    unconf = {t: v for t, v in unconf.items() if v}
+    checks.append(_check("locks seen held after recovery", not unconf and res.get("probers_confirmed"),
+                         f"not confirmed: {unconf}" if unconf else "confirmed"))
+    bad = {t: c["writes"] for t, c in res["clients"].items() if "writes" in c and (
+        c["writes"]["missing"] or c["writes"]["bad_checksum"] or c["writes"]["malformed"] or c["writes"]["read_error"])}
+    have = all("writes" in c for c in res["clients"].values())
+    checks.append(_check("every acknowledged write present and intact", have and not bad,
+                         f"{bad}" if bad else ("all present" if have else "not verified")))
+    return checks
+

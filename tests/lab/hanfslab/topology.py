@@ -1,0 +1,101 @@
+"""What the lab is made of: nodes, addresses, disks, and the two stacks."""
+from dataclasses import dataclass, field
+
+# One private layer-2 segment on the host: a bridge with one tap per node.
+# The host itself has no address on it, and nothing routes it anywhere.
+BRIDGE = "hanfs-br0"
+SUBNET = "10.77.0"
+PREFIX = 24
+CLIENTSPEC = f"{SUBNET}.0/{PREFIX}"
+NIC = "vec0"  # the node-side name of a UML vector (tap) interface
+
+UML = "/usr/bin/linux.uml"
+UML_MODULES = "/usr/lib/uml/modules"
+
+# Debian packages the lab needs on the host (the nodes run the host's /usr).
+PACKAGES = [
+    "user-mode-linux", "kmod", "e2fsprogs", "iproute2", "python3", "util-linux", "procps",
+    "pacemaker", "pacemaker-cli-utils", "corosync", "pcs", "resource-agents", "fence-agents",
+    "nfs-kernel-server", "nfs-common", "rpcbind",
+]
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    role: str  # "server" | "client"
+    ip: str
+    mem_mb: int
+
+    @property
+    def tap(self):
+        return f"hanfs-{self.name}"
+
+
+SERVERS = [
+    NodeSpec("nodea", "server", f"{SUBNET}.11", 512),
+    NodeSpec("nodeb", "server", f"{SUBNET}.12", 512),
+]
+CLIENTS = [
+    NodeSpec("client1", "client", f"{SUBNET}.21", 320),
+    NodeSpec("client2", "client", f"{SUBNET}.22", 320),
+]
+
+
+@dataclass
+class Service:
+    """One NFS service: a group with its own disk, mount point and address."""
+    group: str
+    vip: str
+    vip_name: str
+    disk: str          # node-side device
+    mount: str         # node-side mount point of the shared disk
+    export: str        # the data export (NFSv3 path)
+    data_fsid: int
+    home: str          # preferred node
+
+
+SERVICES = [
+    Service("nfs", f"{SUBNET}.50", "nfs-vip", "/dev/ubdb", "/srv/nfs", "/srv/nfs/data", 1, "nodea"),
+    Service("nfs2", f"{SUBNET}.51", "nfs2-vip", "/dev/ubdc", "/srv/nfs2", "/srv/nfs2/data", 2, "nodeb"),
+]
+DISK_MB = 256
+
+
+@dataclass
+class Config:
+    """A cluster configuration a scenario needs: which services, how clients mount them."""
+    name: str
+    services: list
+    v4_paths: dict     # group -> NFSv4 path clients mount
+
+
+ACTIVE_PASSIVE = Config("active-passive", SERVICES[:1], {"nfs": "/data"})
+# two services on one node cannot both own the NFSv4 root (fsid=0): the lab
+# exports the nodes' /srv (the mount points' parent) as the root, see
+# pcs-examples/two-services.sh V4_ROOT
+TWO_SERVICES = Config("two-services", SERVICES, {"nfs": "/nfs/data", "nfs2": "/nfs2/data"})
+
+# scenario -> the configuration it runs on
+SCENARIO_CONFIG = {"move": ACTIVE_PASSIVE, "crash": ACTIVE_PASSIVE, "split": TWO_SERVICES}
+
+
+@dataclass
+class Stack:
+    """A way to configure the NFS service: which pcs-examples script per configuration."""
+    name: str
+    scripts: dict           # Config.name -> pcs-examples/<script>
+    hanfs: bool             # needs this build's hanfs agents in the nodes
+    env: dict = field(default_factory=dict)
+
+
+STACKS = {
+    "hanfs": Stack("hanfs", {"active-passive": "active-passive.sh", "two-services": "two-services.sh"}, True),
+    # the heartbeat nfsserver owns the node's whole NFS server: one service per
+    # node, so no two-services configuration exists for it
+    "heartbeat": Stack("heartbeat", {"active-passive": "heartbeat-active-passive.sh"}, False,
+                       {"NFS_INIT_SCRIPT": "/usr/lib/hanfs-lab/nfs-server-init"}),
+}
+
+HANFS_AGENTS = ["nfs-grace", "nfs-export", "float-ip", "statd-holding"]
+HANFS_HELPERS = ["hanfs-statd-callout"]

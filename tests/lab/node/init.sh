@@ -1,0 +1,109 @@
+#!/bin/sh
+# PID 1 of every lab node (User-Mode Linux, host root as read-only hostfs).
+#
+# The kernel command line gives LAB_RUN (the host run directory) and LAB_NODE;
+# everything else comes from $LAB_RUN/etc/$LAB_NODE.env, written by the driver.
+# This script sets a node up the way an administrator's init system would
+# (private state, /etc files, network, NFS daemons, cluster daemons) and then
+# hands over to the control agent (agent.py), which stays PID 1.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+# The run directory is the node's read-write window onto the host: control
+# channel, fence requests, logs. Same path inside and outside.
+mount -t hostfs none "$LAB_RUN" -o "$LAB_RUN"
+. "$LAB_RUN/etc/$LAB_NODE.env"
+LOG=$LAB_RUN/nodes/$NODE
+exec >>"$LOG/init.log" 2>&1
+# a setup step that must not fail: the driver refuses a node with init errors
+must() { "$@" || echo "$*: failed ($?)" >>"$LOG/init-errors-$BOOT"; }
+echo "init start $(date +%s.%N) node=$NODE role=$ROLE stack=$STACK boot=$BOOT"
+set -x
+
+# --- private, writable state (the root file system is the host's, read-only)
+mkdir -p /dev/shm                      # UML's devtmpfs has no /dev/shm
+# world-writable ones first (pacemaker's IPC lives in /dev/shm)
+for d in /tmp /var/tmp /dev/shm; do mount -t tmpfs -o mode=1777 tmpfs "$d"; done
+PRIVATE="/run /var/log /root /srv /mnt"
+# heartbeat nfsserver bind-mounts its shared infodir on /var/lib/nfs and takes
+# any mount there for "already bound": leave it alone on heartbeat servers.
+if ! { [ "$ROLE" = server ] && [ "$STACK" = heartbeat ]; }; then
+  PRIVATE="$PRIVATE /var/lib/nfs"
+fi
+[ "$ROLE" = server ] && PRIVATE="$PRIVATE /var/lib/pacemaker /var/lib/corosync /etc/corosync /var/lib/pcsd"
+for d in $PRIVATE; do mount -t tmpfs -o mode=0755 tmpfs "$d"; done
+mkdir -p /run/lock /run/rpcbind /run/sendsigs.omit.d /run/nfs-dummy /var/log/pacemaker /var/log/corosync
+if [ "$ROLE" != server ] || [ "$STACK" != heartbeat ]; then
+  mkdir -p /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/nfs/v4recovery /var/lib/nfs/nfsdcltrack
+  touch /var/lib/nfs/etab /var/lib/nfs/rmtab /var/lib/nfs/state
+  chown statd /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/nfs/state
+fi
+
+# --- /etc files an administrator would have written (bind-mounted copies)
+for f in hosts nfs.conf exports; do
+  cp "$LAB_RUN/etc/$f" "/run/$f" && mount --bind "/run/$f" "/etc/$f"
+done
+hostname "$NODE"
+
+# --- software the lab installs into the node: /usr becomes an overlay
+# (host /usr read-only below, node-private tmpfs above)
+if [ "$ROLE" = server ]; then
+  modprobe overlay
+  mkdir -p /run/usr-overlay/upper /run/usr-overlay/work
+  must mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-overlay/upper,workdir=/run/usr-overlay/work /usr
+  # the lab's fence device (see fence_hanfs_lab)
+  must install -m 0755 "$LAB_NODEDIR/fence_hanfs_lab" /usr/sbin/fence_hanfs_lab
+  # systemd stand-in for the heartbeat nfsserver agent (see nfs-server-init)
+  install -d /usr/lib/hanfs-lab
+  must install -m 0755 "$LAB_NODEDIR/nfs-server-init" /usr/lib/hanfs-lab/nfs-server-init
+  # hanfs agents from this build: the built binaries themselves, bind-mounted
+  if [ "$STACK" = hanfs ]; then
+    mkdir -p /usr/lib/ocf/resource.d/hanfs /usr/libexec/hanfs
+    mount -t tmpfs -o mode=0755 tmpfs /usr/lib/ocf/resource.d/hanfs
+    for a in $HANFS_AGENTS; do
+      touch "/usr/lib/ocf/resource.d/hanfs/$a"
+      must mount --bind "$HANFS_BIN/$a" "/usr/lib/ocf/resource.d/hanfs/$a"
+    done
+    touch /usr/libexec/hanfs/hanfs-statd-callout
+    must mount --bind "$HANFS_BIN/hanfs-statd-callout" /usr/libexec/hanfs/hanfs-statd-callout
+  fi
+  mkdir -p $SHARED_MOUNTS
+fi
+
+# --- network: one tap-backed interface, no default route
+ip link set lo up
+ip link set vec0 up
+ip addr add "$IP/$PREFIX" dev vec0
+
+# --- NFS daemons a node runs at boot
+rpcbind -w
+if [ "$ROLE" = client ]; then
+  modprobe nfs; modprobe nfsv3; modprobe nfsv4
+  rpc.statd
+  # (the driver makes the mount points)
+elif [ "$STACK" = hanfs ]; then
+  # what nfs-server's systemd dependencies provide on a real node; nfsd
+  # itself (threads, grace) belongs to ocf:hanfs:nfs-grace
+  modprobe nfsd
+  mount -t nfsd nfsd /proc/fs/nfsd
+  mkdir -p /run/rpc_pipefs
+  mount -t rpc_pipefs sunrpc /run/rpc_pipefs   # nfs.conf pipefs-directory (nfsdcld's upcalls)
+  rpc.statd --no-notify
+  rpc.mountd
+fi
+# (heartbeat servers: ocf:heartbeat:nfsserver starts statd, mountd and nfsd)
+
+# --- cluster daemons
+if [ "$ROLE" = server ]; then
+  mkdir -p /var/lib/pacemaker/cib /var/lib/pacemaker/pengine /var/lib/pacemaker/blackbox /var/lib/pacemaker/cores
+  chown -R hacluster:haclient /var/lib/pacemaker /var/log/pacemaker
+  cp "$LAB_RUN/etc/corosync.conf" /etc/corosync/corosync.conf
+  corosync -f >"$LOG/corosync-$BOOT.out" 2>&1 &
+  # pacemaker's detail log goes straight to the host so a crash keeps it
+  PCMK_logfile="$LOG/pacemaker-$BOOT.log" PCMK_logpriority=info \
+    pacemakerd -f >"$LOG/pacemakerd-$BOOT.out" 2>&1 &
+fi
+
+set +x
+echo "init done $(date +%s.%N)"
+exec python3 "$LAB_NODEDIR/agent.py" "$LAB_RUN/ctl/$NODE"
