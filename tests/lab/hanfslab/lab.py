@@ -102,6 +102,7 @@ class Lab:
             "NODE": node.name, "ROLE": node.spec.role, "IP": node.spec.ip, "PREFIX": T.PREFIX,
             "STACK": self.stack.name, "BOOT": node.boots,
             "LAB_NODEDIR": os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "node"),
+            "LAB_REPO": os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
             "SHARED_MOUNTS": " ".join(s.mount for s in T.SERVICES),
             "HANFS_BIN": self.bindir or "", "HANFS_AGENTS": " ".join(T.HANFS_AGENTS),
         }

@@ -32,6 +32,15 @@ if ! { [ "$ROLE" = server ] && [ "$STACK" = heartbeat ]; }; then
 fi
 [ "$ROLE" = server ] && PRIVATE="$PRIVATE /var/lib/pacemaker /var/lib/corosync /etc/corosync /var/lib/pcsd"
 for d in $PRIVATE; do mount -t tmpfs -o mode=0755 tmpfs "$d"; done
+# The checkout, the run directory and the built agents stay visible at their
+# host paths even when they live under a directory just covered by a tmpfs
+# (a checkout in /tmp or /root, say).
+for p in "$LAB_REPO" "$LAB_RUN" "$HANFS_BIN"; do
+  [ -n "$p" ] || continue
+  for d in /tmp /var/tmp /dev/shm $PRIVATE; do
+    case $p in "$d"/*) mkdir -p "$p" && mount -t hostfs none "$p" -o "$p"; break;; esac
+  done
+done
 mkdir -p /run/lock /run/rpcbind /run/sendsigs.omit.d /run/nfs-dummy /var/log/pacemaker /var/log/corosync
 if [ "$ROLE" != server ] || [ "$STACK" != heartbeat ]; then
   mkdir -p /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/nfs/v4recovery /var/lib/nfs/nfsdcltrack
