@@ -37,6 +37,8 @@ def parse_args(argv):
     p.add_argument("--no-install", action="store_true", help="fail instead of apt-get installing packages")
     p.add_argument("--no-build", action="store_true", help="use target/release as it is")
     p.add_argument("--agents-dir", help="take the hanfs binaries from this directory instead of building")
+    p.add_argument("--capture", action="store_true",
+                   help="record NFS and ARP traffic on the lab bridge (tcpdump) into bridge.pcap")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -213,6 +215,8 @@ def main(argv=None):
             log.warning("one client only: lock checks run from the same client (cannot see NFSv3 lock loss)")
         with phase("network"):
             host.network([s for s in T.SERVERS + T.CLIENTS[:n_clients]])
+            if args.capture:
+                host.capture(os.path.join(run, "bridge.pcap"), "arp or port 2049 or port 111")
         for i, name in enumerate(stacks):
             stack = T.STACKS[name]
             if stack.hanfs and hanfs_error:
