@@ -223,6 +223,21 @@ class Host:
                 f.write("1")
             sh("ip", "link", "set", s.tap, "master", T.BRIDGE, "up")
 
+    def capture(self, path, bpf):
+        """tcpdump on the bridge until teardown (headers only)."""
+        p = subprocess.Popen(["tcpdump", "-i", T.BRIDGE, "-s", "160", "-U", "-w", path, bpf],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def stop():
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        # registered after the network: undone before the bridge goes
+        self.cleanups.append((f"tcpdump pid {p.pid}", stop))
+
     # -- shared disks
     def make_disk(self, path, label, dirs):
         """A fresh ext4 image, pre-populated (mke2fs -d) with directories; "data" ones

@@ -1,5 +1,7 @@
 """tests/lab/run: build, boot, run the scenarios, report, tear down."""
 import argparse
+import contextlib
+import functools
 import logging
 import os
 import shlex
@@ -37,6 +39,8 @@ def parse_args(argv):
     p.add_argument("--no-install", action="store_true", help="fail instead of apt-get installing packages")
     p.add_argument("--no-build", action="store_true", help="use target/release as it is")
     p.add_argument("--agents-dir", help="take the hanfs binaries from this directory instead of building")
+    p.add_argument("--capture", action="store_true",
+                   help="record NFS and ARP traffic on the lab bridge (tcpdump) into bridge.pcap")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -55,21 +59,15 @@ def setup_logging(run, verbose):
     root.addHandler(fh)
 
 
-class Phases:
-    def __init__(self, store):
-        self.store = store
-
-    def __call__(self, name):
-        phases = self.store
-
-        class _P:
-            def __enter__(self):
-                self.t = time.time()
-                log.info("== %s", name)
-
-            def __exit__(self, *exc):
-                phases[name + "_s"] = round(time.time() - self.t, 1)
-        return _P()
+@contextlib.contextmanager
+def timed(store, name):
+    """Log a phase's start and record its wall time in store[name + "_s"]."""
+    t = time.time()
+    log.info("== %s", name)
+    try:
+        yield
+    finally:
+        store[name + "_s"] = round(time.time() - t, 1)
 
 
 def example_env(lab, stack, config):
@@ -98,7 +96,7 @@ def run_config(host, run_id, stack, config, scenarios, args, n_clients, bindir, 
     """Boot a fresh cluster, configure it with the stack's pcs-examples script for
     `config`, start the clients, run `scenarios` (args.repeat times)."""
     t = res["timings"].setdefault(config.name, {})
-    phase = Phases(t)
+    phase = functools.partial(timed, t)
     lab = Lab(host, f"{run_id}-{stack.name}-{config.name[:3]}", stack, n_clients, bindir)
     try:
         with phase("cluster_boot_and_formation"):
@@ -177,7 +175,7 @@ def main(argv=None):
     setup_logging(run, args.verbose)
     report = {"run_id": run_id, "run_dir": run, "started": time.time(), "argv": sys.argv[1:],
               "phases": {}, "stacks": {}}
-    phase = Phases(report["phases"])
+    phase = functools.partial(timed, report["phases"])
     host = Host(REPO, run)
     stacks = [args.stack] + (["heartbeat"] if args.compare and args.stack != "heartbeat" else [])
     t0 = time.time()
@@ -213,6 +211,8 @@ def main(argv=None):
             log.warning("one client only: lock checks run from the same client (cannot see NFSv3 lock loss)")
         with phase("network"):
             host.network([s for s in T.SERVERS + T.CLIENTS[:n_clients]])
+            if args.capture:
+                host.capture(os.path.join(run, "bridge.pcap"), "arp or port 2049 or port 111")
         for i, name in enumerate(stacks):
             stack = T.STACKS[name]
             if stack.hanfs and hanfs_error:

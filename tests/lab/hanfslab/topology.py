@@ -14,7 +14,7 @@ UML_MODULES = "/usr/lib/uml/modules"
 
 # Debian packages the lab needs on the host (the nodes run the host's /usr).
 PACKAGES = [
-    "user-mode-linux", "kmod", "e2fsprogs", "iproute2", "python3", "util-linux", "procps",
+    "user-mode-linux", "kmod", "e2fsprogs", "iproute2", "tcpdump", "python3", "util-linux", "procps",
     "pacemaker", "pacemaker-cli-utils", "corosync", "pcs", "resource-agents", "fence-agents",
     "nfs-kernel-server", "nfs-common", "rpcbind",
 ]
