@@ -10,7 +10,7 @@ PKGS=(
   # host tests: namespaces, packets
   iproute2 iputils-ping arping tcpdump strace util-linux procps psmisc python3
   # the lab: User-Mode Linux nodes with a real kernel nfsd
-  user-mode-linux e2fsprogs
+  user-mode-linux e2fsprogs kmod
   # packaging and its checks
   rpm dpkg-dev lintian man-db
 )
