@@ -419,6 +419,20 @@ impl Metadata {
         };
         let rsc = format!("p_{}", man_escape(&self.name.replace('-', "_")));
         let agent = format!("ocf:{provider}:{}", man_escape(&self.name));
+        // The recurring monitor, with its depth under the tool's name for it.
+        let monitor_op = |depth_key: &str| {
+            monitor.map(|m| {
+                let mut op = String::from("  op monitor");
+                if let Some(d) = &m.depth {
+                    op.push_str(&format!(" {depth_key}=\"{d}\""));
+                }
+                op.push_str(&format!(" timeout=\"{}\"", m.timeout));
+                if let Some(i) = &m.interval {
+                    op.push_str(&format!(" interval=\"{i}\""));
+                }
+                op
+            })
+        };
         s.push_str(".SH \"EXAMPLE CRM SHELL\"\n.PP\n");
         s.push_str("An example configuration of this agent using the \\fBcrm\\fR(8) shell:\n");
         s.push_str(".sp\n.RS 4\n.nf\n");
@@ -429,15 +443,7 @@ impl Metadata {
                 s.push_str(&format!("    {} \\e\n", placeholder(p)));
             }
         }
-        if let Some(m) = monitor {
-            let mut op = String::from("  op monitor");
-            if let Some(d) = &m.depth {
-                op.push_str(&format!(" depth=\"{d}\""));
-            }
-            op.push_str(&format!(" timeout=\"{}\"", m.timeout));
-            if let Some(i) = &m.interval {
-                op.push_str(&format!(" interval=\"{i}\""));
-            }
+        if let Some(op) = monitor_op("depth") {
             s.push_str(&man_escape(&op));
             s.push('\n');
         }
@@ -449,15 +455,7 @@ impl Metadata {
         for p in &required {
             s.push_str(&format!("  {} \\e\n", placeholder(p)));
         }
-        if let Some(m) = monitor {
-            let mut op = String::from("  op monitor");
-            if let Some(d) = &m.depth {
-                op.push_str(&format!(" OCF_CHECK_LEVEL=\"{d}\""));
-            }
-            op.push_str(&format!(" timeout=\"{}\"", m.timeout));
-            if let Some(i) = &m.interval {
-                op.push_str(&format!(" interval=\"{i}\""));
-            }
+        if let Some(op) = monitor_op("OCF_CHECK_LEVEL") {
             s.push_str(&man_escape(&op));
             s.push('\n');
         }
