@@ -10,7 +10,7 @@
 
 use super::arp::ArpPacket;
 use super::ndp;
-use super::packet::{PacketSocket, ETH_P_ARP, ETH_P_IPV6};
+use super::packet::PacketSocket;
 use super::{Link, MacAddr, RouteSocket};
 use crate::ocf::{Deadline, OcfError, OcfResult};
 use crate::sys::procs::ProcId;
@@ -33,15 +33,9 @@ impl Announcement {
     /// Needs `CAP_NET_RAW`; only Ethernet-like links have a hardware
     /// address to announce.
     pub fn open(link: &Link, ip: IpAddr) -> io::Result<Announcement> {
-        let our_mac = link.mac.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("{} has no Ethernet address", link.name),
-            )
-        })?;
-        let ethertype = if ip.is_ipv4() { ETH_P_ARP } else { ETH_P_IPV6 };
+        let (sock, our_mac) = PacketSocket::for_neighbours(link, &ip)?;
         Ok(Announcement {
-            sock: PacketSocket::open(link.index, ethertype)?,
+            sock,
             link_index: link.index,
             our_mac,
             ip,

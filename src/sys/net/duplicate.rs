@@ -6,7 +6,7 @@
 
 use super::arp::ArpPacket;
 use super::ndp::{self, NdMessage};
-use super::packet::{PacketSocket, ETH_P_ARP, ETH_P_IPV6};
+use super::packet::PacketSocket;
 use super::{Link, MacAddr};
 use crate::ocf::Deadline;
 use std::io;
@@ -33,14 +33,7 @@ impl ClaimWatch {
     /// Start listening (needs `CAP_NET_RAW`). Only Ethernet-like links
     /// are supported.
     pub fn open(link: &Link, ip: IpAddr) -> io::Result<ClaimWatch> {
-        let our_mac = link.mac.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("{} has no Ethernet address", link.name),
-            )
-        })?;
-        let ethertype = if ip.is_ipv4() { ETH_P_ARP } else { ETH_P_IPV6 };
-        let sock = PacketSocket::open(link.index, ethertype)?;
+        let (sock, our_mac) = PacketSocket::for_neighbours(link, &ip)?;
         Ok(ClaimWatch {
             sock,
             ip,

@@ -42,6 +42,23 @@ fn sockaddr(ifindex: u32, ethertype: u16, to: Option<MacAddr>) -> libc::sockaddr
 }
 
 impl PacketSocket {
+    /// A socket on `link` for the neighbour protocol of `ip` (ARP for IPv4,
+    /// IPv6 for NDP), with the link's hardware address to send from. Needs
+    /// `CAP_NET_RAW`; only Ethernet-like links have such an address.
+    pub fn for_neighbours(
+        link: &super::Link,
+        ip: &std::net::IpAddr,
+    ) -> io::Result<(PacketSocket, MacAddr)> {
+        let mac = link.mac.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{} has no Ethernet address", link.name),
+            )
+        })?;
+        let ethertype = if ip.is_ipv4() { ETH_P_ARP } else { ETH_P_IPV6 };
+        Ok((PacketSocket::open(link.index, ethertype)?, mac))
+    }
+
     /// Open and bind to `ifindex` for `ethertype`. Needs `CAP_NET_RAW`
     /// (`EPERM` otherwise).
     pub fn open(ifindex: u32, ethertype: u16) -> io::Result<PacketSocket> {
