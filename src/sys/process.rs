@@ -209,6 +209,46 @@ pub fn in_child(deadline: &Deadline, f: impl FnOnce() -> i32) -> OcfResult<Child
     }
 }
 
+/// [`in_child`] for work that can fail with a message (a database on
+/// shared storage, say): the child's error text comes back through a pipe
+/// and becomes the exit reason, prefixed with `what`.
+pub fn in_child_try(
+    deadline: &Deadline,
+    what: &str,
+    f: impl FnOnce() -> Result<(), String>,
+) -> OcfResult<()> {
+    let (rd, wr) = nix::unistd::pipe().map_err(|e| OcfError::generic(format!("pipe: {e}")))?;
+    let outcome = in_child(deadline, move || {
+        match f() {
+            Ok(()) => 0,
+            Err(msg) => {
+                let mut b = msg.into_bytes();
+                b.truncate(4000); // well under a pipe's buffer: never blocks
+                let _ = nix::unistd::write(&wr, &b);
+                1
+            }
+        }
+    });
+    // The parent's copy of the write end goes with the closure (moved into
+    // in_child and dropped on return), so reading stops at the child's exit.
+    let outcome = outcome?;
+    match outcome {
+        ChildOutcome::Exited(0) => Ok(()),
+        ChildOutcome::Exited(_) => {
+            let mut msg = String::new();
+            let _ = std::fs::File::from(rd).read_to_string(&mut msg);
+            if msg.is_empty() {
+                msg = "failed".into();
+            }
+            Err(OcfError::generic(format!("{what}: {msg}")))
+        }
+        ChildOutcome::Signalled => Err(OcfError::generic(format!("{what}: crashed"))),
+        ChildOutcome::TimedOut => Err(OcfError::generic(format!(
+            "{what}: no answer in time (dead storage?)"
+        ))),
+    }
+}
+
 fn catch(f: impl FnOnce() -> i32) -> i32 {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99)
 }

@@ -11,6 +11,7 @@
 
 pub mod cld;
 pub mod mounts;
+pub mod records;
 pub mod server;
 
 use crate::ocf::{OcfError, OcfResult, ResultExt};

@@ -1,0 +1,444 @@
+//! NFSv4 client-recovery records in nfsdcld's database, for a node that
+//! serves several HA services from one nfsd.
+//!
+//! A node has one nfsd and nfsd talks to one nfsdcld, which keeps one
+//! database (`main.sqlite` in its storage directory). Each service keeps its
+//! records on its own shared storage, so when a second service arrives on a
+//! node, its records are merged into the database nfsdcld already serves
+//! (they become reclaimable at the next nfsd start), and from then on that
+//! database is copied back to the arriving service's storage, so that the
+//! service can take its clients' records with it when it leaves or its node
+//! fails.
+//!
+//! The database layout is nfsdcld's schema version 4 (nfs-utils
+//! `utils/nfsdcld/sqlite.c`):
+//! - `parameters(key, value)`: `version` = 4, `first_time`;
+//! - `grace(current, recovery)`: the current epoch, and the epoch whose
+//!   clients may reclaim (0: no grace period in progress);
+//! - `"rec-%016x"(id BLOB PRIMARY KEY, princhash BLOB)`: one table per
+//!   epoch, one row per client (its long-form NFSv4 client id).
+//!
+//! At nfsd start nfsdcld makes the reclaim set the current table (or keeps
+//! the recovery table if nfsd restarted during a grace period); a client that
+//! reclaims is copied into the current table; at the end of grace the
+//! recovery table is dropped. So the clients that may reclaim at the next
+//! start are "current ∪ recovery", and records added for the next start go
+//! into the recovery table during a grace period, into the current one
+//! otherwise. nfsdcld keeps the epochs in memory and only adds or removes
+//! rows between grace events, so adding rows to a database it serves is
+//! safe (SQLite locks the file).
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::cld::DB_FILE;
+
+/// The nfsdcld schema this module reads and writes.
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// One client's record.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Record {
+    /// The client's long-form id, as the client sent it.
+    pub id: Vec<u8>,
+    /// SHA-256 of its Kerberos principal, when it used one.
+    pub princhash: Option<Vec<u8>>,
+}
+
+impl Record {
+    /// The id as text where it is text (Linux clients send
+    /// "Linux NFSv4.2 <hostname>"), for logs.
+    pub fn show(&self) -> String {
+        String::from_utf8_lossy(&self.id).into_owned()
+    }
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+fn table(epoch: i64) -> String {
+    format!("\"rec-{:016x}\"", epoch as u64)
+}
+
+/// One nfsdcld database.
+pub struct ClientDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl ClientDb {
+    /// Open the database in `dir`, creating the directory (when its parent
+    /// exists) and an empty database in nfsdcld's layout when missing.
+    pub fn open(dir: &Path) -> Result<ClientDb> {
+        if !dir.is_dir() {
+            std::fs::create_dir(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let path = dir.join(DB_FILE);
+        let conn =
+            Connection::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let mut db = ClientDb { conn, path };
+        db.conn
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(|e| db.err("set a busy timeout", e))?;
+        db.init()?;
+        Ok(db)
+    }
+
+    fn err(&self, what: &str, e: rusqlite::Error) -> String {
+        format!("{}: cannot {what}: {e}", self.path.display())
+    }
+
+    fn version(&self) -> Result<Option<i64>> {
+        let has_params: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='parameters'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err("read its tables", e))?;
+        if !has_params {
+            return Ok(None);
+        }
+        let v: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM parameters WHERE key='version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err("read its schema version", e))?;
+        Ok(v.and_then(|s| s.trim().parse().ok()))
+    }
+
+    /// Lay out an empty database as nfsdcld does, unless it has a layout.
+    /// `first_time` is 0: this database's records are the service's, and
+    /// nfsdcld must not import the node's old local records into it.
+    fn init(&mut self) -> Result<()> {
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Exclusive)
+            .map_err(|e| format!("{path}: cannot lock: {e}"))?;
+        let has_params: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='parameters'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| format!("{path}: cannot read its tables: {e}"))?;
+        if has_params == 0 {
+            tx.execute_batch(&format!(
+                "CREATE TABLE parameters (key TEXT PRIMARY KEY, value TEXT);
+                 CREATE TABLE grace (current INTEGER, recovery INTEGER);
+                 INSERT INTO grace VALUES (1, 0);
+                 CREATE TABLE {} (id BLOB PRIMARY KEY, princhash BLOB);
+                 INSERT INTO parameters VALUES ('version', '{SCHEMA_VERSION}');
+                 INSERT INTO parameters VALUES ('first_time', '0');",
+                table(1)
+            ))
+            .map_err(|e| format!("{path}: cannot create nfsdcld's tables: {e}"))?;
+        }
+        tx.commit()
+            .map_err(|e| format!("{path}: cannot commit: {e}"))?;
+        match self.version()? {
+            Some(SCHEMA_VERSION) => Ok(()),
+            other => Err(format!(
+                "{path}: nfsdcld schema version {} (this agent reads version {SCHEMA_VERSION}; start nfsdcld once on it to upgrade it)",
+                other.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into())
+            )),
+        }
+    }
+
+    /// (current, recovery) epochs.
+    pub fn epochs(&self) -> Result<(i64, i64)> {
+        self.conn
+            .query_row("SELECT current, recovery FROM grace", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(|e| self.err("read the grace table", e))
+    }
+
+    fn rows(&self, epoch: i64) -> Result<Vec<Record>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT id, princhash FROM {}", table(epoch)))
+            .map_err(|e| self.err("read the client records", e))?;
+        let mut rows = st
+            .query_map([], |r| {
+                Ok(Record {
+                    id: r.get(0)?,
+                    princhash: r.get::<_, Option<Vec<u8>>>(1)?.filter(|h| !h.is_empty()),
+                })
+            })
+            .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.err("read the client records", e))?;
+        rows.sort();
+        Ok(rows)
+    }
+
+    /// The clients that may reclaim at the next nfsd start (sorted, unique).
+    pub fn reclaimable(&self) -> Result<Vec<Record>> {
+        let (cur, rec) = self.epochs()?;
+        let mut v = self.rows(cur)?;
+        if rec != 0 && rec != cur {
+            v.extend(self.rows(rec)?);
+        }
+        v.sort();
+        v.dedup_by(|a, b| a.id == b.id);
+        Ok(v)
+    }
+
+    fn insert(tx: &rusqlite::Transaction, epoch: i64, recs: &[Record]) -> rusqlite::Result<usize> {
+        let mut st = tx.prepare(&format!(
+            "INSERT OR IGNORE INTO {} (id, princhash) VALUES (?1, ?2)",
+            table(epoch)
+        ))?;
+        let mut n = 0;
+        for r in recs {
+            n += st.execute(params![r.id, r.princhash])?;
+        }
+        Ok(n)
+    }
+
+    /// Let `recs` reclaim at the next nfsd start too (a database nfsdcld may
+    /// be serving). Returns how many were new.
+    pub fn add_reclaimable(&mut self, recs: &[Record]) -> Result<usize> {
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| format!("{path}: cannot lock: {e}"))?;
+        let (cur, rec) = tx
+            .query_row("SELECT current, recovery FROM grace", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(|e| format!("{path}: cannot read the grace table: {e}"))?;
+        let into = if rec != 0 { rec } else { cur };
+        let n = Self::insert(&tx, into, recs)
+            .map_err(|e| format!("{path}: cannot add client records: {e}"))?;
+        tx.commit()
+            .map_err(|e| format!("{path}: cannot commit: {e}"))?;
+        Ok(n)
+    }
+
+    /// Make `recs` exactly the clients that may reclaim at the next start
+    /// (a database no nfsdcld serves: a copy).
+    pub fn replace_with(&mut self, recs: &[Record]) -> Result<()> {
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Exclusive)
+            .map_err(|e| format!("{path}: cannot lock: {e}"))?;
+        let (cur, rec) = tx
+            .query_row("SELECT current, recovery FROM grace", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(|e| format!("{path}: cannot read the grace table: {e}"))?;
+        let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
+            if rec != 0 && rec != cur {
+                tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", table(rec)))?;
+            }
+            tx.execute("UPDATE grace SET recovery = 0", [])?;
+            tx.execute_batch(&format!("DELETE FROM {}", table(cur)))?;
+            Self::insert(tx, cur, recs)?;
+            Ok(())
+        };
+        run(&tx).map_err(|e| format!("{path}: cannot replace client records: {e}"))?;
+        tx.commit()
+            .map_err(|e| format!("{path}: cannot commit: {e}"))
+    }
+}
+
+/// Make the clients recorded in `from` reclaimable in `into` (which nfsdcld
+/// may be serving). Returns how many were new.
+pub fn merge(from: &Path, into: &Path) -> Result<usize> {
+    let src = ClientDb::open(from)?.reclaimable()?;
+    ClientDb::open(into)?.add_reclaimable(&src)
+}
+
+/// Make `copy` hold exactly the clients recorded in `from` (nfsdcld must
+/// not be serving `copy`). Returns how many there are.
+pub fn mirror(from: &Path, copy: &Path) -> Result<usize> {
+    let src = ClientDb::open(from)?.reclaimable()?;
+    ClientDb::open(copy)?.replace_with(&src)?;
+    Ok(src.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[Record]) -> Vec<String> {
+        v.iter().map(Record::show).collect()
+    }
+
+    /// What nfsdcld does at nfsd start (sqlite_grace_start).
+    fn grace_start(db: &ClientDb) {
+        let (cur, rec) = db.epochs().unwrap();
+        if rec == 0 {
+            db.conn
+                .execute_batch(&format!(
+                    "UPDATE grace SET current = {}, recovery = {cur};
+                     CREATE TABLE {} (id BLOB PRIMARY KEY, princhash BLOB);",
+                    cur + 1,
+                    table(cur + 1)
+                ))
+                .unwrap();
+        } else {
+            db.conn
+                .execute_batch(&format!("DELETE FROM {}", table(cur)))
+                .unwrap();
+        }
+    }
+
+    /// What nfsdcld does when a client creates its record or reclaims.
+    fn client_seen(db: &ClientDb, id: &str) {
+        let (cur, _) = db.epochs().unwrap();
+        db.conn
+            .execute(
+                &format!("INSERT OR REPLACE INTO {} (id) VALUES (?1)", table(cur)),
+                [id.as_bytes()],
+            )
+            .unwrap();
+    }
+
+    /// What nfsdcld does at the end of grace (sqlite_grace_done).
+    fn grace_done(db: &ClientDb) {
+        let (_, rec) = db.epochs().unwrap();
+        db.conn
+            .execute_batch(&format!(
+                "UPDATE grace SET recovery = 0; DROP TABLE {};",
+                table(rec)
+            ))
+            .unwrap();
+    }
+
+    #[test]
+    fn new_database_has_nfsdclds_layout() {
+        let d = tempfile::tempdir().unwrap();
+        let db = ClientDb::open(&d.path().join("cld")).unwrap();
+        assert_eq!(db.epochs().unwrap(), (1, 0));
+        assert!(db.reclaimable().unwrap().is_empty());
+        let t: String = db
+            .conn
+            .query_row(
+                "SELECT name FROM sqlite_master WHERE name LIKE 'rec-%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(t, "rec-0000000000000001");
+        // Opening again keeps it.
+        drop(db);
+        let db = ClientDb::open(&d.path().join("cld")).unwrap();
+        assert_eq!(db.epochs().unwrap(), (1, 0));
+    }
+
+    #[test]
+    fn reclaimable_includes_clients_not_yet_back_during_grace() {
+        let d = tempfile::tempdir().unwrap();
+        let db = ClientDb::open(d.path()).unwrap();
+        client_seen(&db, "a");
+        client_seen(&db, "b");
+        grace_start(&db);
+        client_seen(&db, "a"); // a reclaimed, b not yet
+        client_seen(&db, "c"); // new during grace? (a reclaim-less create)
+        assert_eq!(ids(&db.reclaimable().unwrap()), ["a", "b", "c"]);
+        grace_done(&db);
+        assert_eq!(
+            ids(&db.reclaimable().unwrap()),
+            ["a", "c"],
+            "b never came back"
+        );
+    }
+
+    #[test]
+    fn merged_records_become_the_reclaim_set_at_the_next_start() {
+        let d = tempfile::tempdir().unwrap();
+        let (one, two) = (d.path().join("one"), d.path().join("two"));
+        let db1 = ClientDb::open(&one).unwrap();
+        client_seen(&db1, "client-of-one");
+        let db2 = ClientDb::open(&two).unwrap();
+        client_seen(&db2, "client-of-two");
+        assert_eq!(merge(&one, &two).unwrap(), 1);
+        assert_eq!(merge(&one, &two).unwrap(), 0, "idempotent");
+        grace_start(&db2);
+        let (_, rec) = db2.epochs().unwrap();
+        assert_eq!(
+            ids(&db2.rows(rec).unwrap()),
+            ["client-of-one", "client-of-two"]
+        );
+
+        // Merged while two is in grace: into its recovery table, which a
+        // restart in grace keeps as the reclaim set.
+        let db3 = ClientDb::open(&d.path().join("three")).unwrap();
+        client_seen(&db3, "client-of-three");
+        merge(&d.path().join("three"), &two).unwrap();
+        grace_start(&db2); // nfsd restarted during grace
+        let (_, rec) = db2.epochs().unwrap();
+        assert_eq!(
+            ids(&db2.rows(rec).unwrap()),
+            ["client-of-one", "client-of-three", "client-of-two"]
+        );
+    }
+
+    #[test]
+    fn mirror_makes_an_exact_copy() {
+        let d = tempfile::tempdir().unwrap();
+        let (prim, copy) = (d.path().join("p"), d.path().join("c"));
+        let p = ClientDb::open(&prim).unwrap();
+        client_seen(&p, "x");
+        client_seen(&p, "y");
+        grace_start(&p);
+        client_seen(&p, "x");
+        let c = ClientDb::open(&copy).unwrap();
+        client_seen(&c, "stale");
+        grace_start(&c);
+        assert_eq!(mirror(&prim, &copy).unwrap(), 2);
+        assert_eq!(c.epochs().unwrap().1, 0, "the copy is not in grace");
+        assert_eq!(ids(&c.reclaimable().unwrap()), ["x", "y"]);
+        // And what it holds is what a start there would offer.
+        grace_start(&c);
+        let (_, rec) = c.epochs().unwrap();
+        assert_eq!(ids(&c.rows(rec).unwrap()), ["x", "y"]);
+    }
+
+    #[test]
+    fn princhash_is_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        let mut db = ClientDb::open(&a).unwrap();
+        let r = Record {
+            id: b"krb client".to_vec(),
+            princhash: Some(vec![7u8; 32]),
+        };
+        db.add_reclaimable(std::slice::from_ref(&r)).unwrap();
+        mirror(&a, &b).unwrap();
+        assert_eq!(ClientDb::open(&b).unwrap().reclaimable().unwrap(), [r]);
+    }
+
+    #[test]
+    fn other_schema_versions_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Connection::open(d.path().join(DB_FILE)).unwrap();
+        c.execute_batch(
+            "CREATE TABLE parameters (key TEXT PRIMARY KEY, value TEXT);
+             INSERT INTO parameters VALUES ('version', '3');",
+        )
+        .unwrap();
+        let e = ClientDb::open(d.path()).err().unwrap();
+        assert!(e.contains("schema version 3"), "{e}");
+    }
+
+    #[test]
+    fn missing_parent_is_an_error() {
+        let e = ClientDb::open(Path::new("/nonexistent-hanfs/x/cld"))
+            .err()
+            .unwrap();
+        assert!(e.contains("cannot create"), "{e}");
+    }
+}
