@@ -3,13 +3,21 @@
 //! state, with the service's timers, NFSv4 client-recovery records
 //! (nfsdcld on shared storage) and server scope; stopped so that the
 //! service's file system can be unmounted. See metadata/nfs-grace.xml.
+//!
+//! One node, one nfsd, one nfsdcld, one database: when several services
+//! share a node, nfsdcld serves the recovery_dir of the one that came
+//! first (the node's "serving" database); the records of each service that
+//! joins are merged into it before nfsd restarts, and it is copied back to
+//! every other service's recovery_dir after the start, at each monitor and
+//! at stop, so that each service carries its clients' records when it
+//! leaves or its node fails.
 
 use hanfs::ocf::{self, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultExt};
 use hanfs::sys::fsfile;
-use hanfs::sys::nfsd::cld;
 use hanfs::sys::nfsd::server::{self, ServerSettings};
+use hanfs::sys::nfsd::{cld, records};
 use hanfs::sys::nfsd::{mounts, GraceState, NfsdVersions, ProcRoots};
-use hanfs::sys::process::{in_child, ChildOutcome};
+use hanfs::sys::process::{in_child, in_child_try, ChildOutcome};
 use hanfs::sys::procs::{self, ProcId};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
@@ -20,6 +28,8 @@ use std::time::Duration;
 struct Config {
     /// What nfsd runs with: shared by every nfs-grace resource on a node.
     node: NodeSettings,
+    /// This service's client-recovery records (on its shared storage).
+    recovery_dir: PathBuf,
     threads: u32,
     end_grace_early: bool,
 }
@@ -31,7 +41,6 @@ struct NodeSettings {
     grace_time: u32,
     nlm_grace_time: u32,
     server_scope: String,
-    recovery_dir: PathBuf,
 }
 
 impl NodeSettings {
@@ -55,9 +64,6 @@ impl NodeSettings {
         }
         if self.server_scope != other.server_scope {
             return Some(d("server_scope", &self.server_scope, &other.server_scope));
-        }
-        if self.recovery_dir != other.recovery_dir {
-            return Some(d("recovery_dir", &self.recovery_dir, &other.recovery_dir));
         }
         None
     }
@@ -90,12 +96,90 @@ enum Phase {
 struct State {
     phase: Phase,
     config: Config,
-    /// The nfsdcld serving recovery_dir (ours, or shared with another
-    /// nfs-grace resource with the same settings).
-    nfsdcld: Option<ProcId>,
 }
 
 const STATE_PREFIX: &str = "hanfs-nfs-grace-";
+
+/// The node's nfsdcld, shared by every nfs-grace resource on the node, and
+/// the recovery_dir whose database it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct NodeCld {
+    nfsdcld: ProcId,
+    storage: PathBuf,
+}
+
+/// Not an instance's state file (no STATE_PREFIX).
+fn node_file(ctx: &Ctx) -> PathBuf {
+    ctx.runtime_dir().join("hanfs-nfs-grace.node")
+}
+
+/// Serializes the starts and stops of the nfs-grace resources of a node.
+fn node_lock(ctx: &Ctx) -> OcfResult<nix::fcntl::Flock<std::fs::File>> {
+    let dir = ctx.runtime_dir();
+    std::fs::create_dir_all(&dir).or_generic(|| format!("cannot create {}", dir.display()))?;
+    fsfile::lock_exclusive(&dir.join("hanfs-nfs-grace.lock"), &ctx.deadline)
+}
+
+fn read_node(ctx: &Ctx) -> Option<NodeCld> {
+    let text = fsfile::read_opt(&node_file(ctx)).ok().flatten()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn write_node(ctx: &Ctx, n: &NodeCld) -> OcfResult<()> {
+    let json = serde_json::to_vec_pretty(n).or_generic(|| "cannot encode node state")?;
+    fsfile::write_atomic(&node_file(ctx), &json, 0o600)
+}
+
+/// Bounded: the databases live on shared storage that may hang.
+fn merge_records(ctx: &Ctx, from: &Path, into: &Path) -> OcfResult<()> {
+    in_child_try(
+        &ctx.deadline.within(Duration::from_secs(15)),
+        &format!(
+            "merging the NFSv4 client records of {} into {}",
+            from.display(),
+            into.display()
+        ),
+        || {
+            let n = records::merge(from, into)?;
+            log::info!(
+                "{n} NFSv4 client records of {} added to {}",
+                from.display(),
+                into.display()
+            );
+            Ok(())
+        },
+    )
+}
+
+/// Copy the serving database to `copy` (bounded). With `only_if_newer`,
+/// nothing is written unless the serving database changed since.
+fn mirror_records(ctx: &Ctx, serving: &Path, copy: &Path, only_if_newer: bool) -> OcfResult<()> {
+    let mtime = |d: &Path| {
+        std::fs::metadata(d.join(cld::DB_FILE))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    in_child_try(
+        &ctx.deadline.within(Duration::from_secs(10)),
+        &format!(
+            "copying the NFSv4 client records of {} to {}",
+            serving.display(),
+            copy.display()
+        ),
+        || {
+            if only_if_newer {
+                if let (Some(s), Some(c)) = (mtime(serving), mtime(copy)) {
+                    if c > s {
+                        return Ok(());
+                    }
+                }
+            }
+            let n = records::mirror(serving, copy)?;
+            log::debug!("{n} NFSv4 client records copied to {}", copy.display());
+            Ok(())
+        },
+    )
+}
 
 fn read_state(path: &Path) -> Option<State> {
     let text = fsfile::read_opt(path).ok().flatten()?;
@@ -260,13 +344,24 @@ impl NfsGrace {
         ProcRoots::default()
     }
 
-    /// Make sure an nfsdcld serves recovery_dir, and no other nfsdcld runs.
-    fn ensure_nfsdcld(ctx: &Ctx, cfg: &Config, known: Option<ProcId>) -> OcfResult<ProcId> {
-        let dir = &cfg.node.recovery_dir;
+    /// Make sure an nfsdcld serves `dir`, and no other nfsdcld runs. One
+    /// this agent started for the node (`ours`) on another directory, with
+    /// no other nfs-grace resource left to serve, is stopped.
+    fn ensure_nfsdcld(ctx: &Ctx, dir: &Path, ours: Option<&NodeCld>) -> OcfResult<ProcId> {
         let mut mine = None;
         for c in cld::find_all() {
-            if c.storage.as_deref() == Some(dir.as_path()) || Some(c.id) == known {
+            if c.storage.as_deref() == Some(dir) {
                 mine = Some(c.id);
+            } else if ours.is_some_and(|n| n.nfsdcld == c.id) {
+                log::info!(
+                    "stopping nfsdcld (pid {}) on {}: no resource on this node uses it any more",
+                    c.id.pid,
+                    c.storage
+                        .as_deref()
+                        .map(|s| s.display().to_string())
+                        .unwrap_or_default()
+                );
+                cld::stop(c.id, &ctx.deadline)?;
             } else {
                 return Err(OcfError::args(format!(
                     "nfsdcld (pid {}) is already running{}; only one nfsdcld can serve nfsd: stop it and disable nfsdcld.service, this resource runs nfsdcld on recovery_dir",
@@ -355,25 +450,75 @@ impl NfsGrace {
         held.into_iter().filter(|d| !exported.contains(d)).collect()
     }
 
-    fn stop_nfsdcld(ctx: &Ctx, cfg: &Config, known: Option<ProcId>) -> OcfResult<()> {
+    /// Stop the node's nfsdcld and any nfsdcld left on `dir` (it would
+    /// keep the file system busy).
+    fn stop_nfsdcld(ctx: &Ctx, known: Option<ProcId>, dir: &Path) -> OcfResult<()> {
         if let Some(id) = known {
             cld::stop(id, &ctx.deadline)?;
         }
-        // Any nfsdcld still on recovery_dir keeps its file system busy.
         for c in cld::find_all() {
-            if c.storage.as_deref() == Some(cfg.node.recovery_dir.as_path()) {
+            if c.storage.as_deref() == Some(dir) {
                 cld::stop(c.id, &ctx.deadline)?;
             }
         }
         if let Some(c) = cld::find_all()
             .into_iter()
-            .find(|c| c.storage.as_deref() == Some(cfg.node.recovery_dir.as_path()))
+            .find(|c| c.storage.as_deref() == Some(dir))
         {
             return Err(OcfError::generic(format!(
                 "nfsdcld (pid {}) still holds {}",
                 c.id.pid,
-                cfg.node.recovery_dir.display()
+                dir.display()
             )));
+        }
+        Ok(())
+    }
+
+    /// An nfsdcld on `dir` that is not the one serving the node.
+    fn stop_nfsdcld_on_mine_if_stray(
+        ctx: &Ctx,
+        node: Option<&NodeCld>,
+        dir: &Path,
+    ) -> OcfResult<()> {
+        if node.is_some_and(|n| n.storage == dir) {
+            return Ok(());
+        }
+        Self::stop_nfsdcld(ctx, None, dir)
+    }
+
+    /// nfsdcld serves the records of a service that stops while others stay
+    /// on the node: move it to `next`'s copy, which takes an nfsd restart,
+    /// i.e. a new grace period for the remaining clients. Fails only when
+    /// the leaving service's file system cannot be freed; what goes wrong
+    /// for the others afterwards is logged (their monitors report it).
+    fn move_nfsdcld(ctx: &Ctx, node: &NodeCld, next: &Config, copies: &[PathBuf]) -> OcfResult<()> {
+        let roots = Self::roots();
+        server::stop(&roots, &ctx.deadline)?;
+        for c in copies {
+            if let Err(e) = mirror_records(ctx, &node.storage, c, false) {
+                log::error!(
+                    "{e}: NFSv4 clients that first came since the last monitor may not reclaim"
+                );
+            }
+        }
+        Self::stop_nfsdcld(ctx, Some(node.nfsdcld), &node.storage)?;
+        let restart = || -> OcfResult<()> {
+            let pipefs = cld::pipefs_dir(&ctx.deadline)?;
+            let id = cld::start(&next.recovery_dir, &pipefs, &ctx.deadline)?;
+            let moved = NodeCld {
+                nfsdcld: id,
+                storage: next.recovery_dir.clone(),
+            };
+            write_node(ctx, &moved)?;
+            server::start(&roots, &next.server(), &ctx.deadline)?;
+            Self::check_tracking(ctx, id)?;
+            for c in copies.iter().filter(|c| **c != moved.storage) {
+                mirror_records(ctx, &moved.storage, c, false)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = restart() {
+            log::error!("nfsd could not be brought back for the other services: {e}");
         }
         Ok(())
     }
@@ -407,8 +552,8 @@ impl Agent for NfsGrace {
                 grace_time,
                 nlm_grace_time,
                 server_scope,
-                recovery_dir,
             },
+            recovery_dir,
             threads,
             end_grace_early,
         })
@@ -424,13 +569,13 @@ impl Agent for NfsGrace {
                 "nfsdcld not found (install nfs-kernel-server / nfs-utils)",
             ));
         }
-        probe_dir(ctx, &cfg.node.recovery_dir)?;
+        probe_dir(ctx, &cfg.recovery_dir)?;
         let m = mounts::current();
-        if let Some(mnt) = mounts::containing(&m, &cfg.node.recovery_dir) {
+        if let Some(mnt) = mounts::containing(&m, &cfg.recovery_dir) {
             if mnt.mount_point == Path::new("/") {
                 log::warn!(
                     "recovery_dir {} is on the root file system, not on shared storage: NFSv4 clients could not reclaim on another node",
-                    cfg.node.recovery_dir.display()
+                    cfg.recovery_dir.display()
                 );
             }
         }
@@ -439,12 +584,15 @@ impl Agent for NfsGrace {
 
     fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let roots = Self::roots();
+        let _lock = node_lock(ctx)?;
         let me = read_state(&ctx.state_file());
+        let node = read_node(ctx).filter(|n| n.nfsdcld.alive());
         if let Some(st) = &me {
             if st.phase == Phase::Started
                 && st.config.node == cfg.node
+                && st.config.recovery_dir == cfg.recovery_dir
                 && roots.threads().unwrap_or(0) > 0
-                && st.nfsdcld.is_some_and(|id| id.alive())
+                && node.is_some()
             {
                 log::info!("already started");
                 return Ok(());
@@ -458,6 +606,22 @@ impl Agent for NfsGrace {
                 )));
             }
         }
+        // The database nfsdcld serves: the one it already serves for the
+        // others, else ours.
+        let serving = match &node {
+            Some(n) if !others.is_empty() => n.storage.clone(),
+            _ => cfg.recovery_dir.clone(),
+        };
+        // The other services' records, and ours, live in copies.
+        let mut copies: Vec<PathBuf> = others
+            .iter()
+            .map(|(_, st)| st.config.recovery_dir.clone())
+            .chain([cfg.recovery_dir.clone()])
+            .filter(|d| *d != serving)
+            .collect();
+        copies.sort();
+        copies.dedup();
+
         server::load(&roots, &ctx.deadline)?;
         if server::running(&roots) || !roots.clients().is_empty() {
             if me.is_some() {
@@ -482,14 +646,20 @@ impl Agent for NfsGrace {
         let mut st = State {
             phase: Phase::Starting,
             config: cfg.clone(),
-            nfsdcld: me
-                .and_then(|s| s.nfsdcld)
-                .or(others.iter().find_map(|(_, s)| s.nfsdcld)),
         };
         write_state(ctx, &st)?;
-        let cld_id = Self::ensure_nfsdcld(ctx, cfg, st.nfsdcld.filter(|id| id.alive()))?;
-        st.nfsdcld = Some(cld_id);
-        write_state(ctx, &st)?;
+        // Every client of every service here may reclaim at this start.
+        for c in &copies {
+            merge_records(ctx, c, &serving)?;
+        }
+        let cld_id = Self::ensure_nfsdcld(ctx, &serving, read_node(ctx).as_ref())?;
+        write_node(
+            ctx,
+            &NodeCld {
+                nfsdcld: cld_id,
+                storage: serving.clone(),
+            },
+        )?;
 
         check_mountd();
         server::start(&roots, &cfg.server(), &ctx.deadline)?;
@@ -499,11 +669,17 @@ impl Agent for NfsGrace {
             let _ = server::stop(&roots, &ctx.deadline.within(Duration::from_secs(10)));
             return Err(e);
         }
+        // Each service carries every record, whichever node it goes to.
+        for c in &copies {
+            if let Err(e) = mirror_records(ctx, &serving, c, false) {
+                log::warn!("{e} (retried at each monitor)");
+            }
+        }
         let g = roots.grace_state();
         if !g.v4 {
             log::info!(
                 "no NFSv4 client is recorded in {}: the kernel skipped the NFSv4 grace period",
-                cfg.node.recovery_dir.display()
+                serving.display()
             );
         }
         Self::log_grace(&roots, true);
@@ -511,8 +687,9 @@ impl Agent for NfsGrace {
         write_state(ctx, &st)
     }
 
-    fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+    fn stop(ctx: &Ctx, _cfg: &Config) -> OcfResult<()> {
         let roots = Self::roots();
+        let _lock = node_lock(ctx)?;
         let Some(st) = read_state(&ctx.state_file()) else {
             log::info!("not started on this node; nothing to stop");
             return Ok(());
@@ -520,47 +697,82 @@ impl Agent for NfsGrace {
         // What was started is what the state says (the parameters may have
         // changed since).
         let started = &st.config;
+        let mine = &started.recovery_dir;
         let others = others(ctx);
+        let node = read_node(ctx);
         if others.is_empty() {
             server::stop(&roots, &ctx.deadline)?;
-            Self::stop_nfsdcld(ctx, started, st.nfsdcld)?;
-            if cfg.node != started.node {
-                Self::stop_nfsdcld(ctx, cfg, None)?;
-            }
+            Self::stop_nfsdcld(ctx, node.as_ref().map(|n| n.nfsdcld), mine)?;
+            fsfile::remove_opt(&node_file(ctx))?;
             if let Some(pid) = server::lockd_thread() {
                 log::info!("lockd (pid {pid}) keeps running for NFS client mounts on this node");
             }
-        } else {
-            let names: Vec<&str> = others.iter().map(|(i, _)| i.as_str()).collect();
-            let pinned: Vec<String> = Self::pinned_unexported()
-                .iter()
-                .map(|(a, b)| format!("{a}:{b}"))
-                .collect();
-            if pinned.is_empty() {
-                log::info!(
-                    "nfsd keeps running for {}: no NFSv4 state is left on unexported file systems",
-                    names.join(", ")
-                );
-            } else {
+            return fsfile::remove_opt(&ctx.state_file());
+        }
+        let names: Vec<&str> = others.iter().map(|(i, _)| i.as_str()).collect();
+        let node = node.filter(|n| n.nfsdcld.alive());
+        let mut copies: Vec<PathBuf> = others
+            .iter()
+            .map(|(_, s)| s.config.recovery_dir.clone())
+            .filter(|d| d != mine)
+            .collect();
+        copies.sort();
+        copies.dedup();
+        match &node {
+            Some(n) if n.storage == *mine && !copies.is_empty() => {
+                // nfsdcld holds our file system: it moves to the next
+                // service's copy of the records.
+                let next = others
+                    .iter()
+                    .map(|(_, s)| &s.config)
+                    .find(|c| c.recovery_dir == copies[0])
+                    .expect("copies come from others");
                 log::warn!(
-                    "NFSv4 state remains on unexported file systems (devices {}): restarting nfsd to release it; the clients of {} get a new grace period",
-                    pinned.join(", "),
+                    "nfsdcld serves this resource's {}: moving it to {} and restarting nfsd; the clients of {} get a new grace period",
+                    mine.display(),
+                    next.recovery_dir.display(),
                     names.join(", ")
                 );
-                server::stop(&roots, &ctx.deadline)?;
-                // This resource's file systems are free now. Bringing nfsd
-                // back is for the others: if it fails, their monitors report
-                // it; failing this stop would only get the node fenced.
-                let back =
-                    server::start(&roots, &started.server(), &ctx.deadline).and_then(|()| match st
-                        .nfsdcld
-                    {
-                        Some(id) => Self::check_tracking(ctx, id),
-                        None => Ok(()),
-                    });
-                if let Err(e) = back {
-                    log::error!("nfsd could not be restarted for {}: {e}", names.join(", "));
+                Self::move_nfsdcld(ctx, n, next, &copies)?;
+                return fsfile::remove_opt(&ctx.state_file());
+            }
+            Some(n) if n.storage != *mine => {
+                // Our clients' latest records go with the service.
+                if let Err(e) = mirror_records(ctx, &n.storage, mine, false) {
+                    log::error!("{e}: NFSv4 clients that first came since the last monitor may not reclaim where the service goes next");
                 }
+            }
+            _ => {}
+        }
+        Self::stop_nfsdcld_on_mine_if_stray(ctx, node.as_ref(), mine)?;
+        let pinned: Vec<String> = Self::pinned_unexported()
+            .iter()
+            .map(|(a, b)| format!("{a}:{b}"))
+            .collect();
+        if pinned.is_empty() {
+            log::info!(
+                "nfsd keeps running for {}: no NFSv4 state is left on unexported file systems",
+                names.join(", ")
+            );
+        } else {
+            log::warn!(
+                "NFSv4 state remains on unexported file systems (devices {}): restarting nfsd to release it; the clients of {} get a new grace period",
+                pinned.join(", "),
+                names.join(", ")
+            );
+            server::stop(&roots, &ctx.deadline)?;
+            // This resource's file systems are free now. Bringing nfsd
+            // back is for the others: if it fails, their monitors report
+            // it; failing this stop would only get the node fenced.
+            let back =
+                server::start(&roots, &started.server(), &ctx.deadline).and_then(
+                    |()| match &node {
+                        Some(n) => Self::check_tracking(ctx, n.nfsdcld),
+                        None => Ok(()),
+                    },
+                );
+            if let Err(e) = back {
+                log::error!("nfsd could not be restarted for {}: {e}", names.join(", "));
             }
         }
         fsfile::remove_opt(&ctx.state_file())
@@ -599,12 +811,22 @@ impl Agent for NfsGrace {
                 st.config.node.grace_time
             )));
         }
-        if let Some(id) = st.nfsdcld {
-            if !id.alive() {
-                return Err(OcfError::generic(format!(
-                    "nfsdcld (pid {}) has exited: new NFSv4 clients are not recorded for reclaim",
-                    id.pid
-                )));
+        let Some(node) = read_node(ctx) else {
+            return Err(OcfError::generic(
+                "no nfsdcld is recorded for this node: new NFSv4 clients are not recorded for reclaim",
+            ));
+        };
+        if !node.nfsdcld.alive() {
+            return Err(OcfError::generic(format!(
+                "nfsdcld (pid {}) has exited: new NFSv4 clients are not recorded for reclaim",
+                node.nfsdcld.pid
+            )));
+        }
+        if node.storage != st.config.recovery_dir {
+            // Sharing the node: keep this service's copy of the records
+            // current, so that it can leave (or its node fail) with them.
+            if let Err(e) = mirror_records(ctx, &node.storage, &st.config.recovery_dir, true) {
+                log::warn!("{e}");
             }
         }
         Self::log_grace(&roots, false);
@@ -673,7 +895,6 @@ mod tests {
         assert_eq!(
             conf(&[("recovery_dir", "/srv//nfs/cld/")])
                 .unwrap()
-                .node
                 .recovery_dir,
             PathBuf::from("/srv/nfs/cld")
         );
@@ -736,11 +957,11 @@ mod tests {
             "server_scope=\"hanfs\" here, \"other\" there"
         );
         let d = conf(&[("recovery_dir", "/elsewhere/cld")]).unwrap();
-        assert!(a
-            .node
-            .difference(&d.node)
-            .unwrap()
-            .starts_with("recovery_dir="));
+        assert_eq!(
+            a.node.difference(&d.node),
+            None,
+            "each service has its own records"
+        );
     }
 
     #[test]
@@ -786,12 +1007,16 @@ mod tests {
         let st = State {
             phase: Phase::Started,
             config: conf(&[]).unwrap(),
-            nfsdcld: Some(ProcId { pid: 42, start: 7 }),
         };
         let j = serde_json::to_string(&st).unwrap();
         assert!(j.contains("\"phase\":\"started\""), "{j}");
         let back: State = serde_json::from_str(&j).unwrap();
         assert_eq!(back.config, st.config);
-        assert_eq!(back.nfsdcld, st.nfsdcld);
+        let n = NodeCld {
+            nfsdcld: ProcId { pid: 42, start: 7 },
+            storage: "/srv/a/cld".into(),
+        };
+        let back: NodeCld = serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
+        assert_eq!(back, n);
     }
 }

@@ -12,8 +12,9 @@
 # other already runs, nfsd is restarted to give the arriving clients their
 # grace period, and the clients of the service already there must reclaim
 # too (they pause for the takeover as well). Both services' nfs-grace
-# resources must then agree on the timers, server scope and recovery
-# directory, hence the shared settings below.
+# resources must then agree on the timers and server scope, hence the
+# shared settings below; each keeps its NFSv4 client records on its own
+# disk (nfs-grace merges and copies them while the services share a node).
 #
 # Run it once, as root, on ONE node of a running two-node cluster; the
 # prerequisites are those of active-passive.sh (for both disks).

@@ -147,7 +147,12 @@ fn start_fails_fast_and_cleanly_without_kernel_nfsd() {
     agent().run("monitor").expect(7);
     agent().interval_ms(10_000).run("monitor").expect(7);
     agent().run("stop").expect(0);
-    assert!(sb.sh_ok("ls /run/resource-agents").trim().is_empty());
+    // No state is left (nfs-grace's node lock file may stay).
+    assert_eq!(
+        sb.sh_ok("ls /run/resource-agents | grep -vx hanfs-nfs-grace.lock || true")
+            .trim(),
+        ""
+    );
     // reload-agent of a resource not started here is an error, not a crash.
     agent()
         .env("OCF_RA_VERSION_MAJOR", "1")
@@ -456,11 +461,14 @@ $V --option recovery_dir=$S/notadir 2>&1; val validate_notdir $?
     assert!(r.output.contains("is not a directory"), "{}", r.output);
 }
 
-/// Two services on one node share its nfsd (same settings, client records
-/// on storage both reach): the second start restarts nfsd for its grace;
-/// a stop leaves nfsd running for the other service unless NFSv4 state
-/// still pins the departing (unexported) disk, which on 6.1 needs an nfsd
-/// restart — after which that disk unmounts and the other service runs on.
+/// Two services on one node share its nfsd (same settings, each its own
+/// client records on its own disk): the second start merges its records
+/// into the database nfsdcld serves and restarts nfsd for its grace; the
+/// database is copied back to the second disk; a stop leaves nfsd running
+/// for the other service unless NFSv4 state still pins the departing
+/// (unexported) disk, which on 6.1 needs an nfsd restart — after which that
+/// disk unmounts and the other service runs on. When the service whose
+/// disk nfsdcld uses leaves, nfsdcld moves to the other disk's copy.
 #[test]
 fn uml_two_services_share_the_node() {
     let vm = uml!();
@@ -470,18 +478,34 @@ E=/run/exports
 mkdir -p $E; mount -t tmpfs tmpfs $E; mkdir -p $E/a $E/b
 for d in a b; do dd if=/dev/zero of=/tmp/$d.img bs=1M count=16 2>/dev/null; mkfs.ext4 -q /tmp/$d.img; done
 modprobe loop; mount -o loop /tmp/a.img $E/a; mount -o loop /tmp/b.img $E/b; chmod 777 $E/a $E/b
-mkdir -p /var/lib/nfs/shared-cld
-svc() { INST=$1; shift; OCF_RESOURCE_INSTANCE=$INST ag "$@" recovery_dir=/var/lib/nfs/shared-cld; }
+# svc1 keeps its records on disk a, svc2 on disk b
+svc() { INST=$1; d=$2; shift 2; OCF_RESOURCE_INSTANCE=$INST ag "$@" recovery_dir=$E/$d/.cld; }
+svc1() { svc svc1 a "$@"; }
+svc2() { svc svc2 b "$@"; }
+# The clients recorded in a database (what the next start there offers).
+records() {
+    python3 -c "
+import sqlite3, sys
+c = sqlite3.connect('file:' + sys.argv[1] + '/main.sqlite?mode=ro', uri=True)
+cur, rec = c.execute('SELECT current, recovery FROM grace').fetchone()
+ids = set()
+for e in {cur, rec} - {0}:
+    ids |= {r[0] for r in c.execute('SELECT id FROM \"rec-%016x\"' % e)}
+print(len(ids))" $1
+}
+cld_on() { for p in $(pgrep -x nfsdcld); do ls -l /proc/$p/fd; done | grep -q "$1/main.sqlite" && echo yes || echo no; }
 modprobe nfsd; rpcbind -w; rpc.mountd
 exportfs -o rw,fsid=0,no_subtree_check,insecure,crossmnt 127.0.0.1:$E
-svc svc1 start; val start1 $?
+svc1 start; val start1 $?
 exportfs -o rw,no_root_squash,fsid=11,no_subtree_check,insecure 127.0.0.1:$E/a
-svc svc2 start; val start2 $?
+svc2 start; val start2 $?
+val cld_serves_a $(cld_on $E/a/.cld)
+val copy_on_b $(test -s $E/b/.cld/main.sqlite && echo yes)
 exportfs -o rw,no_root_squash,fsid=12,no_subtree_check,insecure 127.0.0.1:$E/b
-svc svc2 stop; val stop2_idle $?
+svc2 stop; val stop2_idle $?
 val threads_after_idle_stop $(cat /proc/fs/nfsd/threads)
-svc svc1 monitor; val monitor1_a $?
-svc svc2 start; val start2_again $?
+svc1 monitor; val monitor1_a $?
+svc2 start; val start2_again $?
 exportfs -o rw,no_root_squash,fsid=12,no_subtree_check,insecure 127.0.0.1:$E/b
 echo Y > /proc/fs/lockd/nlm_end_grace
 modprobe nfsv4; mkdir -p /tmp/ma /tmp/mb
@@ -492,17 +516,31 @@ import fcntl, time
 f = open('/tmp/mb/lockme', 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('LOCKED=yes', flush=True); time.sleep(600)" &
 for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
 val lock_on_b $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
+val records_a $(records $E/a/.cld)
+# the copy on b follows at svc2's monitor
+svc2 monitor; val monitor2 $?
+val records_b_after_monitor $(records $E/b/.cld)
 # svc2 leaves: its export goes, then nfs-grace svc2 stops
 exportfs -u 127.0.0.1:$E/b; echo $E/b > /proc/fs/nfsd/unlock_filesystem
 umount $E/b 2>/dev/null && val b_busy_before_stop no || val b_busy_before_stop yes
-svc svc2 stop; val stop2 $?
+svc2 stop; val stop2 $?
+val records_b_after_stop $(records $E/b/.cld)
 umount $E/b && val umount_b ok || val umount_b busy
 val threads_after_stop2 $(cat /proc/fs/nfsd/threads)
-svc svc1 monitor; val monitor1_b $?
+svc1 monitor; val monitor1_b $?
 echo hello > /tmp/ma/still-served && val a_served yes
-svc svc1 stop; val stop1 $?
+# svc2 comes back; then svc1, whose disk nfsdcld uses, leaves first
+mount -o loop /tmp/b.img $E/b
+svc2 start; val start2_third $?
+svc1 stop; val stop1 $?
+umount $E/a && val umount_a ok || val umount_a busy
+val cld_serves_b $(cld_on $E/b/.cld)
 val threads_after_stop1 $(cat /proc/fs/nfsd/threads)
-val nfsdcld_after_stop1 $(pgrep -x nfsdcld >/dev/null && echo running || echo gone)
+svc2 monitor; val monitor2_alone $?
+svc2 stop; val stop2_last $?
+val threads_after_last $(cat /proc/fs/nfsd/threads)
+val nfsdcld_after_last $(pgrep -x nfsdcld >/dev/null && echo running || echo gone)
+umount $E/b && val umount_b_last ok || val umount_b_last busy
 kill %1 2>/dev/null; umount -f -l /tmp/ma /tmp/mb
 "#;
     let r = vm.run(&script, uml_timeout());
@@ -510,6 +548,8 @@ kill %1 2>/dev/null; umount -f -l /tmp/ma /tmp/mb
     for (k, v) in [
         ("start1", "0"),
         ("start2", "0"),
+        ("cld_serves_a", "yes"),
+        ("copy_on_b", "yes"),
         ("stop2_idle", "0"),
         ("threads_after_idle_stop", "4"),
         ("monitor1_a", "0"),
@@ -518,32 +558,36 @@ kill %1 2>/dev/null; umount -f -l /tmp/ma /tmp/mb
         ("mount_b", "0"),
         ("LOCKED", "yes"),
         ("lock_on_b", "yes"),
+        // one client (this guest), recorded once
+        ("records_a", "1"),
+        ("monitor2", "0"),
+        ("records_b_after_monitor", "1"),
         ("b_busy_before_stop", "yes"),
         ("stop2", "0"),
+        ("records_b_after_stop", "1"),
         ("umount_b", "ok"),
         ("threads_after_stop2", "4"),
         ("monitor1_b", "0"),
         ("a_served", "yes"),
+        ("start2_third", "0"),
         ("stop1", "0"),
-        ("threads_after_stop1", "0"),
-        ("nfsdcld_after_stop1", "gone"),
+        ("umount_a", "ok"),
+        ("cld_serves_b", "yes"),
+        ("threads_after_stop1", "4"),
+        ("monitor2_alone", "0"),
+        ("stop2_last", "0"),
+        ("threads_after_last", "0"),
+        ("nfsdcld_after_last", "gone"),
+        ("umount_b_last", "ok"),
     ] {
         expect_value(&r, k, v);
     }
-    assert!(
-        r.output
-            .contains("restarting nfsd for a new grace period: the clients of svc1"),
-        "{}",
-        r.output
-    );
-    assert!(
-        r.output.contains("nfsd keeps running for svc1"),
-        "{}",
-        r.output
-    );
-    assert!(
-        r.output.contains("restarting nfsd to release it"),
-        "{}",
-        r.output
-    );
+    for needle in [
+        "restarting nfsd for a new grace period: the clients of svc1",
+        "nfsd keeps running for svc1",
+        "restarting nfsd to release it",
+        "moving it to",
+    ] {
+        assert!(r.output.contains(needle), "{needle:?}\n{}", r.output);
+    }
 }

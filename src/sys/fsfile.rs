@@ -2,9 +2,12 @@
 //! torn one: temporary file in the same directory, fsync, rename, fsync of
 //! the directory.
 
-use crate::ocf::{OcfResult, ResultExt};
+use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> OcfResult<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -49,6 +52,33 @@ pub fn remove_opt(path: &Path) -> OcfResult<()> {
     }
 }
 
+/// Take an exclusive flock on `path` (created when missing), waiting until
+/// the deadline: for actions of one node that must not interleave. Released
+/// when the returned guard is dropped or the process exits.
+pub fn lock_exclusive(path: &Path, deadline: &Deadline) -> OcfResult<Flock<File>> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .or_generic(|| format!("cannot open lock file {}", path.display()))?;
+    loop {
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(l),
+            Err((back, _)) if !deadline.expired() => {
+                f = back;
+                deadline.sleep(Duration::from_millis(10));
+            }
+            Err((_, e)) => {
+                return Err(OcfError::generic(format!(
+                    "could not lock {} in time (another action holds it): {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +95,16 @@ mod tests {
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
         remove_opt(&p).unwrap();
         remove_opt(&p).unwrap();
+    }
+
+    #[test]
+    fn lock_is_exclusive_until_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("lock");
+        let held = lock_exclusive(&p, &Deadline::after(Duration::from_secs(1))).unwrap();
+        let e = lock_exclusive(&p, &Deadline::after(Duration::from_millis(50))).unwrap_err();
+        assert!(e.reason.contains("could not lock"), "{e}");
+        drop(held);
+        lock_exclusive(&p, &Deadline::after(Duration::from_millis(50))).unwrap();
     }
 }
