@@ -3,6 +3,7 @@
 //! address(es) after a takeover (see metadata/statd-holding.xml).
 
 use hanfs::ocf::{self, Action, Agent, Ctx, Deadline, OcfError, OcfResult, Params, ResultExt};
+use hanfs::sys::nfsd::server;
 use hanfs::sys::procs::ProcId;
 use hanfs::sys::statd::bounded::bounded;
 use hanfs::sys::statd::holding::{self, Reconciled};
@@ -320,6 +321,96 @@ fn wait_for_notifications(ctx: &Ctx, cfg: &Config, jobs: &mut [Job]) -> OcfResul
     Ok(())
 }
 
+/// The node's lockd thread (it runs while nfsd or an NFS mount needs it).
+fn lockd_now() -> Option<ProcId> {
+    server::lockd_thread().and_then(ProcId::of)
+}
+
+/// Start sm-notify for the clients in `taken` from each floating address,
+/// recording the notifiers in `reg`.
+fn notify_clients(
+    registry: &Registry,
+    ctx: &Ctx,
+    cfg: &Config,
+    reg: &mut Registration,
+    taken: &Taken,
+    owner: Option<(u32, u32)>,
+    sm_notify: &Path,
+) -> OcfResult<Vec<Job>> {
+    let root = registry.notify_root(ctx.instance());
+    std::fs::create_dir_all(&root)
+        .and_then(|()| std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)))
+        .or_generic(|| format!("cannot create {}", root.display()))?;
+    let mut jobs = Vec::new();
+    for addr in &cfg.ips {
+        let recs = notify::records_for(addr, &taken.held);
+        if recs.is_empty() {
+            log::info!("no client to notify from {addr}");
+            continue;
+        }
+        for (n, batch) in notify::batches(&recs).into_iter().enumerate() {
+            let (dir, log) = notify::paths(&root, addr, n);
+            notify::prepare_dir(&dir, &batch, taken.state, owner)
+                .or_generic(|| format!("cannot prepare {}", dir.display()))?;
+            let child = notify::spawn(sm_notify, addr, &dir, &log)
+                .or_generic(|| format!("cannot run {}", sm_notify.display()))?;
+            let pid = child.id() as i32;
+            log::info!(
+                "notifying {} client(s) from {addr} (state {}, sm-notify pid {pid})",
+                batch.len(),
+                taken.state
+            );
+            reg.notifiers.push(Notifier {
+                pid,
+                start_time: ProcId::of(pid).map_or(0, |p| p.start),
+                addr: addr.to_string(),
+                dir: dir.clone(),
+            });
+            jobs.push(Job {
+                addr: *addr,
+                dir,
+                log,
+                child,
+                clients: batch.len(),
+                status: None,
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// lockd restarted since this instance last notified its clients (nfsd
+/// was restarted to give another service arriving on the node its grace
+/// period, or to release a departing one's file system): every NLM lock
+/// on the node is gone, and this service's NFSv3 clients get them back
+/// only if they are told to reclaim, now, during the new NLM grace.
+fn renotify_after_lockd_restart(ctx: &Ctx, cfg: &Config, reg: &mut Registration) -> OcfResult<()> {
+    let Some(now) = lockd_now() else {
+        return Ok(()); // nfsd is down: nfs-grace's monitor says so
+    };
+    let Some(before) = reg.lockd.filter(|b| *b != now) else {
+        reg.lockd = Some(now); // unchanged, or nobody could lock before
+        return Ok(());
+    };
+    log::warn!(
+        "lockd restarted (pid {} -> {}): the NLM locks of this service's NFSv3 clients were dropped; notifying them to reclaim",
+        before.pid,
+        now.pid
+    );
+    let registry = Registry::default();
+    let statd = statd_dir(cfg)?;
+    let owner = statd.owner().ok();
+    let sm_notify = sm_notify_program()?;
+    stop_notifiers(ctx, &registry, &std::mem::take(&mut reg.notifiers))?;
+    let dir = reg.holding_dir.clone();
+    let what = format!("reading holding_dir {}", dir.display());
+    let taken: Taken = bounded(&ctx.deadline, &what, move || take_holding(&dir, owner))?;
+    // Not waited for: sm-notify works on in the background as after start.
+    notify_clients(&registry, ctx, cfg, reg, &taken, owner, &sm_notify)?;
+    reg.lockd = Some(now);
+    Ok(())
+}
+
 impl Agent for StatdHolding {
     type Config = Config;
     const NAME: &'static str = "statd-holding";
@@ -458,6 +549,7 @@ impl Agent for StatdHolding {
             notifiers: Vec::new(),
             reconciled_at: 0,
             fully_reconciled_at: 0,
+            lockd: lockd_now(),
         };
         registry
             .save(&reg)
@@ -473,45 +565,7 @@ impl Agent for StatdHolding {
         }
 
         // 4. Notify from each floating address.
-        let root = registry.notify_root(ctx.instance());
-        std::fs::create_dir_all(&root)
-            .and_then(|()| std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)))
-            .or_generic(|| format!("cannot create {}", root.display()))?;
-        let mut jobs = Vec::new();
-        for addr in &cfg.ips {
-            let recs = notify::records_for(addr, &taken.held);
-            if recs.is_empty() {
-                log::info!("no client to notify from {addr}");
-                continue;
-            }
-            for (n, batch) in notify::batches(&recs).into_iter().enumerate() {
-                let (dir, log) = notify::paths(&root, addr, n);
-                notify::prepare_dir(&dir, &batch, taken.state, owner)
-                    .or_generic(|| format!("cannot prepare {}", dir.display()))?;
-                let child = notify::spawn(&sm_notify, addr, &dir, &log)
-                    .or_generic(|| format!("cannot run {}", sm_notify.display()))?;
-                let pid = child.id() as i32;
-                log::info!(
-                    "notifying {} client(s) from {addr} (state {}, sm-notify pid {pid})",
-                    batch.len(),
-                    taken.state
-                );
-                reg.notifiers.push(Notifier {
-                    pid,
-                    start_time: ProcId::of(pid).map_or(0, |p| p.start),
-                    addr: addr.to_string(),
-                    dir: dir.clone(),
-                });
-                jobs.push(Job {
-                    addr: *addr,
-                    dir,
-                    log,
-                    child,
-                    clients: batch.len(),
-                    status: None,
-                });
-            }
-        }
+        let mut jobs = notify_clients(&registry, ctx, cfg, &mut reg, &taken, owner, &sm_notify)?;
         registry
             .save(&reg)
             .or_generic(|| "cannot register in /run/hanfs/statd-holding")?;
@@ -585,6 +639,7 @@ impl Agent for StatdHolding {
         if full {
             reg.fully_reconciled_at = now;
         }
+        let renotified = renotify_after_lockd_restart(ctx, cfg, &mut reg);
         if let Err(e) = registry.save(&reg) {
             log::warn!("cannot update the registration: {e}");
         }
@@ -595,7 +650,7 @@ impl Agent for StatdHolding {
                 r.written.join(" ")
             );
         }
-        Ok(())
+        renotified
     }
 }
 

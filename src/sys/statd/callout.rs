@@ -286,6 +286,7 @@ mod tests {
             notifiers: vec![],
             reconciled_at: 0,
             fully_reconciled_at: 0,
+            lockd: None,
         };
         registry.save(&reg).unwrap();
         (d, registry, reg)

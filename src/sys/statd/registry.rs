@@ -75,6 +75,12 @@ pub struct Registration {
     pub reconciled_at: u64,
     #[serde(default)]
     pub fully_reconciled_at: u64,
+    /// The lockd thread when this instance last notified its clients: if
+    /// another lockd runs later, every NLM lock of the node was dropped
+    /// (nfsd restarted for another service) and the clients are notified
+    /// again.
+    #[serde(default)]
+    pub lockd: Option<crate::sys::procs::ProcId>,
 }
 
 pub fn now_secs() -> u64 {
@@ -261,6 +267,7 @@ mod tests {
             notifiers: vec![],
             reconciled_at: 0,
             fully_reconciled_at: 0,
+            lockd: None,
         }
     }
 
