@@ -16,6 +16,12 @@
 # shared settings below; each keeps its NFSv4 client records on its own
 # disk (nfs-grace merges and copies them while the services share a node).
 #
+# Clients: an NFSv4.1/4.2 client is ONE client to a node that runs both
+# services (its identity names no server), and after a takeover only its
+# first mount to recover may reclaim (RFC 8881 18.51.3). Give each client
+# at most one NFSv4.1+ mount among these services; mount the other with
+# vers=4.0 or NFSv3.
+#
 # Run it once, as root, on ONE node of a running two-node cluster; the
 # prerequisites are those of active-passive.sh (for both disks).
 set -eu

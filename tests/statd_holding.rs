@@ -670,3 +670,74 @@ fn crm_resource_validate_reports_bad_input() {
     let (_, out) = validate(&[("holding_dir", h), ("ip", "192.0.2.77")]);
     assert!(out.contains("; sm-notify -v needs one)"), "{out}");
 }
+
+/// In a UML guest with the real kernel nfsd and lockd: when nfsd restarts
+/// under a running service (here: a second service arrives on the node and
+/// nfs-grace restarts nfsd for its grace period), lockd restarts and drops
+/// every NLM lock; the next monitor of the first service's statd-holding
+/// notices and notifies its NFSv3 clients again, with a new state number,
+/// once.
+#[test]
+fn uml_lockd_restart_renotifies_the_clients() {
+    let vm = uml!();
+    let script = format!(
+        r#"
+S=/run/hanfs-srv; mkdir -p $S/a/hold $S/b
+export OCF_ROOT=/usr/lib/ocf HA_LOGFACILITY=none OCF_RESKEY_CRM_meta_timeout=30000
+val() {{ echo "$1=$2"; }}
+grace() {{
+    inst=$1 dir=$2; shift 2
+    env OCF_RESOURCE_INSTANCE=$inst OCF_RESKEY_recovery_dir=$dir OCF_RESKEY_server_scope=t \
+        OCF_RESKEY_grace_time=20 OCF_RESKEY_lease_time=10 OCF_RESKEY_nlm_grace_time=60 {grace} "$@"
+}}
+hold() {{
+    env OCF_RESOURCE_INSTANCE=svc1 OCF_RESKEY_holding_dir=$S/a/hold OCF_RESKEY_ip=127.0.0.1 \
+        OCF_RESKEY_notify_timeout=2 {hold} "$@"
+}}
+lockd() {{ for p in $(pgrep -x lockd); do [ "$(awk '{{print $4}}' /proc/$p/stat)" = 2 ] && echo $p; done; }}
+modprobe nfsd; rpcbind -w; rpc.statd --no-notify; rpc.mountd
+grace svc1 $S/a/cld start; val grace1 $?
+val lockd_before $(lockd)
+# a client that held an NFSv3 lock through the floating address
+printf '0100007f 000186b5 00000004 00000010 0000000000000000000000000000000000000000 127.0.0.2 127.0.0.1\n' > $S/a/hold/127.0.0.2
+hold start; val start $?
+hold monitor; val monitor_same_lockd $?
+# a second service arrives: nfsd (and lockd) restart for its grace period
+grace svc2 $S/b/cld start; val grace2 $?
+val lockd_after $(lockd)
+hold monitor; val monitor_new_lockd $?
+hold monitor; val monitor_again $?
+hold stop; val stop $?
+grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
+"#,
+        grace = bin("nfs-grace").display(),
+        hold = bin(AGENT).display()
+    );
+    let r = vm.run(&script, Duration::from_secs(150));
+    r.assert_ok();
+    for (k, v) in [
+        ("grace1", "0"),
+        ("start", "0"),
+        ("monitor_same_lockd", "0"),
+        ("grace2", "0"),
+        ("monitor_new_lockd", "0"),
+        ("monitor_again", "0"),
+        ("stop", "0"),
+    ] {
+        assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
+    }
+    assert_ne!(r.value("lockd_before"), r.value("lockd_after"), "{}", r.output);
+    assert_eq!(
+        r.output.matches("lockd restarted (pid").count(),
+        1,
+        "renotified exactly once:\n{}",
+        r.output
+    );
+    let states: Vec<&str> = r
+        .output
+        .lines()
+        .filter(|l| l.contains("notifying 1 client(s) from 127.0.0.1"))
+        .collect();
+    assert_eq!(states.len(), 2, "at start and after the restart:\n{}", r.output);
+    assert_ne!(states[0], states[1], "a new state number:\n{}", r.output);
+}

@@ -9,11 +9,20 @@ from .node import NODE_DIR
 
 log = logging.getLogger("lab")
 VERSIONS = {"v3": "vers=3", "v4": "vers=4.2"}
+# NFSv4.1+ gives a client machine one identity per server (its owner string
+# names no server), so a client that mounts two services with NFSv4.1+ is
+# one client to the node both end on; RFC 8881 18.51.3: once one mount has
+# sent RECLAIM_COMPLETE, the other mount's reclaims get NFS4ERR_NO_GRACE and
+# its locks are lost. With several services, a client therefore mounts one
+# of them with NFSv4.2 and the others with NFSv4.0, whose client identity
+# names the server address (README: "Two services on one node").
+V4_OTHERS = "vers=4.0"
 NLOCKS = 3
 
 
 class Workload:
-    """On every client, for every service and for NFSv3 and NFSv4.2: a writer
+    """On every client, for every service and for NFSv3 and NFSv4 (4.2, or 4.0
+    for all services but one when there are several, see V4_OTHERS): a writer
     holding locks and appending, and a prober trying to take the locks the
     *other* client holds on the same mount."""
 
@@ -43,15 +52,23 @@ class Workload:
     def prober_log(self, tag):
         return os.path.join(self.dir, f"prober-{tag}.log")
 
+    def version(self, client_index, svc, v):
+        """The mount's vers= option: NFSv4.2 for one service per client (see V4_OTHERS)."""
+        services = self.config.services
+        if v == "v4" and len(services) > 1 and services.index(svc) != client_index % len(services):
+            return V4_OTHERS
+        return VERSIONS[v]
+
     def mount(self, timeout=300):
-        for c in self.clients:
+        for i, c in enumerate(self.clients):
             for svc, v, mnt in self.mounts():
                 path = svc.export if v == "v3" else self.config.v4_paths[svc.group]
+                vers = self.version(i, svc, v)
                 # hard mounts, otherwise the defaults a user gets
                 c.sh(f"mkdir -p {mnt}; for i in $(seq 1 30); do"
-                     f" mount -t nfs -o {VERSIONS[v]},hard {svc.vip}:{path} {mnt} && exit 0; sleep 5; done; exit 1",
+                     f" mount -t nfs -o {vers},hard {svc.vip}:{path} {mnt} && exit 0; sleep 5; done; exit 1",
                      timeout=timeout)
-                log.info("%s: mounted %s:%s on %s (%s)", c.name, svc.vip, path, mnt, VERSIONS[v])
+                log.info("%s: mounted %s:%s on %s (%s)", c.name, svc.vip, path, mnt, vers)
 
     def start(self, warmup_timeout=300):
         for c in self.clients:
