@@ -699,7 +699,7 @@ modprobe nfsd; rpcbind -w; rpc.statd --no-notify; rpc.mountd
 grace svc1 $S/a/cld start; val grace1 $?
 val lockd_before $(lockd)
 # a client that held an NFSv3 lock through the floating address
-printf '0100007f 000186b5 00000004 00000010 0000000000000000000000000000000000000000 127.0.0.2 127.0.0.1\n' > $S/a/hold/127.0.0.2
+printf '0100007f 000186b5 00000004 00000010 00000000000000000000000000000000 127.0.0.2 127.0.0.1\n' > $S/a/hold/127.0.0.2
 hold start; val start $?
 hold monitor; val monitor_same_lockd $?
 # a second service arrives: nfsd (and lockd) restart for its grace period
@@ -726,7 +726,12 @@ grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
     ] {
         assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
     }
-    assert_ne!(r.value("lockd_before"), r.value("lockd_after"), "{}", r.output);
+    assert_ne!(
+        r.value("lockd_before"),
+        r.value("lockd_after"),
+        "{}",
+        r.output
+    );
     assert_eq!(
         r.output.matches("lockd restarted (pid").count(),
         1,
@@ -738,6 +743,11 @@ grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
         .lines()
         .filter(|l| l.contains("notifying 1 client(s) from 127.0.0.1"))
         .collect();
-    assert_eq!(states.len(), 2, "at start and after the restart:\n{}", r.output);
+    assert_eq!(
+        states.len(),
+        2,
+        "at start and after the restart:\n{}",
+        r.output
+    );
     assert_ne!(states[0], states[1], "a new state number:\n{}", r.output);
 }
