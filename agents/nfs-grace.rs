@@ -98,7 +98,7 @@ struct State {
     config: Config,
 }
 
-const STATE_PREFIX: &str = "hanfs-nfs-grace-";
+const STATE_PREFIX: &str = hanfs::sys::nfsd::GRACE_STATE_PREFIX;
 
 /// The node's nfsdcld, shared by every nfs-grace resource on the node, and
 /// the recovery_dir whose database it serves.

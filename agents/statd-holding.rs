@@ -3,7 +3,7 @@
 //! address(es) after a takeover (see metadata/statd-holding.xml).
 
 use hanfs::ocf::{self, Action, Agent, Ctx, Deadline, OcfError, OcfResult, Params, ResultExt};
-use hanfs::sys::nfsd::server;
+use hanfs::sys::nfsd::{self, server};
 use hanfs::sys::procs::ProcId;
 use hanfs::sys::statd::bounded::bounded;
 use hanfs::sys::statd::holding::{self, Reconciled};
@@ -379,6 +379,44 @@ fn notify_clients(
     Ok(jobs)
 }
 
+/// sm-notify's own rule (it ends lockd's grace when it has nobody to
+/// notify), kept only where it is safe with HA services: no client is
+/// recorded for this service, so no NFSv3 client can reclaim an NLM lock,
+/// and lockd's grace would only hold up new locks (NFSv3 and NFSv4) for
+/// nothing. Not when another service runs on the node (its clients may be
+/// notified later, into this same grace period), nor without exactly one
+/// nfs-grace resource here (whoever else runs nfsd decides its grace).
+fn end_nlm_grace_if_alone(ctx: &Ctx, registry: &Registry) {
+    let others: Vec<String> = registry
+        .list()
+        .into_iter()
+        .filter(|r| r.active && r.instance != ctx.instance())
+        .map(|r| r.instance)
+        .collect();
+    let graces = nfsd::grace_resources(&ctx.runtime_dir());
+    if !others.is_empty() || graces != 1 {
+        log::info!(
+            "no NFSv3 client to notify; lockd's grace period runs on ({} nfs-grace resource(s) on this node{})",
+            graces,
+            if others.is_empty() {
+                String::new()
+            } else {
+                format!(", statd-holding {} active too", others.join(", "))
+            }
+        );
+        return;
+    }
+    let roots = nfsd::ProcRoots::default();
+    if roots.nlm_in_grace().unwrap_or(false) {
+        match roots.end_nlm_grace() {
+            Ok(()) => log::info!(
+                "no NFSv3 client to notify and no other NFS service on this node: ended lockd's grace period (as sm-notify does), new locks need not wait"
+            ),
+            Err(e) => log::warn!("cannot end lockd's grace period: {e}"),
+        }
+    }
+}
+
 /// lockd restarted since this instance last notified its clients (nfsd
 /// was restarted to give another service arriving on the node its grace
 /// period, or to release a departing one's file system): every NLM lock
@@ -566,6 +604,9 @@ impl Agent for StatdHolding {
 
         // 4. Notify from each floating address.
         let mut jobs = notify_clients(&registry, ctx, cfg, &mut reg, &taken, owner, &sm_notify)?;
+        if taken.held.is_empty() {
+            end_nlm_grace_if_alone(ctx, &registry);
+        }
         registry
             .save(&reg)
             .or_generic(|| "cannot register in /run/hanfs/statd-holding")?;

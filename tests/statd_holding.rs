@@ -751,3 +751,56 @@ grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
     );
     assert_ne!(states[0], states[1], "a new state number:\n{}", r.output);
 }
+
+/// In a UML guest with the real lockd: with no NFSv3 client recorded and
+/// one NFS service on the node, start ends lockd's grace (nobody can
+/// reclaim; new locks need not wait); with a second nfs-grace resource on
+/// the node it leaves the grace alone.
+#[test]
+fn uml_nlm_grace_ends_when_nobody_can_reclaim() {
+    let vm = uml!();
+    let script = format!(
+        r#"
+S=/run/hanfs-srv; mkdir -p $S/a/hold $S/b
+export OCF_ROOT=/usr/lib/ocf HA_LOGFACILITY=none OCF_RESKEY_CRM_meta_timeout=30000
+val() {{ echo "$1=$2"; }}
+grace() {{
+    inst=$1 dir=$2; shift 2
+    env OCF_RESOURCE_INSTANCE=$inst OCF_RESKEY_recovery_dir=$dir OCF_RESKEY_server_scope=t \
+        OCF_RESKEY_grace_time=20 OCF_RESKEY_lease_time=10 OCF_RESKEY_nlm_grace_time=60 {grace} "$@"
+}}
+hold() {{
+    env OCF_RESOURCE_INSTANCE=svc1 OCF_RESKEY_holding_dir=$S/a/hold OCF_RESKEY_ip=127.0.0.1 \
+        OCF_RESKEY_notify_timeout=2 {hold} "$@"
+}}
+modprobe nfsd; rpcbind -w; rpc.statd --no-notify; rpc.mountd
+grace svc1 $S/a/cld start; val grace1 $?
+val nlm_after_grace_start $(cat /proc/fs/lockd/nlm_end_grace)
+hold start; val start1 $?
+val nlm_alone $(cat /proc/fs/lockd/nlm_end_grace)
+hold stop; val stop1 $?
+grace svc2 $S/b/cld start; val grace2 $?
+val nlm_after_second_service $(cat /proc/fs/lockd/nlm_end_grace)
+hold start; val start2 $?
+val nlm_two_services $(cat /proc/fs/lockd/nlm_end_grace)
+hold stop; grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
+"#,
+        grace = bin("nfs-grace").display(),
+        hold = bin(AGENT).display()
+    );
+    let r = vm.run(&script, Duration::from_secs(150));
+    r.assert_ok();
+    for (k, v) in [
+        ("grace1", "0"),
+        ("nlm_after_grace_start", "N"),
+        ("start1", "0"),
+        ("nlm_alone", "Y"),
+        ("stop1", "0"),
+        ("grace2", "0"),
+        ("nlm_after_second_service", "N"),
+        ("start2", "0"),
+        ("nlm_two_services", "N"),
+    ] {
+        assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
+    }
+}

@@ -18,6 +18,26 @@ use crate::ocf::{OcfError, OcfResult, ResultExt};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// The prefix of nfs-grace's per-resource state files in the OCF runtime
+/// directory (`<prefix><instance>`): one per nfs-grace resource started, or
+/// starting, on this node.
+pub const GRACE_STATE_PREFIX: &str = "hanfs-nfs-grace-";
+
+/// How many nfs-grace resources are recorded on this node.
+pub fn grace_resources(runtime_dir: &Path) -> usize {
+    std::fs::read_dir(runtime_dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(GRACE_STATE_PREFIX))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// Where the kernel's NFS control files are.
 #[derive(Debug, Clone)]
 pub struct ProcRoots {
