@@ -7,7 +7,12 @@
 #   after:  Filesystem -> nfs-grace -> nfs-export... -> float-ip -> statd-holding
 #
 # The group is stopped for the switch (a short planned outage: clients block,
-# hard mounts resume; plan it like a failover). Run as root on the node
+# hard mounts resume). Locks do NOT survive the switch: the old stack's
+# statd list and NFSv4 client records are not carried into hanfs' holding and
+# recovery directories (which start empty), so NFSv3 clients are not told to
+# reclaim and NFSv4 reclaims are refused. Stop the applications that hold
+# locks on the mounts first (or plan a maintenance window). This script is
+# not yet run by the project's lab. Run as root on the node
 # where the group runs now (it creates hanfs' state directories on the
 # mounted shared disk).
 # The names default to those heartbeat-active-passive.sh creates; set them
