@@ -13,6 +13,8 @@ PKGS=(
   user-mode-linux e2fsprogs kmod
   # packaging and its checks
   rpm dpkg-dev lintian man-db
+  # a C compiler: the rusqlite crate builds its bundled SQLite
+  gcc libc6-dev
 )
 export DEBIAN_FRONTEND=noninteractive
 missing=()
