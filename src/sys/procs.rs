@@ -153,7 +153,12 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        assert!(named("sleep").contains(&pid));
+        // (poll: on a loaded machine /proc may show the exec a moment late)
+        let seen = crate::ocf::Deadline::after(std::time::Duration::from_secs(5))
+            .poll(std::time::Duration::from_millis(10), || {
+                named("sleep").contains(&pid).then_some(())
+            });
+        assert!(seen.is_some(), "sleep (pid {pid}) not found by name");
         assert_eq!(stat(pid).unwrap().ppid, me);
         let c = ProcId::of(pid).unwrap();
         assert!(c.signal(Signal::SIGKILL));
