@@ -671,16 +671,11 @@ fn crm_resource_validate_reports_bad_input() {
     assert!(out.contains("; sm-notify -v needs one)"), "{out}");
 }
 
-/// In a UML guest with the real kernel nfsd and lockd: when nfsd restarts
-/// under a running service (here: a second service arrives on the node and
-/// nfs-grace restarts nfsd for its grace period), lockd restarts and drops
-/// every NLM lock; the next monitor of the first service's statd-holding
-/// notices and notifies its NFSv3 clients again, with a new state number,
-/// once.
-#[test]
-fn uml_lockd_restart_renotifies_the_clients() {
-    let vm = uml!();
-    let script = format!(
+/// Shell prelude for the UML tests below: a node with two services' disks
+/// ($S/a, $S/b), `grace INSTANCE RECOVERY_DIR ACTION` (nfs-grace), `hold
+/// ACTION` (statd-holding svc1 on $S/a/hold, address 127.0.0.1) and `val`.
+fn guest_prelude() -> String {
+    format!(
         r#"
 S=/run/hanfs-srv; mkdir -p $S/a/hold $S/b
 export OCF_ROOT=/usr/lib/ocf HA_LOGFACILITY=none OCF_RESKEY_CRM_meta_timeout=30000
@@ -694,7 +689,24 @@ hold() {{
     env OCF_RESOURCE_INSTANCE=svc1 OCF_RESKEY_holding_dir=$S/a/hold OCF_RESKEY_ip=127.0.0.1 \
         OCF_RESKEY_notify_timeout=2 {hold} "$@"
 }}
-lockd() {{ for p in $(pgrep -x lockd); do [ "$(awk '{{print $4}}' /proc/$p/stat)" = 2 ] && echo $p; done; }}
+"#,
+        grace = bin("nfs-grace").display(),
+        hold = bin(AGENT).display()
+    )
+}
+
+/// In a UML guest with the real kernel nfsd and lockd: when nfsd restarts
+/// under a running service (here: a second service arrives on the node and
+/// nfs-grace restarts nfsd for its grace period), lockd restarts and drops
+/// every NLM lock; the next monitor of the first service's statd-holding
+/// notices and notifies its NFSv3 clients again, with a new state number,
+/// once.
+#[test]
+fn uml_lockd_restart_renotifies_the_clients() {
+    let vm = uml!();
+    let script = guest_prelude()
+        + r#"
+lockd() { for p in $(pgrep -x lockd); do [ "$(awk '{print $4}' /proc/$p/stat)" = 2 ] && echo $p; done; }
 modprobe nfsd; rpcbind -w; rpc.statd --no-notify; rpc.mountd
 grace svc1 $S/a/cld start; val grace1 $?
 val lockd_before $(lockd)
@@ -709,10 +721,7 @@ hold monitor; val monitor_new_lockd $?
 hold monitor; val monitor_again $?
 hold stop; val stop $?
 grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
-"#,
-        grace = bin("nfs-grace").display(),
-        hold = bin(AGENT).display()
-    );
+"#;
     let r = vm.run(&script, Duration::from_secs(150));
     r.assert_ok();
     for (k, v) in [
@@ -759,20 +768,8 @@ grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
 #[test]
 fn uml_nlm_grace_ends_when_nobody_can_reclaim() {
     let vm = uml!();
-    let script = format!(
-        r#"
-S=/run/hanfs-srv; mkdir -p $S/a/hold $S/b
-export OCF_ROOT=/usr/lib/ocf HA_LOGFACILITY=none OCF_RESKEY_CRM_meta_timeout=30000
-val() {{ echo "$1=$2"; }}
-grace() {{
-    inst=$1 dir=$2; shift 2
-    env OCF_RESOURCE_INSTANCE=$inst OCF_RESKEY_recovery_dir=$dir OCF_RESKEY_server_scope=t \
-        OCF_RESKEY_grace_time=20 OCF_RESKEY_lease_time=10 OCF_RESKEY_nlm_grace_time=60 {grace} "$@"
-}}
-hold() {{
-    env OCF_RESOURCE_INSTANCE=svc1 OCF_RESKEY_holding_dir=$S/a/hold OCF_RESKEY_ip=127.0.0.1 \
-        OCF_RESKEY_notify_timeout=2 {hold} "$@"
-}}
+    let script = guest_prelude()
+        + r#"
 modprobe nfsd; rpcbind -w; rpc.statd --no-notify; rpc.mountd
 grace svc1 $S/a/cld start; val grace1 $?
 val nlm_after_grace_start $(cat /proc/fs/lockd/nlm_end_grace)
@@ -784,10 +781,7 @@ val nlm_after_second_service $(cat /proc/fs/lockd/nlm_end_grace)
 hold start; val start2 $?
 val nlm_two_services $(cat /proc/fs/lockd/nlm_end_grace)
 hold stop; grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
-"#,
-        grace = bin("nfs-grace").display(),
-        hold = bin(AGENT).display()
-    );
+"#;
     let r = vm.run(&script, Duration::from_secs(150));
     r.assert_ok();
     for (k, v) in [
