@@ -218,6 +218,20 @@ fn others(ctx: &Ctx) -> Vec<(String, State)> {
     v
 }
 
+/// The recovery_dirs of `others` (and `also`), but `except`, each once.
+fn record_dirs(others: &[(String, State)], also: Option<&PathBuf>, except: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = others
+        .iter()
+        .map(|(_, st)| &st.config.recovery_dir)
+        .chain(also)
+        .filter(|d| d.as_path() != except)
+        .cloned()
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// A server scope: what the kernel can announce and an administrator can
 /// type the same on every node.
 fn check_scope(s: &str) -> OcfResult<()> {
@@ -613,14 +627,7 @@ impl Agent for NfsGrace {
             _ => cfg.recovery_dir.clone(),
         };
         // The other services' records, and ours, live in copies.
-        let mut copies: Vec<PathBuf> = others
-            .iter()
-            .map(|(_, st)| st.config.recovery_dir.clone())
-            .chain([cfg.recovery_dir.clone()])
-            .filter(|d| *d != serving)
-            .collect();
-        copies.sort();
-        copies.dedup();
+        let copies = record_dirs(&others, Some(&cfg.recovery_dir), &serving);
 
         server::load(&roots, &ctx.deadline)?;
         if server::running(&roots) || !roots.clients().is_empty() {
@@ -652,7 +659,7 @@ impl Agent for NfsGrace {
         for c in &copies {
             merge_records(ctx, c, &serving)?;
         }
-        let cld_id = Self::ensure_nfsdcld(ctx, &serving, read_node(ctx).as_ref())?;
+        let cld_id = Self::ensure_nfsdcld(ctx, &serving, node.as_ref())?;
         write_node(
             ctx,
             &NodeCld {
@@ -711,13 +718,7 @@ impl Agent for NfsGrace {
         }
         let names: Vec<&str> = others.iter().map(|(i, _)| i.as_str()).collect();
         let node = node.filter(|n| n.nfsdcld.alive());
-        let mut copies: Vec<PathBuf> = others
-            .iter()
-            .map(|(_, s)| s.config.recovery_dir.clone())
-            .filter(|d| d != mine)
-            .collect();
-        copies.sort();
-        copies.dedup();
+        let copies = record_dirs(&others, None, mine);
         match &node {
             Some(n) if n.storage == *mine && !copies.is_empty() => {
                 // nfsdcld holds our file system: it moves to the next

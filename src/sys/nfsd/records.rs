@@ -60,6 +60,13 @@ fn table(epoch: i64) -> String {
     format!("\"rec-{:016x}\"", epoch as u64)
 }
 
+/// (current, recovery) from the grace table (a transaction is a connection).
+fn read_epochs(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row("SELECT current, recovery FROM grace", [], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+}
+
 /// One nfsdcld database.
 pub struct ClientDb {
     conn: Connection,
@@ -89,19 +96,8 @@ impl ClientDb {
         format!("{}: cannot {what}: {e}", self.path.display())
     }
 
+    /// The schema version in `parameters` (which init has made sure of).
     fn version(&self) -> Result<Option<i64>> {
-        let has_params: bool = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='parameters'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)
-            .map_err(|e| self.err("read its tables", e))?;
-        if !has_params {
-            return Ok(None);
-        }
         let v: Option<String> = self
             .conn
             .query_row(
@@ -155,11 +151,7 @@ impl ClientDb {
 
     /// (current, recovery) epochs.
     pub fn epochs(&self) -> Result<(i64, i64)> {
-        self.conn
-            .query_row("SELECT current, recovery FROM grace", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .map_err(|e| self.err("read the grace table", e))
+        read_epochs(&self.conn).map_err(|e| self.err("read the grace table", e))
     }
 
     fn rows(&self, epoch: i64) -> Result<Vec<Record>> {
@@ -212,11 +204,8 @@ impl ClientDb {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| format!("{path}: cannot lock: {e}"))?;
-        let (cur, rec) = tx
-            .query_row("SELECT current, recovery FROM grace", [], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            })
-            .map_err(|e| format!("{path}: cannot read the grace table: {e}"))?;
+        let (cur, rec) =
+            read_epochs(&tx).map_err(|e| format!("{path}: cannot read the grace table: {e}"))?;
         let into = if rec != 0 { rec } else { cur };
         let n = Self::insert(&tx, into, recs)
             .map_err(|e| format!("{path}: cannot add client records: {e}"))?;
@@ -233,11 +222,8 @@ impl ClientDb {
             .conn
             .transaction_with_behavior(TransactionBehavior::Exclusive)
             .map_err(|e| format!("{path}: cannot lock: {e}"))?;
-        let (cur, rec) = tx
-            .query_row("SELECT current, recovery FROM grace", [], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            })
-            .map_err(|e| format!("{path}: cannot read the grace table: {e}"))?;
+        let (cur, rec) =
+            read_epochs(&tx).map_err(|e| format!("{path}: cannot read the grace table: {e}"))?;
         let run = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
             if rec != 0 && rec != cur {
                 tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", table(rec)))?;
