@@ -319,6 +319,107 @@ dmesg | grep -E 'NFSD|lockd' | tail -8
     );
 }
 
+/// Moving a running NFS server to hanfs (pcs-examples/migrate-from-heartbeat.sh):
+/// nfsd started by hand (no nfsdcld, as the heartbeat nfsserver runs it),
+/// an NFSv4.1 client and an NFSv3 client holding locks; hanfs-import-state
+/// copies statd's clients into a holding directory and the running nfsd's
+/// NFSv4 clients into a fresh recovery_dir; nfsd stops, nfs-grace starts on
+/// that recovery_dir: the NFSv4 client reclaims its lock in the grace
+/// period, which ends early because every recorded client is back.
+/// (Without the import the client's reclaim is refused and its lock lost;
+/// with another server scope the client does not even try: both seen
+/// while writing this test.)
+#[test]
+fn uml_imported_clients_reclaim() {
+    let vm = uml!();
+    let script = prelude(30, 10, 20)
+        + &format!("IMPORT={}\n", common::bin("hanfs-import-state").display())
+        + r#"
+disk
+modprobe nfsd; rpcbind -w; mkdir -p /tmp/statd/sm; rpc.statd --no-notify -P /tmp/statd; rpc.mountd
+mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd
+$IMPORT --recovery-dir $S 2>&1; val import_stopped $?
+# the old server runs in the same server scope (nfsserver nfs_server_scope does this)
+unshare -u sh -c "hostname hanfs-scope-t; rpc.nfsd -G 30 -L 10 4"
+echo Y > /proc/fs/nfsd/v4_end_grace; echo Y > /proc/fs/lockd/nlm_end_grace
+export_it
+modprobe nfsv4; modprobe nfsv3; mkdir -p /tmp/m /tmp/m3
+timeout 60 mount -t nfs -o vers=4.1 127.0.0.1:/ /tmp/m; val mount $?
+timeout 60 mount -t nfs -o vers=3 127.0.0.1:$S /tmp/m3; val mount3 $?
+python3 -c "
+import fcntl, time
+f = open('/tmp/m/data/lockme', 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('LOCKED=yes', flush=True); time.sleep(600)" &
+python3 -c "
+import fcntl, time
+f = open('/tmp/m3/data/lock3', 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('LOCKED3=yes', flush=True); time.sleep(600)" &
+for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
+for i in $(seq 1 100); do [ -n "$(ls /tmp/statd/sm)" ] && break; sleep 0.1; done
+val server_lock_before $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
+mkdir -p $S/statd $S/nfsdcld
+$IMPORT --holding-dir $S/statd --statd-dir /tmp/statd --recovery-dir $S/nfsdcld; val import $?
+$IMPORT --holding-dir $S/statd --statd-dir /tmp/statd --recovery-dir $S/nfsdcld; val import_again $?
+val held $(ls $S/statd | wc -l)
+val recorded "$(python3 -c "
+import sqlite3
+db = sqlite3.connect('$S/nfsdcld/main.sqlite')
+cur, = db.execute('SELECT current FROM grace').fetchone()
+print('|'.join(r[0].decode() for r in db.execute('SELECT id FROM \"rec-%016x\"' % cur)))")"
+# the old server goes (its locks with it), hanfs starts on the imported records
+unexport_it; rpc.nfsd 0
+ag start; val start $?
+val v4_grace_at_start $(v4grace)
+export_it
+T0=$(date +%s)
+for i in $(seq 1 250); do [ "$(v4grace)" = Y ] && break; sleep 0.1; done
+val v4_grace_end $(v4grace)
+val v4_grace_secs $(( $(date +%s) - T0 ))
+for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
+val server_lock_after $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
+dmesg | grep -E 'NFSD|NFS:|lockd' | tail -6
+ag stop; val stop $?
+kill %1 %2 2>/dev/null
+umount -f -l /tmp/m; umount -f -l /tmp/m3
+"#;
+    let r = vm.run(&script, uml_timeout());
+    r.assert_ok();
+    for (k, v) in [
+        ("import_stopped", "1"),
+        ("mount", "0"),
+        ("mount3", "0"),
+        ("LOCKED", "yes"),
+        ("LOCKED3", "yes"),
+        ("server_lock_before", "yes"),
+        ("import", "0"),
+        ("import_again", "0"),
+        ("held", "1"),
+        ("start", "0"),
+        ("v4_grace_at_start", "N"),
+        ("v4_grace_end", "Y"),
+        ("server_lock_after", "yes"),
+        ("stop", "0"),
+    ] {
+        expect_value(&r, k, v);
+    }
+    assert!(
+        r.output.contains("nfsd is not running here"),
+        "{}",
+        r.output
+    );
+    let recorded = r.value("recorded").unwrap_or_default();
+    assert!(
+        recorded.starts_with("Linux NFSv4.1 ") && !recorded.contains('|'),
+        "one NFSv4.1 client recorded, got {recorded:?}\n{}",
+        r.output
+    );
+    // every recorded client came back: well before the 30 s grace time
+    let secs: u64 = r.value("v4_grace_secs").unwrap().parse().unwrap();
+    assert!(
+        secs < 25,
+        "NFSv4 grace lasted {secs} s of 30:\n{}",
+        r.output
+    );
+}
+
 /// nfsd started outside the cluster is restarted with the resource's
 /// settings; a second resource with other settings is refused; lockd kept
 /// up by an NFSv3 mount gets its grace restarted (6.1: SIGKILL); the NLM

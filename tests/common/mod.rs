@@ -155,6 +155,7 @@ pub fn bin(name: &str) -> PathBuf {
         "statd-holding" => env!("CARGO_BIN_EXE_statd-holding"),
         "nfs-grace" => env!("CARGO_BIN_EXE_nfs-grace"),
         "hanfs-statd-callout" => env!("CARGO_BIN_EXE_hanfs-statd-callout"),
+        "hanfs-import-state" => env!("CARGO_BIN_EXE_hanfs-import-state"),
         other => panic!("no binary {other}"),
     };
     PathBuf::from(p)

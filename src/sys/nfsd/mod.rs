@@ -178,6 +178,68 @@ impl NfsdClient {
         }
         c
     }
+
+    /// The client's name as the bytes it sent (what nfsdcld records), from
+    /// the printed form: nfsd quotes it and writes `"`, `\` and every byte
+    /// that is not printable ASCII as `\xHH` (other C escapes are read too).
+    /// `None` when the text is not a quoted, well-formed string.
+    pub fn name_bytes(&self) -> Option<Vec<u8>> {
+        unquote(&self.name)
+    }
+
+    /// Whether the client has confirmed its id (only those hold state worth
+    /// a recovery record; kernels without `status:` list only those).
+    pub fn confirmed(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "" | "confirmed" | "courtesy" | "expirable"
+        )
+    }
+}
+
+/// A C-style quoted string, as the kernel's `seq_escape_mem` prints it.
+fn unquote(s: &str) -> Option<Vec<u8>> {
+    let inner = s.strip_prefix('"')?.strip_suffix('"')?.as_bytes();
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        let c = inner[i];
+        i += 1;
+        if c != b'\\' {
+            out.push(c);
+            continue;
+        }
+        let e = *inner.get(i)?;
+        i += 1;
+        match e {
+            b'x' => {
+                let hex = std::str::from_utf8(inner.get(i..i + 2)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b'0'..=b'7' => {
+                let start = i - 1;
+                let end = (start + 3).min(inner.len());
+                let n = inner[start..end]
+                    .iter()
+                    .take_while(|b| (b'0'..=b'7').contains(b))
+                    .count();
+                let oct = std::str::from_utf8(&inner[start..start + n]).ok()?;
+                out.push(u8::try_from(u32::from_str_radix(oct, 8).ok()?).ok()?);
+                i = start + n;
+            }
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'f' => out.push(0x0c),
+            b'v' => out.push(0x0b),
+            b'a' => out.push(0x07),
+            b'e' => out.push(0x1b),
+            b'\\' | b'"' => out.push(e),
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 /// The device (major, minor) of every superblock on which the `states`
@@ -466,6 +528,8 @@ pub(crate) mod tests {
         assert_eq!(c.address, "127.0.0.1:892");
         assert_eq!(c.status, "confirmed");
         assert_eq!(c.minor_version, Some(1));
+        assert!(c.confirmed());
+        assert_eq!(c.name_bytes().unwrap(), b"Linux NFSv4.1 (none)");
         assert_eq!(state_devices(STATES), vec![(7, 0), (0xfd, 0x1a)]);
         assert!(state_devices("").is_empty());
 
@@ -477,6 +541,34 @@ pub(crate) mod tests {
         std::fs::write(cd.join("states"), STATES).unwrap();
         assert_eq!(r.clients().len(), 1);
         assert_eq!(r.v4_state_devices(), vec![(7, 0), (0xfd, 0x1a)]);
+    }
+
+    #[test]
+    fn client_names_are_unescaped() {
+        let name = |printed: &str| {
+            NfsdClient {
+                name: printed.to_string(),
+                ..Default::default()
+            }
+            .name_bytes()
+        };
+        assert_eq!(
+            name(r#""0.0.0.0/10.77.0.50 tcp UNIX 0""#).unwrap(),
+            b"0.0.0.0/10.77.0.50 tcp UNIX 0"
+        );
+        assert_eq!(
+            name(r#""a\x22b\x5c\x00\xffz""#).unwrap(),
+            b"a\"b\\\x00\xffz"
+        );
+        assert_eq!(name(r#""o\101\0\n\"""#).unwrap(), b"oA\0\n\"");
+        for bad in ["unquoted", r#""dangling\""#, r#""\xZZ""#, r#""\q""#, "\""] {
+            assert_eq!(name(bad), None, "{bad}");
+        }
+        let pending = NfsdClient {
+            status: "unconfirmed".into(),
+            ..Default::default()
+        };
+        assert!(!pending.confirmed());
     }
 
     #[test]
