@@ -1,32 +1,38 @@
 #!/bin/sh
 # Move an NFS group from the heartbeat agents to hanfs, keeping its names,
 # addresses, exports and fsids (clients keep their mounts: same address,
-# same paths, same fsid, hence the same file handles).
+# same paths, same fsid, hence the same file handles) and their locks.
 #
 #   before: Filesystem -> nfsserver -> exportfs... -> IPaddr2 -> nfsnotify
 #   after:  Filesystem -> nfs-grace -> nfs-export... -> float-ip -> statd-holding
 #
-# The group is stopped for the switch (a short planned outage: clients block,
-# hard mounts resume). Locks do NOT survive the switch: the old stack's
-# statd list and NFSv4 client records are not carried into hanfs' holding and
-# recovery directories (which start empty), so NFSv3 clients are not told to
-# reclaim and NFSv4 reclaims are refused. Stop the applications that hold
-# locks on the mounts first (or plan a maintenance window). This script is
-# not yet run by the project's lab. Run as root on the node
-# where the group runs now (it creates hanfs' state directories on the
-# mounted shared disk).
+# The group is stopped for the switch: a planned outage of about a minute
+# (the lab measures it) during which clients block and hard mounts resume.
+# Locks survive it: once the floating address is down (no client can reach
+# the server any more) and while the old NFS server still runs,
+# hanfs-import-state copies the NFSv3 clients statd monitors into the
+# holding directory and the NFSv4 clients nfsd knows into the recovery
+# directory; at start, statd-holding tells the NFSv3 clients to reclaim and
+# nfs-grace lets the NFSv4 clients reclaim during its grace period.
+# Run as root on the node where the group runs now (it creates hanfs' state
+# directories on the mounted shared disk). tests/lab runs it (scenario
+# "migrate"), then moves the migrated service to the other node and back.
 # The names default to those heartbeat-active-passive.sh creates; set them
 # for your own configuration.
 #
 # Before running it, on EVERY node:
-#   1. install hanfs (package), so /usr/lib/ocf/resource.d/hanfs/* exist;
-#   2. let the node run the NFS helpers the heartbeat nfsserver used to start
-#      itself: rpcbind, rpc.statd --no-notify, rpc.mountd
-#      (systemd: `systemctl enable --now rpcbind rpc-statd nfs-mountd`),
-#      but not nfs-server itself (ocf:hanfs:nfs-grace starts nfsd);
-#   3. add to /etc/nfs.conf, then restart rpc.statd:
+#   1. install hanfs (package), so /usr/lib/ocf/resource.d/hanfs/* and
+#      /usr/libexec/hanfs/hanfs-import-state exist;
+#   2. add to /etc/nfs.conf (rpc.statd reads it when it starts):
 #        [statd]
 #        ha-callout=/usr/libexec/hanfs/hanfs-statd-callout
+#   3. on the nodes where the group does NOT run, start the NFS helpers the
+#      heartbeat nfsserver used to start itself: rpcbind, rpc.statd
+#      (--no-notify), rpc.mountd; with systemd:
+#        systemctl enable --now rpcbind rpc-statd nfs-mountd
+#      but not nfs-server itself (ocf:hanfs:nfs-grace starts nfsd). On the
+#      node where it runs they belong to nfsserver, which stops them: this
+#      script starts them again when it has (NFS_HELPERS_START);
 #   4. if nfsserver ran with nfs_shared_infodir, /var/lib/nfs was on the
 #      shared disk only while it ran; nothing to undo on the nodes.
 set -eu
@@ -44,6 +50,9 @@ HOLDING_DIR=${HOLDING_DIR:-$STATE_DIR/statd}
 NFSD_THREADS=${NFSD_THREADS:-8}
 CIB=${CIB:-/tmp/hanfs-migrate-cib.xml}
 WAIT=${WAIT:-600}
+IMPORT=${IMPORT:-/usr/libexec/hanfs/hanfs-import-state}
+# how this node starts its NFS helpers again once nfsserver has stopped them
+NFS_HELPERS_START=${NFS_HELPERS_START:-systemctl start rpcbind rpc-statd nfs-mountd}
 
 param() { # param RESOURCE NAME: the resource's instance attribute, or empty
   crm_resource --resource "$1" --get-parameter "$2" 2>/dev/null || true
@@ -55,19 +64,40 @@ vip=$(param "$OLD_IP" ip)
 netmask=$(param "$OLD_IP" cidr_netmask)
 nic=$(param "$OLD_IP" nic)
 [ -n "$vip" ] || { echo "no ip parameter on $OLD_IP" >&2; exit 1; }
-[ -n "$scope" ] || {
-  echo "$OLD_SERVER has no nfs_server_scope: NFSv4 clients will not be able to reclaim" >&2
-  echo "after a failover; hanfs needs one (set SERVER_SCOPE to keep going)" >&2
-  scope=${SERVER_SCOPE:?}
-}
+if [ -z "$scope" ]; then
+  # Without nfs_server_scope the NFSv4 server scope was this node's name, so
+  # NFSv4 clients never kept their locks across a failover. Keeping it makes
+  # them keep their locks through this migration; every node uses it from now.
+  scope=${SERVER_SCOPE:-$(uname -n)}
+  echo "$OLD_SERVER has no nfs_server_scope: hanfs will use \"$scope\" on every node" >&2
+fi
 
-# ---- 2. State directories on the shared disk (mounted here) ---------------------
+# ---- 2. Checks, and state directories on the shared disk (mounted here) ----------
+for a in nfs-grace nfs-export float-ip statd-holding; do
+  crm_resource --show-metadata "ocf:hanfs:$a" >/dev/null || {
+    echo "ocf:hanfs:$a is not installed here: install hanfs on every node first" >&2; exit 1; }
+done
+[ -x "$IMPORT" ] || { echo "$IMPORT is missing: install hanfs first" >&2; exit 1; }
 mountpoint -q "$SHARED_MOUNT" || {
   echo "$SHARED_MOUNT is not mounted here: run this on the node where $GROUP runs" >&2; exit 1; }
 mkdir -p "$RECOVERY_DIR" "$HOLDING_DIR"
+# A first import while clients are still served: it checks that everything
+# can be read before anything is stopped (imports only ever add).
+"$IMPORT" --holding-dir "$HOLDING_DIR" --recovery-dir "$RECOVERY_DIR"
 
-# ---- 3. Stop the service ---------------------------------------------------------
+# ---- 3. Stop the service, carrying its clients' lock state over -------------------
+# The address goes first (and the notifier after it in the group): no client
+# can reach the server any more, so the lists are final; the old server
+# still runs, so nfsd still knows its NFSv4 clients.
+pcs resource disable "$OLD_IP" --wait="$WAIT"
+"$IMPORT" --holding-dir "$HOLDING_DIR" --recovery-dir "$RECOVERY_DIR" || {
+  echo "could not carry the clients' state over: restarting $OLD_IP, nothing changed" >&2
+  pcs resource enable "$OLD_IP" --wait="$WAIT"
+  exit 1
+}
 pcs resource disable "$GROUP" --wait="$WAIT"
+# nfsserver stopped statd and mountd here; statd now starts with the callout
+$NFS_HELPERS_START
 
 # ---- 4. Replace the agents, in group order ---------------------------------------
 pcs cluster cib "$CIB"

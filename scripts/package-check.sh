@@ -51,6 +51,7 @@ common_files() {
     echo /usr/lib/ocf/resource.d/hanfs
     echo /usr/libexec/hanfs
     echo /usr/libexec/hanfs/hanfs-statd-callout
+    echo /usr/libexec/hanfs/hanfs-import-state
     echo /usr/share/hanfs
     echo /usr/share/hanfs/metadata
     for a in "${AGENTS[@]}"; do

@@ -8,6 +8,7 @@
 # Both contain the same files, built here first:
 #   /usr/lib/ocf/resource.d/hanfs/<agent>     one per metadata/<agent>.xml
 #   /usr/libexec/hanfs/hanfs-statd-callout    for rpc.statd -H / [statd] ha-callout
+#   /usr/libexec/hanfs/hanfs-import-state     for migrate-from-heartbeat.sh
 #   /usr/share/hanfs/metadata/<agent>.xml     the agents' meta-data source
 #   /usr/share/man/man7/ocf_hanfs_<agent>.7.gz  generated from the meta-data (gendoc)
 #   /usr/share/doc/hanfs/README.md (+ examples/ when pcs-examples/ exists)
@@ -65,7 +66,8 @@ build_deb() {
         install -m 0644 "$OUT/man/ocf_hanfs_$a.7" "$stage/usr/share/man/man7/"
         gzip -9n "$stage/usr/share/man/man7/ocf_hanfs_$a.7"
     done
-    install -m 0755 target/release/hanfs-statd-callout "$stage/usr/libexec/hanfs/"
+    install -m 0755 target/release/hanfs-statd-callout target/release/hanfs-import-state \
+        "$stage/usr/libexec/hanfs/"
     # As dh_strip does: cargo's strip leaves the .comment and .note sections.
     strip --remove-section=.comment --remove-section=.note \
         "$stage"/usr/lib/ocf/resource.d/hanfs/* "$stage"/usr/libexec/hanfs/*

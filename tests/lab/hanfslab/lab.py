@@ -105,6 +105,7 @@ class Lab:
             "LAB_REPO": os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
             "SHARED_MOUNTS": " ".join(s.mount for s in T.SERVICES),
             "HANFS_BIN": self.bindir or "", "HANFS_AGENTS": " ".join(T.HANFS_AGENTS),
+            "HANFS_HELPERS": " ".join(T.HANFS_HELPERS),
         }
         with open(os.path.join(self.run, "etc", f"{node.name}.env"), "w") as f:
             for k, v in env.items():

@@ -79,7 +79,7 @@ def example_env(lab, stack, config):
         "FENCE_PARAMS": f"lab_dir={lab.run} pcmk_host_list={','.join(n.name for n in lab.servers)}"
                         " pcmk_reboot_action=off",
     }
-    if config is T.ACTIVE_PASSIVE:
+    if len(config.services) == 1:
         svc = config.services[0]
         env.update(GROUP=svc.group, SHARED_DEVICE=svc.disk, SHARED_MOUNT=svc.mount, EXPORT_DIR=svc.export,
                    VIP=svc.vip, PREFERRED_NODE=svc.home)
@@ -94,17 +94,19 @@ def example_env(lab, stack, config):
 
 def run_config(host, run_id, stack, config, scenarios, args, n_clients, bindir, res):
     """Boot a fresh cluster, configure it with the stack's pcs-examples script for
-    `config`, start the clients, run `scenarios` (args.repeat times)."""
+    `config` (for a migration: the old stack's active/passive one), start the
+    clients, run `scenarios` (args.repeat times)."""
     t = res["timings"].setdefault(config.name, {})
     phase = functools.partial(timed, t)
-    lab = Lab(host, f"{run_id}-{stack.name}-{config.name[:3]}", stack, n_clients, bindir)
+    boot = T.STACKS[config.from_stack] if config.from_stack else stack
+    lab = Lab(host, f"{run_id}-{stack.name}-{config.name[:3]}", boot, n_clients, bindir)
     try:
         with phase("cluster_boot_and_formation"):
             lab.start()
         t.update(lab.timings)
-        script = stack.scripts[config.name]
+        script = boot.scripts[(T.ACTIVE_PASSIVE if config.from_stack else config).name]
         with phase("configure_pcs_example"):
-            r = lab.servers[0].sh(f"{example_env(lab, stack, config)} sh {REPO}/pcs-examples/{script}",
+            r = lab.servers[0].sh(f"{example_env(lab, boot, config)} sh {REPO}/pcs-examples/{script}",
                                   timeout=1200, check=False)
             res.setdefault("configure", {})[config.name] = {
                 "script": f"pcs-examples/{script}", "rc": r.rc, "out": r.out[-3000:]}
@@ -117,7 +119,7 @@ def run_config(host, run_id, stack, config, scenarios, args, n_clients, bindir, 
         with phase("clients_mount_and_warmup"):
             w.mount()
             w.start()
-        runner = Runner(lab, w)
+        runner = Runner(lab, w, stack)
         try:
             for rep in range(args.repeat):
                 for name in scenarios:
@@ -145,7 +147,11 @@ def run_stack(host, run_id, stack, args, n_clients, bindir, reference):
     plan = {}
     for name in args.scenarios.split(","):
         config = T.SCENARIO_CONFIG[name]
-        if config.name not in stack.scripts:
+        if config.from_stack:
+            if not stack.hanfs or stack.name == config.from_stack:
+                res["not_applicable"].append(f"{name}: moves a {config.from_stack} cluster to hanfs")
+                continue
+        elif config.name not in stack.scripts:
             res["not_applicable"].append(f"{name}: the {stack.name} stack has no {config.name} configuration")
             continue
         plan.setdefault(config.name, (config, []))[1].append(name)

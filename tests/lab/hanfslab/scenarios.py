@@ -1,5 +1,6 @@
 """The scenarios, and the checks made from the clients after each one."""
 import logging
+import shlex
 import time
 
 from . import analysis, cluster
@@ -12,10 +13,22 @@ CONFIRM_TIMEOUT = 240  # probers must see every lock held again within this
 SETTLE = 5
 
 
+# What an administrator adds to /etc/nfs.conf on every node before migrating
+# to hanfs (pcs-examples/migrate-from-heartbeat.sh, step 3). The file is a
+# bind mount: rewritten in place.
+ADD_CALLOUT = r"""grep -q '^ha-callout=' /etc/nfs.conf || {
+  sed 's|^\[statd\]$|[statd]\nha-callout=/usr/libexec/hanfs/hanfs-statd-callout|' /etc/nfs.conf >/tmp/nfs.conf.new
+  cat /tmp/nfs.conf.new >/etc/nfs.conf; }
+grep -c '^ha-callout=/usr/libexec/hanfs/hanfs-statd-callout$' /etc/nfs.conf"""
+# the lab's stand-in for `systemctl start rpc-statd nfs-mountd`
+NFS_HELPERS = "/usr/lib/hanfs-lab/nfs-helpers"
+
+
 class Runner:
-    def __init__(self, lab, workload):
+    def __init__(self, lab, workload, stack=None):
         self.lab = lab
         self.w = workload
+        self.stack = stack
         self.services = workload.config.services
 
     # -- helpers
@@ -68,6 +81,8 @@ class Runner:
         """expect: group -> the node it must end on."""
         res = {"scenario": name, "t_event": t_event, "expected_on": expect, **extra}
         try:
+            if "error" in res:
+                raise LabError(res["error"])
             for g, node in expect.items():
                 cluster.wait_group(self.lab.running_servers(), g, timeout=600, on=node)
             res["t_service_back"] = time.time()
@@ -131,6 +146,53 @@ class Runner:
             if "error" in r:
                 break
         return out
+
+    def migrate(self):
+        """The cluster runs the heartbeat-agent stack; the administrator prepares
+        the nodes as migrate-from-heartbeat.sh says and runs it, verbatim, on the
+        node where the service runs; clients must carry on with their locks.
+        Then the migrated service is moved to the other node and back."""
+        svc = self.services[0]
+        group = svc.group
+        node = self.where(group)
+        if node is None:
+            raise LabError(f"group {group} is not running anywhere before the migration")
+        # Before: on every node, hanfs installed (the lab's nodes have it), the
+        # callout in nfs.conf; the NFS helpers running where the old server
+        # does not run (where it runs they are its own until it stops: the
+        # script starts them again then, NFS_HELPERS_START).
+        prep = {}
+        for n in self.lab.running_servers():
+            r = n.sh(ADD_CALLOUT, timeout=60)
+            prep[n.name] = {"callout_lines": r.out.strip()}
+            if n.name != node:
+                n.sh(NFS_HELPERS, timeout=120)
+                prep[n.name]["helpers"] = n.sh("pgrep -x rpc.statd >/dev/null && pgrep -x rpc.mountd >/dev/null "
+                                               "&& echo running", timeout=60).out.strip()
+        env = {"GROUP": group, "SHARED_MOUNT": svc.mount, "NFS_HELPERS_START": NFS_HELPERS, "WAIT": "600"}
+        cmd = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        cmd += f" sh {self.lab.host.repo}/pcs-examples/migrate-from-heartbeat.sh"
+        t = time.time()
+        log.info("migrate: %s on %s", cmd, node)
+        r = self.lab.node(node).sh(cmd + " 2>&1", timeout=1500, check=False)
+        script = {"rc": r.rc, "seconds": round(r.t_end - t, 1), "out": r.out[-3000:]}
+        log.info("migrate: script rc %d after %.1f s", r.rc, r.t_end - t)
+        extra = {"migration_script": script, "prepared": prep}
+        if r.rc != 0:
+            extra["error"] = f"migrate-from-heartbeat.sh failed (rc {r.rc}): {r.out[-800:]}"
+        res = self._finish(f"migrate {self.lab.stack.name}->{self.stack.name} on {node}", t, {group: node}, extra)
+        st = cluster.status_from_any(self.lab.running_servers())
+        agents = {rid: st["resources"][rid]["agent"] for rid in st["groups"].get(group, [])} if st else {}
+        res["agents_after"] = agents
+        want = f"ocf:{self.stack.name}:"
+        old = sorted(rid for rid, a in agents.items() if not (a or "").startswith(want) and "Filesystem" not in (a or ""))
+        res["checks"].append(_check(f"{group} runs the {self.stack.name} agents", agents and not old,
+                                    f"not migrated: {old}" if old else ", ".join(f"{k}={v}" for k, v in agents.items())))
+        res["passed"] = all(c["ok"] for c in res["checks"])
+        self._log(res)
+        if "error" in res:
+            return [res]
+        return [res] + self.move()
 
     def crash(self):
         """Kill the node running the (first) service (no clean stop); it must be fenced."""

@@ -68,6 +68,9 @@ class Config:
     name: str
     services: list
     v4_paths: dict     # group -> NFSv4 path clients mount
+    # set: the cluster starts configured by this other stack (its
+    # active-passive script), and the scenario moves it to the stack under test
+    from_stack: str = None
 
 
 ACTIVE_PASSIVE = Config("active-passive", SERVICES[:1], {"nfs": "/data"})
@@ -76,8 +79,12 @@ ACTIVE_PASSIVE = Config("active-passive", SERVICES[:1], {"nfs": "/data"})
 # pcs-examples/two-services.sh V4_ROOT
 TWO_SERVICES = Config("two-services", SERVICES, {"nfs": "/nfs/data", "nfs2": "/nfs2/data"})
 
+# a heartbeat-agent cluster, moved to hanfs by pcs-examples/migrate-from-heartbeat.sh
+MIGRATE = Config("migrate", SERVICES[:1], {"nfs": "/data"}, from_stack="heartbeat")
+
 # scenario -> the configuration it runs on
-SCENARIO_CONFIG = {"move": ACTIVE_PASSIVE, "crash": ACTIVE_PASSIVE, "split": TWO_SERVICES}
+SCENARIO_CONFIG = {"move": ACTIVE_PASSIVE, "crash": ACTIVE_PASSIVE, "split": TWO_SERVICES,
+                   "migrate": MIGRATE}
 
 
 @dataclass
@@ -98,4 +105,4 @@ STACKS = {
 }
 
 HANFS_AGENTS = ["nfs-grace", "nfs-export", "float-ip", "statd-holding"]
-HANFS_HELPERS = ["hanfs-statd-callout"]
+HANFS_HELPERS = ["hanfs-statd-callout", "hanfs-import-state"]

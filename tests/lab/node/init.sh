@@ -24,14 +24,25 @@ set -x
 mkdir -p /dev/shm                      # UML's devtmpfs has no /dev/shm
 # world-writable ones first (pacemaker's IPC lives in /dev/shm)
 for d in /tmp /var/tmp /dev/shm; do mount -t tmpfs -o mode=1777 tmpfs "$d"; done
-PRIVATE="/run /var/log /root /srv /mnt"
+# /run first: the overlays below keep their upper layers in it
+mount -t tmpfs -o mode=0755 tmpfs /run
+PRIVATE="/var/log /root /srv /mnt"
 # heartbeat nfsserver bind-mounts its shared infodir on /var/lib/nfs and takes
-# any mount there for "already bound": leave it alone on heartbeat servers.
-if ! { [ "$ROLE" = server ] && [ "$STACK" = heartbeat ]; }; then
+# any mount there for "already bound": on heartbeat servers /var/lib/nfs must
+# be a plain, writable directory, as on a disk-installed node (it is again
+# once nfsserver stops, e.g. in the migration scenario): /var/lib becomes an
+# overlay (host's below, node-private tmpfs above), /var/lib/nfs stays a
+# directory in it.
+if [ "$ROLE" = server ] && [ "$STACK" = heartbeat ]; then
+  modprobe overlay
+  mkdir -p /run/varlib-overlay/upper /run/varlib-overlay/work
+  must mount -t overlay overlay -o lowerdir=/var/lib,upperdir=/run/varlib-overlay/upper,workdir=/run/varlib-overlay/work /var/lib
+else
   PRIVATE="$PRIVATE /var/lib/nfs"
 fi
 [ "$ROLE" = server ] && PRIVATE="$PRIVATE /var/lib/pacemaker /var/lib/corosync /etc/corosync /var/lib/pcsd"
 for d in $PRIVATE; do mount -t tmpfs -o mode=0755 tmpfs "$d"; done
+PRIVATE="/run $PRIVATE"
 # The checkout, the run directory and the built agents stay visible at their
 # host paths even when they live under a directory just covered by a tmpfs
 # (a checkout in /tmp or /root, say).
@@ -42,11 +53,9 @@ for p in "$LAB_REPO" "$LAB_RUN" "$HANFS_BIN"; do
   done
 done
 mkdir -p /run/lock /run/rpcbind /run/sendsigs.omit.d /run/nfs-dummy /var/log/pacemaker /var/log/corosync
-if [ "$ROLE" != server ] || [ "$STACK" != heartbeat ]; then
-  mkdir -p /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/nfs/v4recovery /var/lib/nfs/nfsdcltrack
-  touch /var/lib/nfs/etab /var/lib/nfs/rmtab /var/lib/nfs/state
-  chown statd /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/nfs/state
-fi
+mkdir -p /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/nfs/v4recovery /var/lib/nfs/nfsdcltrack
+touch /var/lib/nfs/etab /var/lib/nfs/rmtab /var/lib/nfs/state
+chown statd /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/nfs/state
 
 # --- /etc files an administrator would have written (bind-mounted copies)
 for f in hosts nfs.conf exports; do
@@ -62,19 +71,25 @@ if [ "$ROLE" = server ]; then
   must mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-overlay/upper,workdir=/run/usr-overlay/work /usr
   # the lab's fence device (see fence_hanfs_lab)
   must install -m 0755 "$LAB_NODEDIR/fence_hanfs_lab" /usr/sbin/fence_hanfs_lab
-  # systemd stand-in for the heartbeat nfsserver agent (see nfs-server-init)
+  # systemd stand-ins: for the heartbeat nfsserver agent (nfs-server-init)
+  # and for the NFS helper units a hanfs node runs (nfs-helpers)
   install -d /usr/lib/hanfs-lab
   must install -m 0755 "$LAB_NODEDIR/nfs-server-init" /usr/lib/hanfs-lab/nfs-server-init
-  # hanfs agents from this build: the built binaries themselves, bind-mounted
-  if [ "$STACK" = hanfs ]; then
+  must install -m 0755 "$LAB_NODEDIR/nfs-helpers" /usr/lib/hanfs-lab/nfs-helpers
+  # hanfs from this build (the built binaries themselves, bind-mounted), as
+  # the package installs it; on heartbeat nodes too when built (the
+  # migration scenario), where nothing uses it until the migration
+  if [ -n "$HANFS_BIN" ]; then
     mkdir -p /usr/lib/ocf/resource.d/hanfs /usr/libexec/hanfs
     mount -t tmpfs -o mode=0755 tmpfs /usr/lib/ocf/resource.d/hanfs
     for a in $HANFS_AGENTS; do
       touch "/usr/lib/ocf/resource.d/hanfs/$a"
       must mount --bind "$HANFS_BIN/$a" "/usr/lib/ocf/resource.d/hanfs/$a"
     done
-    touch /usr/libexec/hanfs/hanfs-statd-callout
-    must mount --bind "$HANFS_BIN/hanfs-statd-callout" /usr/libexec/hanfs/hanfs-statd-callout
+    for h in $HANFS_HELPERS; do
+      touch "/usr/libexec/hanfs/$h"
+      must mount --bind "$HANFS_BIN/$h" "/usr/libexec/hanfs/$h"
+    done
   fi
   mkdir -p $SHARED_MOUNTS
 fi
@@ -93,12 +108,7 @@ if [ "$ROLE" = client ]; then
 elif [ "$STACK" = hanfs ]; then
   # what nfs-server's systemd dependencies provide on a real node; nfsd
   # itself (threads, grace) belongs to ocf:hanfs:nfs-grace
-  modprobe nfsd
-  mount -t nfsd nfsd /proc/fs/nfsd
-  mkdir -p /run/rpc_pipefs
-  mount -t rpc_pipefs sunrpc /run/rpc_pipefs   # nfs.conf pipefs-directory (nfsdcld's upcalls)
-  rpc.statd --no-notify
-  rpc.mountd
+  must /usr/lib/hanfs-lab/nfs-helpers
 fi
 # (heartbeat servers: ocf:heartbeat:nfsserver starts statd, mountd and nfsd)
 
