@@ -85,21 +85,9 @@ mkdir -p "$RECOVERY_DIR" "$HOLDING_DIR"
 # can be read before anything is stopped (imports only ever add).
 "$IMPORT" --holding-dir "$HOLDING_DIR" --recovery-dir "$RECOVERY_DIR"
 
-# ---- 3. Stop the service, carrying its clients' lock state over -------------------
-# The address goes first (and the notifier after it in the group): no client
-# can reach the server any more, so the lists are final; the old server
-# still runs, so nfsd still knows its NFSv4 clients.
-pcs resource disable "$OLD_IP" --wait="$WAIT"
-"$IMPORT" --holding-dir "$HOLDING_DIR" --recovery-dir "$RECOVERY_DIR" || {
-  echo "could not carry the clients' state over: restarting $OLD_IP, nothing changed" >&2
-  pcs resource enable "$OLD_IP" --wait="$WAIT"
-  exit 1
-}
-pcs resource disable "$GROUP" --wait="$WAIT"
-# nfsserver stopped statd and mountd here; statd now starts with the callout
-$NFS_HELPERS_START
-
-# ---- 4. Replace the agents, in group order ---------------------------------------
+# ---- 3. The new configuration, built while the service still runs ----------------
+# (in a copy of the CIB, pushed as a whole in step 5: make no other
+# configuration change while this script runs, it would be undone)
 pcs cluster cib "$CIB"
 pcs_f() { pcs -f "$CIB" "$@"; }
 exports=""
@@ -136,9 +124,29 @@ pcs_f resource create "$GROUP-statd" ocf:hanfs:statd-holding \
     holding_dir="$HOLDING_DIR" ip="$vip" \
     op monitor interval=10s timeout=20s op start timeout=60s op stop timeout=30s \
     --group "$GROUP"
-pcs cluster cib-push "$CIB" --config
-rm -f "$CIB"
 
-# ---- 5. Start ---------------------------------------------------------------------
+# ---- 4. Stop the service, carrying its clients' lock state over -------------------
+# The address goes first (and the notifier after it in the group): no client
+# can reach the server any more, so the lists are final; the old server
+# still runs, so nfsd still knows its NFSv4 clients. Clients wait from here.
+pcs resource disable "$OLD_IP" --wait="$WAIT"
+"$IMPORT" --holding-dir "$HOLDING_DIR" --recovery-dir "$RECOVERY_DIR" || {
+  echo "could not carry the clients' state over: restarting $OLD_IP, nothing changed" >&2
+  pcs resource enable "$OLD_IP" --wait="$WAIT"
+  exit 1
+}
+pcs resource disable "$GROUP" --wait="$WAIT"
+# nfsserver stopped statd and mountd here; statd now starts with the callout
+$NFS_HELPERS_START
+
+# ---- 5. Switch the agents and start -------------------------------------------------
+# The new configuration has neither stop mark of step 4: pushing it starts
+# the group on the hanfs agents.
+pcs cluster cib-push "$CIB" --config || {
+  echo "the new configuration was not accepted: $GROUP is stopped, on the old agents;" >&2
+  echo "'pcs resource enable $GROUP' brings it back as it was" >&2
+  exit 1
+}
+rm -f "$CIB"
 pcs resource enable "$GROUP" --wait="$WAIT"
 echo "group $GROUP now runs on hanfs agents"
