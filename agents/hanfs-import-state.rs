@@ -74,8 +74,7 @@ fn existing_dir(opt: Option<&String>, what: &str) -> Result<Option<PathBuf>, Str
 }
 
 /// statd's monitor list into the holding directory.
-fn import_statd(holding_dir: &Path, statd_dir: Option<&Path>) -> Result<String, String> {
-    let statd = StatdDir::detect(statd_dir, &NfsConf::load())?;
+fn import_statd(holding_dir: &Path, statd: &StatdDir) -> Result<String, String> {
     let sm = statd.sm();
     let r = holding::reconcile(&sm, holding_dir, statd.owner().ok(), None, || ()).map_err(|e| {
         format!(
@@ -151,14 +150,19 @@ fn run() -> Result<Vec<String>, String> {
     }
     let statd_dir = m.get_one::<String>("statd-dir").map(PathBuf::from);
     let nfsd_dir = PathBuf::from(m.get_one::<String>("nfsd-dir").expect("has a default"));
-    // read what can fail first: nothing is written unless everything can be
+    // find and read both sides before writing anything (a stopped nfsd or
+    // a missing sm/ changes nothing)
     let v4 = match recovery_dir {
         Some(ref r) => Some((r, nfsd_clients(&nfsd_dir)?)),
         None => None,
     };
+    let v3 = match holding_dir {
+        Some(h) => Some((h, StatdDir::detect(statd_dir.as_deref(), &NfsConf::load())?)),
+        None => None,
+    };
     let mut out = Vec::new();
-    if let Some(h) = holding_dir {
-        out.push(import_statd(&h, statd_dir.as_deref())?);
+    if let Some((h, statd)) = v3 {
+        out.push(import_statd(&h, &statd)?);
     }
     if let Some((r, records)) = v4 {
         out.push(import_nfsd(r, &records)?);
