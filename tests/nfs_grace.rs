@@ -219,7 +219,9 @@ fn uml_start_stop_takeover_grace() {
 disk
 modprobe nfsd; rpcbind -w; rpc.mountd
 tcpdump -i lo -U -w /tmp/cap tcp port 2049 2>/tmp/tcpdump.err & TCPD=$!
-for i in $(seq 1 100); do grep -q listening /tmp/tcpdump.err && break; sleep 0.1; done
+# (slow to start when the machine is busy: a CI run once missed the mount)
+for i in $(seq 1 600); do grep -q listening /tmp/tcpdump.err && break; sleep 0.1; done
+val tcpdump_listening $(grep -q listening /tmp/tcpdump.err && echo yes)
 ag start; val start1 $?
 val threads $(cat /proc/fs/nfsd/threads)
 val grace_time $(cat /proc/fs/nfsd/nfsv4gracetime)
@@ -242,6 +244,7 @@ for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>
 val server_lock_before $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
 sleep 0.5; kill $TCPD; wait $TCPD 2>/dev/null
 val scope_on_wire $(grep -a -c hanfs-scope-t /tmp/cap | awk '{print ($1>0)?"yes":"no"}')
+grep -aq hanfs-scope-t /tmp/cap || { cat /tmp/tcpdump.err; tcpdump -nn -r /tmp/cap 2>&1 | head -20; }
 # The service moves away: its export goes first, then nfs-grace stops.
 unexport_it
 umount $S 2>/dev/null && val busy_after_unexport no || val busy_after_unexport yes
@@ -274,6 +277,7 @@ dmesg | grep -E 'NFSD|lockd' | tail -8
     let r = vm.run(&script, uml_timeout());
     r.assert_ok();
     for (k, v) in [
+        ("tcpdump_listening", "yes"),
         ("start1", "0"),
         ("threads", "4"),
         ("grace_time", "30"),
