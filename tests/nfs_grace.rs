@@ -187,6 +187,22 @@ disk() {{
     modprobe loop; mount -o loop /tmp/disk.img $S && mkdir -p $S/data && chmod 777 $S/data
 }}
 export_it() {{ exportfs -o rw,no_root_squash,fsid=0,no_subtree_check,insecure 127.0.0.1:$S; }}
+# hold FILE KEY: a job holding an exclusive POSIX lock on FILE; prints KEY=yes once it has it
+hold() {{ python3 -c "
+import fcntl, sys, time
+f = open(sys.argv[1], 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print(sys.argv[2] + '=yes', flush=True); time.sleep(600)" "$1" "$2" & }}
+# server_lock KEY: whether nfsd holds an NFSv4 lock (waiting up to 10 s for one)
+server_lock() {{
+    for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
+    val $1 $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
+}}
+# wait_v4_grace_end: v4_grace_end (Y once over, waiting up to 25 s) and v4_grace_secs
+wait_v4_grace_end() {{
+    T0=$(date +%s)
+    for i in $(seq 1 250); do [ "$(v4grace)" = Y ] && break; sleep 0.1; done
+    val v4_grace_end $(v4grace)
+    val v4_grace_secs $(( $(date +%s) - T0 ))
+}}
 unexport_it() {{ exportfs -u 127.0.0.1:$S; echo $S > /proc/fs/nfsd/unlock_filesystem; }}
 "#,
         bin = common::bin(AGENT).display()
@@ -239,11 +255,8 @@ modprobe nfsv4; mkdir -p /tmp/m
 timeout 60 mount -t nfs -o vers=4.1 127.0.0.1:/ /tmp/m; val mount $?
 # lockd's grace blocks new NFSv4 locks too; no NFSv3 client is here to reclaim
 echo Y > /proc/fs/lockd/nlm_end_grace
-python3 -c "
-import fcntl, time
-f = open('/tmp/m/data/lockme', 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('LOCKED=yes', flush=True); time.sleep(600)" &
-for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
-val server_lock_before $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
+hold /tmp/m/data/lockme LOCKED
+server_lock server_lock_before
 sleep 1; kill $TCPD; wait $TCPD 2>/dev/null
 val scope_on_wire $(grep -a -c hanfs-scope-t /tmp/cap | awk '{print ($1>0)?"yes":"no"}')
 grep -aq hanfs-scope-t /tmp/cap || { cat /tmp/tcpdump.err; tcpdump -nn -r /tmp/cap 2>&1 | head -20; }
@@ -263,12 +276,8 @@ ag start; val start2 $?
 val v4_grace_at_start2 $(v4grace)
 val nlm_grace_at_start2 $(nlmgrace)
 export_it
-T0=$(date +%s)
-for i in $(seq 1 250); do [ "$(v4grace)" = Y ] && break; sleep 0.1; done
-val v4_grace_end $(v4grace)
-val v4_grace_secs $(( $(date +%s) - T0 ))
-for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
-val server_lock_after $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
+wait_v4_grace_end
+server_lock server_lock_after
 val early_end_logged $(dmesg | grep -q 'all clients done reclaiming' && echo yes)
 ag monitor; val monitor2 $?
 ag stop; val stop2 $?
@@ -352,15 +361,10 @@ export_it
 modprobe nfsv4; modprobe nfsv3; mkdir -p /tmp/m /tmp/m3
 timeout 60 mount -t nfs -o vers=4.1 127.0.0.1:/ /tmp/m; val mount $?
 timeout 60 mount -t nfs -o vers=3 127.0.0.1:$S /tmp/m3; val mount3 $?
-python3 -c "
-import fcntl, time
-f = open('/tmp/m/data/lockme', 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('LOCKED=yes', flush=True); time.sleep(600)" &
-python3 -c "
-import fcntl, time
-f = open('/tmp/m3/data/lock3', 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('LOCKED3=yes', flush=True); time.sleep(600)" &
-for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
+hold /tmp/m/data/lockme LOCKED
+hold /tmp/m3/data/lock3 LOCKED3
+server_lock server_lock_before
 for i in $(seq 1 100); do [ -n "$(ls /tmp/statd/sm)" ] && break; sleep 0.1; done
-val server_lock_before $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
 mkdir -p $S/statd $S/nfsdcld
 $IMPORT --holding-dir $S/statd --statd-dir /tmp/statd --recovery-dir $S/nfsdcld; val import $?
 $IMPORT --holding-dir $S/statd --statd-dir /tmp/statd --recovery-dir $S/nfsdcld; val import_again $?
@@ -375,12 +379,8 @@ unexport_it; rpc.nfsd 0
 ag start; val start $?
 val v4_grace_at_start $(v4grace)
 export_it
-T0=$(date +%s)
-for i in $(seq 1 250); do [ "$(v4grace)" = Y ] && break; sleep 0.1; done
-val v4_grace_end $(v4grace)
-val v4_grace_secs $(( $(date +%s) - T0 ))
-for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
-val server_lock_after $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
+wait_v4_grace_end
+server_lock server_lock_after
 dmesg | grep -E 'NFSD|NFS:|lockd' | tail -6
 ag stop; val stop $?
 kill %1 %2 2>/dev/null
@@ -618,11 +618,8 @@ echo Y > /proc/fs/lockd/nlm_end_grace
 modprobe nfsv4; mkdir -p /tmp/ma /tmp/mb
 timeout 60 mount -t nfs -o vers=4.2 127.0.0.1:/a /tmp/ma; val mount_a $?
 timeout 60 mount -t nfs -o vers=4.2 127.0.0.1:/b /tmp/mb; val mount_b $?
-python3 -c "
-import fcntl, time
-f = open('/tmp/mb/lockme', 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('LOCKED=yes', flush=True); time.sleep(600)" &
-for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
-val lock_on_b $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
+hold /tmp/mb/lockme LOCKED
+server_lock lock_on_b
 val records_a $(records $E/a/.cld)
 # the copy on b follows at svc2's monitor
 svc2 monitor; val monitor2 $?
