@@ -12,17 +12,21 @@
 
 use hanfs::ocf::{self, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::fsfile;
-use hanfs::sys::net::announce::{spawn_announcer, Announcement};
+use hanfs::sys::net::announce::{spawn_followup, Announcement, Followup};
 use hanfs::sys::net::duplicate::{self, ClaimWatch, DadOutcome};
 use hanfs::sys::net::placement::{place, subnet_of, Placement};
+use hanfs::sys::net::sockdiag;
 use hanfs::sys::net::subnet::parse_prefix_len;
 use hanfs::sys::net::sysctl;
+use hanfs::sys::net::tickle::{self, Connection, Tickler};
 use hanfs::sys::net::{InterfaceAddress, Link, MacAddr, NewAddress, RouteSocket, Subnet};
+use hanfs::sys::nfsd::mounts;
 use hanfs::sys::procs::ProcId;
 use std::fmt::Display;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The kernel's interface name limit (IFNAMSIZ 16, with the NUL).
 const IFNAMSIZ: usize = 15;
@@ -44,6 +48,8 @@ struct Config {
     preferred_lft: Option<u32>,
     nodad: bool,
     check_duplicate: bool,
+    /// Where the address's TCP connections are recorded (shared storage).
+    tickle_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -201,6 +207,10 @@ fn configure(p: &Params) -> OcfResult<Config> {
         parse_lifetime(&p.get("preferred_lft").unwrap_or_else(|| "forever".into()))?;
     let nodad = p.bool("nodad")?;
     let check_duplicate = p.bool("check_duplicate")?;
+    let tickle_dir = match p.get("tickle_dir") {
+        None => None,
+        Some(d) => Some(parse_tickle_dir(&d)?),
+    };
     if nodad && ip.is_ipv4() {
         log::debug!("nodad applies to IPv6 only; ignored for {ip}");
     }
@@ -215,7 +225,24 @@ fn configure(p: &Params) -> OcfResult<Config> {
         preferred_lft,
         nodad,
         check_duplicate,
+        tickle_dir,
     })
+}
+
+fn parse_tickle_dir(d: &str) -> OcfResult<PathBuf> {
+    let p = Path::new(d);
+    if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
+        return Err(OcfError::configured(format!(
+            "tickle_dir={d:?} is not an absolute path without '..'"
+        )));
+    }
+    let clean: PathBuf = p.components().collect();
+    if clean == Path::new("/") {
+        return Err(OcfError::configured(
+            "tickle_dir=\"/\" cannot be the root directory",
+        ));
+    }
+    Ok(clean)
 }
 
 /// A netlink or packet-socket failure: 4 when it is a matter of
@@ -485,25 +512,175 @@ impl Target {
         }
     }
 
-    /// Tell the neighbours: the first announcement now, the rest from a
-    /// detached announcer (returned, to be recorded for stop).
-    fn announce(&self, cfg: &Config) -> OcfResult<Option<ProcId>> {
-        if cfg.arp_count == 0 || !talks_arp(&self.link) {
-            return Ok(None);
-        }
+    /// Tell the neighbours and the clients: the first announcement and the
+    /// first round of tickles now, the rest from a detached process
+    /// (returned, to be recorded for stop).
+    fn announce(&self, cfg: &Config, tickles: Vec<Connection>) -> OcfResult<Option<ProcId>> {
         let what = || format!("cannot announce {} on {}", self.ip, self.link.name);
-        let ann = Announcement::open(&self.link, self.ip).map_err(|e| net_error(what(), e))?;
-        ann.send().map_err(|e| net_error(what(), e))?;
-        if cfg.arp_count == 1 {
-            return Ok(None);
+        let mut announce = None;
+        if cfg.arp_count > 0 && talks_arp(&self.link) {
+            let ann = Announcement::open(&self.link, self.ip).map_err(|e| net_error(what(), e))?;
+            ann.send().map_err(|e| net_error(what(), e))?;
+            announce = Some((ann, cfg.arp_count - 1, cfg.arp_interval));
         }
-        let announcer = spawn_announcer(ann, cfg.arp_count - 1, cfg.arp_interval)?;
-        log::debug!(
-            "announcer {} sends {} more",
-            announcer.pid,
-            cfg.arp_count - 1
+        let tickle = self.first_tickles(tickles);
+        let announcer = spawn_followup(Followup {
+            link_index: self.link.index,
+            ip: self.ip,
+            announce,
+            tickle,
+        })?;
+        if let Some(p) = &announcer {
+            log::debug!("announcer {} sends the rest", p.pid);
+        }
+        Ok(announcer)
+    }
+
+    /// The first round of tickles to the connections recorded for the
+    /// address; the tickler and the later rounds for the announcer. Never
+    /// fails: a client not tickled reconnects at its next retransmission.
+    fn first_tickles(
+        &self,
+        conns: Vec<Connection>,
+    ) -> Option<(Tickler, Vec<Connection>, Vec<std::time::Duration>)> {
+        if conns.is_empty() {
+            return None;
+        }
+        let t = match Tickler::open(self.ip) {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("cannot tickle the clients of {}: {e}", self.ip);
+                return None;
+            }
+        };
+        let t0 = Instant::now();
+        let r = t.round(&conns, t0 + Duration::from_secs(1));
+        log::info!(
+            "tickled {} recorded connection(s) of {} in {} ms{}{}",
+            r.sent,
+            self.ip,
+            t0.elapsed().as_millis(),
+            if r.failed > 0 {
+                format!(", {} could not be sent", r.failed)
+            } else {
+                String::new()
+            },
+            if r.unsent > 0 {
+                format!(", {} left for the next round", r.unsent)
+            } else {
+                String::new()
+            }
         );
-        Ok(Some(announcer))
+        let later = tickle::ROUNDS.iter().skip(1).copied().collect();
+        Some((t, conns, later))
+    }
+}
+
+/// The recorded connections of the address that start will tickle: read
+/// from tickle_dir before the address is added. A missing directory is a
+/// configuration problem (2); a list that cannot be read, or hung storage,
+/// is logged and gives no tickles (never a failed start).
+fn recorded_connections(ctx: &Ctx, cfg: &Config) -> OcfResult<Vec<Connection>> {
+    let Some(dir) = &cfg.tickle_dir else {
+        return Ok(Vec::new());
+    };
+    let budget = ctx
+        .deadline
+        .within(LIST_BUDGET.min(ctx.deadline.remaining() / 4));
+    let (loaded, list) = match tickle::load(dir, cfg.ip, &budget) {
+        Ok(l) => l,
+        Err(e) => {
+            log::warn!("{e}: no connection is tickled");
+            return Ok(Vec::new());
+        }
+    };
+    match loaded {
+        tickle::Loaded::NoDirectory => Err(OcfError::args(format!(
+            "tickle_dir {} does not exist on this node (is the shared file system mounted before this resource starts?)",
+            dir.display()
+        ))),
+        tickle::Loaded::NotADirectory => Err(OcfError::args(format!(
+            "tickle_dir {} is not a directory",
+            dir.display()
+        ))),
+        tickle::Loaded::List { .. } => {
+            if list.skipped > 0 {
+                log::warn!(
+                    "{}: skipped {} line(s) that are not connections of {}",
+                    tickle::list_path(dir, cfg.ip).display(),
+                    list.skipped,
+                    cfg.ip
+                );
+            }
+            Ok(list.connections)
+        }
+    }
+}
+
+/// Name the recorded ports nothing listens on yet (a client sent there
+/// reconnects into a refusal and retries every 3 s): the resources that
+/// listen should start before this one.
+fn warn_unserved(ip: IpAddr, conns: &[Connection], ctx: &Ctx) {
+    let Ok(listening) = sockdiag::listening_ports(ip, &ctx.deadline) else {
+        return;
+    };
+    let unserved: std::collections::BTreeSet<u16> = conns
+        .iter()
+        .map(|c| c.local.port())
+        .filter(|p| !listening.contains(p))
+        .collect();
+    if !unserved.is_empty() {
+        let ports: Vec<String> = unserved.iter().map(u16::to_string).collect();
+        log::warn!(
+            "nothing listens on port(s) {} of {ip} yet: those clients are tickled into a refused connection (start the NFS server before the address)",
+            ports.join(", ")
+        );
+    }
+}
+
+/// How long reading or writing the connection list may take at most: it
+/// is on shared storage, which may hang.
+const LIST_BUDGET: Duration = Duration::from_secs(5);
+
+/// Record the address's established connections in tickle_dir (when they
+/// changed), for the node that takes the address over. Never fails the
+/// action: a list not written only costs the clients their retransmission
+/// wait.
+fn record_connections(ctx: &Ctx, cfg: &Config) {
+    let Some(dir) = &cfg.tickle_dir else { return };
+    let conns = match sockdiag::established_to(cfg.ip, &ctx.deadline) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("cannot list the connections of {}: {e}", cfg.ip);
+            return;
+        }
+    };
+    let budget = ctx
+        .deadline
+        .within(LIST_BUDGET.min(ctx.deadline.remaining() / 2));
+    match tickle::record(dir, cfg.ip, &conns, &budget) {
+        Ok(true) => log::debug!(
+            "recorded {} connection(s) of {} in {}",
+            conns.len(),
+            cfg.ip,
+            dir.display()
+        ),
+        Ok(false) => {}
+        Err(e) => log::warn!("{e}"),
+    }
+}
+
+/// tickle_dir on the root file system is local to this node: the node
+/// taking over cannot read what this one recorded.
+fn warn_if_local(dir: &Path) {
+    let m = mounts::current();
+    if let Some(mnt) = mounts::containing(&m, dir) {
+        if mnt.mount_point == Path::new("/") {
+            log::warn!(
+                "tickle_dir {} is on the root file system, not on shared storage: the node taking over cannot tickle the clients",
+                dir.display()
+            );
+        }
     }
 }
 
@@ -548,7 +725,11 @@ impl Agent for FloatIp {
     }
 
     fn validate(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        resolve(ctx, cfg).map(|_| ())
+        resolve(ctx, cfg)?;
+        if let Some(dir) = &cfg.tickle_dir {
+            warn_if_local(dir);
+        }
+        Ok(())
     }
 
     fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
@@ -581,6 +762,7 @@ impl Agent for FloatIp {
             }
             return Ok(());
         }
+        let tickles = recorded_connections(ctx, cfg)?;
         let kernel_dad = cfg.ip.is_ipv6() && !cfg.nodad && duplicate::kernel_runs_dad(&target.link);
         if !cfg.check_duplicate {
             log::info!("check_duplicate is off: adding {} without probing", cfg.ip);
@@ -601,7 +783,16 @@ impl Agent for FloatIp {
         if cfg.ip.is_ipv6() && !cfg.nodad {
             target.finish_dad(ctx, &mut view, watch)?;
         }
-        let announcer = target.announce(cfg)?;
+        if !tickles.is_empty() {
+            warn_unserved(cfg.ip, &tickles, ctx);
+        }
+        if ctx.deadline.expired() {
+            return Err(OcfError::generic(format!(
+                "start timed out after adding {}",
+                cfg.ip
+            )));
+        }
+        let announcer = target.announce(cfg, tickles)?;
         record_announcer(ctx, announcer);
         Ok(())
     }
@@ -615,6 +806,10 @@ impl Agent for FloatIp {
         let ip = cfg.ip;
         let mut view = NodeView::read(ctx, &ip)?;
         let held: Vec<InterfaceAddress> = view.holders(&ip).into_iter().cloned().collect();
+        if !held.is_empty() {
+            // The exact list for the node that takes over (a move).
+            record_connections(ctx, cfg);
+        }
         for a in &held {
             let name = view
                 .link(a.link_index)
@@ -717,6 +912,9 @@ impl Agent for FloatIp {
                 Ok(n) => log::debug!("refreshed {ip} on {nic} with {n} announcements"),
                 Err(e) => log::warn!("cannot refresh announcements of {ip} on {nic}: {e}"),
             }
+        }
+        if !ctx.is_probe() {
+            record_connections(ctx, cfg);
         }
         Ok(())
     }

@@ -23,7 +23,7 @@
 #     so statd reports every NFSv3 lock holder to statd-holding at once, and
 #     fixed ports for statd, lockd and mountd if a firewall is in the way.
 #   - the shared disk visible as $SHARED_DEVICE, with a file system holding
-#     $EXPORT_DIR (create it once).
+#     $EXPORT_DIR, $HOLDING_DIR and $TICKLE_DIR (create them once).
 #   - $VIP resolvable to a name on every node (/etc/hosts): sm-notify refuses
 #     an address that does not resolve back to a name.
 set -eu
@@ -46,6 +46,7 @@ SERVER_SCOPE=${SERVER_SCOPE:-$GROUP}        # same NFSv4 server scope on all nod
 STATE_DIR=${STATE_DIR:-$SHARED_MOUNT/.nfs-ha}
 RECOVERY_DIR=${RECOVERY_DIR:-$STATE_DIR/v4recovery} # NFSv4 client records
 HOLDING_DIR=${HOLDING_DIR:-$STATE_DIR/statd}        # NFSv3 lock holders
+TICKLE_DIR=${TICKLE_DIR:-$STATE_DIR/tickle}         # clients' TCP connections
 # Timers (seconds). Unset: the agent's defaults. Clients wait at most about
 # the grace time for their locks; the lease bounds how long a dead client's
 # NFSv4 state lingers. Keep grace >= lease.
@@ -105,8 +106,11 @@ pcs_f resource create "${GROUP}-data" ocf:hanfs:nfs-export \
     op monitor interval=10s timeout=20s op start timeout=40s op stop timeout=60s \
     --group "$GROUP"
 # The floating address (with gratuitous ARPs so clients find it at once).
+# Its monitor records the clients' TCP connections in $TICKLE_DIR; after a
+# takeover start tickles them, so they reconnect at once instead of at their
+# next TCP retransmission.
 pcs_f resource create "${GROUP}-ip" ocf:hanfs:float-ip \
-    ip="$VIP" cidr_netmask="$VIP_CIDR" nic="$NIC" \
+    ip="$VIP" cidr_netmask="$VIP_CIDR" nic="$NIC" tickle_dir="$TICKLE_DIR" \
     op monitor interval=10s timeout=20s op start timeout=20s op stop timeout=20s \
     --group "$GROUP"
 # NFSv3 lock holders, kept on the shared disk; after a takeover they are told

@@ -47,6 +47,7 @@ SHARED_MOUNT=${SHARED_MOUNT:-/srv/nfs}                # the group's Filesystem d
 STATE_DIR=${STATE_DIR:-$SHARED_MOUNT/.nfs-ha}
 RECOVERY_DIR=${RECOVERY_DIR:-$STATE_DIR/v4recovery}
 HOLDING_DIR=${HOLDING_DIR:-$STATE_DIR/statd}
+TICKLE_DIR=${TICKLE_DIR:-$STATE_DIR/tickle}
 NFSD_THREADS=${NFSD_THREADS:-8}
 CIB=${CIB:-/tmp/hanfs-migrate-cib.xml}
 WAIT=${WAIT:-600}
@@ -80,7 +81,7 @@ done
 [ -x "$IMPORT" ] || { echo "$IMPORT is missing: install hanfs first" >&2; exit 1; }
 mountpoint -q "$SHARED_MOUNT" || {
   echo "$SHARED_MOUNT is not mounted here: run this on the node where $GROUP runs" >&2; exit 1; }
-mkdir -p "$RECOVERY_DIR" "$HOLDING_DIR"
+mkdir -p "$RECOVERY_DIR" "$HOLDING_DIR" "$TICKLE_DIR"
 # A first import while clients are still served: it checks that everything
 # can be read before anything is stopped (imports only ever add).
 "$IMPORT" --holding-dir "$HOLDING_DIR" --recovery-dir "$RECOVERY_DIR"
@@ -114,7 +115,7 @@ EOF
       op monitor interval=10s timeout=20s op start timeout=40s op stop timeout=60s \
       --group "$GROUP"
 done
-set -- ip="$vip"
+set -- ip="$vip" tickle_dir="$TICKLE_DIR"
 [ -n "$netmask" ] && set -- "$@" cidr_netmask="$netmask"
 [ -n "$nic" ] && set -- "$@" nic="$nic"
 pcs_f resource create "$OLD_IP" ocf:hanfs:float-ip "$@" \

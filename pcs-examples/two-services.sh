@@ -90,7 +90,7 @@ service() {
       op monitor interval=10s timeout=20s op start timeout=40s op stop timeout=60s \
       --group "$g"
   pcs_f resource create "$g-ip" ocf:hanfs:float-ip \
-      ip="$vip" cidr_netmask="$VIP_CIDR" nic="$NIC" \
+      ip="$vip" cidr_netmask="$VIP_CIDR" nic="$NIC" tickle_dir="$mnt/.nfs-ha/tickle" \
       op monitor interval=10s timeout=20s op start timeout=20s op stop timeout=20s \
       --group "$g"
   pcs_f resource create "$g-statd" ocf:hanfs:statd-holding \

@@ -831,3 +831,314 @@ fn stopping_one_address_keeps_the_others_of_its_subnet() {
     fip("198.51.100.11", "vip-b").run("monitor").expect(0);
     fip("198.51.100.11", "vip-b").run("stop").expect(0);
 }
+
+// ---- connection tickles (tickle_dir) -------------------------------------
+
+/// Accepts and holds every connection to port 2049 (nfsd's stand-in), for
+/// at most two minutes.
+const LISTENER: &str = "timeout 120 python3 -c '
+import socket
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((\"0.0.0.0\", 2049)); l.listen(1024)
+held = []
+while True:
+    held.append(l.accept()[0])
+' >/dev/null 2>&1 &";
+
+/// A client connection to the floating address that waits, idle, for the
+/// server to end it; then connects again.
+const CLIENT: &str = r#"
+import socket, sys, time
+s = socket.create_connection(("192.0.2.10", 2049), timeout=5)
+print("CONNECTED", s.getsockname()[1], flush=True)
+s.settimeout(None)
+try:
+    print("EOF" if not s.recv(1) else "DATA", time.time(), flush=True)
+except ConnectionResetError:
+    print("RESET", time.time(), flush=True)
+s2 = socket.create_connection(("192.0.2.10", 2049), timeout=5)
+print("RECONNECTED", flush=True)
+time.sleep(60)
+"#;
+
+/// The lines a child prints, as they come.
+struct Lines {
+    child: Child,
+    rx: Receiver<String>,
+}
+
+impl Lines {
+    fn of(mut child: Child) -> Lines {
+        let (tx, rx) = channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { child, rx }
+    }
+
+    /// The next line starting with `word`, waiting at most `limit`.
+    fn next(&mut self, word: &str, limit: Duration) -> Option<String> {
+        let until = Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(l) if l.starts_with(word) => return Some(l),
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    return None
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Two "nodes" and a client on one bridge (in the client's namespace). The
+/// client holds an idle connection to the floating address on node 1;
+/// node 1's monitor records it; node 1 vanishes from the link without a
+/// word (no FIN, no reset). Node 2 starting the address without tickle_dir
+/// leaves the client unaware (the control); starting it with tickle_dir
+/// resets the stale connection at once, and the client connects to node 2.
+#[test]
+fn takeover_tickles_the_recorded_connections_and_the_client_reconnects() {
+    let n1 = sandbox!();
+    let client = n1.veth_peer(&["192.0.2.1/24"], &["192.0.2.100/24"]);
+    let n2 = sandbox!();
+    n2.veth_to(&client, "eth2", &["192.0.2.2/24"], &[]);
+    client.sh_ok(
+        "set -e; ip link add br0 type bridge stp_state 0 forward_delay 0; \
+         ip link set eth0 master br0; ip link set eth2 master br0; \
+         ip addr del 192.0.2.100/24 dev eth0; ip addr add 192.0.2.100/24 dev br0; ip link set br0 up",
+    );
+    let dir = n1.path("shared/tickle");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_s = dir.to_str().unwrap();
+    n1.sh_ok(LISTENER);
+    n2.sh_ok(LISTENER);
+    let ip = |sb| v4(sb).param("cidr_netmask", "24");
+    ip(&n1).param("tickle_dir", dir_s).run("start").expect(0);
+    let mut c = Lines::of(client.spawn(&["python3", "-c", CLIENT]));
+    let port = c
+        .next("CONNECTED", Duration::from_secs(10))
+        .expect("client connected to node 1");
+    let port = port.split_whitespace().nth(1).unwrap().to_string();
+    ip(&n1)
+        .param("tickle_dir", dir_s)
+        .interval_ms(10_000)
+        .run("monitor")
+        .expect(0);
+    let list = std::fs::read_to_string(dir.join(V4)).expect("list written by monitor");
+    assert_eq!(list, format!("{V4}:2049\t192.0.2.100:{port}\n"));
+
+    // node 1 is gone from the link: it sends nothing more, ever
+    client.sh_ok("ip link set eth0 down");
+
+    // control: the address on node 2 without tickles: the client waits on
+    let r = ip(&n2).run("start");
+    r.expect(0);
+    assert!(
+        c.next("RESET", Duration::from_secs(3)).is_none(),
+        "the client noticed the move without tickles: the test proves nothing"
+    );
+    ip(&n2).run("stop").expect(0);
+
+    let r = ip(&n2).param("tickle_dir", dir_s).run("start");
+    let returned = now_s();
+    r.expect(0);
+    assert!(
+        r.stderr.contains("tickled 1 recorded connection(s)"),
+        "{}",
+        r.stderr
+    );
+    let reset = c
+        .next("RESET", Duration::from_secs(5))
+        .expect("stale connection reset after the tickle");
+    let at: f64 = reset.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let after = at - returned;
+    eprintln!(
+        "reset {after:.3} s after start returned (start took {:?})",
+        r.elapsed
+    );
+    assert!(after <= 1.0, "reset {after:.3} s after start returned");
+    c.next("RECONNECTED", Duration::from_secs(5))
+        .expect("the client connects to node 2");
+    // a list naming connections that are gone is no reason to fail a start
+    ip(&n2).param("tickle_dir", dir_s).run("stop").expect(0);
+    ip(&n2).param("tickle_dir", dir_s).run("start").expect(0);
+    ip(&n2).param("tickle_dir", dir_s).run("stop").expect(0);
+    ip(&n1).param("tickle_dir", dir_s).run("stop").expect(0);
+}
+
+/// The list is replaced atomically: an agent killed (-9, with its writer)
+/// at any moment of a monitor leaves the old list or the new one, never a
+/// torn or empty file.
+#[test]
+fn connection_list_is_never_torn_by_kill_9() {
+    let sb = sandbox!();
+    let peer = sb.veth_peer(&["192.0.2.1/24"], &["192.0.2.100/24"]);
+    let dir = sb.path("shared/tickle");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_s = dir.to_str().unwrap().to_string();
+    sb.sh_ok(LISTENER);
+    let cmd = v4(&sb)
+        .param("cidr_netmask", "24")
+        .param("tickle_dir", &dir_s)
+        .interval_ms(10_000);
+    cmd.run("start").expect(0);
+    let hold = |n: usize| {
+        format!(
+            "import socket, time\nk = [socket.create_connection((\"192.0.2.10\", 2049)) for _ in range({n})]\nprint(\"UP\", flush=True)\ntime.sleep(120)\n"
+        )
+    };
+    let mut base = Lines::of(peer.spawn(&["python3", "-c", &hold(300)]));
+    base.next("UP", Duration::from_secs(20))
+        .expect("300 connections");
+    let env: String = cmd
+        .params_env()
+        .iter()
+        .map(|(k, v)| format!("{k}='{v}' "))
+        .collect();
+    let agent = common::bin("float-ip");
+    let mut extra: Option<Lines> = None;
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..30u32 {
+        // toggle 150 more connections, so that every monitor has news
+        if extra.take().is_none() {
+            let mut l = Lines::of(peer.spawn(&["python3", "-c", &hold(150)]));
+            l.next("UP", Duration::from_secs(20)).expect("150 more");
+            extra = Some(l);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let delay_us = (i * 7919) % 20_000;
+        sb.sh_ok(&format!(
+            "{env} setsid {} monitor >/dev/null 2>&1 & p=$!; sleep {}; kill -9 -$p 2>/dev/null; wait; true",
+            agent.display(),
+            delay_us as f64 / 1e6
+        ));
+        // the killed writer's child is gone too (same process group)
+        let path = dir.join(V4);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let lines: Vec<&str> = text.lines().collect();
+            assert!(
+                lines.len() == 300 || lines.len() == 450,
+                "torn list after kill -9 at +{delay_us} us: {} lines",
+                lines.len()
+            );
+            assert!(text.ends_with('\n'));
+            for l in &lines {
+                assert!(l.starts_with("192.0.2.10:2049\t192.0.2.100:"), "{l:?}");
+            }
+            seen.insert(lines.len());
+        }
+    }
+    // and a monitor left alone records what is there now
+    cmd.run("monitor").expect(0);
+    let n = std::fs::read_to_string(dir.join(V4))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(n, if extra.is_some() { 450 } else { 300 });
+    eprintln!("list sizes seen after kills: {seen:?}");
+    drop(extra);
+    drop(base);
+    cmd.run("stop").expect(0);
+}
+
+/// tickle_dir is checked like every path parameter; a damaged list is
+/// skipped and named, never a failed start; 10,000 recorded connections go
+/// out in the first round.
+#[test]
+fn tickle_dir_errors_damaged_lists_and_ten_thousand_connections() {
+    let sb = sandbox!();
+    let _peer = sb.veth_peer(&["192.0.2.1/24"], &["192.0.2.100/24"]);
+    let ip = || v4(&sb).param("cidr_netmask", "24");
+    ip().param("tickle_dir", "shared/tickle")
+        .run("validate-all")
+        .expect_reason(6, "tickle_dir=\"shared/tickle\" is not an absolute path");
+    let missing = sb.path("nowhere/tickle");
+    ip().param("tickle_dir", missing.to_str().unwrap())
+        .run("start")
+        .expect_reason(2, "does not exist on this node");
+    assert!(
+        !addrs(&sb, "4").contains(V4),
+        "nothing added on a refused start"
+    );
+    let file = sb.path("afile");
+    std::fs::write(&file, "x").unwrap();
+    ip().param("tickle_dir", file.to_str().unwrap())
+        .run("start")
+        .expect_reason(2, "is not a directory");
+
+    let dir = sb.path("shared/tickle");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    // damaged: a torn line, garbage, another address's line
+    std::fs::write(
+        dir.join(V4),
+        "192.0.2.10:2049\t192.0.2.100:700\n192.0.2.10:2049\t192.0\n\u{1}\u{2}zz\n192.0.2.99:2049\t192.0.2.100:1\n",
+    )
+    .unwrap();
+    let r = ip().param("tickle_dir", d).run("start");
+    r.expect(0);
+    assert!(r.stderr.contains("skipped 3 line(s)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("tickled 1 recorded connection(s)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("nothing listens on port(s) 2049 of"),
+        "{}",
+        r.stderr
+    );
+    ip().param("tickle_dir", d).run("stop").expect(0);
+    // a FIFO where the list should be neither hangs nor fails the start
+    std::fs::remove_file(dir.join(V4)).unwrap();
+    sb.sh_ok(&format!("mkfifo {}/{V4}", d));
+    let r = ip().param("tickle_dir", d).timeout_ms(10_000).run("start");
+    r.expect(0);
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+    ip().param("tickle_dir", d).run("stop").expect(0);
+    std::fs::remove_file(dir.join(V4)).unwrap();
+
+    let mut big = String::new();
+    for k in 0..10_000u32 {
+        big.push_str(&format!("192.0.2.10:2049\t192.0.2.100:{}\n", 1024 + k));
+    }
+    std::fs::write(dir.join(V4), big).unwrap();
+    let r = ip().param("tickle_dir", d).run("start");
+    r.expect(0);
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("INFO: tickled "))
+        .unwrap_or_default()
+        .to_string();
+    eprintln!("{line} (start took {:?})", r.elapsed);
+    assert!(
+        line.contains("tickled 10000 recorded connection(s)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!line.contains("left for the next round"), "{line}");
+    ip().param("tickle_dir", d).run("stop").expect(0);
+}

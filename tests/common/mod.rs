@@ -345,6 +345,13 @@ impl Sandbox {
             holder: Holder::new(&["--net", "--mount", "--propagation", "private"])
                 .expect("peer namespace"),
         };
+        self.veth_to(&p, "eth0", local, peer);
+        p
+    }
+
+    /// Another veth pair to an existing peer: `eth0` in here with `local`
+    /// addresses, `peer_if` in the peer with `peer` addresses.
+    pub fn veth_to(&self, p: &Peer, peer_if: &str, local: &[&str], peer: &[&str]) {
         let (a, b) = (unique_name("hfa"), unique_name("hfb"));
         sh_ok(
             Command::new("sh")
@@ -357,18 +364,20 @@ impl Sandbox {
                 .unwrap(),
             "veth",
         );
-        let conf = |ifname: &str, addrs: &[&str]| {
-            let mut s = format!("set -e; ip link set {ifname} name eth0; ip link set lo up; ");
-            s.push_str("sysctl -qw net.ipv6.conf.eth0.accept_dad=0 2>/dev/null || true; ");
+        let conf = |ifname: &str, new: &str, addrs: &[&str]| {
+            let mut s = format!("set -e; ip link set {ifname} name {new}; ip link set lo up; ");
+            s.push_str(&format!(
+                "sysctl -qw net.ipv6.conf.{new}.accept_dad=0 2>/dev/null || true; "
+            ));
             for ad in addrs {
                 let fam = if ad.contains(':') { "-6" } else { "-4" };
-                s.push_str(&format!("ip {fam} addr add {ad} dev eth0 nodad 2>/dev/null || ip {fam} addr add {ad} dev eth0; "));
+                s.push_str(&format!("ip {fam} addr add {ad} dev {new} nodad 2>/dev/null || ip {fam} addr add {ad} dev {new}; "));
             }
-            s.push_str("ip link set eth0 up");
+            s.push_str(&format!("ip link set {new} up"));
             s
         };
-        self.sh_ok(&conf(&a, local));
-        p.sh_ok(&conf(&b, peer));
+        self.sh_ok(&conf(&a, "eth0", local));
+        p.sh_ok(&conf(&b, peer_if, peer));
         // Let the link come up on both ends.
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(5) {
@@ -378,7 +387,6 @@ impl Sandbox {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        p
     }
 }
 

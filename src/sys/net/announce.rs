@@ -3,14 +3,16 @@
 //! (clients, routers) that cached the old node's hardware address switch
 //! to ours at once instead of after their cache times out.
 //!
-//! The first announcement goes out while start runs; the rest are sent by
-//! a detached announcer process, so that start never waits for them. Stop
+//! The first announcement (and the first round of connection tickles)
+//! goes out while start runs; the rest are sent by a detached announcer
+//! process, so that start never waits for them. Stop
 //! kills the announcer, identified by pid *and* start time so that a
 //! recycled pid is never mistaken for it.
 
 use super::arp::ArpPacket;
 use super::ndp;
 use super::packet::PacketSocket;
+use super::tickle::{Connection, Tickler};
 use super::{Link, MacAddr, RouteSocket};
 use crate::ocf::{Deadline, OcfError, OcfResult};
 use crate::sys::procs::ProcId;
@@ -19,7 +21,7 @@ use nix::unistd::{fork, setsid, ForkResult};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One address to announce on one link.
 pub struct Announcement {
@@ -94,13 +96,91 @@ impl Announcement {
     }
 }
 
-/// Send `count` announcements, each `interval` after the previous one
-/// (the first one interval from now), from a detached process
-/// (own session, standard streams on /dev/null, so that neither the
-/// caller nor whoever reads its output waits for it). The process ends by
-/// itself after the last one, or earlier when the address leaves the link.
+/// What start leaves to a detached process, so that it never waits for
+/// it: the remaining announcements, and the later rounds of connection
+/// tickles ([`super::tickle`]).
+pub struct Followup {
+    pub link_index: u32,
+    pub ip: IpAddr,
+    /// Announcements still to send, and the time between two.
+    pub announce: Option<(Announcement, u32, Duration)>,
+    /// The tickler, the connections, and when each round goes out (from now).
+    pub tickle: Option<(Tickler, Vec<Connection>, Vec<Duration>)>,
+}
+
+enum Step {
+    Announce,
+    Tickle,
+}
+
+impl Followup {
+    fn is_empty(&self) -> bool {
+        !self.announce.as_ref().is_some_and(|a| a.1 > 0)
+            && !self
+                .tickle
+                .as_ref()
+                .is_some_and(|t| !t.1.is_empty() && !t.2.is_empty())
+    }
+
+    /// Every step and its time from now, in order.
+    fn plan(&self) -> Vec<(Duration, Step)> {
+        let mut steps = Vec::new();
+        if let Some((_, count, interval)) = &self.announce {
+            steps.extend((1..=*count).map(|k| (*interval * k, Step::Announce)));
+        }
+        if let Some((_, _, at)) = &self.tickle {
+            steps.extend(at.iter().map(|d| (*d, Step::Tickle)));
+        }
+        steps.sort_by_key(|s| s.0);
+        steps
+    }
+
+    /// Run the plan; stop early when the address has left the link.
+    fn run(&self) -> io::Result<(u32, u32)> {
+        let t0 = Instant::now();
+        let plan = self.plan();
+        let life =
+            Deadline::after(plan.last().map(|s| s.0).unwrap_or_default() + Duration::from_secs(10));
+        let mut rt = RouteSocket::open(&life)?;
+        let (mut announced, mut tickled) = (0, 0);
+        for (at, step) in plan {
+            std::thread::sleep((t0 + at).saturating_duration_since(Instant::now()));
+            let here = rt
+                .holders_of(&self.ip)?
+                .iter()
+                .any(|a| a.link_index == self.link_index);
+            if !here {
+                log::info!("{} left the interface; its follow-up stops", self.ip);
+                break;
+            }
+            match step {
+                Step::Announce => {
+                    if let Some((ann, _, _)) = &self.announce {
+                        ann.send()?;
+                        announced += 1;
+                    }
+                }
+                Step::Tickle => {
+                    if let Some((t, conns, _)) = &self.tickle {
+                        t.round(conns, Instant::now() + Duration::from_secs(1));
+                        tickled += 1;
+                    }
+                }
+            }
+        }
+        Ok((announced, tickled))
+    }
+}
+
+/// Run `followup` in a detached process (own session, standard streams on
+/// /dev/null, so that neither the caller nor whoever reads its output
+/// waits for it), which ends by itself after the last step, or earlier
+/// when the address leaves the link. `None` when there is nothing to do.
 /// The caller must be single-threaded.
-pub fn spawn_announcer(ann: Announcement, count: u32, interval: Duration) -> OcfResult<ProcId> {
+pub fn spawn_followup(followup: Followup) -> OcfResult<Option<ProcId>> {
+    if followup.is_empty() {
+        return Ok(None);
+    }
     let (rd, wr) = nix::unistd::pipe().map_err(|e| OcfError::generic(format!("pipe: {e}")))?;
     let (mut rd, wr) = (std::fs::File::from(rd), std::fs::File::from(wr));
     // SAFETY: agents are single-threaded.
@@ -120,17 +200,19 @@ pub fn spawn_announcer(ann: Announcement, count: u32, interval: Duration) -> Ocf
                     drop(wr);
                     detach_stdio();
                     let _ = nix::sys::prctl::set_name(c"float-ip-announ");
-                    let life = Deadline::after(interval * count + Duration::from_secs(10));
-                    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match ann
-                        .repeat(count, interval, false, &life)
-                    {
-                        Ok(n) => {
-                            log::debug!("announcer sent {n} announcements of {}", ann.ip);
-                            0
-                        }
-                        Err(e) => {
-                            log::warn!("announcer for {}: {e}", ann.ip);
-                            1
+                    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        match followup.run() {
+                            Ok((a, t)) => {
+                                log::debug!(
+                                    "follow-up of {} sent {a} announcements, {t} tickle rounds",
+                                    followup.ip
+                                );
+                                0
+                            }
+                            Err(e) => {
+                                log::warn!("follow-up of {}: {e}", followup.ip);
+                                1
+                            }
                         }
                     }))
                     .unwrap_or(1);
@@ -148,7 +230,7 @@ pub fn spawn_announcer(ann: Announcement, count: u32, interval: Duration) -> Ocf
             let pid = i32::from_le_bytes(b);
             // It may already be done (a short run); then there is nothing to
             // record, and a dead reference is harmless.
-            Ok(ProcId::of(pid).unwrap_or(ProcId { pid, start: 0 }))
+            Ok(Some(ProcId::of(pid).unwrap_or(ProcId { pid, start: 0 })))
         }
     }
 }

@@ -14,12 +14,12 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Probes sent, spaced [`PROBE_SPACING`] apart; the answer is awaited until
-/// [`PROBE_WINDOW`] after the first. About a second in all: a failover
-/// waits for it, so RFC 5227's several seconds are too long, and a holder
-/// on the same link answers within milliseconds.
+/// [`PROBE_WINDOW`] after the first. A failover waits for it, so RFC
+/// 5227's several seconds are far too long: a holder on the same link
+/// answers within milliseconds, and three probes survive a lost frame.
 pub const PROBE_COUNT: u32 = 3;
-pub const PROBE_SPACING: Duration = Duration::from_millis(250);
-pub const PROBE_WINDOW: Duration = Duration::from_millis(1000);
+pub const PROBE_SPACING: Duration = Duration::from_millis(100);
+pub const PROBE_WINDOW: Duration = Duration::from_millis(300);
 
 /// Listens on one link for another host claiming one address.
 pub struct ClaimWatch {

@@ -10,7 +10,12 @@
 //!   for one while the kernel runs its own duplicate address detection.
 //! - [`sysctl`]: the per-interface kernel settings that matter here.
 //! - [`announce`]: gratuitous ARP / unsolicited neighbour advertisements,
-//!   and the detached announcer that sends the later ones.
+//!   and the detached announcer that sends the later ones (and the later
+//!   tickle rounds).
+//! - [`sockdiag`]: the TCP connections and listeners of this node (netlink
+//!   sock_diag).
+//! - [`tickle`]: the recorded connections of a floating address, and the
+//!   tickle ACKs that make their clients reconnect at once after a move.
 
 pub mod announce;
 pub mod arp;
@@ -19,8 +24,10 @@ pub mod ndp;
 pub mod netlink;
 pub mod packet;
 pub mod placement;
+pub mod sockdiag;
 pub mod subnet;
 pub mod sysctl;
+pub mod tickle;
 
 pub use netlink::{InterfaceAddress, Link, NewAddress, OperState, RouteSocket};
 pub use subnet::Subnet;

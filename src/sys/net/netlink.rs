@@ -5,8 +5,8 @@
 use super::{MacAddr, Subnet};
 use crate::ocf::Deadline;
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REQUEST,
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
@@ -200,20 +200,21 @@ fn family_of(ip: &IpAddr) -> AddressFamily {
     }
 }
 
-/// A route netlink socket whose every wait for the kernel's answer is
-/// bounded by a deadline.
-pub struct RouteSocket {
+/// A netlink socket of one protocol whose every wait for the kernel's
+/// answer is bounded by a deadline: route netlink here, sock_diag for the
+/// TCP connection lists ([`super::sockdiag`]).
+pub struct Channel {
     sock: Socket,
     seq: u32,
     deadline: Deadline,
 }
 
-impl RouteSocket {
-    pub fn open(deadline: &Deadline) -> io::Result<RouteSocket> {
-        let mut sock = Socket::new(NETLINK_ROUTE)?;
+impl Channel {
+    pub fn open(protocol: isize, deadline: &Deadline) -> io::Result<Channel> {
+        let mut sock = Socket::new(protocol)?;
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
-        Ok(RouteSocket {
+        Ok(Channel {
             sock,
             seq: 0,
             deadline: *deadline,
@@ -223,18 +224,17 @@ impl RouteSocket {
     /// Send one request and collect the answers: the messages of a dump,
     /// or nothing for an acknowledged change. A kernel error comes back as
     /// the corresponding `io::Error` (`EEXIST`, `EADDRNOTAVAIL`, `EPERM`).
-    fn request(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+    pub fn request<M>(&mut self, msg: M, flags: u16) -> io::Result<Vec<M>>
+    where
+        M: NetlinkSerializable + NetlinkDeserializable + std::fmt::Debug,
+    {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut header = NetlinkHeader::default();
         header.flags = flags;
         header.sequence_number = seq;
-        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
         packet.finalize();
         let mut buf = vec![0u8; packet.buffer_len()];
         packet.serialize(&mut buf);
@@ -260,9 +260,8 @@ impl RouteSocket {
             let (data, _) = self.sock.recv_from_full()?;
             let mut off = 0;
             while off < data.len() {
-                let m: NetlinkMessage<RouteNetlinkMessage> =
-                    NetlinkMessage::deserialize(&data[off..])
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let m: NetlinkMessage<M> = NetlinkMessage::deserialize(&data[off..])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
                 let len = m.header.length as usize;
                 let this_seq = m.header.sequence_number;
                 if this_seq == seq {
@@ -284,6 +283,28 @@ impl RouteSocket {
                 off += len;
             }
         }
+    }
+}
+
+/// A route netlink socket whose every wait for the kernel's answer is
+/// bounded by a deadline.
+pub struct RouteSocket {
+    chan: Channel,
+}
+
+impl RouteSocket {
+    pub fn open(deadline: &Deadline) -> io::Result<RouteSocket> {
+        Ok(RouteSocket {
+            chan: Channel::open(NETLINK_ROUTE, deadline)?,
+        })
+    }
+
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        self.chan.request(msg, flags)
     }
 
     /// All links of this network namespace.

@@ -122,7 +122,8 @@ class Lab:
             # what an administrator creates once on the shared disk: the data
             # directory, and the state directories the example configurations
             # name (nfsinfo: heartbeat nfsserver's /var/lib/nfs; .nfs-ha: hanfs)
-            self.host.make_disk(path, svc.group, ["data", "nfsinfo", ".nfs-ha/statd", ".nfs-ha/v4recovery"])
+            self.host.make_disk(path, svc.group, ["data", "nfsinfo", ".nfs-ha/statd", ".nfs-ha/v4recovery",
+                                                   ".nfs-ha/tickle"])
         self.write_etc()
         os.makedirs(os.path.join(self.run, "fence"), exist_ok=True)
         self.fencer.start()
