@@ -13,4 +13,6 @@ rc=0
 cargo test --no-fail-fast --lib --bins -- --test-threads=1 || rc=1
 cargo test --no-fail-fast --test '*' -- --test-threads="${HANFS_TEST_THREADS:-4}" || rc=1
 cargo test --no-fail-fast --doc || rc=1
+# the cluster lab's analysis code, offline (no UML needed)
+(cd tests/lab && python3 -m unittest discover -q -s unit -t .) || rc=1
 exit "$rc"

@@ -90,3 +90,103 @@ def writes_check(writer_path, verified):
             "bad_checksum": verified.get("n_bad_checksum", 0),
             "malformed": verified.get("malformed", 0), "duplicates": verified.get("duplicates", 0),
             "read_error": verified.get("error")}
+
+
+def read_newlock(path):
+    rows = []
+    if not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        for line in f:
+            p = line.split()
+            if len(p) == 3:
+                rows.append((float(p[0]), float(p[1]), p[2]))
+    return rows
+
+
+def newlock_window(path, t_ref, t_end):
+    """The first new lock granted once the service is reachable again (t_ref):
+    new_lock_s = its grant time - t_ref. An attempt started during the outage
+    waits (server down, then grace) and is granted when new locks are possible."""
+    rows = [r for r in read_newlock(path) if r[1] >= t_ref and r[1] <= t_end]
+    granted = [r for r in rows if r[2] == "GRANTED"]
+    errors = sorted({r[2][4:] for r in rows if r[2].startswith("ERR_")})
+    first = granted[0] if granted else None
+    return {"new_lock_s": round(first[1] - t_ref, 3) if first else None,
+            "attempt_started_s": round(first[0] - t_ref, 3) if first else None,
+            "errors": errors}
+
+
+IP_AGENTS = ("float-ip", "IPaddr2")
+
+
+def _is_ip(rsc, agents):
+    a = agents.get(rsc) or ""
+    return a.endswith(IP_AGENTS) or rsc.endswith("-ip")
+
+
+def _is_unblock(rsc, agents):
+    return rsc.endswith("-unblock")
+
+
+def address_times(actions, agents, old_node, new_node, t_event):
+    """When the floating address left the old node (end of the address's stop
+    there; the event itself for a crash) and when the service was reachable on
+    the new node: the end of the address's start there, or of the portblock
+    unblock that lets its traffic in, whichever came last."""
+    ok = [a for a in actions if a["rc"] == 0 and a["seconds"] is not None]
+    removed = [a["t"] for a in ok if a["op"] == "stop" and a["node"] == old_node and _is_ip(a["resource"], agents)]
+    up = [a["t"] for a in ok if a["op"] == "start" and a["node"] == new_node
+          and (_is_ip(a["resource"], agents) or _is_unblock(a["resource"], agents))]
+    return (min(removed) if removed else t_event), (max(up) if up else None)
+
+
+def critical_path(actions, agents, t_removed, t_up):
+    """Where the time between "address removed" and "address up" went: the
+    actions that ran in that span (their execution time inside it), by kind,
+    and the rest (Pacemaker's own scheduling, detection, fencing)."""
+    if t_up is None:
+        return None
+    span = t_up - t_removed
+    rows, by_kind = [], {"hanfs": 0.0, "other agents": 0.0}
+    for a in actions:
+        if a["seconds"] is None or a["op"] not in ("start", "stop"):
+            continue
+        t0, t1 = a["t"] - a["seconds"], a["t"]
+        inside = max(0.0, min(t1, t_up) - max(t0, t_removed))
+        if inside <= 0:
+            continue
+        agent = agents.get(a["resource"]) or "?"
+        kind = "hanfs" if agent.startswith("ocf:hanfs:") else "other agents"
+        by_kind[kind] += inside
+        rows.append({"resource": a["resource"], "agent": agent, "op": a["op"], "node": a["node"],
+                     "seconds": round(inside, 3)})
+    busy = sum(by_kind.values())
+    return {"span_s": round(span, 3), "hanfs_s": round(by_kind["hanfs"], 3),
+            "other_agents_s": round(by_kind["other agents"], 3),
+            "between_actions_s": round(max(0.0, span - busy), 3), "actions": rows}
+
+
+def timeline(t_event, actions, t_removed, t_up, clients):
+    """Every step of one scenario window, in seconds after its event."""
+    ev = [(0.0, "event")]
+    for a in actions:
+        if a["seconds"] is None:
+            ev.append((a["t"] - t_event, f"{a['node']} {a['resource']} {a['op']} timed out"))
+            continue
+        if a["op"] not in ("start", "stop"):
+            continue
+        ev.append((a["t"] - a["seconds"] - t_event, f"{a['node']} {a['resource']} {a['op']} begins"))
+        ev.append((a["t"] - t_event, f"{a['node']} {a['resource']} {a['op']} done ({a['seconds']:.2f} s)"))
+    ev.append((t_removed - t_event, "address removed"))
+    if t_up is not None:
+        ev.append((t_up - t_event, "address up (service reachable)"))
+    for tag, c in clients.items():
+        w = c.get("writer", {})
+        if w.get("resumed_at"):
+            ev.append((w["resumed_at"] - t_event, f"{tag}: first write after the pause"))
+        n = c.get("newlock", {})
+        if n.get("new_lock_s") is not None and t_up is not None:
+            ev.append((t_up + n["new_lock_s"] - t_event, f"{tag}: first new lock"))
+    ev.sort(key=lambda e: e[0])
+    return [{"t_s": round(t, 3), "what": w} for t, w in ev]

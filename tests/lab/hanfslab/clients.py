@@ -33,6 +33,7 @@ class Workload:
         self.dir = os.path.join(lab.run, "work", f"{lab.stack.name}-{config.name}")
         self.writers = {}  # tag -> Handle
         self.probers = {}  # tag -> Handle
+        self.newlockers = {}  # tag -> Handle
         os.makedirs(self.dir, exist_ok=True)
 
     def mounts(self):
@@ -51,6 +52,9 @@ class Workload:
 
     def prober_log(self, tag):
         return os.path.join(self.dir, f"prober-{tag}.log")
+
+    def newlock_log(self, tag):
+        return os.path.join(self.dir, f"newlock-{tag}.log")
 
     def version(self, client_index, svc, v):
         """The mount's vers= option: NFSv4.2 for one service per client (see V4_OTHERS)."""
@@ -88,6 +92,14 @@ class Workload:
                     f"exec python3 {NODE_DIR}/prober.py {self.prober_log(tag)} {' '.join(files)}",
                     timeout=6 * 3600)
         self._wait_logs(self.probers, self.prober_log, "HELD", warmup_timeout)
+        # an application taking a new lock every second (a file nobody holds)
+        for c in self.clients:
+            for svc, v, mnt in self.mounts():
+                tag = self.tag(c, svc, v)
+                self.newlockers[tag] = c.spawn(
+                    f"exec python3 {NODE_DIR}/newlock.py {self.newlock_log(tag)} {mnt}/{tag}.newlock",
+                    timeout=6 * 3600)
+        self._wait_logs(self.newlockers, self.newlock_log, "GRANTED", warmup_timeout)
         log.info("workload running: %d writers, %d probers", len(self.writers), len(self.probers))
 
     @staticmethod
@@ -107,10 +119,11 @@ class Workload:
     def stop(self, timeout=60):
         """SIGTERM (then SIGKILL) every writer and prober; bounded: one stuck in
         I/O on a service that is down is left to the node's teardown."""
-        for h in list(self.probers.values()) + list(self.writers.values()):
+        every = list(self.newlockers.items()) + list(self.probers.items()) + list(self.writers.items())
+        for _, h in every:
             h.cancel()
         deadline = time.time() + timeout
-        for tag, h in list(self.probers.items()) + list(self.writers.items()):
+        for tag, h in every:
             try:
                 h.wait(within=max(1.0, deadline - time.time()))
             except LabError as e:

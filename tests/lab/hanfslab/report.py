@@ -22,12 +22,18 @@ def _scenario_lines(s):
         if pr:
             lock = "LOST " + ",".join(pr["lost_locks"]) if pr["acquired"] else "kept"
         pause = _fmt_s(wr.get("max_pause_s")) + ("" if wr.get("resumed", True) else "+")
-        lines.append(f"    {tag:<16} pause {pause:>7}  errors {wr.get('errors', '-'):>3}"
+        lines.append(f"    {tag:<16} pause {pause:>7}  reconnect {_fmt_s(c.get('reconnect_s')):>6}"
+                     f"  new lock {_fmt_s(c.get('new_lock_s')):>6}  errors {wr.get('errors', '-'):>3}"
                      f"  other client's locks {lock:<22} acked writes missing {wc.get('missing', '-')}"
                      f" bad {wc.get('bad_checksum', '-')}")
     for c in s.get("checks", []):
         if not c["ok"]:
             lines.append(f"    x {c['name']}: {c['detail']}")
+    cp = s.get("critical_path")
+    if cp:
+        lines.append(f"    address removed +{s['t_address_removed'] - s['t_event']:.1f}s, up +{s['address_up_s']:.1f}s:"
+                     f" {cp['span_s']:.1f}s = hanfs agents {cp['hanfs_s']:.2f}s + other agents {cp['other_agents_s']:.2f}s"
+                     f" + between actions {cp['between_actions_s']:.2f}s")
     acts = s.get("agent_actions", [])
     if acts:
         parts = [f"{a['resource']}.{a['op']}@{a['node']}={a['seconds']:.1f}s"

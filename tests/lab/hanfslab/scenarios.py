@@ -112,10 +112,33 @@ class Runner:
             except LabError as e:
                 res["error"] = f"verify: {e}"
         res["agent_actions"] = cluster.agent_actions([n.logdir for n in self.lab.servers], t_event - 1, t_end)
+        self._timeline(res, t_event, t_end)
         res["fence_events"] = self.lab.fencer.events_since(t_event - 1)
         res["checks"] = judge(res)
         res["passed"] = all(c["ok"] for c in res["checks"])
         return res
+
+    def _timeline(self, res, t_event, t_end):
+        """Address removed / up, the critical path between them, each client's
+        reconnect delay (first write after the pause minus "address up") and
+        its first new lock after "address up"."""
+        try:
+            st = cluster.status_from_any(self.lab.running_servers()) or {}
+            agents = {rid: r.get("agent") for rid, r in st.get("resources", {}).items()}
+        except LabError:
+            agents = {}
+        new = next(iter(res.get("expected_on", {}).values()), None)
+        t_removed, t_up = analysis.address_times(res["agent_actions"], agents, res.get("from_node"), new, t_event)
+        res["t_address_removed"], res["t_address_up"] = t_removed, t_up
+        res["address_up_s"] = round(t_up - t_event, 3) if t_up else None
+        res["critical_path"] = analysis.critical_path(res["agent_actions"], agents, t_removed, t_up)
+        for tag, c in res["clients"].items():
+            w = c.get("writer", {})
+            c["reconnect_s"] = round(w["resumed_at"] - t_up, 3) if t_up and w.get("resumed_at") else None
+            if t_up:
+                c["newlock"] = analysis.newlock_window(self.w.newlock_log(tag), t_up, t_end)
+                c["new_lock_s"] = c["newlock"]["new_lock_s"]
+        res["timeline"] = analysis.timeline(t_event, res["agent_actions"], t_removed, t_up, res["clients"])
 
     @staticmethod
     def _log(res):
@@ -135,7 +158,7 @@ class Runner:
             t = time.time()
             log.info("move: pcs resource move %s %s (from %s)", group, target, src)
             h = self.lab.node(src).spawn(f"pcs resource move {group} {target}", timeout=900)
-            r = self._finish(f"move {src}->{target}", t, {group: target}, {})
+            r = self._finish(f"move {src}->{target}", t, {group: target}, {"from_node": src})
             try:
                 pr = h.wait()
                 r["pcs_move"] = {"rc": pr.rc, "seconds": round(pr.t_end - t, 1), "out": pr.out[-400:]}
@@ -180,6 +203,7 @@ class Runner:
         extra = {"migration_script": script, "prepared": prep}
         if r.rc != 0:
             extra["error"] = f"migrate-from-heartbeat.sh failed (rc {r.rc}): {r.out[-800:]}"
+        extra["from_node"] = node
         res = self._finish(f"migrate {self.lab.stack.name}->{self.stack.name} on {node}", t, {group: node}, extra)
         st = cluster.status_from_any(self.lab.running_servers())
         agents = {rid: st["resources"][rid]["agent"] for rid in st["groups"].get(group, [])} if st else {}
@@ -216,7 +240,7 @@ class Runner:
         log.info("%s: killing %s (UML pid %d)", label, victim, node.proc.pid)
         t = node.kill(why=f"{label} scenario")
         res = self._finish(f"{label} {victim}", t, {s.group: survivor for s in self.services},
-                           {"victim": victim})
+                           {"victim": victim, "from_node": victim})
         try:
             res["pacemaker_fence_history"] = cluster.fence_history(self.lab.node(survivor), victim)
         except LabError as e:

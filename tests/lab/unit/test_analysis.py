@@ -1,0 +1,110 @@
+"""Offline tests of the lab's analysis (no UML, no cluster): python3 -m unittest
+discover -s tests/lab/unit -t tests/lab (scripts/test.sh runs them)."""
+import os
+import tempfile
+import unittest
+
+from hanfslab import analysis as A
+
+AGENTS = {"nfs-fs": "ocf:heartbeat:Filesystem", "nfs-grace": "ocf:hanfs:nfs-grace",
+          "nfs-data": "ocf:hanfs:nfs-export", "nfs-ip": "ocf:hanfs:float-ip",
+          "nfs-statd": "ocf:hanfs:statd-holding"}
+
+
+def act(t, node, rsc, op, secs, rc=0):
+    return {"t": t, "node": node, "resource": rsc, "op": op, "rc": rc, "seconds": secs}
+
+
+# a move at t=100 from nodea to nodeb
+MOVE = [act(100.5, "nodea", "nfs-statd", "stop", 0.3), act(101.0, "nodea", "nfs-ip", "stop", 0.2),
+        act(101.6, "nodea", "nfs-data", "stop", 0.5), act(102.4, "nodea", "nfs-grace", "stop", 0.6),
+        act(107.0, "nodea", "nfs-fs", "stop", 4.0), act(110.0, "nodeb", "nfs-fs", "start", 2.0),
+        act(110.5, "nodeb", "nfs-grace", "start", 0.3), act(111.0, "nodeb", "nfs-data", "start", 0.3),
+        act(111.6, "nodeb", "nfs-ip", "start", 0.4), act(112.0, "nodeb", "nfs-statd", "start", 0.3)]
+
+
+class Lines:
+    def __init__(self, text):
+        self.f = tempfile.NamedTemporaryFile("w", delete=False)
+        self.f.write(text)
+        self.f.close()
+        self.path = self.f.name
+
+    def __enter__(self):
+        return self.path
+
+    def __exit__(self, *a):
+        os.unlink(self.path)
+
+
+class AddressTimes(unittest.TestCase):
+    def test_move(self):
+        self.assertEqual(A.address_times(MOVE, AGENTS, "nodea", "nodeb", 100.0), (101.0, 111.6))
+
+    def test_crash_has_no_stop_the_event_is_the_removal(self):
+        acts = [a for a in MOVE if a["node"] == "nodeb"]
+        self.assertEqual(A.address_times(acts, AGENTS, "nodea", "nodeb", 100.0), (100.0, 111.6))
+
+    def test_a_failed_start_is_not_up_and_portblock_unblock_counts(self):
+        acts = [act(111.6, "nodeb", "nfs-ip", "start", 0.4, rc=1)]
+        self.assertEqual(A.address_times(acts, AGENTS, "nodea", "nodeb", 100.0), (100.0, None))
+        acts = [act(111.6, "nodeb", "nfs-ip", "start", 0.4), act(112.5, "nodeb", "nfs-unblock", "start", 0.2)]
+        self.assertEqual(A.address_times(acts, {}, "nodea", "nodeb", 100.0)[1], 112.5)
+
+
+class CriticalPath(unittest.TestCase):
+    def test_splits_the_span(self):
+        cp = A.critical_path(MOVE, AGENTS, 101.0, 111.6)
+        self.assertEqual(cp["span_s"], 10.6)
+        # data stop .5 + grace stop .6 + grace start .3 + data start .3 + ip start .4
+        self.assertAlmostEqual(cp["hanfs_s"], 2.1, places=3)
+        self.assertAlmostEqual(cp["other_agents_s"], 6.0, places=3)
+        self.assertAlmostEqual(cp["between_actions_s"], 2.5, places=3)
+        self.assertNotIn("nfs-statd", [r["resource"] for r in cp["actions"]])
+
+    def test_no_address_up(self):
+        self.assertIsNone(A.critical_path(MOVE, AGENTS, 101.0, None))
+
+
+class NewLock(unittest.TestCase):
+    def test_first_grant_after_the_service_is_reachable(self):
+        log = ("95.000 95.010 GRANTED\n"
+               "101.000 150.000 GRANTED\n"   # waited through the outage and grace
+               "151.000 151.010 GRANTED\n"
+               "torn line\n")
+        with Lines(log) as p:
+            w = A.newlock_window(p, 111.6, 200.0)
+        self.assertEqual(w["new_lock_s"], 38.4)
+        self.assertEqual(w["attempt_started_s"], -10.6)
+
+    def test_none_granted(self):
+        with Lines("101.000 150.000 ERR_EIO\n") as p:
+            w = A.newlock_window(p, 111.6, 200.0)
+        self.assertIsNone(w["new_lock_s"])
+        self.assertEqual(w["errors"], ["EIO"])
+
+
+class Writer(unittest.TestCase):
+    def test_longest_pause_and_resume(self):
+        log = "".join(f"OK {i} {t} {t + 0.01}\n" for i, t in enumerate([99.0, 99.1, 99.2, 112.0, 112.1]))
+        with Lines(log) as p:
+            w = A.writer_window(p, 100.0, 120.0)
+        self.assertTrue(w["resumed"])
+        self.assertAlmostEqual(w["max_pause_s"], 12.8, places=3)
+        self.assertAlmostEqual(w["resumed_at"], 112.01, places=3)
+
+
+class Timeline(unittest.TestCase):
+    def test_in_order_with_clients(self):
+        clients = {"c1-v3": {"writer": {"resumed_at": 112.3}, "newlock": {"new_lock_s": 2.0}}}
+        tl = A.timeline(100.0, MOVE, 101.0, 111.6, clients)
+        ts = [e["t_s"] for e in tl]
+        self.assertEqual(ts, sorted(ts))
+        whats = [e["what"] for e in tl]
+        self.assertIn("address removed", whats)
+        self.assertIn("c1-v3: first write after the pause", whats)
+        self.assertEqual(tl[-1], {"t_s": 13.6, "what": "c1-v3: first new lock"})
+
+
+if __name__ == "__main__":
+    unittest.main()
