@@ -487,6 +487,25 @@ impl Agent for NfsExport {
                 names.push(n);
             }
         }
+        // Never what another resource on this node has started: a stop
+        // after a refused start (same directory and client) would take the
+        // owner's export down.
+        for other in other_states(ctx).iter().filter(|o| o.directory == dir) {
+            names.retain(|n| {
+                let theirs = other
+                    .clients
+                    .iter()
+                    .any(|o| o.etab.eq_ignore_ascii_case(n));
+                if theirs {
+                    log::info!(
+                        "not removing the export of {} to {n}: resource {} owns it",
+                        dir.display(),
+                        other.instance
+                    );
+                }
+                !theirs
+            });
+        }
         let exported = table
             .exports_of(&dir)?
             .iter()

@@ -679,3 +679,22 @@ fn monitor_starts_no_process() {
     eprintln!("monitor under strace: {:?}", t.elapsed());
     res().run("stop").expect(0);
 }
+
+/// Issue 14, 1: a resource refused at start because another one owns the
+/// export must not remove that export at the stop Pacemaker sends next.
+#[test]
+fn stop_of_a_refused_duplicate_leaves_the_owners_export() {
+    let sb = sandbox!();
+    let dir = std::fs::canonicalize(mkdir(&sb, "dup")).unwrap();
+    let a = || export(&sb, "ownerA", &dir, "192.0.2.0/24").param("fsid", "16");
+    let b = || export(&sb, "dupB", &dir, "192.0.2.0/24").param("fsid", "16");
+    a().run("start").expect(0);
+    b().run("start")
+        .expect_reason(6, "already exported to 192.0.2.0/24 by resource ownerA");
+    b().run("stop").expect(0);
+    assert_eq!(etab_clients(&sb, &dir), ["192.0.2.0/24"]);
+    a().run("monitor").expect(0);
+    b().run("monitor").expect(7);
+    a().run("stop").expect(0);
+    assert!(etab_clients(&sb, &dir).is_empty());
+}
