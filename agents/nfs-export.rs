@@ -397,6 +397,10 @@ impl Agent for NfsExport {
             etab: table.path().to_path_buf(),
             checked: None,
         };
+        // The check and the export are one critical section on the node:
+        // two starts in parallel with one fsid (or one client) would both
+        // pass the check before either exported. Held to the end of start.
+        let _lock = ctx.node_lock()?;
         check_conflicts(ctx, &state, &table.read_all()?)?;
 
         // A state left by an earlier start with other parameters: take its

@@ -113,12 +113,6 @@ fn node_file(ctx: &Ctx) -> PathBuf {
     ctx.runtime_dir().join("hanfs-nfs-grace.node")
 }
 
-/// Serializes the starts and stops of the nfs-grace resources of a node.
-fn node_lock(ctx: &Ctx) -> OcfResult<nix::fcntl::Flock<std::fs::File>> {
-    let dir = ctx.runtime_dir();
-    std::fs::create_dir_all(&dir).or_generic(|| format!("cannot create {}", dir.display()))?;
-    fsfile::lock_exclusive(&dir.join("hanfs-nfs-grace.lock"), &ctx.deadline)
-}
 
 fn read_node(ctx: &Ctx) -> Option<NodeCld> {
     let text = fsfile::read_opt(&node_file(ctx)).ok().flatten()?;
@@ -598,7 +592,7 @@ impl Agent for NfsGrace {
 
     fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let roots = Self::roots();
-        let _lock = node_lock(ctx)?;
+        let _lock = ctx.node_lock()?; // the node's starts and stops, one at a time
         let me = read_state(&ctx.state_file());
         let node = read_node(ctx).filter(|n| n.nfsdcld.alive());
         if let Some(st) = &me {
@@ -696,7 +690,7 @@ impl Agent for NfsGrace {
 
     fn stop(ctx: &Ctx, _cfg: &Config) -> OcfResult<()> {
         let roots = Self::roots();
-        let _lock = node_lock(ctx)?;
+        let _lock = ctx.node_lock()?; // the node's starts and stops, one at a time
         let Some(st) = read_state(&ctx.state_file()) else {
             log::info!("not started on this node; nothing to stop");
             return Ok(());

@@ -698,3 +698,37 @@ fn stop_of_a_refused_duplicate_leaves_the_owners_export() {
     a().run("stop").expect(0);
     assert!(etab_clients(&sb, &dir).is_empty());
 }
+
+/// Issue 14, 2: two resources with one fsid on different directories,
+/// started at the same moment (Pacemaker starts unordered resources in
+/// parallel): exactly one may succeed, every time.
+#[test]
+fn parallel_starts_with_one_fsid_let_only_one_through() {
+    let sb = sandbox!();
+    let one = std::fs::canonicalize(mkdir(&sb, "p1")).unwrap();
+    let two = std::fs::canonicalize(mkdir(&sb, "p2")).unwrap();
+    for round in 0..6 {
+        let a = || export(&sb, "parA", &one, "*").param("fsid", "23");
+        let b = || export(&sb, "parB", &two, "*").param("fsid", "23");
+        let (ra, rb) = std::thread::scope(|s| {
+            let ta = s.spawn(|| a().run("start"));
+            let tb = s.spawn(|| b().run("start"));
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        let mut codes = [ra.code, rb.code];
+        codes.sort();
+        assert_eq!(
+            codes,
+            [0, 6],
+            "round {round}: both starts returned {} and {}; etab:\n{}",
+            ra.code,
+            rb.code,
+            sb.sh_ok("cat /var/lib/nfs/etab")
+        );
+        let loser = if ra.code == 6 { &ra } else { &rb };
+        loser.expect_reason(6, "fsid=23 is already used by the export of");
+        a().run("stop").expect(0);
+        b().run("stop").expect(0);
+        assert!(etab_clients(&sb, &one).is_empty() && etab_clients(&sb, &two).is_empty());
+    }
+}
