@@ -175,15 +175,16 @@ fn mirror_records(ctx: &Ctx, serving: &Path, copy: &Path, only_if_newer: bool) -
     )
 }
 
-fn read_state(path: &Path) -> Option<State> {
-    let text = fsfile::read_opt(path).ok().flatten()?;
-    match serde_json::from_str(&text) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            log::warn!("ignoring unreadable state file {}: {e}", path.display());
-            None
-        }
-    }
+/// An instance's state: `None` when there is none, an error (code 1)
+/// when there is a file the agent cannot read (empty, truncated,
+/// garbled): a state is then unknown, never "stopped".
+fn read_state(path: &Path) -> OcfResult<Option<State>> {
+    let Some(text) = fsfile::read_opt(path)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .or_generic(|| format!("state file {} is damaged", path.display()))
 }
 
 fn write_state(ctx: &Ctx, st: &State) -> OcfResult<()> {
@@ -205,7 +206,13 @@ fn others(ctx: &Ctx) -> Vec<(String, State)> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let inst = name.strip_prefix(STATE_PREFIX)?.to_string();
-            Some((inst, read_state(&e.path())?))
+            match read_state(&e.path()) {
+                Ok(st) => Some((inst, st?)),
+                Err(e) => {
+                    log::warn!("ignoring nfs-grace resource {inst}: {e}");
+                    None
+                }
+            }
         })
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -593,7 +600,10 @@ impl Agent for NfsGrace {
     fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let roots = Self::roots();
         let _lock = ctx.node_lock()?; // the node's starts and stops, one at a time
-        let me = read_state(&ctx.state_file());
+        let me = read_state(&ctx.state_file()).unwrap_or_else(|e| {
+            log::warn!("{e}: starting afresh");
+            None
+        });
         let node = read_node(ctx).filter(|n| n.nfsdcld.alive());
         if let Some(st) = &me {
             if st.phase == Phase::Started
@@ -688,12 +698,24 @@ impl Agent for NfsGrace {
         write_state(ctx, &st)
     }
 
-    fn stop(ctx: &Ctx, _cfg: &Config) -> OcfResult<()> {
+    fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let roots = Self::roots();
         let _lock = ctx.node_lock()?; // the node's starts and stops, one at a time
-        let Some(st) = read_state(&ctx.state_file()) else {
-            log::info!("not started on this node; nothing to stop");
-            return Ok(());
+        let st = match read_state(&ctx.state_file()) {
+            Ok(Some(st)) => st,
+            Ok(None) => {
+                log::info!("not started on this node; nothing to stop");
+                return Ok(());
+            }
+            // What was started is unknown: stop by the configuration and
+            // what runs on the node (nfsd, nfsdcld on our recovery_dir).
+            Err(e) => {
+                log::warn!("{e}: stopping by the configuration and the node's state");
+                State {
+                    phase: Phase::Starting,
+                    config: cfg.clone(),
+                }
+            }
         };
         // What was started is what the state says (the parameters may have
         // changed since).
@@ -775,7 +797,7 @@ impl Agent for NfsGrace {
 
     fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let roots = Self::roots();
-        let Some(st) = read_state(&ctx.state_file()) else {
+        let Some(st) = read_state(&ctx.state_file())? else {
             return Err(OcfError::not_running("not started on this node"));
         };
         if st.phase == Phase::Starting {
@@ -836,7 +858,7 @@ impl Agent for NfsGrace {
     }
 
     fn reload(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        let Some(mut st) = read_state(&ctx.state_file()) else {
+        let Some(mut st) = read_state(&ctx.state_file())? else {
             return Err(OcfError::new(
                 OcfCode::ErrGeneric,
                 "not started on this node: nothing to reload",
