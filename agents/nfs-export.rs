@@ -122,8 +122,14 @@ fn other_states(ctx: &Ctx) -> Vec<State> {
                 && p.file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
         })
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter_map(|t| serde_json::from_str(&t).ok())
+        .filter_map(|p| match fsfile::read_own_file(&p, fsfile::STATE_CAP) {
+            Ok(b) => b,
+            Err(e) => {
+                log::warn!("ignoring another resource's state: {e}");
+                None
+            }
+        })
+        .filter_map(|b| serde_json::from_slice(&b).ok())
         .collect()
 }
 
@@ -496,10 +502,7 @@ impl Agent for NfsExport {
         // owner's export down.
         for other in other_states(ctx).iter().filter(|o| o.directory == dir) {
             names.retain(|n| {
-                let theirs = other
-                    .clients
-                    .iter()
-                    .any(|o| o.etab.eq_ignore_ascii_case(n));
+                let theirs = other.clients.iter().any(|o| o.etab.eq_ignore_ascii_case(n));
                 if theirs {
                     log::info!(
                         "not removing the export of {} to {n}: resource {} owns it",
@@ -516,7 +519,8 @@ impl Agent for NfsExport {
             .any(|e| names.iter().any(|n| e.client.eq_ignore_ascii_case(n)));
         if state.is_none() && !exported {
             log::debug!("{} is not exported by this resource here", dir.display());
-            return Ok(());
+            // A damaged state file (unreadable, a FIFO) goes too.
+            return fsfile::remove_opt(&ctx.state_file());
         }
         if state.is_none() {
             log::info!(

@@ -13,6 +13,7 @@
 //! leaves or its node fails.
 
 use hanfs::ocf::{self, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultExt};
+use hanfs::sys::exports::ExportTable;
 use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::server::{self, ServerSettings};
 use hanfs::sys::nfsd::{cld, records};
@@ -112,7 +113,6 @@ struct NodeCld {
 fn node_file(ctx: &Ctx) -> PathBuf {
     ctx.runtime_dir().join("hanfs-nfs-grace.node")
 }
-
 
 fn read_node(ctx: &Ctx) -> Option<NodeCld> {
     let text = fsfile::read_opt(&node_file(ctx)).ok().flatten()?;
@@ -456,11 +456,13 @@ impl NfsGrace {
             return held;
         }
         let mounts = mounts::current();
-        let etab = std::fs::read_to_string("/var/lib/nfs/etab").unwrap_or_default();
-        let exported: Vec<(u32, u32)> = etab
-            .lines()
-            .filter_map(|l| l.split('\t').next().filter(|p| p.starts_with('/')))
-            .filter_map(|p| mounts::containing(&mounts, Path::new(p)).map(|m| m.dev))
+        let table = ExportTable::system().read_all().unwrap_or_else(|e| {
+            log::warn!("{e}");
+            Vec::new()
+        });
+        let exported: Vec<(u32, u32)> = table
+            .iter()
+            .filter_map(|e| mounts::containing(&mounts, &e.directory).map(|m| m.dev))
             .collect();
         held.into_iter().filter(|d| !exported.contains(d)).collect()
     }

@@ -732,3 +732,41 @@ fn parallel_starts_with_one_fsid_let_only_one_through() {
         assert!(etab_clients(&sb, &one).is_empty() && etab_clients(&sb, &two).is_empty());
     }
 }
+
+/// Issue 14, 4: a FIFO where a state file should be is refused at once: it
+/// hangs neither this resource's actions nor another resource's start
+/// (which reads every state on the node).
+#[test]
+fn a_fifo_for_a_state_file_hangs_nothing() {
+    let sb = sandbox!();
+    let dir = mkdir(&sb, "d");
+    let other = std::fs::canonicalize(mkdir(&sb, "other")).unwrap();
+    let _fifo = sb.fifo(
+        "/run/resource-agents/hanfs-nfs-export-fifo",
+        Duration::from_secs(8),
+    );
+    let res = || export(&sb, "fifo", &dir, "192.0.2.0/24").param("fsid", "24");
+    let quick = |r: &common::AgentRun, what: &str| {
+        assert!(
+            r.elapsed < Duration::from_secs(5),
+            "{what} took {:?} (blocked on the FIFO?)",
+            r.elapsed
+        )
+    };
+    let r = export(&sb, "bystander", &other, "*")
+        .param("fsid", "25")
+        .run("start");
+    quick(&r, "another resource's start");
+    r.expect(0);
+    let r = res().run("monitor");
+    quick(&r, "monitor");
+    r.expect_reason(1, "is a FIFO, not a regular file");
+    let r = res().run("stop");
+    quick(&r, "stop");
+    r.expect(0);
+    res().run("monitor").expect(7);
+    export(&sb, "bystander", &other, "*")
+        .param("fsid", "25")
+        .run("stop")
+        .expect(0);
+}

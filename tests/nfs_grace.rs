@@ -227,23 +227,58 @@ fn a_damaged_state_file_fails_the_monitor_and_stop_cleans_up() {
         let mut cld = FakeCld::serving(&dir);
         std::fs::write(sb.path("damaged"), damage).unwrap();
         sb.sh_ok(&format!("cp {} {state}", sb.path("damaged").display()));
-        agent()
-            .run("monitor")
-            .expect_reason(1, "state file");
+        agent().run("monitor").expect_reason(1, "state file");
         agent()
             .interval_ms(10_000)
             .run("monitor")
             .expect_reason(1, "state file");
         agent().run("stop").expect(0);
-        assert!(cld.stopped(), "{damage:?}: nfsdcld on recovery_dir left running");
+        assert!(
+            cld.stopped(),
+            "{damage:?}: nfsdcld on recovery_dir left running"
+        );
         assert_eq!(
-            sb.sh_ok(&format!("test -e {state} && echo left || echo gone")).trim(),
+            sb.sh_ok(&format!("test -e {state} && echo left || echo gone"))
+                .trim(),
             "gone",
             "{damage:?}: the damaged state file stayed"
         );
         agent().run("monitor").expect(7);
         agent().run("stop").expect(0);
     }
+}
+
+/// Issue 14, 4: a FIFO where the state file should be: monitor says so at
+/// once (1), stop removes it (0), neither blocks.
+#[test]
+fn a_fifo_for_a_state_file_is_refused_at_once() {
+    let sb = sandbox!();
+    let dir = sb.path("shared/cld");
+    std::fs::create_dir_all(&dir).unwrap();
+    let agent = || {
+        sb.agent(AGENT)
+            .env("OCF_RESOURCE_INSTANCE", "fifo")
+            .param("recovery_dir", dir.to_str().unwrap())
+            .param("server_scope", "hanfs-1")
+    };
+    let _fifo = sb.fifo(
+        "/run/resource-agents/hanfs-nfs-grace-fifo",
+        Duration::from_secs(8),
+    );
+    for action in ["monitor", "stop"] {
+        let r = agent().run(action);
+        assert!(
+            r.elapsed < Duration::from_secs(5),
+            "{action} took {:?} (blocked on the FIFO?)",
+            r.elapsed
+        );
+        if action == "monitor" {
+            r.expect_reason(1, "is a FIFO, not a regular file");
+        } else {
+            r.expect(0);
+        }
+    }
+    agent().run("monitor").expect(7);
 }
 
 // ----------------------------------------------------------------- UML ---

@@ -525,6 +525,60 @@ fn monitor_copies_clients_when_statd_has_no_callout() {
     agent().run("stop").expect(0);
 }
 
+/// Issue 14, 4: the callout (run by rpc.statd, which waits for it) reads
+/// the registry and sm/ without blocking: a FIFO in either is skipped at
+/// once, and statd goes on recording clients.
+#[test]
+fn the_callout_is_not_blocked_by_fifos() {
+    let sb = sandbox!();
+    open_dir(sb.dir.path());
+    hosts(&sb, VIP_HOSTS);
+    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
+    let hold = sb.path("hold");
+    std::fs::create_dir_all(&hold).unwrap();
+    let _d = start_statd(
+        sb.pid(),
+        |s| sb.sh_ok(s),
+        Some(&bin("hanfs-statd-callout")),
+        sb.dir.path(),
+    );
+    let nsm = nsm_client(&sb);
+    let agent = || {
+        sb.agent(AGENT)
+            .param("holding_dir", hold.to_str().unwrap())
+            .param("ip", "192.0.2.10")
+    };
+    agent().run("start").expect(0);
+    let _f1 = sb.fifo(
+        "/run/hanfs/statd-holding/zz-fifo.json",
+        Duration::from_secs(8),
+    );
+    let _f2 = sb.fifo("/var/lib/nfs/sm/192.0.2.77", Duration::from_secs(8));
+    let t = std::time::Instant::now();
+    sb.sh_ok(&format!(
+        "{} add-client 192.0.2.77 node1",
+        bin("hanfs-statd-callout").display()
+    ));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the callout took {:?} (blocked on a FIFO?)",
+        t.elapsed()
+    );
+    let c = "c7".repeat(16);
+    let t = std::time::Instant::now();
+    sm_mon(&sb, &nsm, "192.0.2.78", "node1", &c);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "SM_MON took {:?} (the callout blocked statd?)",
+        t.elapsed()
+    );
+    assert_eq!(
+        read(&hold.join("192.0.2.78")),
+        line("192.0.2.78", "node1", &c)
+    );
+    agent().run("stop").expect(0);
+}
+
 /// The holding directory lives on shared storage: validate-all only warns
 /// where it is not mounted, start needs it, and a monitor notices when it
 /// is unmounted under the running resource.

@@ -56,8 +56,7 @@ impl Ctx {
     /// Released when the guard is dropped or the process exits.
     pub fn node_lock(&self) -> OcfResult<nix::fcntl::Flock<std::fs::File>> {
         let dir = self.runtime_dir();
-        std::fs::create_dir_all(&dir)
-            .or_generic(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).or_generic(|| format!("cannot create {}", dir.display()))?;
         crate::sys::fsfile::lock_exclusive(
             &dir.join(format!("hanfs-{}.lock", self.agent)),
             &self.deadline,

@@ -25,9 +25,11 @@
 //! registered holding directory gets every client; a client notified from
 //! an address it never used ignores the notification.
 
+use super::bounded::bounded;
 use super::holding::{self, Change};
 use super::record::{self, MonitorRecord};
 use super::registry::{self, Registration, Registry};
+use crate::ocf::Deadline;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
@@ -98,7 +100,7 @@ pub fn locate(sm: &Path, mon_name: &str, my_name: &str) -> Option<(String, Vec<M
 }
 
 /// What to do to one holding directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     Add {
         name: String,
@@ -183,17 +185,29 @@ pub fn handle(
     registry: &Registry,
     budget: Duration,
 ) -> Vec<(String, Result<(), String>)> {
-    let now = registry::now_secs();
-    let jobs: Vec<(Registration, Op)> = registry
-        .list()
-        .into_iter()
-        .filter(|r| r.receives_callouts(now))
-        .filter_map(|r| {
-            let sm = r.statd_dir.join("sm");
-            plan(event, &r, &sm).map(|op| (r, op))
-        })
-        .collect();
     let start = Instant::now();
+    let deadline = Deadline::after(budget);
+    // The reads (registry, sm/) count against the budget too: done in a
+    // child that is abandoned at the deadline.
+    let planned = bounded(&deadline, "reading the registrations and sm/", || {
+        let now = registry::now_secs();
+        Ok(registry
+            .list()
+            .into_iter()
+            .filter(|r| r.receives_callouts(now))
+            .filter_map(|r| {
+                let sm = r.statd_dir.join("sm");
+                plan(event, &r, &sm).map(|op| (r, op))
+            })
+            .collect::<Vec<(Registration, Op)>>())
+    });
+    let jobs = match planned {
+        Ok(j) => j,
+        Err(e) => {
+            log::warn!("{e}");
+            return vec![("(all)".to_string(), Err(e.reason))];
+        }
+    };
     let mut running: Vec<(String, Pid)> = Vec::new();
     let mut out = Vec::new();
     for (reg, op) in &jobs {

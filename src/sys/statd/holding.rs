@@ -249,10 +249,9 @@ pub fn place_local(
 /// state it already knows) never ignores ours. Recorded before use.
 pub fn next_state(holding: &Path, owner: Option<(u32, u32)>, now: u64) -> io::Result<i32> {
     let path = holding.join(STATE_FILE);
-    let prev: u64 = match std::fs::read_to_string(&path) {
-        Ok(s) => s.trim().parse().unwrap_or(0),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(e),
+    let prev: u64 = match crate::sys::fsfile::read_own_file(&path, 64)? {
+        Some(b) => String::from_utf8_lossy(&b).trim().parse().unwrap_or(0),
+        None => 0,
     };
     // The state is a 32-bit signed number on the wire.
     let mut s = (prev + 2).max(now % (1 << 31)) | 1;
