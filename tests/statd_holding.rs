@@ -579,6 +579,67 @@ fn the_callout_is_not_blocked_by_fifos() {
     agent().run("stop").expect(0);
 }
 
+/// Issue 14, 5: sm/ belongs to the statd user. The root monitor that
+/// copies it into the holding directory (which that user can read) must
+/// not follow a link to a root-only file, read a FIFO or an endless file:
+/// each is skipped and logged, and the real clients are still copied.
+#[test]
+fn the_root_monitor_treats_sm_as_untrusted() {
+    let sb = sandbox!();
+    open_dir(sb.dir.path());
+    hosts(&sb, VIP_HOSTS);
+    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
+    let hold = sb.path("hold");
+    std::fs::create_dir_all(&hold).unwrap();
+    let _d = start_statd(sb.pid(), |s| sb.sh_ok(s), None, sb.dir.path());
+    let nsm = nsm_client(&sb);
+    let agent = || {
+        sb.agent(AGENT)
+            .param("holding_dir", hold.to_str().unwrap())
+            .param("ip", "192.0.2.10")
+    };
+    agent().run("start").expect(0);
+    // A root-only file with a record-shaped line, linked from sm/.
+    let secret = sb.path("root-only/secret");
+    std::fs::write(&secret, line("192.0.2.50", "node1", &"5e".repeat(16))).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    sb.sh_ok(&format!(
+        "ln -s {} /var/lib/nfs/sm/192.0.2.50 && chown -h statd /var/lib/nfs/sm/192.0.2.50",
+        secret.display()
+    ));
+    let _fifo = sb.fifo("/var/lib/nfs/sm/192.0.2.51", Duration::from_secs(8));
+    // An endless file: a record line, then a hole of 100 MiB.
+    sb.sh_ok(&format!(
+        "printf '{}' > /var/lib/nfs/sm/192.0.2.52 && truncate -s 100M /var/lib/nfs/sm/192.0.2.52",
+        line("192.0.2.52", "node1", &"52".repeat(16)).trim_end()
+    ));
+    let c = "c5".repeat(16);
+    sm_mon(&sb, &nsm, "192.0.2.53", "node1", &c);
+    let m = agent().interval_ms(30_000).run("monitor");
+    assert!(
+        m.elapsed < Duration::from_secs(5),
+        "monitor took {:?} (blocked on sm/?)",
+        m.elapsed
+    );
+    m.expect(0);
+    for planted in ["192.0.2.50", "192.0.2.51", "192.0.2.52"] {
+        assert!(
+            !hold.join(planted).exists(),
+            "{planted} was copied into the holding directory"
+        );
+        assert!(
+            m.stderr.contains(planted) && m.stderr.contains("skipped"),
+            "{planted}: not logged as skipped:\n{}",
+            m.stderr
+        );
+    }
+    assert_eq!(
+        read(&hold.join("192.0.2.53")),
+        line("192.0.2.53", "node1", &c)
+    );
+    agent().run("stop").expect(0);
+}
+
 /// The holding directory lives on shared storage: validate-all only warns
 /// where it is not mounted, start needs it, and a monitor notices when it
 /// is unmounted under the running resource.

@@ -82,21 +82,22 @@ pub fn locate(sm: &Path, mon_name: &str, my_name: &str) -> Option<(String, Vec<M
         recs.iter()
             .any(|r| r.mon_name == mon_name && r.my_name == my_name)
     };
+    // sm/ is statd's: what cannot be read as a record file is skipped.
+    let read = |name: &str| match record::read_file(&sm.join(name)) {
+        Ok(recs) => recs.filter(|r| has(r)),
+        Err(e) => {
+            log::warn!("skipped in {}: {e}", sm.display());
+            None
+        }
+    };
     if record::valid_file_name(mon_name) {
-        if let Ok(Some(recs)) = record::read_file(&sm.join(mon_name)) {
-            if has(&recs) {
-                return Some((mon_name.to_string(), recs));
-            }
+        if let Some(recs) = read(mon_name) {
+            return Some((mon_name.to_string(), recs));
         }
     }
-    for name in record::list_names(sm) {
-        if let Ok(Some(recs)) = record::read_file(&sm.join(&name)) {
-            if has(&recs) {
-                return Some((name, recs));
-            }
-        }
-    }
-    None
+    record::list_names(sm)
+        .into_iter()
+        .find_map(|name| read(&name).map(|recs| (name, recs)))
 }
 
 /// What to do to one holding directory.

@@ -170,7 +170,7 @@ pub fn reconcile<L>(
     let mut out = Reconciled::default();
     for name in record::list_names(local_sm) {
         if let Some(since) = since {
-            let changed = std::fs::metadata(local_sm.join(&name))
+            let changed = std::fs::symlink_metadata(local_sm.join(&name))
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -181,8 +181,15 @@ pub fn reconcile<L>(
             }
         }
         let _guard = lock();
-        let Some(local) = record::read_file(&local_sm.join(&name))? else {
-            continue;
+        // sm/ is the statd user's: a link, a FIFO or an endless file there
+        // is skipped, never followed or copied.
+        let local = match record::read_file(&local_sm.join(&name)) {
+            Ok(Some(l)) => l,
+            Ok(None) => continue,
+            Err(e) => {
+                log::warn!("skipped in {}: {e}", local_sm.display());
+                continue;
+            }
         };
         if local.is_empty() {
             continue;

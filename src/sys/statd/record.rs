@@ -148,11 +148,12 @@ pub fn read_dir(dir: &Path) -> io::Result<RecordSet> {
         if !valid_file_name(&name) || !ent.file_type()?.is_file() {
             continue;
         }
-        match read_file(&ent.path())? {
-            Some(recs) if !recs.is_empty() => {
+        match read_file(&ent.path()) {
+            Ok(Some(recs)) if !recs.is_empty() => {
                 set.insert(name, recs);
             }
-            _ => log::debug!("{}: no valid record, skipped", ent.path().display()),
+            Ok(_) => log::debug!("{}: no valid record, skipped", ent.path().display()),
+            Err(e) => log::warn!("skipped in {}: {e}", dir.display()),
         }
     }
     Ok(set)
