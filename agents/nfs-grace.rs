@@ -702,7 +702,18 @@ impl Agent for NfsGrace {
 
     fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let roots = Self::roots();
-        let _lock = ctx.node_lock()?; // the node's starts and stops, one at a time
+        // The node's starts and stops, one at a time. A lock path that can
+        // never be locked (a directory, a FIFO, a link) fails every other
+        // start and stop too, so none is under way: stop without it rather
+        // than fail (and have the node fenced) over a file.
+        let _lock = match ctx.node_lock() {
+            Ok(l) => Some(l),
+            Err(e) if !fsfile::may_be_lock(&ctx.node_lock_path()) => {
+                log::error!("{e}: stopping without the node lock (remove it by hand)");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let st = match read_state(&ctx.state_file()) {
             Ok(Some(st)) => st,
             Ok(None) => {

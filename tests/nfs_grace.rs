@@ -281,6 +281,32 @@ fn a_fifo_for_a_state_file_is_refused_at_once() {
     agent().run("monitor").expect(7);
 }
 
+/// Issue 14, 7: the node lock path is a directory (it can never be a
+/// lock, so no other nfs-grace action can hold it either): stop still
+/// stops what runs and succeeds, logging what it could not use.
+#[test]
+fn stop_succeeds_when_the_node_lock_path_is_a_directory() {
+    let sb = sandbox!();
+    let dir = sb.path("shared/cld");
+    std::fs::create_dir_all(&dir).unwrap();
+    let agent = || {
+        sb.agent(AGENT)
+            .env("OCF_RESOURCE_INSTANCE", "lockdir")
+            .param("recovery_dir", dir.to_str().unwrap())
+            .param("server_scope", "hanfs-1")
+    };
+    sb.sh_ok("mkdir -p /run/resource-agents/hanfs-nfs-grace.lock");
+    let r = agent().run("stop");
+    r.expect(0);
+    assert!(r.stderr.contains("hanfs-nfs-grace.lock"), "{}", r.stderr);
+    // Started here (a state that says so, nfsdcld on recovery_dir).
+    let mut cld = FakeCld::serving(&dir);
+    sb.sh_ok("echo '{\"phase\":\"starting\"}' > /run/resource-agents/hanfs-nfs-grace-lockdir");
+    agent().run("stop").expect(0);
+    assert!(cld.stopped(), "nfsdcld on recovery_dir left running");
+    agent().run("monitor").expect(7);
+}
+
 // ----------------------------------------------------------------- UML ---
 
 /// Shell prelude for guests: the agent as `ag ACTION [k=v ...]` with a

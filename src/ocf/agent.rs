@@ -57,10 +57,12 @@ impl Ctx {
     pub fn node_lock(&self) -> OcfResult<nix::fcntl::Flock<std::fs::File>> {
         let dir = self.runtime_dir();
         std::fs::create_dir_all(&dir).or_generic(|| format!("cannot create {}", dir.display()))?;
-        crate::sys::fsfile::lock_exclusive(
-            &dir.join(format!("hanfs-{}.lock", self.agent)),
-            &self.deadline,
-        )
+        crate::sys::fsfile::lock_exclusive(&self.node_lock_path(), &self.deadline)
+    }
+    /// The file [`Ctx::node_lock`] locks.
+    pub fn node_lock_path(&self) -> PathBuf {
+        self.runtime_dir()
+            .join(format!("hanfs-{}.lock", self.agent))
     }
     /// A context for tests and tools: no manager, the given deadline.
     pub fn standalone(agent: &'static str, action: &str, timeout: Duration) -> Ctx {

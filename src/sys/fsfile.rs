@@ -187,6 +187,12 @@ pub fn remove_opt(path: &Path) -> OcfResult<()> {
     }
 }
 
+/// Whether `path` is missing or a regular file (not followed), i.e. could
+/// be a lock file or a state: a directory, FIFO or link there never can.
+pub fn may_be_lock(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).map_or(true, |m| m.file_type().is_file())
+}
+
 /// Take an exclusive flock on `path` (created when missing), waiting until
 /// the deadline: for actions of one node that must not interleave. Released
 /// when the returned guard is dropped or the process exits.
