@@ -238,7 +238,8 @@ fn record_dirs(others: &[(String, State)], also: Option<&PathBuf>, except: &Path
 fn check_scope(s: &str) -> OcfResult<()> {
     if s.is_empty() || s.len() > 64 {
         return Err(OcfError::configured(format!(
-            "parameter server_scope={s:?} must be 1 to 64 characters"
+            "parameter server_scope={:?} must be 1 to 64 characters",
+            ocf::echo(s)
         )));
     }
     if let Some(c) = s
@@ -246,7 +247,8 @@ fn check_scope(s: &str) -> OcfResult<()> {
         .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
     {
         return Err(OcfError::configured(format!(
-            "parameter server_scope={s:?} contains {c:?} (use letters, digits and . _ -)"
+            "parameter server_scope={:?} contains {c:?} (use letters, digits and . _ -)",
+            ocf::echo(s)
         )));
     }
     Ok(())
@@ -256,14 +258,16 @@ fn check_recovery_dir(s: &str) -> OcfResult<PathBuf> {
     let p = PathBuf::from(s);
     if !p.is_absolute() {
         return Err(OcfError::configured(format!(
-            "parameter recovery_dir={s:?} must be an absolute path"
+            "parameter recovery_dir={:?} must be an absolute path",
+            ocf::echo(s)
         )));
     }
     if p.components()
         .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
     {
         return Err(OcfError::configured(format!(
-            "parameter recovery_dir={s:?} must not contain . or .. components"
+            "parameter recovery_dir={:?} must not contain . or .. components",
+            ocf::echo(s)
         )));
     }
     if p.parent().is_none() {

@@ -770,3 +770,31 @@ fn a_fifo_for_a_state_file_hangs_nothing() {
         .run("stop")
         .expect(0);
 }
+
+/// Issue 14, 8: a directory that is a symbolic-link loop here is invalid
+/// on this node (2), one whose real path is too long is wrong everywhere
+/// (6); both name the parameter.
+#[test]
+fn a_link_loop_is_2_and_an_overlong_name_is_6() {
+    let sb = sandbox!();
+    let a = sb.path("loop-a");
+    let b = sb.path("loop-b");
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    export(&sb, "loop", &a, "*")
+        .run("start")
+        .expect_reason(2, "directory");
+    export(&sb, "loop", &a, "*")
+        .run("start")
+        .expect_reason(2, "symbolic links");
+    export(&sb, "loop", &a, "*").run("stop").expect(0);
+    let long = std::path::PathBuf::from(format!("/{}", "x".repeat(5000)));
+    let r = export(&sb, "long", &long, "*").run("validate-all");
+    r.expect_reason(6, "directory");
+    assert!(
+        r.exit_reason().unwrap().len() < 400,
+        "{:?}",
+        r.exit_reason()
+    );
+    export(&sb, "long", &long, "*").run("start").expect(6);
+}

@@ -788,11 +788,13 @@ fn crm_resource_validate_reports_bad_input() {
 
 /// Shell prelude for the UML tests below: a node with two services' disks
 /// ($S/a, $S/b), `grace INSTANCE RECOVERY_DIR ACTION` (nfs-grace), `hold
-/// ACTION` (statd-holding svc1 on $S/a/hold, address 127.0.0.1) and `val`.
+/// ACTION` (statd-holding svc1 on $S/a/hold, address 192.0.2.10 on lo,
+/// named in /etc/hosts: a loopback address is refused) and `val`.
 fn guest_prelude() -> String {
     format!(
         r#"
 S=/run/hanfs-srv; mkdir -p $S/a/hold $S/b
+ip addr add 192.0.2.10/32 dev lo; echo "192.0.2.10 nfs-vip.example" >> /etc/hosts
 export OCF_ROOT=/usr/lib/ocf HA_LOGFACILITY=none OCF_RESKEY_CRM_meta_timeout=30000
 val() {{ echo "$1=$2"; }}
 grace() {{
@@ -801,7 +803,7 @@ grace() {{
         OCF_RESKEY_grace_time=20 OCF_RESKEY_lease_time=10 OCF_RESKEY_nlm_grace_time=60 {grace} "$@"
 }}
 hold() {{
-    env OCF_RESOURCE_INSTANCE=svc1 OCF_RESKEY_holding_dir=$S/a/hold OCF_RESKEY_ip=127.0.0.1 \
+    env OCF_RESOURCE_INSTANCE=svc1 OCF_RESKEY_holding_dir=$S/a/hold OCF_RESKEY_ip=192.0.2.10 \
         OCF_RESKEY_notify_timeout=2 {hold} "$@"
 }}
 "#,
@@ -865,7 +867,7 @@ grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
     let states: Vec<&str> = r
         .output
         .lines()
-        .filter(|l| l.contains("notifying 1 client(s) from 127.0.0.1"))
+        .filter(|l| l.contains("notifying 1 client(s) from 192.0.2.10"))
         .collect();
     assert_eq!(
         states.len(),
