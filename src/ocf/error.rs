@@ -85,6 +85,12 @@ pub trait ResultExt<T> {
     }
 }
 
+impl<T, E: fmt::Display> ResultExt<T> for Result<T, E> {
+    fn ocf<S: Into<String>>(self, code: OcfCode, what: impl FnOnce() -> S) -> OcfResult<T> {
+        self.map_err(|e| OcfError::new(code, format!("{}: {}", what().into(), e)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,11 +106,5 @@ mod tests {
             format!("{:?}", echo(&"x".repeat(10_000))).chars().count(),
             ECHO_MAX + 3
         );
-    }
-}
-
-impl<T, E: fmt::Display> ResultExt<T> for Result<T, E> {
-    fn ocf<S: Into<String>>(self, code: OcfCode, what: impl FnOnce() -> S) -> OcfResult<T> {
-        self.map_err(|e| OcfError::new(code, format!("{}: {}", what().into(), e)))
     }
 }
