@@ -72,11 +72,37 @@ impl State {
     }
 }
 
+/// Linux's limits on a path (with its terminating NUL) and on one name in it.
+const PATH_MAX: usize = libc::PATH_MAX as usize;
+const NAME_MAX: usize = 255;
+
 /// An absolute path, tidied lexically (`//` and a trailing `/` dropped).
 fn tidy_directory(d: &str) -> Result<PathBuf, String> {
     let p = Path::new(d);
     if !p.is_absolute() {
-        return Err(format!("directory {d:?} is not an absolute path"));
+        return Err(format!(
+            "directory {:?} is not an absolute path",
+            hanfs::ocf::echo(d)
+        ));
+    }
+    // Wrong on every node: no system call takes such a path.
+    let len = d.len();
+    if len >= PATH_MAX {
+        return Err(format!(
+            "directory {:?} is {len} bytes long, over PATH_MAX ({})",
+            hanfs::ocf::echo(d),
+            PATH_MAX - 1
+        ));
+    }
+    if let Some(c) = p
+        .components()
+        .map(|c| c.as_os_str().len())
+        .find(|&n| n > NAME_MAX)
+    {
+        return Err(format!(
+            "directory {:?} has a component of {c} bytes, over NAME_MAX ({NAME_MAX})",
+            hanfs::ocf::echo(d)
+        ));
     }
     let mut out = PathBuf::new();
     for c in p.components() {
@@ -122,8 +148,14 @@ fn other_states(ctx: &Ctx) -> Vec<State> {
                 && p.file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
         })
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter_map(|t| serde_json::from_str(&t).ok())
+        .filter_map(|p| match fsfile::read_own_file(&p, fsfile::STATE_CAP) {
+            Ok(b) => b,
+            Err(e) => {
+                log::warn!("ignoring another resource's state: {e}");
+                None
+            }
+        })
+        .filter_map(|b| serde_json::from_slice(&b).ok())
         .collect()
 }
 
@@ -200,14 +232,21 @@ fn check_conflicts(ctx: &Ctx, s: &State, table: &[Export]) -> OcfResult<()> {
 }
 
 fn describe(p: &Problem, dir: &Path) -> String {
+    let shown = dir.display().to_string();
+    let dir = hanfs::ocf::echo(&shown);
     match p {
-        Problem::Missing(_) => format!("directory {} does not exist", dir.display()),
-        Problem::NotADirectory => format!("directory {} is not a directory", dir.display()),
-        Problem::OtherFileSystem { now, was } => format!(
-            "directory {} is no longer on the file system it was exported from (device {now:#x}, was {was:#x}; unmounted under the export?)",
-            dir.display()
+        Problem::Loop => format!(
+            "directory {dir}: too many levels of symbolic links on this node (a link loop?)"
         ),
-        Problem::Io(m) => format!("directory {}: {m}", dir.display()),
+        Problem::NameTooLong => format!(
+            "directory {dir}: its real path (symbolic links resolved) is too long"
+        ),
+        Problem::Missing(_) => format!("directory {dir} does not exist"),
+        Problem::NotADirectory => format!("directory {dir} is not a directory"),
+        Problem::OtherFileSystem { now, was } => format!(
+            "directory {dir} is no longer on the file system it was exported from (device {now:#x}, was {was:#x}; unmounted under the export?)"
+        ),
+        Problem::Io(m) => format!("directory {dir}: {m}"),
     }
 }
 
@@ -359,8 +398,11 @@ impl Agent for NfsExport {
                     describe(&p, &cfg.directory)
                 )))
             }
-            Err(p @ Problem::NotADirectory) => {
+            Err(p @ (Problem::NotADirectory | Problem::Loop)) => {
                 return Err(OcfError::args(describe(&p, &cfg.directory)))
+            }
+            Err(p @ Problem::NameTooLong) => {
+                return Err(OcfError::configured(describe(&p, &cfg.directory)))
             }
             Err(p) => return Err(OcfError::generic(describe(&p, &cfg.directory))),
         };
@@ -397,6 +439,10 @@ impl Agent for NfsExport {
             etab: table.path().to_path_buf(),
             checked: None,
         };
+        // The check and the export are one critical section on the node:
+        // two starts in parallel with one fsid (or one client) would both
+        // pass the check before either exported. Held to the end of start.
+        let _lock = ctx.node_lock()?;
         check_conflicts(ctx, &state, &table.read_all()?)?;
 
         // A state left by an earlier start with other parameters: take its
@@ -487,13 +533,30 @@ impl Agent for NfsExport {
                 names.push(n);
             }
         }
+        // Never what another resource on this node has started: a stop
+        // after a refused start (same directory and client) would take the
+        // owner's export down.
+        for other in other_states(ctx).iter().filter(|o| o.directory == dir) {
+            names.retain(|n| {
+                let theirs = other.clients.iter().any(|o| o.etab.eq_ignore_ascii_case(n));
+                if theirs {
+                    log::info!(
+                        "not removing the export of {} to {n}: resource {} owns it",
+                        dir.display(),
+                        other.instance
+                    );
+                }
+                !theirs
+            });
+        }
         let exported = table
             .exports_of(&dir)?
             .iter()
             .any(|e| names.iter().any(|n| e.client.eq_ignore_ascii_case(n)));
         if state.is_none() && !exported {
             log::debug!("{} is not exported by this resource here", dir.display());
-            return Ok(());
+            // A damaged state file (unreadable, a FIFO) goes too.
+            return fsfile::remove_opt(&ctx.state_file());
         }
         if state.is_none() {
             log::info!(
@@ -770,6 +833,40 @@ mod tests {
         s.fsid = None;
         s.directory = "/srv".into();
         assert!(check_exports(&s).unwrap().is_err());
+    }
+
+    /// Issue 14, 8: an exit reason echoes at most a capped part of a
+    /// value; a directory over PATH_MAX, or with a component over
+    /// NAME_MAX, is wrong everywhere (6), naming the parameter.
+    #[test]
+    fn long_values_are_6_and_echoed_capped() {
+        let long = format!("/{}", "x".repeat(5000));
+        let e = configure(&[("directory", &long), ("clientspec", "*")]).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured, "{e}");
+        assert!(e.reason.contains("directory"), "{e}");
+        assert!(e.reason.len() < 400, "{} bytes: {e}", e.reason.len());
+        let comp = format!("/srv/{}", "y".repeat(300));
+        let e = configure(&[("directory", &comp), ("clientspec", "*")]).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured, "{e}");
+        assert!(
+            e.reason.contains("directory") && e.reason.len() < 500,
+            "{e}"
+        );
+        for (k, v) in [
+            ("directory", format!("rel/{}", "z".repeat(5000))),
+            ("clientspec", format!("host({})", "r".repeat(5000))),
+            ("options", format!("rw,{}x y", "o".repeat(5000))),
+            ("fsid", "9".repeat(5000) + "q"),
+            ("unlock_on_stop", "t".repeat(5000)),
+        ] {
+            let mut vars = vec![("directory", "/srv/a"), ("clientspec", "*")];
+            vars.retain(|(n, _)| *n != k);
+            vars.push((k, &v));
+            let e = configure(&vars).unwrap_err();
+            assert_eq!(e.code, OcfCode::ErrConfigured, "{k}: {e}");
+            assert!(e.reason.contains(k), "{k}: {e}");
+            assert!(e.reason.len() < 400, "{k}: {} bytes: {e}", e.reason.len());
+        }
     }
 
     #[test]

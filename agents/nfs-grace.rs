@@ -13,6 +13,7 @@
 //! leaves or its node fails.
 
 use hanfs::ocf::{self, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultExt};
+use hanfs::sys::exports::ExportTable;
 use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::server::{self, ServerSettings};
 use hanfs::sys::nfsd::{cld, records};
@@ -113,13 +114,6 @@ fn node_file(ctx: &Ctx) -> PathBuf {
     ctx.runtime_dir().join("hanfs-nfs-grace.node")
 }
 
-/// Serializes the starts and stops of the nfs-grace resources of a node.
-fn node_lock(ctx: &Ctx) -> OcfResult<nix::fcntl::Flock<std::fs::File>> {
-    let dir = ctx.runtime_dir();
-    std::fs::create_dir_all(&dir).or_generic(|| format!("cannot create {}", dir.display()))?;
-    fsfile::lock_exclusive(&dir.join("hanfs-nfs-grace.lock"), &ctx.deadline)
-}
-
 fn read_node(ctx: &Ctx) -> Option<NodeCld> {
     let text = fsfile::read_opt(&node_file(ctx)).ok().flatten()?;
     serde_json::from_str(&text).ok()
@@ -181,15 +175,16 @@ fn mirror_records(ctx: &Ctx, serving: &Path, copy: &Path, only_if_newer: bool) -
     )
 }
 
-fn read_state(path: &Path) -> Option<State> {
-    let text = fsfile::read_opt(path).ok().flatten()?;
-    match serde_json::from_str(&text) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            log::warn!("ignoring unreadable state file {}: {e}", path.display());
-            None
-        }
-    }
+/// An instance's state: `None` when there is none, an error (code 1)
+/// when there is a file the agent cannot read (empty, truncated,
+/// garbled): a state is then unknown, never "stopped".
+fn read_state(path: &Path) -> OcfResult<Option<State>> {
+    let Some(text) = fsfile::read_opt(path)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .or_generic(|| format!("state file {} is damaged", path.display()))
 }
 
 fn write_state(ctx: &Ctx, st: &State) -> OcfResult<()> {
@@ -211,7 +206,13 @@ fn others(ctx: &Ctx) -> Vec<(String, State)> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let inst = name.strip_prefix(STATE_PREFIX)?.to_string();
-            Some((inst, read_state(&e.path())?))
+            match read_state(&e.path()) {
+                Ok(st) => Some((inst, st?)),
+                Err(e) => {
+                    log::warn!("ignoring nfs-grace resource {inst}: {e}");
+                    None
+                }
+            }
         })
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -237,7 +238,8 @@ fn record_dirs(others: &[(String, State)], also: Option<&PathBuf>, except: &Path
 fn check_scope(s: &str) -> OcfResult<()> {
     if s.is_empty() || s.len() > 64 {
         return Err(OcfError::configured(format!(
-            "parameter server_scope={s:?} must be 1 to 64 characters"
+            "parameter server_scope={:?} must be 1 to 64 characters",
+            ocf::echo(s)
         )));
     }
     if let Some(c) = s
@@ -245,7 +247,8 @@ fn check_scope(s: &str) -> OcfResult<()> {
         .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
     {
         return Err(OcfError::configured(format!(
-            "parameter server_scope={s:?} contains {c:?} (use letters, digits and . _ -)"
+            "parameter server_scope={:?} contains {c:?} (use letters, digits and . _ -)",
+            ocf::echo(s)
         )));
     }
     Ok(())
@@ -255,14 +258,16 @@ fn check_recovery_dir(s: &str) -> OcfResult<PathBuf> {
     let p = PathBuf::from(s);
     if !p.is_absolute() {
         return Err(OcfError::configured(format!(
-            "parameter recovery_dir={s:?} must be an absolute path"
+            "parameter recovery_dir={:?} must be an absolute path",
+            ocf::echo(s)
         )));
     }
     if p.components()
         .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
     {
         return Err(OcfError::configured(format!(
-            "parameter recovery_dir={s:?} must not contain . or .. components"
+            "parameter recovery_dir={:?} must not contain . or .. components",
+            ocf::echo(s)
         )));
     }
     if p.parent().is_none() {
@@ -455,11 +460,13 @@ impl NfsGrace {
             return held;
         }
         let mounts = mounts::current();
-        let etab = std::fs::read_to_string("/var/lib/nfs/etab").unwrap_or_default();
-        let exported: Vec<(u32, u32)> = etab
-            .lines()
-            .filter_map(|l| l.split('\t').next().filter(|p| p.starts_with('/')))
-            .filter_map(|p| mounts::containing(&mounts, Path::new(p)).map(|m| m.dev))
+        let table = ExportTable::system().read_all().unwrap_or_else(|e| {
+            log::warn!("{e}");
+            Vec::new()
+        });
+        let exported: Vec<(u32, u32)> = table
+            .iter()
+            .filter_map(|e| mounts::containing(&mounts, &e.directory).map(|m| m.dev))
             .collect();
         held.into_iter().filter(|d| !exported.contains(d)).collect()
     }
@@ -598,8 +605,11 @@ impl Agent for NfsGrace {
 
     fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let roots = Self::roots();
-        let _lock = node_lock(ctx)?;
-        let me = read_state(&ctx.state_file());
+        let _lock = ctx.node_lock()?; // the node's starts and stops, one at a time
+        let me = read_state(&ctx.state_file()).unwrap_or_else(|e| {
+            log::warn!("{e}: starting afresh");
+            None
+        });
         let node = read_node(ctx).filter(|n| n.nfsdcld.alive());
         if let Some(st) = &me {
             if st.phase == Phase::Started
@@ -694,12 +704,35 @@ impl Agent for NfsGrace {
         write_state(ctx, &st)
     }
 
-    fn stop(ctx: &Ctx, _cfg: &Config) -> OcfResult<()> {
+    fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let roots = Self::roots();
-        let _lock = node_lock(ctx)?;
-        let Some(st) = read_state(&ctx.state_file()) else {
-            log::info!("not started on this node; nothing to stop");
-            return Ok(());
+        // The node's starts and stops, one at a time. A lock path that can
+        // never be locked (a directory, a FIFO, a link) fails every other
+        // start and stop too, so none is under way: stop without it rather
+        // than fail (and have the node fenced) over a file.
+        let _lock = match ctx.node_lock() {
+            Ok(l) => Some(l),
+            Err(e) if !fsfile::may_be_lock(&ctx.node_lock_path()) => {
+                log::error!("{e}: stopping without the node lock (remove it by hand)");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let st = match read_state(&ctx.state_file()) {
+            Ok(Some(st)) => st,
+            Ok(None) => {
+                log::info!("not started on this node; nothing to stop");
+                return Ok(());
+            }
+            // What was started is unknown: stop by the configuration and
+            // what runs on the node (nfsd, nfsdcld on our recovery_dir).
+            Err(e) => {
+                log::warn!("{e}: stopping by the configuration and the node's state");
+                State {
+                    phase: Phase::Starting,
+                    config: cfg.clone(),
+                }
+            }
         };
         // What was started is what the state says (the parameters may have
         // changed since).
@@ -781,7 +814,7 @@ impl Agent for NfsGrace {
 
     fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let roots = Self::roots();
-        let Some(st) = read_state(&ctx.state_file()) else {
+        let Some(st) = read_state(&ctx.state_file())? else {
             return Err(OcfError::not_running("not started on this node"));
         };
         if st.phase == Phase::Starting {
@@ -842,7 +875,7 @@ impl Agent for NfsGrace {
     }
 
     fn reload(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        let Some(mut st) = read_state(&ctx.state_file()) else {
+        let Some(mut st) = read_state(&ctx.state_file())? else {
             return Err(OcfError::new(
                 OcfCode::ErrGeneric,
                 "not started on this node: nothing to reload",

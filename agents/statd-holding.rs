@@ -38,12 +38,19 @@ fn parse_ips(v: &str) -> OcfResult<Vec<IpAddr>> {
         let bare = tok.trim_start_matches('[').trim_end_matches(']');
         let a: IpAddr = bare.parse().map_err(|_| {
             OcfError::configured(format!(
-                "parameter ip: {tok:?} is not an IPv4 or IPv6 address"
+                "parameter ip: {:?} is not an IPv4 or IPv6 address",
+                ocf::echo(tok)
             ))
         })?;
         if a.is_unspecified() || a.is_multicast() {
             return Err(OcfError::configured(format!(
                 "parameter ip: {a} cannot be a floating address"
+            )));
+        }
+        // Notifications from loopback reach nobody (float-ip refuses it).
+        if a.is_loopback() {
+            return Err(OcfError::configured(format!(
+                "parameter ip: {a} is a loopback address, which cannot be a floating address"
             )));
         }
         if !out.contains(&a) {
@@ -61,7 +68,8 @@ fn abs_dir(name: &str, v: &str) -> OcfResult<PathBuf> {
     let p = Path::new(v);
     if !p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
         return Err(OcfError::configured(format!(
-            "parameter {name}={v:?} must be an absolute path without '..'"
+            "parameter {name}={:?} must be an absolute path without '..'",
+            ocf::echo(v)
         )));
     }
     let clean: PathBuf = p.components().collect();
@@ -719,6 +727,18 @@ mod tests {
             let e = parse_ips(bad).unwrap_err();
             assert_eq!(e.code, ocf::OcfCode::ErrConfigured, "{bad}");
             assert!(e.reason.contains("ip"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_loopback_address_is_refused() {
+        for lo in ["127.0.0.1", "127.1.2.3", "::1", "192.0.2.10 [::1]"] {
+            let e = parse_ips(lo).unwrap_err();
+            assert_eq!(e.code, ocf::OcfCode::ErrConfigured, "{lo}");
+            assert!(
+                e.reason.contains("parameter ip") && e.reason.contains("loopback"),
+                "{lo}: {e}"
+            );
         }
     }
 

@@ -679,3 +679,122 @@ fn monitor_starts_no_process() {
     eprintln!("monitor under strace: {:?}", t.elapsed());
     res().run("stop").expect(0);
 }
+
+/// Issue 14, 1: a resource refused at start because another one owns the
+/// export must not remove that export at the stop Pacemaker sends next.
+#[test]
+fn stop_of_a_refused_duplicate_leaves_the_owners_export() {
+    let sb = sandbox!();
+    let dir = std::fs::canonicalize(mkdir(&sb, "dup")).unwrap();
+    let a = || export(&sb, "ownerA", &dir, "192.0.2.0/24").param("fsid", "16");
+    let b = || export(&sb, "dupB", &dir, "192.0.2.0/24").param("fsid", "16");
+    a().run("start").expect(0);
+    b().run("start")
+        .expect_reason(6, "already exported to 192.0.2.0/24 by resource ownerA");
+    b().run("stop").expect(0);
+    assert_eq!(etab_clients(&sb, &dir), ["192.0.2.0/24"]);
+    a().run("monitor").expect(0);
+    b().run("monitor").expect(7);
+    a().run("stop").expect(0);
+    assert!(etab_clients(&sb, &dir).is_empty());
+}
+
+/// Issue 14, 2: two resources with one fsid on different directories,
+/// started at the same moment (Pacemaker starts unordered resources in
+/// parallel): exactly one may succeed, every time.
+#[test]
+fn parallel_starts_with_one_fsid_let_only_one_through() {
+    let sb = sandbox!();
+    let one = std::fs::canonicalize(mkdir(&sb, "p1")).unwrap();
+    let two = std::fs::canonicalize(mkdir(&sb, "p2")).unwrap();
+    for round in 0..6 {
+        let a = || export(&sb, "parA", &one, "*").param("fsid", "23");
+        let b = || export(&sb, "parB", &two, "*").param("fsid", "23");
+        let (ra, rb) = std::thread::scope(|s| {
+            let ta = s.spawn(|| a().run("start"));
+            let tb = s.spawn(|| b().run("start"));
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        let mut codes = [ra.code, rb.code];
+        codes.sort();
+        assert_eq!(
+            codes,
+            [0, 6],
+            "round {round}: both starts returned {} and {}; etab:\n{}",
+            ra.code,
+            rb.code,
+            sb.sh_ok("cat /var/lib/nfs/etab")
+        );
+        let loser = if ra.code == 6 { &ra } else { &rb };
+        loser.expect_reason(6, "fsid=23 is already used by the export of");
+        a().run("stop").expect(0);
+        b().run("stop").expect(0);
+        assert!(etab_clients(&sb, &one).is_empty() && etab_clients(&sb, &two).is_empty());
+    }
+}
+
+/// Issue 14, 4: a FIFO where a state file should be is refused at once: it
+/// hangs neither this resource's actions nor another resource's start
+/// (which reads every state on the node).
+#[test]
+fn a_fifo_for_a_state_file_hangs_nothing() {
+    let sb = sandbox!();
+    let dir = mkdir(&sb, "d");
+    let other = std::fs::canonicalize(mkdir(&sb, "other")).unwrap();
+    let _fifo = sb.fifo(
+        "/run/resource-agents/hanfs-nfs-export-fifo",
+        Duration::from_secs(8),
+    );
+    let res = || export(&sb, "fifo", &dir, "192.0.2.0/24").param("fsid", "24");
+    let quick = |r: &common::AgentRun, what: &str| {
+        assert!(
+            r.elapsed < Duration::from_secs(5),
+            "{what} took {:?} (blocked on the FIFO?)",
+            r.elapsed
+        )
+    };
+    let r = export(&sb, "bystander", &other, "*")
+        .param("fsid", "25")
+        .run("start");
+    quick(&r, "another resource's start");
+    r.expect(0);
+    let r = res().run("monitor");
+    quick(&r, "monitor");
+    r.expect_reason(1, "is a FIFO, not a regular file");
+    let r = res().run("stop");
+    quick(&r, "stop");
+    r.expect(0);
+    res().run("monitor").expect(7);
+    export(&sb, "bystander", &other, "*")
+        .param("fsid", "25")
+        .run("stop")
+        .expect(0);
+}
+
+/// Issue 14, 8: a directory that is a symbolic-link loop here is invalid
+/// on this node (2), one whose real path is too long is wrong everywhere
+/// (6); both name the parameter.
+#[test]
+fn a_link_loop_is_2_and_an_overlong_name_is_6() {
+    let sb = sandbox!();
+    let a = sb.path("loop-a");
+    let b = sb.path("loop-b");
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    export(&sb, "loop", &a, "*")
+        .run("start")
+        .expect_reason(2, "directory");
+    export(&sb, "loop", &a, "*")
+        .run("start")
+        .expect_reason(2, "symbolic links");
+    export(&sb, "loop", &a, "*").run("stop").expect(0);
+    let long = std::path::PathBuf::from(format!("/{}", "x".repeat(5000)));
+    let r = export(&sb, "long", &long, "*").run("validate-all");
+    r.expect_reason(6, "directory");
+    assert!(
+        r.exit_reason().unwrap().len() < 400,
+        "{:?}",
+        r.exit_reason()
+    );
+    export(&sb, "long", &long, "*").run("start").expect(6);
+}

@@ -161,6 +161,152 @@ fn start_fails_fast_and_cleanly_without_kernel_nfsd() {
         .expect(1);
 }
 
+/// A stand-in for nfsdcld serving `dir`: a process named nfsdcld holding
+/// `dir/main.sqlite` open, as cld::find_all recognises the real one.
+/// Killed on drop.
+struct FakeCld(std::process::Child);
+
+impl FakeCld {
+    fn serving(dir: &std::path::Path) -> FakeCld {
+        let child = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import ctypes, sys, time\n\
+                 f = open(sys.argv[1] + '/main.sqlite', 'a')\n\
+                 ctypes.CDLL(None).prctl(15, b'nfsdcld', 0, 0, 0)\n\
+                 print('ready', flush=True)\n\
+                 time.sleep(600)",
+            ])
+            .arg(dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut c = FakeCld(child);
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(c.0.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "ready");
+        c
+    }
+    /// Whether it was stopped (by the agent) within a few seconds.
+    fn stopped(&mut self) -> bool {
+        common::wait_until(Duration::from_secs(5), || {
+            self.0.try_wait().ok().flatten().is_some()
+        })
+    }
+}
+
+impl Drop for FakeCld {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Issue 14, 3: a state file the agent cannot read is a failure (monitor
+/// 1, saying so), not "cleanly stopped"; stop falls back to the
+/// configuration and the node's real state: it stops the nfsdcld serving
+/// this resource's recovery_dir and removes the bad file.
+#[test]
+fn a_damaged_state_file_fails_the_monitor_and_stop_cleans_up() {
+    let sb = sandbox!();
+    let dir = sb.path("shared/cld");
+    std::fs::create_dir_all(&dir).unwrap();
+    let agent = || {
+        sb.agent(AGENT)
+            .env("OCF_RESOURCE_INSTANCE", "dmg")
+            .param("recovery_dir", dir.to_str().unwrap())
+            .param("server_scope", "hanfs-1")
+    };
+    let state = "/run/resource-agents/hanfs-nfs-grace-dmg";
+    for damage in ["", "{\"phase\":\"started\",\"config\":{\"node\":{\"lea"] {
+        let mut cld = FakeCld::serving(&dir);
+        std::fs::write(sb.path("damaged"), damage).unwrap();
+        sb.sh_ok(&format!("cp {} {state}", sb.path("damaged").display()));
+        agent().run("monitor").expect_reason(1, "state file");
+        agent()
+            .interval_ms(10_000)
+            .run("monitor")
+            .expect_reason(1, "state file");
+        agent().run("stop").expect(0);
+        assert!(
+            cld.stopped(),
+            "{damage:?}: nfsdcld on recovery_dir left running"
+        );
+        assert_eq!(
+            sb.sh_ok(&format!("test -e {state} && echo left || echo gone"))
+                .trim(),
+            "gone",
+            "{damage:?}: the damaged state file stayed"
+        );
+        agent().run("monitor").expect(7);
+        agent().run("stop").expect(0);
+    }
+}
+
+/// Issue 14, 4: a FIFO where the state file should be: monitor says so at
+/// once (1), stop removes it (0), neither blocks.
+#[test]
+fn a_fifo_for_a_state_file_is_refused_at_once() {
+    let sb = sandbox!();
+    let dir = sb.path("shared/cld");
+    std::fs::create_dir_all(&dir).unwrap();
+    let agent = || {
+        sb.agent(AGENT)
+            .env("OCF_RESOURCE_INSTANCE", "fifo")
+            .param("recovery_dir", dir.to_str().unwrap())
+            .param("server_scope", "hanfs-1")
+    };
+    let _fifo = sb.fifo(
+        "/run/resource-agents/hanfs-nfs-grace-fifo",
+        Duration::from_secs(8),
+    );
+    for action in ["monitor", "stop"] {
+        let r = agent().run(action);
+        assert!(
+            r.elapsed < Duration::from_secs(5),
+            "{action} took {:?} (blocked on the FIFO?)",
+            r.elapsed
+        );
+        if action == "monitor" {
+            r.expect_reason(1, "is a FIFO, not a regular file");
+        } else {
+            r.expect(0);
+        }
+    }
+    agent().run("monitor").expect(7);
+}
+
+/// Issue 14, 7: the node lock path is a directory (it can never be a
+/// lock, so no other nfs-grace action can hold it either): stop still
+/// stops what runs and succeeds, logging what it could not use.
+#[test]
+fn stop_succeeds_when_the_node_lock_path_is_a_directory() {
+    let sb = sandbox!();
+    let dir = sb.path("shared/cld");
+    std::fs::create_dir_all(&dir).unwrap();
+    let agent = || {
+        sb.agent(AGENT)
+            .env("OCF_RESOURCE_INSTANCE", "lockdir")
+            .param("recovery_dir", dir.to_str().unwrap())
+            .param("server_scope", "hanfs-1")
+    };
+    sb.sh_ok("mkdir -p /run/resource-agents/hanfs-nfs-grace.lock");
+    let r = agent().run("stop");
+    r.expect(0);
+    assert!(r.stderr.contains("hanfs-nfs-grace.lock"), "{}", r.stderr);
+    // Started here (a state that says so, nfsdcld on recovery_dir).
+    let mut cld = FakeCld::serving(&dir);
+    sb.sh_ok("echo '{\"phase\":\"starting\"}' > /run/resource-agents/hanfs-nfs-grace-lockdir");
+    agent().run("stop").expect(0);
+    assert!(cld.stopped(), "nfsdcld on recovery_dir left running");
+    agent().run("monitor").expect(7);
+}
+
 // ----------------------------------------------------------------- UML ---
 
 /// Shell prelude for guests: the agent as `ag ACTION [k=v ...]` with a

@@ -525,6 +525,121 @@ fn monitor_copies_clients_when_statd_has_no_callout() {
     agent().run("stop").expect(0);
 }
 
+/// Issue 14, 4: the callout (run by rpc.statd, which waits for it) reads
+/// the registry and sm/ without blocking: a FIFO in either is skipped at
+/// once, and statd goes on recording clients.
+#[test]
+fn the_callout_is_not_blocked_by_fifos() {
+    let sb = sandbox!();
+    open_dir(sb.dir.path());
+    hosts(&sb, VIP_HOSTS);
+    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
+    let hold = sb.path("hold");
+    std::fs::create_dir_all(&hold).unwrap();
+    let _d = start_statd(
+        sb.pid(),
+        |s| sb.sh_ok(s),
+        Some(&bin("hanfs-statd-callout")),
+        sb.dir.path(),
+    );
+    let nsm = nsm_client(&sb);
+    let agent = || {
+        sb.agent(AGENT)
+            .param("holding_dir", hold.to_str().unwrap())
+            .param("ip", "192.0.2.10")
+    };
+    agent().run("start").expect(0);
+    let _f1 = sb.fifo(
+        "/run/hanfs/statd-holding/zz-fifo.json",
+        Duration::from_secs(8),
+    );
+    let _f2 = sb.fifo("/var/lib/nfs/sm/192.0.2.77", Duration::from_secs(8));
+    let t = std::time::Instant::now();
+    sb.sh_ok(&format!(
+        "{} add-client 192.0.2.77 node1",
+        bin("hanfs-statd-callout").display()
+    ));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the callout took {:?} (blocked on a FIFO?)",
+        t.elapsed()
+    );
+    let c = "c7".repeat(16);
+    let t = std::time::Instant::now();
+    sm_mon(&sb, &nsm, "192.0.2.78", "node1", &c);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "SM_MON took {:?} (the callout blocked statd?)",
+        t.elapsed()
+    );
+    assert_eq!(
+        read(&hold.join("192.0.2.78")),
+        line("192.0.2.78", "node1", &c)
+    );
+    agent().run("stop").expect(0);
+}
+
+/// Issue 14, 5: sm/ belongs to the statd user. The root monitor that
+/// copies it into the holding directory (which that user can read) must
+/// not follow a link to a root-only file, read a FIFO or an endless file:
+/// each is skipped and logged, and the real clients are still copied.
+#[test]
+fn the_root_monitor_treats_sm_as_untrusted() {
+    let sb = sandbox!();
+    open_dir(sb.dir.path());
+    hosts(&sb, VIP_HOSTS);
+    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
+    let hold = sb.path("hold");
+    std::fs::create_dir_all(&hold).unwrap();
+    let _d = start_statd(sb.pid(), |s| sb.sh_ok(s), None, sb.dir.path());
+    let nsm = nsm_client(&sb);
+    let agent = || {
+        sb.agent(AGENT)
+            .param("holding_dir", hold.to_str().unwrap())
+            .param("ip", "192.0.2.10")
+    };
+    agent().run("start").expect(0);
+    // A root-only file with a record-shaped line, linked from sm/.
+    let secret = sb.path("root-only/secret");
+    std::fs::write(&secret, line("192.0.2.50", "node1", &"5e".repeat(16))).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    sb.sh_ok(&format!(
+        "ln -s {} /var/lib/nfs/sm/192.0.2.50 && chown -h statd /var/lib/nfs/sm/192.0.2.50",
+        secret.display()
+    ));
+    let _fifo = sb.fifo("/var/lib/nfs/sm/192.0.2.51", Duration::from_secs(8));
+    // An endless file: a record line, then a hole of 100 MiB.
+    sb.sh_ok(&format!(
+        "printf '{}' > /var/lib/nfs/sm/192.0.2.52 && truncate -s 100M /var/lib/nfs/sm/192.0.2.52",
+        line("192.0.2.52", "node1", &"52".repeat(16)).trim_end()
+    ));
+    let c = "c5".repeat(16);
+    sm_mon(&sb, &nsm, "192.0.2.53", "node1", &c);
+    let m = agent().interval_ms(30_000).run("monitor");
+    assert!(
+        m.elapsed < Duration::from_secs(5),
+        "monitor took {:?} (blocked on sm/?)",
+        m.elapsed
+    );
+    m.expect(0);
+    for planted in ["192.0.2.50", "192.0.2.51", "192.0.2.52"] {
+        assert!(
+            !hold.join(planted).exists(),
+            "{planted} was copied into the holding directory"
+        );
+        assert!(
+            m.stderr.contains(planted) && m.stderr.contains("skipped"),
+            "{planted}: not logged as skipped:\n{}",
+            m.stderr
+        );
+    }
+    assert_eq!(
+        read(&hold.join("192.0.2.53")),
+        line("192.0.2.53", "node1", &c)
+    );
+    agent().run("stop").expect(0);
+}
+
 /// The holding directory lives on shared storage: validate-all only warns
 /// where it is not mounted, start needs it, and a monitor notices when it
 /// is unmounted under the running resource.
@@ -673,11 +788,13 @@ fn crm_resource_validate_reports_bad_input() {
 
 /// Shell prelude for the UML tests below: a node with two services' disks
 /// ($S/a, $S/b), `grace INSTANCE RECOVERY_DIR ACTION` (nfs-grace), `hold
-/// ACTION` (statd-holding svc1 on $S/a/hold, address 127.0.0.1) and `val`.
+/// ACTION` (statd-holding svc1 on $S/a/hold, address 192.0.2.10 on lo,
+/// named in /etc/hosts: a loopback address is refused) and `val`.
 fn guest_prelude() -> String {
     format!(
         r#"
 S=/run/hanfs-srv; mkdir -p $S/a/hold $S/b
+ip addr add 192.0.2.10/32 dev lo; echo "192.0.2.10 nfs-vip.example" >> /etc/hosts
 export OCF_ROOT=/usr/lib/ocf HA_LOGFACILITY=none OCF_RESKEY_CRM_meta_timeout=30000
 val() {{ echo "$1=$2"; }}
 grace() {{
@@ -686,7 +803,7 @@ grace() {{
         OCF_RESKEY_grace_time=20 OCF_RESKEY_lease_time=10 OCF_RESKEY_nlm_grace_time=60 {grace} "$@"
 }}
 hold() {{
-    env OCF_RESOURCE_INSTANCE=svc1 OCF_RESKEY_holding_dir=$S/a/hold OCF_RESKEY_ip=127.0.0.1 \
+    env OCF_RESOURCE_INSTANCE=svc1 OCF_RESKEY_holding_dir=$S/a/hold OCF_RESKEY_ip=192.0.2.10 \
         OCF_RESKEY_notify_timeout=2 {hold} "$@"
 }}
 "#,
@@ -750,7 +867,7 @@ grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
     let states: Vec<&str> = r
         .output
         .lines()
-        .filter(|l| l.contains("notifying 1 client(s) from 127.0.0.1"))
+        .filter(|l| l.contains("notifying 1 client(s) from 192.0.2.10"))
         .collect();
     assert_eq!(
         states.len(),

@@ -1,5 +1,5 @@
 use super::metadata::Metadata;
-use super::{Action, Deadline, Invocation, OcfCode, OcfError, OcfResult, Params};
+use super::{Action, Deadline, Invocation, OcfCode, OcfError, OcfResult, Params, ResultExt};
 use std::collections::HashMap;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -49,6 +49,20 @@ impl Ctx {
             .collect();
         self.runtime_dir()
             .join(format!("hanfs-{}-{}", self.agent, safe))
+    }
+    /// `<runtime_dir>/hanfs-<agent>.lock`, locked exclusively (waiting up
+    /// to the deadline): the critical section of this agent's instances on
+    /// this node (a check of the node's state and the change it allows).
+    /// Released when the guard is dropped or the process exits.
+    pub fn node_lock(&self) -> OcfResult<nix::fcntl::Flock<std::fs::File>> {
+        let dir = self.runtime_dir();
+        std::fs::create_dir_all(&dir).or_generic(|| format!("cannot create {}", dir.display()))?;
+        crate::sys::fsfile::lock_exclusive(&self.node_lock_path(), &self.deadline)
+    }
+    /// The file [`Ctx::node_lock`] locks.
+    pub fn node_lock_path(&self) -> PathBuf {
+        self.runtime_dir()
+            .join(format!("hanfs-{}.lock", self.agent))
     }
     /// A context for tests and tools: no manager, the given deadline.
     pub fn standalone(agent: &'static str, action: &str, timeout: Duration) -> Ctx {

@@ -50,6 +50,19 @@ impl OcfError {
     }
 }
 
+/// The most characters of a value an exit reason echoes.
+pub const ECHO_MAX: usize = 128;
+
+/// A value as an exit reason may echo it: whole when short, else its first
+/// [`ECHO_MAX`] characters and an ellipsis (a parameter can be of any
+/// length; an exit reason is one short line).
+pub fn echo(v: &str) -> std::borrow::Cow<'_, str> {
+    match v.char_indices().nth(ECHO_MAX) {
+        None => v.into(),
+        Some((i, _)) => format!("{}…", &v[..i]).into(),
+    }
+}
+
 impl fmt::Display for OcfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.reason)
@@ -75,5 +88,23 @@ pub trait ResultExt<T> {
 impl<T, E: fmt::Display> ResultExt<T> for Result<T, E> {
     fn ocf<S: Into<String>>(self, code: OcfCode, what: impl FnOnce() -> S) -> OcfResult<T> {
         self.map_err(|e| OcfError::new(code, format!("{}: {}", what().into(), e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_caps_long_values() {
+        assert_eq!(echo("short"), "short");
+        let v = "é".repeat(ECHO_MAX);
+        assert_eq!(echo(&v), v, "exactly the cap: whole");
+        let long = format!("{v}tail");
+        assert_eq!(echo(&long), format!("{v}…"));
+        assert_eq!(
+            format!("{:?}", echo(&"x".repeat(10_000))).chars().count(),
+            ECHO_MAX + 3
+        );
     }
 }

@@ -13,6 +13,6 @@ pub use agent::{check_description_matches_code, dispatch, guarded, run, Agent, C
 pub use code::OcfCode;
 pub use deadline::Deadline;
 pub use env::{Action, Invocation};
-pub use error::{OcfError, OcfResult, ResultExt};
+pub use error::{echo, OcfError, OcfResult, ResultExt, ECHO_MAX};
 pub use metadata::Metadata;
 pub use params::Params;

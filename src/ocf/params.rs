@@ -1,5 +1,5 @@
 use super::metadata::{Metadata, ParamType};
-use super::{OcfError, OcfResult};
+use super::{echo, OcfError, OcfResult};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,14 +57,16 @@ impl Params {
                 (Some(v), _) => match p.kind {
                     ParamType::Integer if v.trim().parse::<i64>().is_err() => {
                         return Err(OcfError::configured(format!(
-                            "parameter {}={v:?} is not an integer",
-                            p.name
+                            "parameter {}={:?} is not an integer",
+                            p.name,
+                            echo(v)
                         )))
                     }
                     ParamType::Boolean if parse_bool(v).is_none() => {
                         return Err(OcfError::configured(format!(
-                            "parameter {}={v:?} is not a boolean (use true or false)",
-                            p.name
+                            "parameter {}={:?} is not a boolean (use true or false)",
+                            p.name,
+                            echo(v)
                         )))
                     }
                     _ => {}
@@ -106,7 +108,8 @@ impl Params {
             None => Ok(false),
             Some(v) => parse_bool(&v).ok_or_else(|| {
                 OcfError::configured(format!(
-                    "parameter {name}={v:?} is not a boolean (use true or false)"
+                    "parameter {name}={:?} is not a boolean (use true or false)",
+                    echo(&v)
                 ))
             }),
         }
@@ -119,7 +122,8 @@ impl Params {
         };
         let n: u64 = v.parse().map_err(|_| {
             OcfError::configured(format!(
-                "parameter {name}={v:?} is not a non-negative integer"
+                "parameter {name}={:?} is not a non-negative integer",
+                echo(&v)
             ))
         })?;
         if !range.contains(&n) {

@@ -450,3 +450,51 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// A FIFO at `path` inside the sandbox (where an agent expects one of its
+/// own files), with no writer. So that an agent that wrongly opens it
+/// cannot hang a test for ever, a helper opens it for writing every
+/// `release_after` (releasing any blocked reader with end-of-file) until
+/// the guard is dropped: a test asserting that an action took less than
+/// `release_after` then fails instead of hanging.
+pub struct Fifo {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    helper: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sandbox {
+    pub fn fifo(&self, path: &str, release_after: Duration) -> Fifo {
+        self.sh_ok(&format!("rm -f {path}; mkfifo -m 0666 {path}"));
+        let seen = PathBuf::from(format!("/proc/{}/root{path}", self.pid()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let helper = std::thread::spawn(move || {
+            let mut t = Instant::now();
+            while !s.load(Ordering::SeqCst) {
+                if t.elapsed() >= release_after {
+                    // O_RDWR never blocks on a FIFO; closing it gives a
+                    // blocked reader end-of-file.
+                    let _ = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(&seen);
+                    t = Instant::now();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Fifo {
+            stop,
+            helper: Some(helper),
+        }
+    }
+}
+
+impl Drop for Fifo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.helper.take() {
+            let _ = h.join();
+        }
+    }
+}

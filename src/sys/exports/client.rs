@@ -17,6 +17,7 @@
 //! A host name is recorded by exportfs under its canonical name, which only
 //! a resolver can tell; see [`crate::sys::exports::exportfs::canonical_name`].
 
+use crate::ocf::echo;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -37,7 +38,7 @@ pub enum ClientSpec {
 }
 
 fn err(spec: &str, why: &str) -> String {
-    format!("clientspec {spec:?}: {why}")
+    format!("clientspec {:?}: {why}", echo(spec))
 }
 
 fn mask(addr: IpAddr, len: u8) -> IpAddr {
@@ -72,7 +73,10 @@ fn parse_subnet(spec: &str, addr: &str, len: &str) -> Result<ClientSpec, String>
     let addr: IpAddr = addr.parse().map_err(|_| {
         err(
             spec,
-            &format!("{addr:?} is not an IP address (expected ADDRESS/PREFIX)"),
+            &format!(
+                "{:?} is not an IP address (expected ADDRESS/PREFIX)",
+                echo(addr)
+            ),
         )
     })?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
@@ -137,7 +141,7 @@ impl ClientSpec {
                     };
                     let ip: Ipv6Addr = addr
                         .parse()
-                        .map_err(|_| err(s, &format!("{addr:?} is not an IPv6 address")))?;
+                        .map_err(|_| err(s, &format!("{:?} is not an IPv6 address", echo(addr))))?;
                     return match len {
                         Some(l) => parse_subnet(s, &ip.to_string(), l),
                         None => Ok(ClientSpec::Address(IpAddr::V6(ip))),

@@ -19,10 +19,15 @@
 //! and no process.
 
 use super::options::Fsid;
-use crate::ocf::{OcfResult, ResultExt};
-use std::io::{BufRead, BufReader};
+use crate::ocf::{OcfError, OcfResult, ResultExt};
+use crate::sys::fsfile;
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+
+/// The largest export table read: 64 MiB, some 250,000 exports of
+/// exportfs's 250-byte lines.
+pub const ETAB_CAP: u64 = 64 << 20;
 
 /// One line of etab: `directory` exported to `client` with `options`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,14 +199,24 @@ impl ExportTable {
     }
 
     /// Stream the table, calling `f` with each line's raw directory field
-    /// and the rest of the line. A missing table is an empty one.
+    /// and the rest of the line. A missing table is an empty one; anything
+    /// but a regular file of at most [`ETAB_CAP`] bytes is an error (a
+    /// link to an endless file must not exhaust memory).
     fn scan(&self, mut f: impl FnMut(&[u8], &[u8])) -> OcfResult<()> {
-        let file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e).or_generic(|| format!("cannot read {}", self.path.display())),
+        let Some((file, len)) = fsfile::open_regular(&self.path, true)? else {
+            return Ok(());
         };
-        let mut r = BufReader::with_capacity(1 << 16, file);
+        let too_large = || {
+            OcfError::generic(format!(
+                "{} is larger than {ETAB_CAP} bytes",
+                self.path.display()
+            ))
+        };
+        if len > ETAB_CAP {
+            return Err(too_large());
+        }
+        let mut r = BufReader::with_capacity(1 << 16, file.take(ETAB_CAP + 1));
+        let mut total = 0u64;
         let mut line = Vec::with_capacity(512);
         loop {
             line.clear();
@@ -210,6 +225,10 @@ impl ExportTable {
                 .or_generic(|| format!("cannot read {}", self.path.display()))?;
             if n == 0 {
                 return Ok(());
+            }
+            total += n as u64;
+            if total > ETAB_CAP {
+                return Err(too_large());
             }
             if let Some((raw_dir, rest)) = split_line(&line) {
                 f(raw_dir, rest);
@@ -413,6 +432,22 @@ mod tests {
         let all = ExportTable::at(p).read_all().unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].directory, Path::new("/y"));
+    }
+
+    #[test]
+    fn an_endless_or_oversized_table_is_an_error_not_an_abort() {
+        let d = tempfile::tempdir().unwrap();
+        let link = d.path().join("etab");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let e = ExportTable::at(&link).read_all().unwrap_err();
+        assert!(e.reason.contains("not a regular file"), "{e}");
+        let big = d.path().join("etab-big");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(ETAB_CAP + 1).unwrap(); // sparse: no disk used
+        let e = ExportTable::at(&big)
+            .exports_of(Path::new("/x"))
+            .unwrap_err();
+        assert!(e.reason.contains("larger than"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! node, or clients get stale file handles after a failover; by default the
 //! kernel derives it from the device, which differs between nodes.
 
+use crate::ocf::echo;
 use std::fmt;
 
 /// A file-system id as exportfs reads it: a 32-bit number (`root` is 0,
@@ -51,7 +52,8 @@ impl Fsid {
             return Ok(Fsid::Uuid(uuid));
         }
         Err(format!(
-            "{v:?} is not a file-system id (use an integer, a UUID of 32 hex digits, or root)"
+            "{:?} is not a file-system id (use an integer, a UUID of 32 hex digits, or root)",
+            echo(v)
         ))
     }
 }
@@ -93,20 +95,28 @@ impl ExportOptions {
             for item in list.split(',') {
                 let item = item.trim();
                 if item.is_empty() {
-                    return Err(format!("options={list:?} has an empty item (stray comma?)"));
+                    return Err(format!(
+                        "options={:?} has an empty item (stray comma?)",
+                        echo(list)
+                    ));
                 }
                 if let Some(bad) = item
                     .chars()
                     .find(|c| c.is_whitespace() || "()\"'\\".contains(*c))
                 {
                     return Err(format!(
-                        "options={list:?}: item {item:?} contains {bad:?} (options are separated by commas)"
+                        "options={:?}: item {:?} contains {bad:?} (options are separated by commas)",
+                        echo(list),
+                        echo(item)
                     ));
                 }
                 if let Some(v) = item.strip_prefix("fsid=") {
                     let f = Fsid::parse(v).map_err(|e| format!("options: fsid={e}"))?;
                     if from_options.is_some_and(|old| old != f) {
-                        return Err(format!("options={list:?} sets fsid twice, differently"));
+                        return Err(format!(
+                            "options={:?} sets fsid twice, differently",
+                            echo(list)
+                        ));
                     }
                     from_options = Some(f);
                 } else {

@@ -31,6 +31,10 @@ pub enum Problem {
     /// It is now on another file system than at start (unmounted under
     /// the export?).
     OtherFileSystem { now: u64, was: u64 },
+    /// Too many levels of symbolic links (ELOOP): a link loop here.
+    Loop,
+    /// A name or the resolved path is too long (ENAMETOOLONG).
+    NameTooLong,
     /// Any other error, with the system's words.
     Io(String),
 }
@@ -85,6 +89,8 @@ fn serde_problem(p: &Problem) -> String {
     match p {
         Problem::Missing(m) => format!("M{m}"),
         Problem::NotADirectory => "N".into(),
+        Problem::Loop => "L".into(),
+        Problem::NameTooLong => "T".into(),
         Problem::OtherFileSystem { now, was } => format!("F{now} {was}"),
         Problem::Io(m) => format!("E{m}"),
     }
@@ -95,6 +101,8 @@ fn deserde_problem(s: &str) -> Problem {
     match tag {
         "M" => Problem::Missing(rest.into()),
         "N" => Problem::NotADirectory,
+        "L" => Problem::Loop,
+        "T" => Problem::NameTooLong,
         "F" => {
             let mut n = rest.split(' ').map(|x| x.parse().unwrap_or(0));
             Problem::OtherFileSystem {
@@ -107,10 +115,11 @@ fn deserde_problem(s: &str) -> Problem {
 }
 
 fn io_problem(e: std::io::Error) -> Problem {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        Problem::Missing(e.to_string())
-    } else {
-        Problem::Io(e.to_string())
+    match e.raw_os_error() {
+        _ if e.kind() == std::io::ErrorKind::NotFound => Problem::Missing(e.to_string()),
+        Some(libc::ELOOP) => Problem::Loop,
+        Some(libc::ENAMETOOLONG) => Problem::NameTooLong,
+        _ => Problem::Io(e.to_string()),
     }
 }
 
@@ -218,6 +227,8 @@ mod tests {
         for p in [
             Problem::Missing("No such file".into()),
             Problem::NotADirectory,
+            Problem::Loop,
+            Problem::NameTooLong,
             Problem::OtherFileSystem { now: 5, was: 7 },
             Problem::Io("Input/output error".into()),
         ] {

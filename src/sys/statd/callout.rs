@@ -25,9 +25,11 @@
 //! registered holding directory gets every client; a client notified from
 //! an address it never used ignores the notification.
 
+use super::bounded::bounded;
 use super::holding::{self, Change};
 use super::record::{self, MonitorRecord};
 use super::registry::{self, Registration, Registry};
+use crate::ocf::Deadline;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
@@ -80,25 +82,26 @@ pub fn locate(sm: &Path, mon_name: &str, my_name: &str) -> Option<(String, Vec<M
         recs.iter()
             .any(|r| r.mon_name == mon_name && r.my_name == my_name)
     };
+    // sm/ is statd's: what cannot be read as a record file is skipped.
+    let read = |name: &str| match record::read_file(&sm.join(name)) {
+        Ok(recs) => recs.filter(|r| has(r)),
+        Err(e) => {
+            log::warn!("skipped in {}: {e}", sm.display());
+            None
+        }
+    };
     if record::valid_file_name(mon_name) {
-        if let Ok(Some(recs)) = record::read_file(&sm.join(mon_name)) {
-            if has(&recs) {
-                return Some((mon_name.to_string(), recs));
-            }
+        if let Some(recs) = read(mon_name) {
+            return Some((mon_name.to_string(), recs));
         }
     }
-    for name in record::list_names(sm) {
-        if let Ok(Some(recs)) = record::read_file(&sm.join(&name)) {
-            if has(&recs) {
-                return Some((name, recs));
-            }
-        }
-    }
-    None
+    record::list_names(sm)
+        .into_iter()
+        .find_map(|name| read(&name).map(|recs| (name, recs)))
 }
 
 /// What to do to one holding directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     Add {
         name: String,
@@ -183,17 +186,29 @@ pub fn handle(
     registry: &Registry,
     budget: Duration,
 ) -> Vec<(String, Result<(), String>)> {
-    let now = registry::now_secs();
-    let jobs: Vec<(Registration, Op)> = registry
-        .list()
-        .into_iter()
-        .filter(|r| r.receives_callouts(now))
-        .filter_map(|r| {
-            let sm = r.statd_dir.join("sm");
-            plan(event, &r, &sm).map(|op| (r, op))
-        })
-        .collect();
     let start = Instant::now();
+    let deadline = Deadline::after(budget);
+    // The reads (registry, sm/) count against the budget too: done in a
+    // child that is abandoned at the deadline.
+    let planned = bounded(&deadline, "reading the registrations and sm/", || {
+        let now = registry::now_secs();
+        Ok(registry
+            .list()
+            .into_iter()
+            .filter(|r| r.receives_callouts(now))
+            .filter_map(|r| {
+                let sm = r.statd_dir.join("sm");
+                plan(event, &r, &sm).map(|op| (r, op))
+            })
+            .collect::<Vec<(Registration, Op)>>())
+    });
+    let jobs = match planned {
+        Ok(j) => j,
+        Err(e) => {
+            log::warn!("{e}");
+            return vec![("(all)".to_string(), Err(e.reason))];
+        }
+    };
     let mut running: Vec<(String, Pid)> = Vec::new();
     let mut out = Vec::new();
     for (reg, op) in &jobs {

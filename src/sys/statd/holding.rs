@@ -170,7 +170,7 @@ pub fn reconcile<L>(
     let mut out = Reconciled::default();
     for name in record::list_names(local_sm) {
         if let Some(since) = since {
-            let changed = std::fs::metadata(local_sm.join(&name))
+            let changed = std::fs::symlink_metadata(local_sm.join(&name))
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -181,8 +181,15 @@ pub fn reconcile<L>(
             }
         }
         let _guard = lock();
-        let Some(local) = record::read_file(&local_sm.join(&name))? else {
-            continue;
+        // sm/ is the statd user's: a link, a FIFO or an endless file there
+        // is skipped, never followed or copied.
+        let local = match record::read_file(&local_sm.join(&name)) {
+            Ok(Some(l)) => l,
+            Ok(None) => continue,
+            Err(e) => {
+                log::warn!("skipped in {}: {e}", local_sm.display());
+                continue;
+            }
         };
         if local.is_empty() {
             continue;
@@ -249,10 +256,9 @@ pub fn place_local(
 /// state it already knows) never ignores ours. Recorded before use.
 pub fn next_state(holding: &Path, owner: Option<(u32, u32)>, now: u64) -> io::Result<i32> {
     let path = holding.join(STATE_FILE);
-    let prev: u64 = match std::fs::read_to_string(&path) {
-        Ok(s) => s.trim().parse().unwrap_or(0),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(e),
+    let prev: u64 = match crate::sys::fsfile::read_own_file(&path, 64)? {
+        Some(b) => String::from_utf8_lossy(&b).trim().parse().unwrap_or(0),
+        None => 0,
     };
     // The state is a 32-bit signed number on the wire.
     let mut s = (prev + 2).max(now % (1 << 31)) | 1;

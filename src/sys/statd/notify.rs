@@ -137,8 +137,11 @@ pub fn pending(dir: &Path) -> Vec<String> {
 
 /// The last meaningful line of an sm-notify log.
 pub fn last_words(log: &Path) -> String {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
+    let text = crate::sys::fsfile::read_own_file(log, crate::sys::fsfile::STATE_CAP)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    String::from_utf8_lossy(&text)
         .lines()
         .map(str::trim)
         .rfind(|l| !l.is_empty())

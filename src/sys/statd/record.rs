@@ -123,13 +123,17 @@ pub fn valid_file_name(name: &str) -> bool {
 /// Record files by file name.
 pub type RecordSet = BTreeMap<String, Vec<MonitorRecord>>;
 
-/// Read one record file; `None` when it does not exist.
+/// The largest record file read: statd writes one line of about 110
+/// bytes per registration of a client, so this is hundreds of them.
+pub const RECORD_CAP: u64 = 64 << 10;
+
+/// Read one record file; `None` when it does not exist. A symbolic link,
+/// anything but a regular file, or a file over [`RECORD_CAP`] is an error
+/// (`fsfile::read_own_file`): sm/ belongs to the less privileged statd
+/// user, and must not make root read what it points at.
 pub fn read_file(path: &Path) -> io::Result<Option<Vec<MonitorRecord>>> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(parse_records(&String::from_utf8_lossy(&b)))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(crate::sys::fsfile::read_own_file(path, RECORD_CAP)?
+        .map(|b| parse_records(&String::from_utf8_lossy(&b))))
 }
 
 /// Every record file in `dir` (regular files with valid names; files
@@ -144,11 +148,12 @@ pub fn read_dir(dir: &Path) -> io::Result<RecordSet> {
         if !valid_file_name(&name) || !ent.file_type()?.is_file() {
             continue;
         }
-        match read_file(&ent.path())? {
-            Some(recs) if !recs.is_empty() => {
+        match read_file(&ent.path()) {
+            Ok(Some(recs)) if !recs.is_empty() => {
                 set.insert(name, recs);
             }
-            _ => log::debug!("{}: no valid record, skipped", ent.path().display()),
+            Ok(_) => log::debug!("{}: no valid record, skipped", ent.path().display()),
+            Err(e) => log::warn!("skipped in {}: {e}", dir.display()),
         }
     }
     Ok(set)

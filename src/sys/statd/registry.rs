@@ -13,11 +13,12 @@
 //! - `<instance>.notify/<address>/`: the private sm-notify directories
 //!   (`sm/`, `sm.bak/`, `state`) and `<address>.log`, sm-notify's output.
 
+use crate::sys::fsfile;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -162,12 +163,11 @@ impl Registry {
     }
 
     pub fn load(&self, instance: &str) -> io::Result<Option<Registration>> {
-        match std::fs::read(self.file(instance)) {
-            Ok(b) => serde_json::from_slice(&b)
+        match fsfile::read_own_file(&self.file(instance), fsfile::STATE_CAP)? {
+            Some(b) => serde_json::from_slice(&b)
                 .map(Some)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+            None => Ok(None),
         }
     }
 
@@ -208,7 +208,15 @@ impl Registry {
                     .to_str()
                     .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))
             })
-            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(
+                |e| match fsfile::read_own_file(&e.path(), fsfile::STATE_CAP) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        log::warn!("skipping a registration: {e}");
+                        None
+                    }
+                },
+            )
             .filter_map(|b| serde_json::from_slice(&b).ok())
             .collect();
         v.sort_by(|a, b| a.instance.cmp(&b.instance));
@@ -221,7 +229,12 @@ impl Registry {
     pub fn lock(&self, instance: &str, wait: Duration) -> Option<Flock<File>> {
         let lf = self.lock_file(instance);
         let start = Instant::now();
-        let mut f = match File::open(&lf) {
+        // Not blocking on a FIFO planted there, not following a link.
+        let mut f = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&lf)
+        {
             Ok(f) => f,
             Err(e) => {
                 log::warn!(
