@@ -59,7 +59,7 @@ impl Config {
 }
 
 fn parse_ip(s: &str) -> OcfResult<IpAddr> {
-    let bad = |why: &str| OcfError::configured(format!("ip={s:?} {why}"));
+    let bad = |why: &str| OcfError::configured(format!("ip={:?} {why}", ocf::echo(&s)));
     if s.contains('/') {
         return Err(bad("has a prefix length: give the bare address in ip and the prefix length in cidr_netmask"));
     }
@@ -128,7 +128,7 @@ fn check_interface_name(nic: &str) -> OcfResult<()> {
         Ok(())
     } else {
         Err(OcfError::configured(format!(
-            "nic={nic:?} is not an interface name (at most {IFNAMSIZ} characters, no '/', ':' or spaces)"
+            "nic={:?} is not an interface name (at most {IFNAMSIZ} characters, no '/', ':' or spaces)", ocf::echo(nic)
         )))
     }
 }
@@ -137,7 +137,8 @@ fn check_label_fits(label: &str, nic: &str) -> OcfResult<()> {
     let full = format!("{nic}:{label}");
     if full.len() > IFNAMSIZ {
         return Err(OcfError::configured(format!(
-            "label={label:?} is too long: {full} has {} characters, the limit is {IFNAMSIZ}",
+            "label={:?} is too long: {full} has {} characters, the limit is {IFNAMSIZ}",
+            ocf::echo(label),
             full.len()
         )));
     }
@@ -147,12 +148,13 @@ fn check_label_fits(label: &str, nic: &str) -> OcfResult<()> {
 fn parse_label(label: &str, ip: &IpAddr, nic: Option<&str>) -> OcfResult<String> {
     if ip.is_ipv6() {
         return Err(OcfError::configured(format!(
-            "label={label:?} cannot be used with an IPv6 ip: IPv6 addresses have no labels (leave label unset)"
+            "label={:?} cannot be used with an IPv6 ip: IPv6 addresses have no labels (leave label unset)", ocf::echo(label)
         )));
     }
     if label.contains(':') {
         return Err(OcfError::configured(format!(
-            "label={label:?}: give only the part after the colon (nfs for eth0:nfs)"
+            "label={:?}: give only the part after the colon (nfs for eth0:nfs)",
+            ocf::echo(label)
         )));
     }
     if !label
@@ -160,7 +162,8 @@ fn parse_label(label: &str, ip: &IpAddr, nic: Option<&str>) -> OcfResult<String>
         .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
     {
         return Err(OcfError::configured(format!(
-            "label={label:?} may contain only letters, digits, '_', '-' and '.'"
+            "label={:?} may contain only letters, digits, '_', '-' and '.'",
+            ocf::echo(label)
         )));
     }
     // Without nic, the shortest possible interface name is one character.
@@ -175,20 +178,21 @@ fn parse_lifetime(s: &str) -> OcfResult<Option<u32>> {
     match s.parse::<u32>() {
         Ok(n) if n < u32::MAX => Ok(Some(n)),
         _ => Err(OcfError::configured(format!(
-            "preferred_lft={s:?} is neither a number of seconds nor forever"
+            "preferred_lft={:?} is neither a number of seconds nor forever",
+            ocf::echo(&s)
         ))),
     }
 }
 
 fn configure(p: &Params) -> OcfResult<Config> {
     let ip = parse_ip(&p.required("ip")?)?;
-    let prefix_len = match p.get("cidr_netmask") {
-        None => None,
-        Some(s) => Some(
-            parse_prefix_len(&s, &ip)
-                .map_err(|e| OcfError::configured(format!("cidr_netmask={s:?}: {e}")))?,
-        ),
-    };
+    let prefix_len =
+        match p.get("cidr_netmask") {
+            None => None,
+            Some(s) => Some(parse_prefix_len(&s, &ip).map_err(|e| {
+                OcfError::configured(format!("cidr_netmask={:?}: {e}", ocf::echo(&s)))
+            })?),
+        };
     if let Some(len) = prefix_len {
         check_host_address(ip, len, "")?;
     }
@@ -233,7 +237,8 @@ fn parse_tickle_dir(d: &str) -> OcfResult<PathBuf> {
     let p = Path::new(d);
     if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
         return Err(OcfError::configured(format!(
-            "tickle_dir={d:?} is not an absolute path without '..'"
+            "tickle_dir={:?} is not an absolute path without '..'",
+            ocf::echo(&d)
         )));
     }
     let clean: PathBuf = p.components().collect();
@@ -413,6 +418,11 @@ impl Target {
     /// Probe the link; fail, naming the other host, if one holds the address.
     fn refuse_if_held_elsewhere(&self, ctx: &Ctx) -> OcfResult<()> {
         let (ip, nic) = (self.ip, &self.link.name);
+        // A probe cut short proves nothing: do not start one that cannot
+        // finish, and add nothing after one the deadline ended.
+        if ctx.deadline.remaining() < duplicate::PROBE_WINDOW {
+            return Err(timed_out(ctx, ip, "before the duplicate probe"));
+        }
         let found = duplicate::probe(&self.link, ip, &ctx.deadline)
             .map_err(|e| net_error(format_args!("cannot probe {nic} for {ip}"), e))?;
         match found {
@@ -515,7 +525,12 @@ impl Target {
     /// Tell the neighbours and the clients: the first announcement and the
     /// first round of tickles now, the rest from a detached process
     /// (returned, to be recorded for stop).
-    fn announce(&self, cfg: &Config, tickles: Vec<Connection>) -> OcfResult<Option<ProcId>> {
+    fn announce(
+        &self,
+        ctx: &Ctx,
+        cfg: &Config,
+        tickles: Vec<Connection>,
+    ) -> OcfResult<Option<ProcId>> {
         let what = || format!("cannot announce {} on {}", self.ip, self.link.name);
         let mut announce = None;
         if cfg.arp_count > 0 && talks_arp(&self.link) {
@@ -523,7 +538,7 @@ impl Target {
             ann.send().map_err(|e| net_error(what(), e))?;
             announce = Some((ann, cfg.arp_count - 1, cfg.arp_interval));
         }
-        let tickle = self.first_tickles(tickles);
+        let tickle = self.first_tickles(ctx, tickles);
         let announcer = spawn_followup(Followup {
             link_index: self.link.index,
             ip: self.ip,
@@ -541,6 +556,7 @@ impl Target {
     /// fails: a client not tickled reconnects at its next retransmission.
     fn first_tickles(
         &self,
+        ctx: &Ctx,
         conns: Vec<Connection>,
     ) -> Option<(Tickler, Vec<Connection>, Vec<std::time::Duration>)> {
         if conns.is_empty() {
@@ -554,7 +570,10 @@ impl Target {
             }
         };
         let t0 = Instant::now();
-        let r = t.round(&conns, t0 + Duration::from_secs(1));
+        let r = t.round(
+            &conns,
+            (t0 + Duration::from_secs(1)).min(ctx.deadline.instant()),
+        );
         log::info!(
             "tickled {} recorded connection(s) of {} in {} ms{}{}",
             r.sent,
@@ -708,6 +727,14 @@ fn read_announcer(ctx: &Ctx) -> Option<ProcId> {
         .find_map(|l| l.strip_prefix("announcer ").and_then(ProcId::from_record))
 }
 
+/// Start ran out of time: what was done and what was not.
+fn timed_out(ctx: &Ctx, ip: IpAddr, when: &str) -> OcfError {
+    OcfError::generic(format!(
+        "start timed out (timeout {:.1}s) {when}: nothing further was changed for ip {ip}",
+        ctx.deadline.total().as_secs_f64()
+    ))
+}
+
 fn who(mac: Option<MacAddr>) -> String {
     match mac {
         Some(m) => format!("host {m}"),
@@ -779,6 +806,9 @@ impl Agent for FloatIp {
             } else {
                 None
             };
+        if ctx.deadline.expired() {
+            return Err(timed_out(ctx, cfg.ip, "before adding it"));
+        }
         target.add(&mut view, cfg)?;
         if cfg.ip.is_ipv6() && !cfg.nodad {
             target.finish_dad(ctx, &mut view, watch)?;
@@ -787,12 +817,14 @@ impl Agent for FloatIp {
             warn_unserved(cfg.ip, &tickles, ctx);
         }
         if ctx.deadline.expired() {
-            return Err(OcfError::generic(format!(
-                "start timed out after adding {}",
-                cfg.ip
-            )));
+            // Up, but late: nothing more is changed (stop removes it).
+            return Err(timed_out(
+                ctx,
+                cfg.ip,
+                "after adding it, before announcing it",
+            ));
         }
-        let announcer = target.announce(cfg, tickles)?;
+        let announcer = target.announce(ctx, cfg, tickles)?;
         record_announcer(ctx, announcer);
         Ok(())
     }
@@ -846,7 +878,7 @@ impl Agent for FloatIp {
                 a.link_index
             )));
         }
-        fsfile::remove_opt(&ctx.state_file())?;
+        fsfile::remove_state(&ctx.state_file())?;
         Ok(())
     }
 

@@ -556,7 +556,7 @@ impl Agent for NfsExport {
         if state.is_none() && !exported {
             log::debug!("{} is not exported by this resource here", dir.display());
             // A damaged state file (unreadable, a FIFO) goes too.
-            return fsfile::remove_opt(&ctx.state_file());
+            return fsfile::remove_state(&ctx.state_file());
         }
         if state.is_none() {
             log::info!(
@@ -600,7 +600,7 @@ impl Agent for NfsExport {
             );
             ctx.deadline.sleep(w);
         }
-        fsfile::remove_opt(&ctx.state_file())
+        fsfile::remove_state(&ctx.state_file())
     }
 
     fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {

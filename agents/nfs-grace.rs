@@ -743,11 +743,11 @@ impl Agent for NfsGrace {
         if others.is_empty() {
             server::stop(&roots, &ctx.deadline)?;
             Self::stop_nfsdcld(ctx, node.as_ref().map(|n| n.nfsdcld), mine)?;
-            fsfile::remove_opt(&node_file(ctx))?;
+            fsfile::remove_state(&node_file(ctx))?;
             if let Some(pid) = server::lockd_thread() {
                 log::info!("lockd (pid {pid}) keeps running for NFS client mounts on this node");
             }
-            return fsfile::remove_opt(&ctx.state_file());
+            return fsfile::remove_state(&ctx.state_file());
         }
         let names: Vec<&str> = others.iter().map(|(i, _)| i.as_str()).collect();
         let node = node.filter(|n| n.nfsdcld.alive());
@@ -768,7 +768,7 @@ impl Agent for NfsGrace {
                     names.join(", ")
                 );
                 Self::move_nfsdcld(ctx, n, next, &copies)?;
-                return fsfile::remove_opt(&ctx.state_file());
+                return fsfile::remove_state(&ctx.state_file());
             }
             Some(n) if n.storage != *mine => {
                 // Our clients' latest records go with the service.
@@ -809,7 +809,7 @@ impl Agent for NfsGrace {
                 log::error!("nfsd could not be restarted for {}: {e}", names.join(", "));
             }
         }
-        fsfile::remove_opt(&ctx.state_file())
+        fsfile::remove_state(&ctx.state_file())
     }
 
     fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {

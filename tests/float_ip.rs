@@ -1142,3 +1142,47 @@ fn tickle_dir_errors_damaged_lists_and_ten_thousand_connections() {
     assert!(!line.contains("left for the next round"), "{line}");
     ip().param("tickle_dir", d).run("stop").expect(0);
 }
+
+/// Issue 14, item 6: a start whose deadline cannot cover the duplicate probe
+/// adds nothing and says it timed out (it used to add the address after a
+/// probe cut short, then fail with a netlink reason while the address was up).
+#[test]
+fn start_out_of_time_changes_nothing_and_says_so() {
+    let sb = sandbox!();
+    let _peer = sb.veth_peer(&["192.0.2.1/24"], &["192.0.2.100/24"]);
+    v4(&sb).timeout_ms(500).run("start").expect_reason(
+        1,
+        "start timed out (timeout 0.5s) before the duplicate probe",
+    );
+    assert!(!addrs(&sb, "4").contains(V4), "{}", addrs(&sb, "4"));
+    v4(&sb).run("stop").expect(0);
+}
+
+/// Issue 14, item 7: a state path that can never hold the state (a
+/// directory, an instance name too long for a file name) does not fail
+/// stop: the address is removed and what could not be cleaned is logged.
+#[test]
+fn stop_succeeds_when_the_state_path_cannot_hold_state() {
+    let sb = sandbox!();
+    let _peer = sb.veth_peer(&["192.0.2.1/24"], &["192.0.2.100/24"]);
+    sb.sh_ok(&format!("mkdir -p {STATE}"));
+    v4(&sb).run("start").expect(0);
+    let r = v4(&sb).run("stop");
+    r.expect(0);
+    assert!(
+        r.stderr.contains("cannot hold a state file"),
+        "{}",
+        r.stderr
+    );
+    assert!(!addrs(&sb, "4").contains(V4));
+    let long = "r".repeat(300);
+    v4(&sb)
+        .env("OCF_RESOURCE_INSTANCE", &long)
+        .run("start")
+        .expect(0);
+    v4(&sb)
+        .env("OCF_RESOURCE_INSTANCE", &long)
+        .run("stop")
+        .expect(0);
+    assert!(!addrs(&sb, "4").contains(V4));
+}

@@ -193,6 +193,35 @@ pub fn may_be_lock(path: &Path) -> bool {
     std::fs::symlink_metadata(path).map_or(true, |m| m.file_type().is_file())
 }
 
+/// Remove an agent's own state file at stop. A path that can never hold
+/// one (a directory, a name too long for the file system, a parent that is
+/// not a directory, a symbolic-link loop) is logged, not a failure: stop
+/// must succeed whenever the resource is in fact stopped, or the node is
+/// fenced for a file.
+pub fn remove_state(path: &Path) -> OcfResult<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EISDIR)
+                    | Some(libc::EPERM)
+                    | Some(libc::ENAMETOOLONG)
+                    | Some(libc::ENOTDIR)
+                    | Some(libc::ELOOP)
+            ) =>
+        {
+            log::warn!(
+                "state path {} cannot hold a state file ({e}); left as it is",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(e) => Err(e).or_generic(|| format!("cannot remove {}", path.display())),
+    }
+}
+
 /// Take an exclusive flock on `path` (created when missing), waiting until
 /// the deadline: for actions of one node that must not interleave. Released
 /// when the returned guard is dropped or the process exits.

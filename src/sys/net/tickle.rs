@@ -19,7 +19,7 @@ use crate::ocf::{Deadline, OcfResult};
 use crate::sys::fsfile;
 use crate::sys::statd::bounded::bounded;
 use std::collections::BTreeSet;
-use std::io::{self, Read};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -103,35 +103,13 @@ pub fn list_path(dir: &Path, ip: IpAddr) -> PathBuf {
 /// The largest list file read: 10,000 connections take about 500 kB.
 pub const LIST_CAP: u64 = 16 << 20;
 
-/// A list file's text: `None` when there is none. Refuses what cannot be
-/// ours (a symbolic link, a FIFO, a device: the open neither follows nor
-/// blocks) and stops at [`LIST_CAP`].
+/// A list file's text: `None` when there is none. What cannot be ours (a
+/// symbolic link, a FIFO, a device) is refused without blocking, and the
+/// size is capped ([`fsfile::read_own_file`]).
 fn read_list_file(path: &Path) -> Result<Option<String>, String> {
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path);
-    let f = match f {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(format!("{} is a symbolic link", path.display()))
-        }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let ft = f
-        .metadata()
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        .file_type();
-    if !ft.is_file() || ft.is_fifo() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
-    let mut buf = Vec::new();
-    f.take(LIST_CAP)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+    fsfile::read_own_file(path, LIST_CAP)
+        .map(|b| b.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .map_err(|e| e.to_string())
 }
 
 /// Store `conns` as the list of `ip` in `dir` (atomically: a crash leaves
