@@ -59,7 +59,7 @@ impl Config {
 }
 
 fn parse_ip(s: &str) -> OcfResult<IpAddr> {
-    let bad = |why: &str| OcfError::configured(format!("ip={:?} {why}", ocf::echo(&s)));
+    let bad = |why: &str| OcfError::configured(format!("ip={:?} {why}", ocf::echo(s)));
     if s.contains('/') {
         return Err(bad("has a prefix length: give the bare address in ip and the prefix length in cidr_netmask"));
     }
@@ -179,7 +179,7 @@ fn parse_lifetime(s: &str) -> OcfResult<Option<u32>> {
         Ok(n) if n < u32::MAX => Ok(Some(n)),
         _ => Err(OcfError::configured(format!(
             "preferred_lft={:?} is neither a number of seconds nor forever",
-            ocf::echo(&s)
+            ocf::echo(s)
         ))),
     }
 }
@@ -238,7 +238,7 @@ fn parse_tickle_dir(d: &str) -> OcfResult<PathBuf> {
     if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
         return Err(OcfError::configured(format!(
             "tickle_dir={:?} is not an absolute path without '..'",
-            ocf::echo(&d)
+            ocf::echo(d)
         )));
     }
     let clean: PathBuf = p.components().collect();
