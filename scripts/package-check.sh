@@ -32,7 +32,7 @@ step() { echo "== $*"; }
 [ "$(id -u)" = 0 ] || fail "run as root (installs and removes the package)"
 if dpkg-query -W -f='${Status}' hanfs 2>/dev/null | grep -q installed ||
     [ -e /usr/lib/ocf/resource.d/hanfs ] || [ -e /usr/libexec/hanfs ]; then
-    fail "hanfs is already present on this machine; remove it first"
+    fail "hanfs is already present on this machine; remove it first (scripts/uninstall.sh undoes scripts/install.sh)"
 fi
 for tool in lintian rpm dpkg-deb pcs crm_resource man xmllint; do
     command -v "$tool" >/dev/null || fail "$tool not installed (scripts/deps.sh; lintian: apt-get install lintian)"

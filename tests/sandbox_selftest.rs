@@ -20,14 +20,34 @@ fn sandbox_is_private_and_peer_reachable() {
     sb.sh_ok("ping -6 -c1 -W2 2001:db8::2 >/dev/null");
 }
 
+/// What the host has at /usr/lib/ocf/resource.d/hanfs (nothing, or what
+/// scripts/install.sh or a package put there): names and inode numbers.
+fn host_hanfs() -> Vec<(String, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut v: Vec<(String, u64)> = std::fs::read_dir("/usr/lib/ocf/resource.d/hanfs")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| {
+                    let ino = e.metadata().map(|m| m.ino()).unwrap_or(0);
+                    (e.file_name().to_string_lossy().into_owned(), ino)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 #[test]
 fn agents_install_privately() {
     let sb = sandbox!();
+    let before = host_hanfs();
     sb.install_agents();
-    let l = sb.sh_ok("ls /usr/lib/ocf/resource.d/hanfs; test -x /usr/lib/ocf/resource.d/heartbeat/IPaddr2 && echo heartbeat-ok");
-    assert!(l.contains("float-ip") && l.contains("heartbeat-ok"), "{l}");
-    assert!(
-        !std::path::Path::new("/usr/lib/ocf/resource.d/hanfs").exists(),
-        "leaked onto the host"
-    );
+    let l = sb.sh_ok("readlink /usr/lib/ocf/resource.d/hanfs/float-ip; test -x /usr/lib/ocf/resource.d/heartbeat/IPaddr2 && echo heartbeat-ok");
+    // inside: this build's binaries, whatever the host has installed
+    let built = common::bin("float-ip");
+    assert!(l.contains(built.to_str().unwrap()) && l.contains("heartbeat-ok"), "{l}");
+    // outside: the host's directory exactly as it was (absent on a fresh
+    // machine; scripts/install.sh's agents after the README's first command)
+    assert_eq!(host_hanfs(), before, "the sandbox's agents leaked onto the host");
 }
