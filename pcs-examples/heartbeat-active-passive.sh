@@ -6,7 +6,15 @@
 # to hanfs, see migrate-from-heartbeat.sh.
 #
 #   Filesystem -> nfsserver -> exportfs (NFSv4 root, fsid=0) -> exportfs (data)
-#              -> IPaddr2 -> nfsnotify
+#              -> portblock (block) -> IPaddr2 -> portblock (unblock, tickles)
+#              -> nfsnotify
+#
+# The portblock pair is resource-agents' own remedy for the clients' TCP
+# retransmission wait after a failover (as gluster's ganesha-ha sets it up):
+# NFS traffic to the address is dropped until the service is up, the unblock
+# instance records the clients' connections in $TICKLE_DIR on the shared
+# disk and tickles them when it starts on the node taking over. It needs
+# iptables on every node. PORTBLOCK=no leaves it out.
 #
 # Run it once, as root, on ONE node of a running two-node cluster (corosync +
 # pacemaker started, e.g. after `pcs cluster setup` and `pcs cluster start
@@ -18,7 +26,8 @@
 #   - the same /etc/nfs.conf everywhere, with fixed ports for statd, lockd and
 #     mountd if a firewall sits between clients and servers.
 #   - the shared disk visible as $SHARED_DEVICE, with an ext4 (or xfs) file
-#     system holding $EXPORT_DIR and $SHARED_MOUNT/nfsinfo (create them once).
+#     system holding $EXPORT_DIR, $SHARED_MOUNT/nfsinfo and $TICKLE_DIR
+#     (create them once).
 #   - $VIP resolvable to a name on every node (/etc/hosts): sm-notify refuses
 #     an address that does not resolve back to a name.
 set -eu
@@ -36,6 +45,8 @@ VIP_CIDR=${VIP_CIDR:-24}
 NIC=${NIC:-eth0}
 SERVER_SCOPE=${SERVER_SCOPE:-$GROUP}        # same NFSv4 server scope on all nodes
 PREFERRED_NODE=${PREFERRED_NODE:-}          # optional: where the service likes to run
+PORTBLOCK=${PORTBLOCK:-yes}                 # connection tickles with portblock
+TICKLE_DIR=${TICKLE_DIR:-$SHARED_MOUNT/.nfs-ha/tickle} # on the shared disk
 # nfsserver drives the NFS server through systemd; on a node without systemd
 # give it an init script (tests/lab uses its own nfs-server-init).
 NFS_INIT_SCRIPT=${NFS_INIT_SCRIPT:-}
@@ -88,11 +99,29 @@ pcs_f resource create "${GROUP}-data" ocf:heartbeat:exportfs \
     options="$EXPORT_OPTIONS" unlock_on_stop=1 \
     op monitor interval=10s timeout=20s op start timeout=40s op stop timeout=120s \
     --group "$GROUP"
+# NFS to the address is dropped until the service is complete (start), and
+# from before the address goes (stop).
+if [ "$PORTBLOCK" = yes ]; then
+  pcs_f resource create "${GROUP}-block" ocf:heartbeat:portblock \
+      protocol=tcp portno=2049 action=block ip="$VIP" \
+      op monitor interval=10s timeout=20s \
+      --group "$GROUP"
+fi
 # The floating address.
 pcs_f resource create "${GROUP}-ip" ocf:heartbeat:IPaddr2 \
     ip="$VIP" cidr_netmask="$VIP_CIDR" nic="$NIC" \
     op monitor interval=10s timeout=20s \
     --group "$GROUP"
+# Let NFS in and tickle the recorded clients (start); record the connections
+# on every monitor and at stop, and reset this node's own copies of them
+# (reset_local_on_unblock_stop) so a quick move back finds no stale ones.
+if [ "$PORTBLOCK" = yes ]; then
+  pcs_f resource create "${GROUP}-unblock" ocf:heartbeat:portblock \
+      protocol=tcp portno=2049 action=unblock ip="$VIP" \
+      tickle_dir="$TICKLE_DIR" reset_local_on_unblock_stop=true \
+      op monitor interval=10s timeout=20s \
+      --group "$GROUP"
+fi
 # Tell NFSv3 clients to reclaim their locks, from the floating address.
 pcs_f resource create "${GROUP}-notify" ocf:heartbeat:nfsnotify \
     source_host="$VIP" \

@@ -3,7 +3,8 @@
 # addresses, exports and fsids (clients keep their mounts: same address,
 # same paths, same fsid, hence the same file handles) and their locks.
 #
-#   before: Filesystem -> nfsserver -> exportfs... -> IPaddr2 -> nfsnotify
+#   before: Filesystem -> nfsserver -> exportfs... -> [portblock block] -> IPaddr2
+#           -> [portblock unblock] -> nfsnotify
 #   after:  Filesystem -> nfs-grace -> nfs-export... -> float-ip -> statd-holding
 #
 # The group is stopped for the switch: a planned outage of about a minute
@@ -42,12 +43,20 @@ OLD_SERVER=${OLD_SERVER:-$GROUP-server}               # ocf:heartbeat:nfsserver
 OLD_EXPORTS=${OLD_EXPORTS:-"$GROUP-root $GROUP-data"} # ocf:heartbeat:exportfs, in order
 OLD_IP=${OLD_IP:-$GROUP-ip}                           # ocf:heartbeat:IPaddr2
 OLD_NOTIFY=${OLD_NOTIFY:-$GROUP-notify}               # ocf:heartbeat:nfsnotify
+OLD_PORTBLOCK=${OLD_PORTBLOCK:-"$GROUP-block $GROUP-unblock"} # ocf:heartbeat:portblock, if any
 SHARED_MOUNT=${SHARED_MOUNT:-/srv/nfs}                # the group's Filesystem directory
 # State that moves with the service, on the shared disk (created below):
 STATE_DIR=${STATE_DIR:-$SHARED_MOUNT/.nfs-ha}
 RECOVERY_DIR=${RECOVERY_DIR:-$STATE_DIR/v4recovery}
 HOLDING_DIR=${HOLDING_DIR:-$STATE_DIR/statd}
-TICKLE_DIR=${TICKLE_DIR:-$STATE_DIR/tickle}
+# float-ip reads the list portblock's tickle_dir holds (the same format)
+old_tickle=""
+for r in $OLD_PORTBLOCK; do
+  crm_resource --resource "$r" --query-xml >/dev/null 2>&1 || continue
+  t=$(crm_resource --resource "$r" --get-parameter tickle_dir 2>/dev/null || true)
+  [ -n "$t" ] && old_tickle=$t
+done
+TICKLE_DIR=${TICKLE_DIR:-${old_tickle:-$STATE_DIR/tickle}}
 NFSD_THREADS=${NFSD_THREADS:-8}
 CIB=${CIB:-/tmp/hanfs-migrate-cib.xml}
 WAIT=${WAIT:-600}
@@ -95,7 +104,12 @@ exports=""
 for e in $OLD_EXPORTS; do
   exports="$exports $e|$(param "$e" directory)|$(param "$e" clientspec)|$(param "$e" options)|$(param "$e" fsid)|$(param "$e" unlock_on_stop)"
 done
-for r in "$OLD_NOTIFY" "$OLD_IP" $OLD_EXPORTS "$OLD_SERVER"; do
+old_portblock=""
+for r in $OLD_PORTBLOCK; do
+  crm_resource --resource "$r" --query-xml >/dev/null 2>&1 && old_portblock="$old_portblock $r"
+done
+# float-ip's tickles replace the portblock pair
+for r in "$OLD_NOTIFY" $old_portblock "$OLD_IP" $OLD_EXPORTS "$OLD_SERVER"; do
   pcs_f resource delete "$r"
 done
 

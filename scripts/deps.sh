@@ -9,8 +9,9 @@ PKGS=(
   nfs-kernel-server nfs-common rpcbind
   # host tests: namespaces, packets
   iproute2 iputils-ping arping tcpdump strace util-linux procps psmisc python3
-  # the lab: User-Mode Linux nodes with a real kernel nfsd
-  user-mode-linux e2fsprogs kmod
+  # the lab: User-Mode Linux nodes with a real kernel nfsd; iptables for the
+  # heartbeat reference stack's portblock
+  user-mode-linux e2fsprogs kmod iptables
   # packaging and its checks
   rpm dpkg-dev lintian man-db
   # a C compiler: the rusqlite crate builds its bundled SQLite
