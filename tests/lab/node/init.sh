@@ -111,6 +111,15 @@ elif [ "$STACK" = hanfs ]; then
   must /usr/lib/hanfs-lab/nfs-helpers
 fi
 # (heartbeat servers: ocf:heartbeat:nfsserver starts statd, mountd and nfsd)
+if [ "$ROLE" = server ] && [ "$STACK" = heartbeat ]; then
+  # portblock's iptables. Debian's UML kernel has no NF_TABLES_IPV4, so
+  # Debian's default iptables (the nf_tables backend) cannot work in a node:
+  # the node's `iptables` runs the legacy backend (ip_tables), a mount inside
+  # this node only.
+  must mount --bind /usr/sbin/xtables-legacy-multi /usr/sbin/xtables-nft-multi
+  must modprobe -a x_tables ip_tables iptable_filter xt_multiport xt_tcpudp \
+    nf_reject_ipv4 ipt_REJECT
+fi
 
 # --- cluster daemons
 if [ "$ROLE" = server ]; then
