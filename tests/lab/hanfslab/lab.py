@@ -91,6 +91,8 @@ class Lab:
         exports = ("/run/nfs-dummy 127.0.0.1(ro,fsid=999,no_subtree_check)\n"
                    if not self.stack.hanfs else "")
         self._write(etc, "exports", exports)
+        if not self.stack.hanfs:
+            self._write(etc, "portblock", portblock_with_upstream_fix())
 
     @staticmethod
     def _write(d, name, text):
@@ -149,3 +151,24 @@ class Lab:
 
     def running_servers(self):
         return [n for n in self.servers if n.running()]
+
+
+PORTBLOCK = "/usr/lib/ocf/resource.d/heartbeat/portblock"
+
+
+def portblock_with_upstream_fix():
+    """Debian 12's portblock (resource-agents 4.12) finds its own DROP rule by
+    grepping `iptables -n -L` for the protocol's name, but Debian 12's
+    iptables 1.8.9 prints its number there (netfilter bug 1729): unblock
+    never finds the rule, never removes it, and NFS stays blocked for good
+    (lab run 20261201-221342: the clients' mounts timed out). Upstream fixed
+    the pattern (ClusterLabs/resource-agents#1924, accept the number too);
+    the lab's heartbeat nodes get the installed agent with that one pattern
+    widened, so the reference stack runs as a current resource-agents would."""
+    with open(PORTBLOCK) as f:
+        src = f.read()
+    old = 'echo "^DROP${w}${1}${w}'
+    if src.count(old) != 1:
+        return src  # a portblock without the bug's pattern: as it is
+    return src.replace(old, 'echo "^DROP${w}\\(${1}\\|6\\|17\\)${w}')
+

@@ -119,6 +119,9 @@ if [ "$ROLE" = server ] && [ "$STACK" = heartbeat ]; then
   must mount --bind /usr/sbin/xtables-legacy-multi /usr/sbin/xtables-nft-multi
   must modprobe -a x_tables ip_tables iptable_filter xt_multiport xt_tcpudp \
     nf_reject_ipv4 ipt_REJECT
+  # portblock with the upstream fix of its rule pattern (lab.py explains)
+  cp "$LAB_RUN/etc/portblock" /run/portblock && chmod 755 /run/portblock &&
+    must mount --bind /run/portblock /usr/lib/ocf/resource.d/heartbeat/portblock
 fi
 
 # --- cluster daemons
