@@ -494,6 +494,7 @@ fn watch_nlm_grace(
         done,
         watcher: None,
         verdict: verdict.to_string(),
+        ended_at: None,
     };
     let save = |st: &Status| {
         if let Err(e) = nlmgrace::save_status(registry, ctx.instance(), st) {

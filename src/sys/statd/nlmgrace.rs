@@ -88,7 +88,7 @@ impl GraceId {
 
 /// An instance's progress, in `<registry>/<instance>.nlm` (read by the
 /// other instances' watchers and by stop).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub grace: GraceId,
     /// Every client this instance notified into this grace is back and
@@ -97,6 +97,10 @@ pub struct Status {
     pub watcher: Option<ProcId>,
     /// The watcher's last word, for people and tests.
     pub verdict: String,
+    /// When the watcher ended lockd's grace (unix seconds, taken just
+    /// before the write).
+    #[serde(default)]
+    pub ended_at: Option<f64>,
 }
 
 pub fn status_file(registry: &Registry, instance: &str) -> PathBuf {
@@ -390,11 +394,16 @@ impl Watch {
     }
 
     fn publish(&self, done: bool, verdict: &str) {
+        self.publish_at(done, verdict, None)
+    }
+
+    fn publish_at(&self, done: bool, verdict: &str, ended_at: Option<f64>) {
         let st = Status {
             grace: self.grace.clone(),
             done,
             watcher: ProcId::of(std::process::id() as i32),
             verdict: verdict.to_string(),
+            ended_at,
         };
         if let Err(e) = save_status(&self.registry, &self.instance, &st) {
             log::warn!("cannot record the NLM grace watch: {e}");
@@ -480,6 +489,10 @@ impl Watch {
             self.publish(true, &why);
             return Some(Verdict::Never(why));
         }
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .ok();
         match self.roots.end_nlm_grace() {
             Ok(()) => {
                 let words = format!(
@@ -489,7 +502,7 @@ impl Watch {
                     self.settle.as_secs()
                 );
                 log::info!("{words}");
-                self.publish(true, &words);
+                self.publish_at(true, &words, at);
                 Some(Verdict::End)
             }
             Err(e) => {
@@ -689,6 +702,7 @@ mod tests {
             done: true,
             watcher: None,
             verdict: "x".into(),
+            ended_at: Some(1.5),
         };
         save_status(&r, "svc/1", &st).unwrap();
         assert_eq!(load_status(&r, "svc/1"), Some(st));
