@@ -931,8 +931,9 @@ hold stop; grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
 fn nlm_scenario(n: usize, mode: &str) -> String {
     guest_prelude()
         + &format!(
-            "N={n}; MODE={mode}; CALLOUT={callout}\n",
-            callout = bin("hanfs-statd-callout").display()
+            "N={n}; MODE={mode}; CALLOUT={callout}; HOLD={hold}\n",
+            callout = bin("hanfs-statd-callout").display(),
+            hold = bin(AGENT).display()
         )
         + r#"
 now() { date +%s.%N; }
@@ -1007,6 +1008,13 @@ while not os.path.exists('/tmp/stop'):
         time.sleep(0.05)
 print('steal_tries=%d' % tries, flush=True)
 \""
+if [ $MODE = shared ]; then
+    # another service on the node whose client never answers
+    mkdir -p $S/b/hold
+    printf '0100007f 000186b5 00000004 00000010 00000000000000000000000000000000 10.1.0.99 uml-guest\n' > $S/b/hold/10.1.0.99
+    env OCF_RESOURCE_INSTANCE=svc2 OCF_RESKEY_holding_dir=$S/b/hold OCF_RESKEY_ip=192.0.2.10 \
+        OCF_RESKEY_notify_timeout=1 $HOLD start; val hold_other $?
+fi
 T0=$(now)
 if [ $MODE = control ]; then echo Y > /proc/fs/lockd/nlm_end_grace; export OCF_RESKEY_end_nlm_grace_early=false; fi
 ( while [ "$(cat /proc/fs/lockd/nlm_end_grace)" = N ]; do sleep 0.05; done; echo "grace_end=$(now)" >> /tmp/out ) &
@@ -1122,4 +1130,36 @@ fn uml_nlm_grace_ends_early_once_every_lock_is_reclaimed() {
         "{watch}\n{}",
         r.output
     );
+}
+
+/// Two services on the node: the other one's notified client never
+/// answers, so this service's watcher, although its own 300 locks are all
+/// back, leaves the node-wide grace alone; it runs its full 60 s, and the
+/// other owner still never gets the lock.
+#[test]
+fn uml_nlm_grace_waits_for_another_services_clients() {
+    let vm = uml!();
+    let r = vm.run(&nlm_scenario(300, "shared"), Duration::from_secs(280));
+    r.assert_ok();
+    let (grace_end, new_lock, stolen) = nlm_times(&r);
+    eprintln!("shared node: grace end {grace_end:?} s, new lock {new_lock:?} s after start");
+    for (k, v) in [
+        ("hold_other", "0"),
+        ("hold2", "0"),
+        ("locks_after_reclaim", "300"),
+        ("reclaim_failures", "0"),
+        ("ended_at", "None"),
+    ] {
+        assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
+    }
+    assert!(stolen.is_none(), "{}", r.output);
+    let watch = r.value("watch").unwrap_or_default();
+    // it waited (for svc2) until lockd's own timer ended the grace
+    assert!(
+        watch.contains("lockd's grace period is over"),
+        "{watch}\n{}",
+        r.output
+    );
+    // lockd's own timer ended it (60 s, rounded up to its 10 s ticks)
+    assert!(grace_end.expect("grace ended") > 50.0, "{}", r.output);
 }
