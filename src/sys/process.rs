@@ -254,69 +254,6 @@ fn catch(f: impl FnOnce() -> i32) -> i32 {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ocf::OcfCode;
-
-    #[test]
-    fn captures_output_and_status() {
-        let d = Deadline::after(Duration::from_secs(10));
-        let o = run(
-            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
-            &d,
-        )
-        .unwrap();
-        assert_eq!(o.status.code(), Some(3));
-        assert_eq!(o.stdout, "out\n");
-        assert_eq!(o.last_words(), "err");
-        let e = run_ok(Command::new("sh").args(["-c", "echo boom >&2; exit 1"]), &d).unwrap_err();
-        assert!(e.reason.contains("boom"), "{e}");
-    }
-
-    #[test]
-    fn missing_program_is_not_installed() {
-        let d = Deadline::after(Duration::from_secs(10));
-        let e = run(&mut Command::new("/nonexistent/hanfs-prog"), &d).unwrap_err();
-        assert_eq!(e.code, OcfCode::ErrInstalled);
-    }
-
-    #[test]
-    fn deadline_kills_the_group() {
-        let d = Deadline::after(Duration::from_millis(300));
-        let t = std::time::Instant::now();
-        let e = run(Command::new("sh").args(["-c", "sleep 30 & sleep 30"]), &d).unwrap_err();
-        assert!(e.reason.contains("timed out"), "{e}");
-        assert!(t.elapsed() < Duration::from_secs(5));
-    }
-
-    #[test]
-    fn daemon_holding_pipes_does_not_hold_us() {
-        let d = Deadline::after(Duration::from_secs(10));
-        let t = std::time::Instant::now();
-        let o = run(
-            Command::new("sh").args(["-c", "(sleep 3 &) ; echo parent-done"]),
-            &d,
-        )
-        .unwrap();
-        assert!(o.success());
-        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    }
-
-    #[test]
-    fn child_check_times_out() {
-        let d = Deadline::after(Duration::from_millis(200));
-        let r = in_child(&d, || {
-            std::thread::sleep(Duration::from_secs(5));
-            0
-        })
-        .unwrap();
-        assert_eq!(r, ChildOutcome::TimedOut);
-        let d = Deadline::after(Duration::from_secs(5));
-        assert_eq!(in_child(&d, || 4).unwrap(), ChildOutcome::Exited(4));
-    }
-}
-
 /// Run `f` in a detached process: a grandchild in its own session, with
 /// its standard streams on /dev/null (so that neither the caller nor
 /// whoever reads the caller's output waits for it), named `name`, exiting
@@ -377,5 +314,68 @@ fn detach_stdio() {
             // SAFETY: dup2 onto the standard descriptors.
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ocf::OcfCode;
+
+    #[test]
+    fn captures_output_and_status() {
+        let d = Deadline::after(Duration::from_secs(10));
+        let o = run(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(o.status.code(), Some(3));
+        assert_eq!(o.stdout, "out\n");
+        assert_eq!(o.last_words(), "err");
+        let e = run_ok(Command::new("sh").args(["-c", "echo boom >&2; exit 1"]), &d).unwrap_err();
+        assert!(e.reason.contains("boom"), "{e}");
+    }
+
+    #[test]
+    fn missing_program_is_not_installed() {
+        let d = Deadline::after(Duration::from_secs(10));
+        let e = run(&mut Command::new("/nonexistent/hanfs-prog"), &d).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrInstalled);
+    }
+
+    #[test]
+    fn deadline_kills_the_group() {
+        let d = Deadline::after(Duration::from_millis(300));
+        let t = std::time::Instant::now();
+        let e = run(Command::new("sh").args(["-c", "sleep 30 & sleep 30"]), &d).unwrap_err();
+        assert!(e.reason.contains("timed out"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn daemon_holding_pipes_does_not_hold_us() {
+        let d = Deadline::after(Duration::from_secs(10));
+        let t = std::time::Instant::now();
+        let o = run(
+            Command::new("sh").args(["-c", "(sleep 3 &) ; echo parent-done"]),
+            &d,
+        )
+        .unwrap();
+        assert!(o.success());
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn child_check_times_out() {
+        let d = Deadline::after(Duration::from_millis(200));
+        let r = in_child(&d, || {
+            std::thread::sleep(Duration::from_secs(5));
+            0
+        })
+        .unwrap();
+        assert_eq!(r, ChildOutcome::TimedOut);
+        let d = Deadline::after(Duration::from_secs(5));
+        assert_eq!(in_child(&d, || 4).unwrap(), ChildOutcome::Exited(4));
     }
 }

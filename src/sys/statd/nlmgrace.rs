@@ -601,7 +601,8 @@ mod tests {
 
     #[test]
     fn never_when_the_grace_is_not_ours_to_end() {
-        let cases: Vec<(Box<dyn Fn(&mut Observation)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut Observation)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|o| o.grace_on = Some(false)), "over"),
             (Box::new(|o| o.grace_on = None), "unreadable"),
             (Box::new(|o| o.same_grace = false), "another grace period"),
