@@ -7,11 +7,13 @@ use hanfs::sys::nfsd::{self, server};
 use hanfs::sys::procs::ProcId;
 use hanfs::sys::statd::bounded::bounded;
 use hanfs::sys::statd::holding::{self, Reconciled};
+use hanfs::sys::statd::nlmgrace::{self, GraceId, Stamp, Status, Watch};
 use hanfs::sys::statd::record::{self, RecordSet};
 use hanfs::sys::statd::registry::{self, Notifier, Registration, Registry};
 use hanfs::sys::statd::resolve::{self, AddrName};
 use hanfs::sys::statd::statedir::{self, NfsConf, StatdDir};
 use hanfs::sys::statd::{callout, notify};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -26,6 +28,7 @@ struct Config {
     ips: Vec<IpAddr>,
     statd_dir: Option<PathBuf>,
     notify_timeout: Duration,
+    end_nlm_grace_early: bool,
 }
 
 /// `ip`: addresses separated by blanks or commas (IPv6 may be bracketed).
@@ -451,10 +454,103 @@ fn renotify_after_lockd_restart(ctx: &Ctx, cfg: &Config, reg: &mut Registration)
     let dir = reg.holding_dir.clone();
     let what = format!("reading holding_dir {}", dir.display());
     let taken: Taken = bounded(&ctx.deadline, &what, move || take_holding(&dir, owner))?;
+    let baseline = Watch::baseline(&statd.sm(), taken.held.keys().cloned());
     // Not waited for: sm-notify works on in the background as after start.
     notify_clients(&registry, ctx, cfg, reg, &taken, owner, &sm_notify)?;
+    watch_nlm_grace(ctx, cfg, &registry, &statd, baseline, reg);
     reg.lockd = Some(now);
     Ok(())
+}
+
+/// End this instance's NLM grace watcher, if one runs, and forget its
+/// progress.
+fn stop_watcher(ctx: &Ctx, registry: &Registry) {
+    if let Some(w) = nlmgrace::load_status(registry, ctx.instance()).and_then(|s| s.watcher) {
+        if w.alive() {
+            log::info!("stopping the NLM grace watcher (pid {})", w.pid);
+            notify::terminate(&[w], &ctx.deadline.within(Duration::from_secs(3)));
+        }
+    }
+    nlmgrace::remove_status(registry, ctx.instance());
+}
+
+/// After notifying the clients of `baseline` (their statd records as they
+/// were before the notifications), watch for them to reclaim and end
+/// lockd's grace early (see [`nlmgrace`]); or, when nobody was notified,
+/// record that this instance has nobody to wait for.
+fn watch_nlm_grace(
+    ctx: &Ctx,
+    cfg: &Config,
+    registry: &Registry,
+    statd: &StatdDir,
+    baseline: BTreeMap<String, Stamp>,
+    reg: &Registration,
+) {
+    stop_watcher(ctx, registry);
+    let runtime_dir = ctx.runtime_dir();
+    let grace = GraceId::now(&runtime_dir);
+    let status = |done: bool, verdict: &str| Status {
+        grace: grace.clone(),
+        done,
+        watcher: None,
+        verdict: verdict.to_string(),
+        ended_at: None,
+    };
+    let save = |st: &Status| {
+        if let Err(e) = nlmgrace::save_status(registry, ctx.instance(), st) {
+            log::warn!("cannot record the NLM grace state: {e}");
+        }
+    };
+    if baseline.is_empty() {
+        save(&status(true, "no client notified"));
+        return;
+    }
+    if !cfg.end_nlm_grace_early {
+        log::info!(
+            "end_nlm_grace_early=false: lockd's grace period runs its full time for the {} notified client(s)",
+            baseline.len()
+        );
+        save(&status(false, "end_nlm_grace_early=false"));
+        return;
+    }
+    let roots = nfsd::ProcRoots::default();
+    let grace_secs = roots.nlm_grace_period().unwrap_or(240).min(240);
+    let watch = Watch {
+        instance: ctx.instance().to_string(),
+        registry: registry.clone(),
+        baseline,
+        sm: statd.sm(),
+        notify_dirs: reg.notifiers.iter().map(|n| n.dir.clone()).collect(),
+        grace: grace.clone(),
+        grace_lock: ocf::node_lock_file(&runtime_dir, "nfs-grace"),
+        runtime_dir,
+        roots,
+        settle: nlmgrace::SETTLE,
+        // lockd rounds its grace up to 10 s; a little more, then give up.
+        life: Duration::from_secs(u64::from(grace_secs) + 15),
+    };
+    let clients = watch.baseline.len();
+    save(&status(false, "watching"));
+    match hanfs::sys::process::spawn_detached(c"statd-hold-nlmg", move || match watch.run() {
+        nlmgrace::Verdict::End => 0,
+        _ => 1,
+    }) {
+        Ok(p) => {
+            log::info!(
+                "watching the {clients} notified client(s) reclaim (pid {}): lockd's grace period ends once all are back and its locks are unchanged for {}s",
+                p.pid,
+                nlmgrace::SETTLE.as_secs()
+            );
+            // The watcher records itself too; this covers a quick stop.
+            let mut st = nlmgrace::load_status(registry, ctx.instance())
+                .unwrap_or_else(|| status(false, "watching"));
+            st.watcher = Some(p);
+            save(&st);
+        }
+        Err(e) => {
+            log::warn!("cannot watch the reclaims ({e}); lockd's grace period runs its full time")
+        }
+    }
 }
 
 impl Agent for StatdHolding {
@@ -475,6 +571,7 @@ impl Agent for StatdHolding {
             ips,
             statd_dir,
             notify_timeout: Duration::from_secs(secs),
+            end_nlm_grace_early: p.bool("end_nlm_grace_early")?,
         })
     }
 
@@ -581,6 +678,8 @@ impl Agent for StatdHolding {
             placed.created,
             placed.present
         );
+        // What statd has for them before they are told to reclaim.
+        let baseline = Watch::baseline(&statd.sm(), taken.held.keys().cloned());
 
         // 3. Register for the callout, then copy the clients statd already
         //    had: from here on no new client is missed.
@@ -618,6 +717,7 @@ impl Agent for StatdHolding {
         registry
             .save(&reg)
             .or_generic(|| "cannot register in /run/hanfs/statd-holding")?;
+        watch_nlm_grace(ctx, cfg, &registry, &statd, baseline, &reg);
         wait_for_notifications(ctx, cfg, &mut jobs)
     }
 
@@ -655,6 +755,7 @@ impl Agent for StatdHolding {
             Err(e) => log::warn!("unreadable registration ({e}); stopping what is found"),
         }
         stop_notifiers(ctx, &registry, &recorded)?;
+        stop_watcher(ctx, &registry);
         let root = registry.notify_root(ctx.instance());
         if root.exists() {
             std::fs::remove_dir_all(&root)

@@ -915,3 +915,251 @@ hold stop; grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
         assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
     }
 }
+
+/// The two-client lock scenario of the NLM grace tests below, in one UML
+/// guest: the server (nfsd, lockd, rpc.statd with the hanfs callout, the
+/// address 192.0.2.10 on lo) in the initial namespaces, and two NFSv3
+/// clients, each in its own network, mount and UTS namespace (own lockd
+/// instance, rpcbind and rpc.statd, reached over a veth pair): c1 holds
+/// `N` byte-range locks (bytes 0, 2, 4, ...) on one file; c2 is the other
+/// lock owner. `takeover` simulates the move the way the other UML tests
+/// do: statd-holding stops, nfsd stops (lockd drops every lock), nfsd
+/// starts again (a new NLM grace), statd-holding starts and notifies c1.
+/// `$1` of the script decides what happens at the takeover: `early` (the
+/// agent's default), `control` (lockd's grace ended before the clients are
+/// notified, as an unsafe early end would).
+fn nlm_scenario(n: usize, mode: &str) -> String {
+    guest_prelude()
+        + &format!(
+            "N={n}; MODE={mode}; CALLOUT={callout}; HOLD={hold}\n",
+            callout = bin("hanfs-statd-callout").display(),
+            hold = bin(AGENT).display()
+        )
+        + r#"
+now() { date +%s.%N; }
+modprobe nfsd; modprobe nfsv3; modprobe veth
+rpcbind -w; rpc.statd --no-notify -H $CALLOUT; rpc.mountd
+mkdir -p $S/a/data; chmod 777 $S/a/data; : > $S/a/data/f; chmod 666 $S/a/data/f
+grace svc1 $S/a/cld start; val grace1 $?
+exportfs -o rw,no_root_squash,fsid=7,no_subtree_check,insecure '*':$S/a/data
+hold start; val hold1 $?
+for c in 1 2; do
+    ip netns add c$c; ip link add v$c type veth peer name v${c}c; ip link set v${c}c netns c$c
+    ip addr add 10.$c.0.1/24 dev v$c; ip link set v$c up
+    ip -n c$c addr add 10.$c.0.2/24 dev v${c}c; ip -n c$c link set v${c}c up; ip -n c$c link set lo up
+    ip -n c$c route add default via 10.$c.0.1
+done
+# client CLIENT SCRIPT: run SCRIPT in client CLIENT's namespaces (the mount
+# and daemons are set up once by the first call, kept by a holder process)
+cat > /tmp/client.sh <<'CL'
+c=$1; hostname c$c
+mount -t tmpfs t /run; mount -t tmpfs t /var/lib/nfs; mkdir -p /var/lib/nfs/sm /var/lib/nfs/sm.bak /tmp/mc
+rpcbind -w; rpc.statd --no-notify
+timeout 60 mount -v -t nfs -o vers=3,proto=tcp,hard 192.0.2.10:/run/hanfs-srv/a/data /tmp/mc >> /tmp/c$c.mount 2>&1; echo "mount$c=$?" >> /tmp/out
+echo ready > /tmp/c$c.ready
+while ! [ -e /tmp/stop ]; do
+    for f in /tmp/c$c.job.*; do [ -e "$f" ] || continue; r=/tmp/c$c.run.${f##*.}; mv "$f" $r; sh $r >> /tmp/out 2>&1 & done
+    sleep 0.1
+done
+CL
+for c in 1 2; do ip netns exec c$c unshare -m -u sh /tmp/client.sh $c > /tmp/c$c.log 2>&1 & done
+for i in $(seq 1 900); do [ -e /tmp/c1.ready ] && [ -e /tmp/c2.ready ] && break; sleep 0.1; done
+grep -q "mount1=0" /tmp/out && grep -q "mount2=0" /tmp/out || { cat /tmp/out /tmp/c*.mount /tmp/c*.log; ip -n c1 addr; ip -n c1 route; ip netns exec c1 rpcinfo -p 192.0.2.10; dmesg | tail; exit 1; }
+job=0
+client() { job=$((job+1)); echo "$2" > /tmp/c$1.job.$job; }
+# c1: the holder, N locks, held until /tmp/stop
+client 1 "python3 -c \"
+import fcntl, os, time
+f = open('/tmp/mc/f', 'r+')
+for i in range($N): fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 2 * i)
+print('held=%d' % $N, flush=True)
+while not os.path.exists('/tmp/stop'): time.sleep(0.2)
+\""
+for i in $(seq 1 300); do grep -q "^held=" /tmp/out && break; sleep 0.1; done
+cat /tmp/out
+lockd_locks() { awk -v p="$(pgrep -x lockd | head -1)" '$2 == "POSIX" && $5 == p' /proc/locks | wc -l; }
+val locks_before "$(lockd_locks)"
+for i in $(seq 1 100); do [ -e $S/a/hold/10.1.0.2 ] && break; sleep 0.1; done
+val held_recorded "$(ls $S/a/hold | tr '\n' ' ')"
+head -3 /proc/locks
+# --- the takeover ---
+hold stop; val hold_stop $?
+# nfs-export stop: unexport, and release the file system's NLM locks (on
+# a real takeover they die with the old node)
+exportfs -u '*':$S/a/data; echo $S/a/data > /proc/fs/nfsd/unlock_filesystem
+grace svc1 $S/a/cld stop; val grace_stop $?
+val locks_after_stop "$(lockd_locks)"
+grace svc1 $S/a/cld start; val grace2 $?
+exportfs -o rw,no_root_squash,fsid=7,no_subtree_check,insecure '*':$S/a/data
+val nlm_grace_at_start $(cat /proc/fs/lockd/nlm_end_grace)
+# c2: the other owner keeps trying to take the LAST lock of the set; a
+# second process of c2 waits for a new, non-conflicting lock
+client 2 "python3 -c \"
+import fcntl, os, time
+f = open('/tmp/mc/f', 'r+')
+tries = 0
+while not os.path.exists('/tmp/stop'):
+    tries += 1
+    try:
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 2 * ($N - 1))
+        print('stolen=%.3f' % time.time(), flush=True)
+        break
+    except OSError:
+        time.sleep(0.05)
+print('steal_tries=%d' % tries, flush=True)
+\""
+if [ $MODE = shared ]; then
+    # another service on the node whose client never answers
+    mkdir -p $S/b/hold
+    printf '0100007f 000186b5 00000004 00000010 00000000000000000000000000000000 10.1.0.99 uml-guest\n' > $S/b/hold/10.1.0.99
+    env OCF_RESOURCE_INSTANCE=svc2 OCF_RESKEY_holding_dir=$S/b/hold OCF_RESKEY_ip=192.0.2.10 \
+        OCF_RESKEY_notify_timeout=1 $HOLD start; val hold_other $?
+fi
+T0=$(now)
+if [ $MODE = control ]; then echo Y > /proc/fs/lockd/nlm_end_grace; export OCF_RESKEY_end_nlm_grace_early=false; fi
+( while [ "$(cat /proc/fs/lockd/nlm_end_grace)" = N ]; do sleep 0.05; done; echo "grace_end=$(now)" >> /tmp/out ) &
+hold start; val hold2 $?
+client 2 "python3 -c \"
+import fcntl, time
+f = open('/tmp/mc/f', 'r+')
+fcntl.lockf(f, fcntl.LOCK_EX, 1, 100000)
+print('new_lock=%.3f' % time.time(), flush=True)
+\""
+for i in $(seq 1 1200); do grep -q "^new_lock=" /tmp/out && break; sleep 0.1; done
+sleep 2
+val locks_after_reclaim "$(lockd_locks)"
+val watch "$(tr -d '\n' < /run/hanfs/statd-holding/svc1.nlm)"
+val ended_at "$(python3 -c "import json; print(json.load(open('/run/hanfs/statd-holding/svc1.nlm')).get('ended_at'))")"
+touch /tmp/stop; sleep 1
+val t0 $T0
+cat /tmp/out
+dmesg | grep -E 'lockd' | tail -5
+val reclaim_failures $(dmesg | grep -c 'failed to reclaim')
+hold stop; grace svc1 $S/a/cld stop
+"#
+}
+
+/// The measured points of an NLM grace scenario, in seconds after
+/// statd-holding start.
+fn nlm_times(r: &common::uml::UmlResult) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let t = |k: &str| r.value(k).and_then(|v| v.parse::<f64>().ok());
+    let t0 = t("t0").expect("t0");
+    (
+        t("grace_end").map(|x| x - t0),
+        t("new_lock").map(|x| x - t0),
+        t("stolen").map(|x| x - t0),
+    )
+}
+
+/// Control: lockd's grace ended before the notified client reclaims (what
+/// an unsafe early end does): the reclaims are refused and the other
+/// owner takes a lock the first client still believes it holds. Shows the
+/// scenario can fail.
+#[test]
+fn uml_nlm_grace_control_unsafe_end_loses_locks() {
+    let vm = uml!();
+    let r = vm.run(&nlm_scenario(300, "control"), Duration::from_secs(280));
+    r.assert_ok();
+    let (grace_end, new_lock, stolen) = nlm_times(&r);
+    eprintln!("control: grace end {grace_end:?} s, new lock {new_lock:?} s, stolen {stolen:?} s after start");
+    eprintln!("{}", r.output);
+    assert!(stolen.is_some(), "expected a stolen lock:\n{}", r.output);
+    assert_ne!(
+        r.value("reclaim_failures").as_deref(),
+        Some("0"),
+        "{}",
+        r.output
+    );
+}
+
+/// The fix: a client holding 300 NFSv3 locks is notified after a takeover
+/// and reclaims them all while another client keeps trying to take the
+/// last one; statd-holding's watcher ends lockd's grace (60 s here) only
+/// once every lock is back and the table is quiet: the other owner never
+/// gets the lock, no reclaim is refused, and a new non-conflicting lock is
+/// granted seconds after start instead of after the full grace.
+#[test]
+fn uml_nlm_grace_ends_early_once_every_lock_is_reclaimed() {
+    let vm = uml!();
+    let r = vm.run(&nlm_scenario(300, "early"), Duration::from_secs(280));
+    r.assert_ok();
+    let (grace_end, new_lock, stolen) = nlm_times(&r);
+    eprintln!(
+        "early end: grace end {grace_end:?} s, new lock {new_lock:?} s after statd-holding start; steal attempts {:?}",
+        r.value("steal_tries")
+    );
+    for (k, v) in [
+        ("mount1", "0"),
+        ("mount2", "0"),
+        ("held", "300"),
+        ("locks_before", "300"),
+        ("held_recorded", "10.1.0.2"),
+        ("locks_after_stop", "0"),
+        ("nlm_grace_at_start", "N"),
+        ("hold2", "0"),
+        ("locks_after_reclaim", "300"),
+        ("reclaim_failures", "0"),
+    ] {
+        assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
+    }
+    assert!(
+        stolen.is_none(),
+        "the other owner got a held lock:\n{}",
+        r.output
+    );
+    // the watcher's own time, taken just before it ended the grace (the
+    // shell poller's grace_end lags by up to a poll)
+    let t0: f64 = r.value("t0").unwrap().parse().unwrap();
+    let ended: f64 = r
+        .value("ended_at")
+        .and_then(|v| v.parse().ok())
+        .expect("ended_at");
+    let new = new_lock.expect("new lock");
+    eprintln!(
+        "early end: the watcher ended lockd's grace {:.1} s after statd-holding start (poller {grace_end:?}); first new lock {new:.1} s",
+        ended - t0
+    );
+    assert!(
+        new >= ended - t0,
+        "a new lock before the grace ended?\n{}",
+        r.output
+    );
+    let watch = r.value("watch").unwrap_or_default();
+    assert!(
+        watch.contains("\"done\": true") && watch.contains("ended lockd's grace period"),
+        "{watch}\n{}",
+        r.output
+    );
+}
+
+/// Two services on the node: the other one's notified client never
+/// answers, so this service's watcher, although its own 300 locks are all
+/// back, leaves the node-wide grace alone; it runs its full 60 s, and the
+/// other owner still never gets the lock.
+#[test]
+fn uml_nlm_grace_waits_for_another_services_clients() {
+    let vm = uml!();
+    let r = vm.run(&nlm_scenario(300, "shared"), Duration::from_secs(280));
+    r.assert_ok();
+    let (grace_end, new_lock, stolen) = nlm_times(&r);
+    eprintln!("shared node: grace end {grace_end:?} s, new lock {new_lock:?} s after start");
+    for (k, v) in [
+        ("hold_other", "0"),
+        ("hold2", "0"),
+        ("locks_after_reclaim", "300"),
+        ("reclaim_failures", "0"),
+        ("ended_at", "None"),
+    ] {
+        assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
+    }
+    assert!(stolen.is_none(), "{}", r.output);
+    let watch = r.value("watch").unwrap_or_default();
+    // it waited (for svc2) until lockd's own timer ended the grace
+    assert!(
+        watch.contains("lockd's grace period is over"),
+        "{watch}\n{}",
+        r.output
+    );
+    // lockd's own timer ended it (60 s, rounded up to its 10 s ticks)
+    assert!(grace_end.expect("grace ended") > 50.0, "{}", r.output);
+}

@@ -3,7 +3,7 @@ use super::{Action, Deadline, Invocation, OcfCode, OcfError, OcfResult, Params, 
 use std::collections::HashMap;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -61,8 +61,7 @@ impl Ctx {
     }
     /// The file [`Ctx::node_lock`] locks.
     pub fn node_lock_path(&self) -> PathBuf {
-        self.runtime_dir()
-            .join(format!("hanfs-{}.lock", self.agent))
+        node_lock_file(&self.runtime_dir(), self.agent)
     }
     /// A context for tests and tools: no manager, the given deadline.
     pub fn standalone(agent: &'static str, action: &str, timeout: Duration) -> Ctx {
@@ -72,6 +71,11 @@ impl Ctx {
             deadline: Deadline::from_timeout(timeout),
         }
     }
+}
+
+/// The node lock file of `agent` ([`Ctx::node_lock`]) in `runtime_dir`.
+pub fn node_lock_file(runtime_dir: &Path, agent: &str) -> PathBuf {
+    runtime_dir.join(format!("hanfs-{agent}.lock"))
 }
 
 pub fn runtime_dir() -> PathBuf {

@@ -9,7 +9,9 @@ pub mod log;
 pub mod metadata;
 mod params;
 
-pub use agent::{check_description_matches_code, dispatch, guarded, run, Agent, Ctx};
+pub use agent::{
+    check_description_matches_code, dispatch, guarded, node_lock_file, run, Agent, Ctx,
+};
 pub use code::OcfCode;
 pub use deadline::Deadline;
 pub use env::{Action, Invocation};

@@ -4,6 +4,7 @@
 //! reader threads, so that [`in_child`] may fork safely.
 
 use crate::ocf::{Deadline, OcfError, OcfResult};
+use crate::sys::procs::ProcId;
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -251,6 +252,69 @@ pub fn in_child_try(
 
 fn catch(f: impl FnOnce() -> i32) -> i32 {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99)
+}
+
+/// Run `f` in a detached process: a grandchild in its own session, with
+/// its standard streams on /dev/null (so that neither the caller nor
+/// whoever reads the caller's output waits for it), named `name`, exiting
+/// with `f`'s code (1 if it panics). Returns its identity once it runs,
+/// for a later stop to end it. The caller must be single-threaded.
+pub fn spawn_detached(name: &std::ffi::CStr, f: impl FnOnce() -> i32) -> OcfResult<ProcId> {
+    use std::io::Write;
+    let (rd, wr) = nix::unistd::pipe().map_err(|e| OcfError::generic(format!("pipe: {e}")))?;
+    let (mut rd, wr) = (std::fs::File::from(rd), std::fs::File::from(wr));
+    // SAFETY: the caller is single-threaded.
+    match unsafe { fork() } {
+        Err(e) => Err(OcfError::generic(format!("fork: {e}"))),
+        Ok(ForkResult::Child) => {
+            drop(rd);
+            let _ = nix::unistd::setsid();
+            // SAFETY: still single-threaded.
+            match unsafe { fork() } {
+                Ok(ForkResult::Parent { child }) => {
+                    let mut wr = wr;
+                    let _ = wr.write_all(&child.as_raw().to_le_bytes());
+                    unsafe { libc::_exit(0) }
+                }
+                Ok(ForkResult::Child) => {
+                    drop(wr);
+                    detach_stdio();
+                    let _ = nix::sys::prctl::set_name(name);
+                    let code =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(1);
+                    unsafe { libc::_exit(code) }
+                }
+                Err(_) => unsafe { libc::_exit(1) },
+            }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(wr);
+            let mut b = [0u8; 4];
+            let got = rd.read_exact(&mut b);
+            let _ = waitpid(child, None);
+            got.map_err(|e| {
+                OcfError::generic(format!("{} did not start: {e}", name.to_string_lossy()))
+            })?;
+            let pid = i32::from_le_bytes(b);
+            // It may already be done (a short run); then a dead reference
+            // is harmless.
+            Ok(ProcId::of(pid).unwrap_or(ProcId { pid, start: 0 }))
+        }
+    }
+}
+
+fn detach_stdio() {
+    use std::os::fd::AsRawFd;
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
 }
 
 #[cfg(test)]

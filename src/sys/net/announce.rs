@@ -14,13 +14,11 @@ use super::ndp;
 use super::packet::PacketSocket;
 use super::tickle::{Connection, Tickler};
 use super::{Link, MacAddr, RouteSocket};
-use crate::ocf::{Deadline, OcfError, OcfResult};
+use crate::ocf::{Deadline, OcfResult};
+use crate::sys::process::spawn_detached;
 use crate::sys::procs::ProcId;
-use nix::sys::wait::waitpid;
-use nix::unistd::{fork, setsid, ForkResult};
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// One address to announce on one link.
@@ -172,78 +170,26 @@ impl Followup {
     }
 }
 
-/// Run `followup` in a detached process (own session, standard streams on
-/// /dev/null, so that neither the caller nor whoever reads its output
-/// waits for it), which ends by itself after the last step, or earlier
-/// when the address leaves the link. `None` when there is nothing to do.
-/// The caller must be single-threaded.
+/// Run `followup` in a detached process (see
+/// [`crate::sys::process::spawn_detached`]), which ends by itself after
+/// the last step, or earlier when the address leaves the link. `None` when
+/// there is nothing to do. The caller must be single-threaded.
 pub fn spawn_followup(followup: Followup) -> OcfResult<Option<ProcId>> {
     if followup.is_empty() {
         return Ok(None);
     }
-    let (rd, wr) = nix::unistd::pipe().map_err(|e| OcfError::generic(format!("pipe: {e}")))?;
-    let (mut rd, wr) = (std::fs::File::from(rd), std::fs::File::from(wr));
-    // SAFETY: agents are single-threaded.
-    match unsafe { fork() } {
-        Err(e) => Err(OcfError::generic(format!("fork: {e}"))),
-        Ok(ForkResult::Child) => {
-            drop(rd);
-            let _ = setsid();
-            // SAFETY: still single-threaded.
-            match unsafe { fork() } {
-                Ok(ForkResult::Parent { child }) => {
-                    let mut wr = wr;
-                    let _ = wr.write_all(&child.as_raw().to_le_bytes());
-                    unsafe { libc::_exit(0) }
-                }
-                Ok(ForkResult::Child) => {
-                    drop(wr);
-                    detach_stdio();
-                    let _ = nix::sys::prctl::set_name(c"float-ip-announ");
-                    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        match followup.run() {
-                            Ok((a, t)) => {
-                                log::debug!(
-                                    "follow-up of {} sent {a} announcements, {t} tickle rounds",
-                                    followup.ip
-                                );
-                                0
-                            }
-                            Err(e) => {
-                                log::warn!("follow-up of {}: {e}", followup.ip);
-                                1
-                            }
-                        }
-                    }))
-                    .unwrap_or(1);
-                    unsafe { libc::_exit(code) }
-                }
-                Err(_) => unsafe { libc::_exit(1) },
-            }
+    spawn_detached(c"float-ip-announ", move || match followup.run() {
+        Ok((a, t)) => {
+            log::debug!(
+                "follow-up of {} sent {a} announcements, {t} tickle rounds",
+                followup.ip
+            );
+            0
         }
-        Ok(ForkResult::Parent { child }) => {
-            drop(wr);
-            let mut b = [0u8; 4];
-            let got = rd.read_exact(&mut b);
-            let _ = waitpid(child, None);
-            got.map_err(|e| OcfError::generic(format!("announcer did not start: {e}")))?;
-            let pid = i32::from_le_bytes(b);
-            // It may already be done (a short run); then there is nothing to
-            // record, and a dead reference is harmless.
-            Ok(Some(ProcId::of(pid).unwrap_or(ProcId { pid, start: 0 })))
+        Err(e) => {
+            log::warn!("follow-up of {}: {e}", followup.ip);
+            1
         }
-    }
-}
-
-fn detach_stdio() {
-    if let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    {
-        for fd in 0..3 {
-            // SAFETY: dup2 onto the standard descriptors.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
-        }
-    }
+    })
+    .map(Some)
 }

@@ -7,11 +7,13 @@
 //! - [`callout`]: the statd HA callout (`hanfs-statd-callout`).
 //! - [`notify`]: sm-notify runs from a floating address.
 //! - [`resolve`]: the reverse lookup sm-notify needs for `-v`.
+//! - [`nlmgrace`]: ending lockd's grace once the notified clients reclaimed.
 //! - [`bounded`]: storage and name-service work in a child with a deadline.
 
 pub mod bounded;
 pub mod callout;
 pub mod holding;
+pub mod nlmgrace;
 pub mod notify;
 pub mod record;
 pub mod registry;

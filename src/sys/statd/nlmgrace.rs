@@ -1,0 +1,715 @@
+//! Ending lockd's (NLM) grace period early after a takeover, when every
+//! NFSv3 client notified has reclaimed (statd-holding).
+//!
+//! NLM has no end-of-reclaim signal, and a reclaim that arrives after the
+//! grace is refused and the lock silently lost (the client logs "lockd:
+//! spurious grace period reject?!", fs/lockd/clntproc.c nlmclnt_call;
+//! its process still believes it holds the lock). What the server can see
+//! (Linux 6.1, fs/lockd):
+//!
+//! - a notified client's lockd answers SM_NOTIFY (sm-notify then deletes
+//!   the client's file from its `sm.bak/`), spawns a reclaimer thread per
+//!   server host (clntlock.c nlmclnt_recovery, reclaimer) that sends one
+//!   NLM_LOCK with `reclaim` set per lock, synchronously, one after the
+//!   other, as hard RPCs; its own new locks wait until it is done
+//!   (`h_reclaiming`);
+//! - the server lockd asks the local rpc.statd to monitor a client at its
+//!   first NLM_LOCK (svc4proc.c nlm4svc_retrieve_args → mon.c
+//!   nsm_monitor), and statd writes the client's `sm/` file (and runs the
+//!   HA callout) when it did not monitor it yet; statd-holding start puts
+//!   the file there itself just before notifying, so a later change of it
+//!   means the client's reclaim has begun;
+//! - every lock lockd grants is a POSIX lock owned by the lockd thread
+//!   (`fl_pid` = lockd's pid in `/proc/locks`).
+//!
+//! The rule ([`decide`]): every client notified has answered *and* has come
+//! back (its `sm/` file changed since start), and lockd's lock table has
+//! not changed for [`SETTLE`] since the last of those events; every other
+//! statd-holding instance on the node has reached the same point in this
+//! same grace period; the node's nfs-grace resources allow an early end.
+//! A client that does not answer, or answers but never sends a lock
+//! (it holds none, or its statd already monitored it), keeps the grace to
+//! its end.
+
+use super::notify;
+use super::registry::Registry;
+use crate::sys::nfsd::{self, ProcRoots};
+use crate::sys::procs::ProcId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long lockd's lock table must stay unchanged after the last client
+/// came back before the reclaims count as done. A reclaimer sends its
+/// locks back to back (one round trip each); a pause this long means lost
+/// packets on four TCP retransmissions in a row.
+pub const SETTLE: Duration = Duration::from_secs(5);
+/// How often the watcher looks.
+pub const POLL: Duration = Duration::from_millis(200);
+/// The most of `/proc/locks` read; a larger table counts as changing.
+pub const LOCKS_CAP: u64 = 32 << 20;
+
+/// Which grace period: lockd's thread and the nfs-grace resources of the
+/// node (their state files, rewritten by each of their starts and stops,
+/// which is when nfsd and lockd restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraceId {
+    pub lockd: Option<ProcId>,
+    pub graces: u64,
+}
+
+impl GraceId {
+    pub fn now(runtime_dir: &Path) -> GraceId {
+        let mut files: Vec<(String, i64, i64)> = std::fs::read_dir(runtime_dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        let n = e.file_name().to_str()?.to_string();
+                        let m = e.metadata().ok()?;
+                        n.starts_with(nfsd::GRACE_STATE_PREFIX)
+                            .then(|| (n, m.mtime(), m.mtime_nsec()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        files.hash(&mut h);
+        GraceId {
+            lockd: nfsd::server::lockd_thread().and_then(ProcId::of),
+            graces: h.finish(),
+        }
+    }
+}
+
+/// An instance's progress, in `<registry>/<instance>.nlm` (read by the
+/// other instances' watchers and by stop).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub grace: GraceId,
+    /// Every client this instance notified into this grace is back and
+    /// its reclaims are over (true at once when it notified nobody).
+    pub done: bool,
+    pub watcher: Option<ProcId>,
+    /// The watcher's last word, for people and tests.
+    pub verdict: String,
+    /// When the watcher ended lockd's grace (unix seconds, taken just
+    /// before the write).
+    #[serde(default)]
+    pub ended_at: Option<f64>,
+}
+
+pub fn status_file(registry: &Registry, instance: &str) -> PathBuf {
+    registry
+        .dir
+        .join(format!("{}.nlm", super::registry::safe_name(instance)))
+}
+
+pub fn load_status(registry: &Registry, instance: &str) -> Option<Status> {
+    let b = crate::sys::fsfile::read_own_file(&status_file(registry, instance), 1 << 16)
+        .ok()
+        .flatten()?;
+    serde_json::from_slice(&b).ok()
+}
+
+pub fn save_status(registry: &Registry, instance: &str, st: &Status) -> std::io::Result<()> {
+    registry.ensure()?;
+    let data = serde_json::to_vec_pretty(st).map_err(std::io::Error::other)?;
+    crate::sys::fsfile::write_atomic(&status_file(registry, instance), &data, 0o644)
+        .map_err(|e| std::io::Error::other(e.reason))
+}
+
+pub fn remove_status(registry: &Registry, instance: &str) {
+    let _ = std::fs::remove_file(status_file(registry, instance));
+}
+
+/// One notified client as seen now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub name: String,
+    /// It answered SM_NOTIFY.
+    pub answered: bool,
+    /// Its lockd sent this node a lock since start (statd recorded it anew).
+    pub back: bool,
+}
+
+/// The nfs-grace resources of the node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeGrace {
+    pub resources: usize,
+    /// Those that run with end_grace_early=false (keep the timers).
+    pub keep_timers: Vec<String>,
+}
+
+/// What the watcher saw.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// `nlm_end_grace` reads N (None: unreadable).
+    pub grace_on: Option<bool>,
+    /// Still the grace period the clients were notified into.
+    pub same_grace: bool,
+    pub clients: Vec<Client>,
+    /// Since the last client came back or lockd's lock table changed.
+    pub quiet: Duration,
+    /// The other active statd-holding instances: (name, done in this grace).
+    pub others: Vec<(String, bool)>,
+    pub node: NodeGrace,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// End lockd's grace now.
+    End,
+    /// Not yet (why).
+    Wait(String),
+    /// Never, in this grace period (why).
+    Never(String),
+}
+
+/// The decision, and whether this instance's own clients are done.
+pub fn decide(o: &Observation, settle: Duration) -> (bool, Verdict) {
+    let never = |s: String| (false, Verdict::Never(s));
+    match o.grace_on {
+        Some(true) => {}
+        Some(false) => return never("lockd's grace period is over".into()),
+        None => return never("lockd's grace state is unreadable".into()),
+    }
+    if !o.same_grace {
+        return never(
+            "lockd or an nfs-grace resource restarted since the notifications: another grace period".into(),
+        );
+    }
+    if o.node.resources == 0 {
+        return never(
+            "no nfs-grace resource on this node: whoever runs nfsd decides its grace".into(),
+        );
+    }
+    if !o.node.keep_timers.is_empty() {
+        return never(format!(
+            "nfs-grace {} runs with end_grace_early=false",
+            o.node.keep_timers.join(", ")
+        ));
+    }
+    let names = |f: &dyn Fn(&Client) -> bool| -> Vec<&str> {
+        o.clients
+            .iter()
+            .filter(|c| f(c))
+            .map(|c| c.name.as_str())
+            .collect()
+    };
+    let silent = names(&|c| !c.answered);
+    if !silent.is_empty() {
+        return (
+            false,
+            Verdict::Wait(format!("not answered yet: {}", silent.join(" "))),
+        );
+    }
+    let away = names(&|c| !c.back);
+    if !away.is_empty() {
+        return (
+            false,
+            Verdict::Wait(format!("no lock reclaimed yet by {}", away.join(" "))),
+        );
+    }
+    if o.quiet < settle {
+        return (
+            false,
+            Verdict::Wait(format!(
+                "reclaims still arriving ({:.1}s quiet of {}s)",
+                o.quiet.as_secs_f64(),
+                settle.as_secs()
+            )),
+        );
+    }
+    let busy: Vec<&str> = o
+        .others
+        .iter()
+        .filter(|(_, done)| !done)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !busy.is_empty() {
+        return (
+            true,
+            Verdict::Wait(format!(
+                "the clients of statd-holding {} may still reclaim",
+                busy.join(", ")
+            )),
+        );
+    }
+    let holdings = o.others.len() + 1;
+    if o.node.resources > holdings {
+        return (
+            true,
+            Verdict::Wait(format!(
+                "{} nfs-grace resources but {holdings} statd-holding: the NFSv3 clients of a service without one are unknown",
+                o.node.resources
+            )),
+        );
+    }
+    (true, Verdict::End)
+}
+
+/// lockd's locks in `/proc/locks` text (`pid` = lockd's pid as this
+/// process sees it; every lock when unknown): how many, and a digest.
+pub fn lock_digest(text: &str, lockd_pid: Option<i32>) -> (usize, u64) {
+    let mut lines: Vec<Vec<&str>> = text
+        .lines()
+        .filter_map(|l| {
+            let t: Vec<&str> = l.split_whitespace().skip(1).collect();
+            let body = t.strip_prefix(&["->"]).unwrap_or(&t[..]);
+            let pid = body.get(3).and_then(|p| p.parse::<i32>().ok());
+            (pid.is_some() && (lockd_pid.is_none() || pid == lockd_pid)).then_some(t)
+        })
+        .collect();
+    lines.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    lines.hash(&mut h);
+    (lines.len(), h.finish())
+}
+
+/// `/proc/locks`, at most [`LOCKS_CAP`] (`None`: unreadable or larger).
+fn read_locks() -> Option<String> {
+    let f = std::fs::File::open("/proc/locks").ok()?;
+    let mut s = String::new();
+    let n = f.take(LOCKS_CAP + 1).read_to_string(&mut s).ok()?;
+    (n as u64 <= LOCKS_CAP).then_some(s)
+}
+
+/// A statd record file's identity: changes when statd writes it.
+pub type Stamp = Option<(u64, i64, i64)>;
+
+pub fn stamp(p: &Path) -> Stamp {
+    std::fs::symlink_metadata(p)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()))
+}
+
+/// The nfs-grace resources of the node, from their state files.
+pub fn node_grace(runtime_dir: &Path) -> NodeGrace {
+    let mut g = NodeGrace {
+        resources: nfsd::grace_resources(runtime_dir),
+        keep_timers: Vec::new(),
+    };
+    if let Ok(rd) = std::fs::read_dir(runtime_dir) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let Some(inst) = n.strip_prefix(nfsd::GRACE_STATE_PREFIX) else {
+                continue;
+            };
+            let v: Option<serde_json::Value> =
+                crate::sys::fsfile::read_own_file(&e.path(), crate::sys::fsfile::STATE_CAP)
+                    .ok()
+                    .flatten()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+            if v.as_ref()
+                .and_then(|v| v.pointer("/config/end_grace_early"))
+                .and_then(serde_json::Value::as_bool)
+                == Some(false)
+            {
+                g.keep_timers.push(inst.to_string());
+            }
+        }
+    }
+    g.keep_timers.sort();
+    g
+}
+
+/// What a watcher works from (taken by start, right after it notified).
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub instance: String,
+    pub registry: Registry,
+    /// Client name → its statd record file's stamp at start.
+    pub baseline: BTreeMap<String, Stamp>,
+    pub sm: PathBuf,
+    /// The private sm-notify directories (who has not answered).
+    pub notify_dirs: Vec<PathBuf>,
+    pub grace: GraceId,
+    pub runtime_dir: PathBuf,
+    /// nfs-grace's node lock, held by its starts and stops (nfsd restarts).
+    pub grace_lock: PathBuf,
+    pub roots: ProcRoots,
+    pub settle: Duration,
+    /// The watcher gives up after this (lockd's grace is over by then).
+    pub life: Duration,
+}
+
+impl Watch {
+    /// The baseline for `clients`, now.
+    pub fn baseline(
+        sm: &Path,
+        clients: impl IntoIterator<Item = String>,
+    ) -> BTreeMap<String, Stamp> {
+        clients
+            .into_iter()
+            .map(|c| {
+                let s = stamp(&sm.join(&c));
+                (c, s)
+            })
+            .collect()
+    }
+
+    fn observe(&self, quiet_since: Instant) -> Observation {
+        let pending: Vec<String> = self
+            .notify_dirs
+            .iter()
+            .flat_map(|d| notify::pending(d))
+            .collect();
+        let me = self.instance.as_str();
+        let others = self
+            .registry
+            .list()
+            .into_iter()
+            .filter(|r| r.active && r.instance != me)
+            .map(|r| {
+                let done = load_status(&self.registry, &r.instance)
+                    .is_some_and(|s| s.done && s.grace == self.grace);
+                (r.instance, done)
+            })
+            .collect();
+        Observation {
+            grace_on: self.roots.nlm_in_grace().ok(),
+            same_grace: GraceId::now(&self.runtime_dir) == self.grace,
+            clients: self
+                .baseline
+                .iter()
+                .map(|(name, base)| {
+                    let now = stamp(&self.sm.join(name));
+                    Client {
+                        name: name.clone(),
+                        answered: !pending.contains(name),
+                        back: now.is_some() && now != *base,
+                    }
+                })
+                .collect(),
+            quiet: quiet_since.elapsed(),
+            others,
+            node: node_grace(&self.runtime_dir),
+        }
+    }
+
+    fn publish(&self, done: bool, verdict: &str) {
+        self.publish_at(done, verdict, None)
+    }
+
+    fn publish_at(&self, done: bool, verdict: &str, ended_at: Option<f64>) {
+        let st = Status {
+            grace: self.grace.clone(),
+            done,
+            watcher: ProcId::of(std::process::id() as i32),
+            verdict: verdict.to_string(),
+            ended_at,
+        };
+        if let Err(e) = save_status(&self.registry, &self.instance, &st) {
+            log::warn!("cannot record the NLM grace watch: {e}");
+        }
+    }
+
+    /// Watch until lockd's grace can end (then end it), cannot, or the
+    /// watcher's life is over. Returns the last verdict.
+    pub fn run(&self) -> Verdict {
+        let t0 = Instant::now();
+        let lockd_pid = self.grace.lockd.map(|p| p.pid);
+        let mut last = read_locks().map(|t| lock_digest(&t, lockd_pid));
+        let mut quiet_since = t0;
+        let mut back: usize = 0;
+        let mut done = false;
+        let mut said = String::new();
+        loop {
+            let now = read_locks().map(|t| lock_digest(&t, lockd_pid));
+            if now.is_none() || now != last {
+                quiet_since = Instant::now();
+                last = now;
+            }
+            let o = self.observe(quiet_since);
+            let b = o
+                .clients
+                .iter()
+                .map(|c| c.back as usize + c.answered as usize)
+                .sum();
+            if b != back {
+                back = b;
+                quiet_since = Instant::now();
+            }
+            let (mine, v) = decide(&o, self.settle);
+            let words = match &v {
+                Verdict::End => "ending".to_string(),
+                Verdict::Wait(w) | Verdict::Never(w) => w.clone(),
+            };
+            if mine != done || words != said {
+                done = mine;
+                said = words.clone();
+                self.publish(done, &words);
+            }
+            match v {
+                Verdict::End => {
+                    if let Some(v) = self.end(t0, last.map_or(0, |l| l.0)) {
+                        return v;
+                    }
+                    if t0.elapsed() >= self.life {
+                        let why = "an nfs-grace action held its node lock".to_string();
+                        log::info!("lockd's grace period runs to its end: {why}");
+                        return Verdict::Never(why);
+                    }
+                    std::thread::sleep(POLL);
+                }
+                Verdict::Never(why) => {
+                    log::info!("lockd's grace period is not ended early: {why}");
+                    return Verdict::Never(why);
+                }
+                Verdict::Wait(why) if t0.elapsed() >= self.life => {
+                    log::info!("lockd's grace period runs to its end: {why}");
+                    self.publish(done, &format!("gave up: {why}"));
+                    return Verdict::Never(why);
+                }
+                Verdict::Wait(_) => std::thread::sleep(POLL),
+            }
+        }
+    }
+
+    /// End the grace, under nfs-grace's node lock (so that no nfsd restart,
+    /// which starts a new grace period for other clients, slips in between
+    /// the last look and the write).
+    fn end(&self, t0: Instant, locks: usize) -> Option<Verdict> {
+        // Held by an nfs-grace start or stop under way: look again later.
+        let _lock = crate::sys::fsfile::lock_exclusive(
+            &self.grace_lock,
+            &crate::ocf::Deadline::after(Duration::from_secs(2)),
+        )
+        .ok()?;
+        let again = self.observe(Instant::now());
+        if again.grace_on != Some(true) || !again.same_grace {
+            let why = "the grace period changed at the last moment".to_string();
+            log::info!("lockd's grace period is not ended early: {why}");
+            self.publish(true, &why);
+            return Some(Verdict::Never(why));
+        }
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .ok();
+        match self.roots.end_nlm_grace() {
+            Ok(()) => {
+                let words = format!(
+                    "ended lockd's grace period {:.1}s after the notifications: all {} notified client(s) answered and reclaimed, lockd's {locks} lock(s) unchanged for {}s, no other service's client left to reclaim",
+                    t0.elapsed().as_secs_f64(),
+                    self.baseline.len(),
+                    self.settle.as_secs()
+                );
+                log::info!("{words}");
+                self.publish_at(true, &words, at);
+                Some(Verdict::End)
+            }
+            Err(e) => {
+                log::warn!("cannot end lockd's grace period: {e}");
+                self.publish(true, &e.reason);
+                Some(Verdict::Never(e.reason))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs() -> Observation {
+        Observation {
+            grace_on: Some(true),
+            same_grace: true,
+            clients: vec![
+                Client {
+                    name: "10.1.0.2".into(),
+                    answered: true,
+                    back: true,
+                },
+                Client {
+                    name: "10.1.0.3".into(),
+                    answered: true,
+                    back: true,
+                },
+            ],
+            quiet: Duration::from_secs(6),
+            others: vec![],
+            node: NodeGrace {
+                resources: 1,
+                keep_timers: vec![],
+            },
+        }
+    }
+
+    fn s() -> Duration {
+        SETTLE
+    }
+
+    #[test]
+    fn ends_when_everyone_is_back_and_quiet() {
+        assert_eq!(decide(&obs(), s()), (true, Verdict::End));
+    }
+
+    #[test]
+    fn waits_for_silent_or_absent_clients_and_for_quiet() {
+        let mut o = obs();
+        o.clients[1].answered = false;
+        o.clients[1].back = false;
+        let (mine, v) = decide(&o, s());
+        assert!(!mine);
+        assert!(
+            matches!(&v, Verdict::Wait(w) if w.contains("not answered yet: 10.1.0.3")),
+            "{v:?}"
+        );
+        // answered but never sent a lock (none held, or statd knew it):
+        // indistinguishable from a slow reclaimer, so wait
+        o.clients[1].answered = true;
+        let (_, v) = decide(&o, s());
+        assert!(
+            matches!(&v, Verdict::Wait(w) if w.contains("no lock reclaimed yet by 10.1.0.3")),
+            "{v:?}"
+        );
+        o.clients[1].back = true;
+        o.quiet = Duration::from_millis(4900);
+        let (mine, v) = decide(&o, s());
+        assert!(!mine);
+        assert!(
+            matches!(&v, Verdict::Wait(w) if w.contains("still arriving")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn other_services_hold_it() {
+        let mut o = obs();
+        o.others = vec![("svc2".into(), false), ("svc3".into(), true)];
+        let (mine, v) = decide(&o, s());
+        assert!(mine, "our own clients are done");
+        assert!(
+            matches!(&v, Verdict::Wait(w) if w.contains("svc2") && !w.contains("svc3")),
+            "{v:?}"
+        );
+        o.others[0].1 = true;
+        o.node.resources = 3;
+        assert_eq!(decide(&o, s()), (true, Verdict::End));
+        // a service with nfs-grace but no statd-holding
+        o.node.resources = 4;
+        assert!(matches!(decide(&o, s()).1, Verdict::Wait(w) if w.contains("without one")));
+    }
+
+    #[test]
+    fn never_when_the_grace_is_not_ours_to_end() {
+        type Change = Box<dyn Fn(&mut Observation)>;
+        let cases: Vec<(Change, &str)> = vec![
+            (Box::new(|o| o.grace_on = Some(false)), "over"),
+            (Box::new(|o| o.grace_on = None), "unreadable"),
+            (Box::new(|o| o.same_grace = false), "another grace period"),
+            (Box::new(|o| o.node.resources = 0), "no nfs-grace"),
+            (
+                Box::new(|o| o.node.keep_timers = vec!["g1".into()]),
+                "g1 runs with end_grace_early=false",
+            ),
+        ];
+        for (f, want) in cases {
+            let mut o = obs();
+            f(&mut o);
+            let (mine, v) = decide(&o, s());
+            assert!(!mine);
+            assert!(
+                matches!(&v, Verdict::Never(w) if w.contains(want)),
+                "{want}: {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_client_means_done() {
+        let mut o = obs();
+        o.clients.clear();
+        o.quiet = Duration::ZERO;
+        // quiet is still required: other services' reclaims move the table
+        assert!(matches!(decide(&o, s()).1, Verdict::Wait(_)));
+        o.quiet = s();
+        assert_eq!(decide(&o, s()), (true, Verdict::End));
+    }
+
+    #[test]
+    fn digest_counts_lockd_locks_only() {
+        let t = "1: POSIX  ADVISORY  WRITE 853 00:23:19 598 598\n\
+                 2: POSIX  ADVISORY  WRITE 741 00:12:19 598 598\n\
+                 3: POSIX  ADVISORY  READ 741 00:12:19 0 EOF\n\
+                 3: -> POSIX  ADVISORY  WRITE 741 00:12:19 0 EOF\n\
+                 garbage\n\n";
+        let (n, d) = lock_digest(t, Some(741));
+        assert_eq!(n, 3);
+        // the ordinals do not matter, the locks do
+        let renumbered = t.replace("2: POSIX", "7: POSIX");
+        assert_eq!(lock_digest(&renumbered, Some(741)), (3, d));
+        let changed = t.replace("0 EOF\n3: ->", "1 EOF\n3: ->");
+        assert_ne!(lock_digest(&changed, Some(741)).1, d);
+        assert_eq!(lock_digest(t, None).0, 4);
+    }
+
+    #[test]
+    fn statd_rewriting_a_record_changes_its_stamp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("10.1.0.2");
+        assert_eq!(stamp(&p), None);
+        std::fs::write(&p, "x").unwrap();
+        let a = stamp(&p);
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&p, "x").unwrap();
+        assert_ne!(stamp(&p), a);
+        std::os::unix::fs::symlink(&p, d.path().join("l")).unwrap();
+        assert_eq!(stamp(&d.path().join("l")), None);
+    }
+
+    #[test]
+    fn node_grace_reads_nfs_grace_state() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |n: &str, j: &str| std::fs::write(d.path().join(n), j).unwrap();
+        w(
+            "hanfs-nfs-grace-a",
+            r#"{"phase":"started","config":{"end_grace_early":true}}"#,
+        );
+        w(
+            "hanfs-nfs-grace-b",
+            r#"{"phase":"started","config":{"end_grace_early":false}}"#,
+        );
+        w("hanfs-nfs-grace-c", "not json");
+        w("hanfs-nfs-grace.node", "{}");
+        let g = node_grace(d.path());
+        assert_eq!(g.resources, 3);
+        assert_eq!(g.keep_timers, vec!["b".to_string()]);
+        let id = GraceId::now(d.path());
+        assert_eq!(GraceId::now(d.path()), id);
+        std::thread::sleep(Duration::from_millis(20));
+        w("hanfs-nfs-grace-a", "{}");
+        assert_ne!(GraceId::now(d.path()).graces, id.graces);
+    }
+
+    #[test]
+    fn status_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Registry::at(d.path());
+        assert_eq!(load_status(&r, "svc/1"), None);
+        let st = Status {
+            grace: GraceId {
+                lockd: None,
+                graces: 7,
+            },
+            done: true,
+            watcher: None,
+            verdict: "x".into(),
+            ended_at: Some(1.5),
+        };
+        save_status(&r, "svc/1", &st).unwrap();
+        assert_eq!(load_status(&r, "svc/1"), Some(st));
+        // not a registration
+        assert!(r.list().is_empty());
+        remove_status(&r, "svc/1");
+        assert_eq!(load_status(&r, "svc/1"), None);
+    }
+}
