@@ -125,16 +125,30 @@ fn meta_data_works_as_nobody() {
         std::fs::copy(common::bin(a), &p).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let o = Command::new("su")
-            .args([
-                "nobody",
-                "-s",
-                "/bin/sh",
-                "-c",
-                &format!("{} meta-data", p.display()),
-            ])
-            .output()
-            .unwrap();
+        // A child another test thread forks while the copy is open for
+        // writing holds that descriptor until it execs: ETXTBSY ("Text file
+        // busy") for a moment. Retry that, and only that.
+        let run = || {
+            Command::new("su")
+                .args([
+                    "nobody",
+                    "-s",
+                    "/bin/sh",
+                    "-c",
+                    &format!("{} meta-data", p.display()),
+                ])
+                .output()
+                .unwrap()
+        };
+        let mut o = run();
+        for _ in 0..20 {
+            if o.status.success() || !String::from_utf8_lossy(&o.stderr).contains("Text file busy")
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            o = run();
+        }
         assert!(
             o.status.success(),
             "{a} meta-data as nobody: {}",

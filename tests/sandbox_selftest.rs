@@ -46,8 +46,15 @@ fn agents_install_privately() {
     let l = sb.sh_ok("readlink /usr/lib/ocf/resource.d/hanfs/float-ip; test -x /usr/lib/ocf/resource.d/heartbeat/IPaddr2 && echo heartbeat-ok");
     // inside: this build's binaries, whatever the host has installed
     let built = common::bin("float-ip");
-    assert!(l.contains(built.to_str().unwrap()) && l.contains("heartbeat-ok"), "{l}");
+    assert!(
+        l.contains(built.to_str().unwrap()) && l.contains("heartbeat-ok"),
+        "{l}"
+    );
     // outside: the host's directory exactly as it was (absent on a fresh
     // machine; scripts/install.sh's agents after the README's first command)
-    assert_eq!(host_hanfs(), before, "the sandbox's agents leaked onto the host");
+    assert_eq!(
+        host_hanfs(),
+        before,
+        "the sandbox's agents leaked onto the host"
+    );
 }

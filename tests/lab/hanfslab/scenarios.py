@@ -113,6 +113,7 @@ class Runner:
                 res["error"] = f"verify: {e}"
         res["agent_actions"] = cluster.agent_actions([n.logdir for n in self.lab.servers], t_event - 1, t_end)
         self._timeline(res, t_event, t_end)
+        res["nlm_grace_watch"] = self._nlm_watch(res)
         res["fence_events"] = self.lab.fencer.events_since(t_event - 1)
         res["checks"] = judge(res)
         res["passed"] = all(c["ok"] for c in res["checks"])
@@ -139,6 +140,19 @@ class Runner:
                 c["newlock"] = analysis.newlock_window(self.w.newlock_log(tag), t_up, t_end)
                 c["new_lock_s"] = c["newlock"]["new_lock_s"]
         res["timeline"] = analysis.timeline(t_event, res["agent_actions"], t_removed, t_up, res["clients"])
+
+    def _nlm_watch(self, res):
+        """statd-holding's NLM grace watcher, as it left its status on the node
+        the service runs on (its verdict, when it ended lockd's grace)."""
+        out = {}
+        for node in set(res.get("expected_on", {}).values()):
+            try:
+                r = self.lab.node(node).sh("for f in /run/hanfs/statd-holding/*.nlm; do [ -f \"$f\" ] && "
+                                           "{ echo \"== $f\"; cat \"$f\"; echo; }; done; true", timeout=60)
+                out[node] = r.out[-2000:]
+            except LabError as e:
+                out[node] = f"error: {e}"
+        return out
 
     @staticmethod
     def _log(res):
