@@ -495,6 +495,7 @@ fn watch_nlm_grace(
         watcher: None,
         verdict: verdict.to_string(),
         ended_at: None,
+        history: Vec::new(),
     };
     let save = |st: &Status| {
         if let Err(e) = nlmgrace::save_status(registry, ctx.instance(), st) {
@@ -528,6 +529,7 @@ fn watch_nlm_grace(
         settle: nlmgrace::SETTLE,
         // lockd rounds its grace up to 10 s; a little more, then give up.
         life: Duration::from_secs(u64::from(grace_secs) + 15),
+        history: Default::default(),
     };
     let clients = watch.baseline.len();
     save(&status(false, "watching"));

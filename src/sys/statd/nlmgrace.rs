@@ -101,6 +101,10 @@ pub struct Status {
     /// before the write).
     #[serde(default)]
     pub ended_at: Option<f64>,
+    /// Every verdict the watcher reached, with its unix time: how the
+    /// decision went, for people and the lab report (at most 64 kept).
+    #[serde(default)]
+    pub history: Vec<String>,
 }
 
 pub fn status_file(registry: &Registry, instance: &str) -> PathBuf {
@@ -337,6 +341,8 @@ pub struct Watch {
     pub settle: Duration,
     /// The watcher gives up after this (lockd's grace is over by then).
     pub life: Duration,
+    /// The verdicts published so far (see [`Status::history`]).
+    pub history: std::cell::RefCell<Vec<String>>,
 }
 
 impl Watch {
@@ -398,12 +404,24 @@ impl Watch {
     }
 
     fn publish_at(&self, done: bool, verdict: &str, ended_at: Option<f64>) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        let history = {
+            let mut h = self.history.borrow_mut();
+            if h.len() < 64 {
+                h.push(format!("{now:.3} {verdict}"));
+            }
+            h.clone()
+        };
         let st = Status {
             grace: self.grace.clone(),
             done,
             watcher: ProcId::of(std::process::id() as i32),
             verdict: verdict.to_string(),
             ended_at,
+            history,
         };
         if let Err(e) = save_status(&self.registry, &self.instance, &st) {
             log::warn!("cannot record the NLM grace watch: {e}");
@@ -704,6 +722,7 @@ mod tests {
             watcher: None,
             verdict: "x".into(),
             ended_at: Some(1.5),
+            history: vec!["1.0 watching".into()],
         };
         save_status(&r, "svc/1", &st).unwrap();
         assert_eq!(load_status(&r, "svc/1"), Some(st));
