@@ -20,16 +20,22 @@ def read_writer(path):
     return oks, errs
 
 
-def read_prober(path):
+def _timed_rows(path, fields):
+    """Lines "<t_start> <t_end> <word>..." with exactly `fields` fields (a torn
+    last line is skipped), as tuples with the two times as floats."""
     rows = []
     if not os.path.exists(path):
         return rows
     with open(path) as f:
         for line in f:
             p = line.split()
-            if len(p) == 4:
-                rows.append((float(p[0]), float(p[1]), p[2], p[3]))
+            if len(p) == fields:
+                rows.append((float(p[0]), float(p[1]), *p[2:]))
     return rows
+
+
+def read_prober(path):
+    return _timed_rows(path, 4)
 
 
 def writer_window(path, t_event, t_end):
@@ -93,15 +99,7 @@ def writes_check(writer_path, verified):
 
 
 def read_newlock(path):
-    rows = []
-    if not os.path.exists(path):
-        return rows
-    with open(path) as f:
-        for line in f:
-            p = line.split()
-            if len(p) == 3:
-                rows.append((float(p[0]), float(p[1]), p[2]))
-    return rows
+    return _timed_rows(path, 3)
 
 
 def newlock_window(path, t_ref, t_end):
