@@ -56,6 +56,19 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// The lines a child writes to `out`, as they come (a thread forwards them,
+/// and keeps draining the pipe once nobody listens, so the child never
+/// blocks on it).
+fn lines_of(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    rx
+}
+
 /// tcpdump on the peer's eth0: what the other hosts on the link see.
 struct Capture {
     child: Child,
@@ -66,22 +79,8 @@ struct Capture {
 impl Capture {
     fn start(peer: &Peer, filter: &str) -> Capture {
         let mut child = peer.spawn(&["tcpdump", "-i", "eth0", "-nn", "-e", "-l", "-vv", filter]);
-        let (tx, rx) = channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let (etx, erx) = channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = etx.send(l);
-            }
-        });
+        let rx = lines_of(child.stdout.take().unwrap());
+        let erx = lines_of(child.stderr.take().unwrap());
         let mut said = Vec::new();
         loop {
             match erx.recv_timeout(Duration::from_secs(15)) {
@@ -870,15 +869,7 @@ struct Lines {
 
 impl Lines {
     fn of(mut child: Child) -> Lines {
-        let (tx, rx) = channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = lines_of(child.stdout.take().unwrap());
         Lines { child, rx }
     }
 
