@@ -692,14 +692,11 @@ fn record_connections(ctx: &Ctx, cfg: &Config) {
 /// tickle_dir on the root file system is local to this node: the node
 /// taking over cannot read what this one recorded.
 fn warn_if_local(dir: &Path) {
-    let m = mounts::current();
-    if let Some(mnt) = mounts::containing(&m, dir) {
-        if mnt.mount_point == Path::new("/") {
-            log::warn!(
-                "tickle_dir {} is on the root file system, not on shared storage: the node taking over cannot tickle the clients",
-                dir.display()
-            );
-        }
+    if mounts::on_root_fs(dir) {
+        log::warn!(
+            "tickle_dir {} is on the root file system, not on shared storage: the node taking over cannot tickle the clients",
+            dir.display()
+        );
     }
 }
 

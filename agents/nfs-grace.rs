@@ -591,14 +591,11 @@ impl Agent for NfsGrace {
             ));
         }
         probe_dir(ctx, &cfg.recovery_dir)?;
-        let m = mounts::current();
-        if let Some(mnt) = mounts::containing(&m, &cfg.recovery_dir) {
-            if mnt.mount_point == Path::new("/") {
-                log::warn!(
-                    "recovery_dir {} is on the root file system, not on shared storage: NFSv4 clients could not reclaim on another node",
-                    cfg.recovery_dir.display()
-                );
-            }
+        if mounts::on_root_fs(&cfg.recovery_dir) {
+            log::warn!(
+                "recovery_dir {} is on the root file system, not on shared storage: NFSv4 clients could not reclaim on another node",
+                cfg.recovery_dir.display()
+            );
         }
         Ok(())
     }

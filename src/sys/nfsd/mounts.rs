@@ -78,6 +78,12 @@ pub fn containing<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
     best
 }
 
+/// Whether `path` lies on this node's root file system (no other mount
+/// contains it): local disk, where shared storage was expected.
+pub fn on_root_fs(path: &Path) -> bool {
+    containing(&current(), path).is_some_and(|m| m.mount_point == Path::new("/"))
+}
+
 /// Mount points of every mount of file system type `fstype`.
 pub fn of_type(mounts: &[Mount], fstype: &str) -> Vec<PathBuf> {
     mounts
