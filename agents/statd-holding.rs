@@ -13,7 +13,7 @@ use hanfs::sys::statd::registry::{self, Notifier, Registration, Registry};
 use hanfs::sys::statd::resolve::{self, AddrName};
 use hanfs::sys::statd::statedir::{self, NfsConf, StatdDir};
 use hanfs::sys::statd::{callout, notify};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -455,9 +455,14 @@ fn renotify_after_lockd_restart(ctx: &Ctx, cfg: &Config, reg: &mut Registration)
     let what = format!("reading holding_dir {}", dir.display());
     let taken: Taken = bounded(&ctx.deadline, &what, move || take_holding(&dir, owner))?;
     let baseline = Watch::baseline(&statd.sm(), taken.held.keys().cloned());
+    let early = nlmgrace::monitored_since(
+        &statd.sm(),
+        taken.held.keys().cloned(),
+        nlmgrace::grace_began(&ctx.runtime_dir()),
+    );
     // Not waited for: sm-notify works on in the background as after start.
     notify_clients(&registry, ctx, cfg, reg, &taken, owner, &sm_notify)?;
-    watch_nlm_grace(ctx, cfg, &registry, &statd, baseline, reg);
+    watch_nlm_grace(ctx, cfg, &registry, &statd, (baseline, early), reg);
     reg.lockd = Some(now);
     Ok(())
 }
@@ -475,15 +480,16 @@ fn stop_watcher(ctx: &Ctx, registry: &Registry) {
 }
 
 /// After notifying the clients of `baseline` (their statd records as they
-/// were before the notifications), watch for them to reclaim and end
-/// lockd's grace early (see [`nlmgrace`]); or, when nobody was notified,
-/// record that this instance has nobody to wait for.
+/// were before the notifications; `early`, those statd monitored in this
+/// grace before), watch for them to reclaim and end lockd's grace early
+/// (see [`nlmgrace`]); or, when nobody was notified, record that this
+/// instance has nobody to wait for.
 fn watch_nlm_grace(
     ctx: &Ctx,
     cfg: &Config,
     registry: &Registry,
     statd: &StatdDir,
-    baseline: BTreeMap<String, Stamp>,
+    (baseline, early): (BTreeMap<String, Stamp>, BTreeSet<String>),
     reg: &Registration,
 ) {
     stop_watcher(ctx, registry);
@@ -520,6 +526,7 @@ fn watch_nlm_grace(
         instance: ctx.instance().to_string(),
         registry: registry.clone(),
         baseline,
+        early,
         sm: statd.sm(),
         notify_dirs: reg.notifiers.iter().map(|n| n.dir.clone()).collect(),
         grace: grace.clone(),
@@ -532,6 +539,14 @@ fn watch_nlm_grace(
         history: Default::default(),
     };
     let clients = watch.baseline.len();
+    if !watch.early.is_empty() {
+        let names: Vec<&str> = watch.early.iter().map(String::as_str).collect();
+        log::info!(
+            "statd monitored {} of the notified client(s) in this grace period before the notifications (their lockd is back): {}",
+            names.len(),
+            names.join(" ")
+        );
+    }
     save(&status(false, "watching"));
     match hanfs::sys::process::spawn_detached(c"statd-hold-nlmg", move || match watch.run() {
         nlmgrace::Verdict::End => 0,
@@ -671,7 +686,13 @@ impl Agent for StatdHolding {
         let what = format!("reading holding_dir {}", dir.display());
         let taken: Taken = bounded(&ctx.deadline, &what, move || take_holding(&dir, owner))?;
 
-        // 2. Give them to this node's statd.
+        // 2. Give them to this node's statd (noting first those statd
+        //    already monitored in this grace period: their lockd is back).
+        let early = nlmgrace::monitored_since(
+            &statd.sm(),
+            taken.held.keys().cloned(),
+            nlmgrace::grace_began(&ctx.runtime_dir()),
+        );
         let placed = holding::place_local(&statd.sm(), &taken.held, &nodename(), owner)
             .or_generic(|| format!("cannot write to {}", statd.sm().display()))?;
         log::info!(
@@ -719,7 +740,7 @@ impl Agent for StatdHolding {
         registry
             .save(&reg)
             .or_generic(|| "cannot register in /run/hanfs/statd-holding")?;
-        watch_nlm_grace(ctx, cfg, &registry, &statd, baseline, &reg);
+        watch_nlm_grace(ctx, cfg, &registry, &statd, (baseline, early), &reg);
         wait_for_notifications(ctx, cfg, &mut jobs)
     }
 

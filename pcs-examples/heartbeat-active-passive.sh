@@ -104,7 +104,7 @@ pcs_f resource create "${GROUP}-data" ocf:heartbeat:exportfs \
 if [ "$PORTBLOCK" = yes ]; then
   pcs_f resource create "${GROUP}-block" ocf:heartbeat:portblock \
       protocol=tcp portno=2049 action=block ip="$VIP" \
-      op monitor interval=10s timeout=20s \
+      op monitor interval=10s timeout=20s op start timeout=60s op stop timeout=60s \
       --group "$GROUP"
 fi
 # The floating address.
@@ -115,11 +115,16 @@ pcs_f resource create "${GROUP}-ip" ocf:heartbeat:IPaddr2 \
 # Let NFS in and tickle the recorded clients (start); record the connections
 # on every monitor and at stop, and reset this node's own copies of them
 # (reset_local_on_unblock_stop) so a quick move back finds no stale ones.
+# Its stop can outlast pcs' 20-s default: it resets the connections on port
+# 2049 only, but keeps looking (0.1+0.5+1+2+4 s of sleeps, ss and tickle
+# each round) while any connection to the address remains, and NFSv3
+# clients keep theirs to lockd's port; the lab saw it pass 20 s (run
+# 20261202-043241, then the node was fenced for it).
 if [ "$PORTBLOCK" = yes ]; then
   pcs_f resource create "${GROUP}-unblock" ocf:heartbeat:portblock \
       protocol=tcp portno=2049 action=unblock ip="$VIP" \
       tickle_dir="$TICKLE_DIR" reset_local_on_unblock_stop=true \
-      op monitor interval=10s timeout=20s \
+      op monitor interval=10s timeout=20s op start timeout=60s op stop timeout=60s \
       --group "$GROUP"
 fi
 # Tell NFSv3 clients to reclaim their locks, from the floating address.

@@ -926,8 +926,11 @@ hold stop; grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
 /// do: statd-holding stops, nfsd stops (lockd drops every lock), nfsd
 /// starts again (a new NLM grace), statd-holding starts and notifies c1.
 /// `$1` of the script decides what happens at the takeover: `early` (the
-/// agent's default), `control` (lockd's grace ended before the clients are
-/// notified, as an unsafe early end would).
+/// agent's default), `monitored` (the same, but c1 asks for a new lock
+/// before it is notified, as a client does whose applications lock during
+/// the failover: statd monitors it then, not when it reclaims), `control`
+/// (lockd's grace ended before the clients are notified, as an unsafe
+/// early end would).
 fn nlm_scenario(n: usize, mode: &str) -> String {
     guest_prelude()
         + &format!(
@@ -992,6 +995,17 @@ val locks_after_stop "$(lockd_locks)"
 grace svc1 $S/a/cld start; val grace2 $?
 exportfs -o rw,no_root_squash,fsid=7,no_subtree_check,insecure '*':$S/a/data
 val nlm_grace_at_start $(cat /proc/fs/lockd/nlm_end_grace)
+if [ $MODE = monitored ]; then
+    client 1 "python3 -c \"
+import fcntl, os, time
+f = open('/tmp/mc/f', 'r+')
+fcntl.lockf(f, fcntl.LOCK_EX, 1, 200000)
+print('early_lock=%.3f' % time.time(), flush=True)
+while not os.path.exists('/tmp/stop'): time.sleep(0.2)
+\""
+    for i in $(seq 1 200); do [ -e /var/lib/nfs/sm/10.1.0.2 ] && break; sleep 0.1; done
+    val monitored_before "$(ls /var/lib/nfs/sm | tr '\n' ' ')"
+fi
 # c2: the other owner keeps trying to take the LAST lock of the set; a
 # second process of c2 waits for a new, non-conflicting lock
 client 2 "python3 -c \"
@@ -1026,6 +1040,7 @@ fcntl.lockf(f, fcntl.LOCK_EX, 1, 100000)
 print('new_lock=%.3f' % time.time(), flush=True)
 \""
 for i in $(seq 1 1200); do grep -q "^new_lock=" /tmp/out && break; sleep 0.1; done
+if [ $MODE = monitored ]; then for i in $(seq 1 300); do grep -q "^early_lock=" /tmp/out && break; sleep 0.1; done; fi
 sleep 2
 val locks_after_reclaim "$(lockd_locks)"
 val watch "$(tr -d '\n' < /run/hanfs/statd-holding/svc1.nlm)"
@@ -1129,6 +1144,57 @@ fn uml_nlm_grace_ends_early_once_every_lock_is_reclaimed() {
         watch.contains("\"done\": true") && watch.contains("ended lockd's grace period"),
         "{watch}\n{}",
         r.output
+    );
+}
+
+/// The same when the client holding 300 locks asks for a new one before
+/// it is notified (its application locks during the failover; the lab's
+/// clients do): statd monitors it then, lockd does not ask again when it
+/// reclaims, and the watcher counts it as back from the start. Its
+/// reclaims must still all be in before the grace ends.
+#[test]
+fn uml_nlm_grace_ends_early_when_clients_locked_before_the_notification() {
+    let vm = uml!();
+    let r = vm.run(&nlm_scenario(300, "monitored"), Duration::from_secs(280));
+    r.assert_ok();
+    let (grace_end, new_lock, stolen) = nlm_times(&r);
+    eprintln!(
+        "monitored first: grace end {grace_end:?} s, new lock {new_lock:?} s after statd-holding start; steal attempts {:?}",
+        r.value("steal_tries")
+    );
+    for (k, v) in [
+        ("held", "300"),
+        ("locks_before", "300"),
+        ("locks_after_stop", "0"),
+        ("nlm_grace_at_start", "N"),
+        ("monitored_before", "10.1.0.2"),
+        ("hold2", "0"),
+        ("locks_after_reclaim", "301"),
+        ("reclaim_failures", "0"),
+    ] {
+        assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
+    }
+    assert!(stolen.is_none(), "the other owner got a held lock:\n{}", r.output);
+    let watch = r.value("watch").unwrap_or_default();
+    assert!(
+        watch.contains("\"done\": true") && watch.contains("ended lockd's grace period"),
+        "{watch}\n{}",
+        r.output
+    );
+    let t0: f64 = r.value("t0").unwrap().parse().unwrap();
+    let early: f64 = r
+        .value("early_lock")
+        .and_then(|v| v.parse().ok())
+        .expect("early_lock");
+    let ended: f64 = r
+        .value("ended_at")
+        .and_then(|v| v.parse().ok())
+        .expect("ended_at");
+    assert!(early >= ended, "the new lock came before the grace ended?\n{}", r.output);
+    eprintln!(
+        "monitored first: the watcher ended lockd's grace {:.1} s after statd-holding start; c1's new lock {:.1} s",
+        ended - t0,
+        early - t0
     );
 }
 

@@ -23,19 +23,42 @@ use std::path::{Path, PathBuf};
 /// starting, on this node.
 pub const GRACE_STATE_PREFIX: &str = "hanfs-nfs-grace-";
 
-/// How many nfs-grace resources are recorded on this node.
-pub fn grace_resources(runtime_dir: &Path) -> usize {
-    std::fs::read_dir(runtime_dir)
+/// One nfs-grace resource's state file on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraceStateFile {
+    pub instance: String,
+    pub path: PathBuf,
+    /// Last written (seconds, nanoseconds): nfs-grace rewrites it at each
+    /// start and stop, which is when nfsd and lockd restart.
+    pub mtime: (i64, i64),
+}
+
+/// The nfs-grace resources recorded on this node, sorted by instance.
+pub fn grace_states(runtime_dir: &Path) -> Vec<GraceStateFile> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: Vec<GraceStateFile> = std::fs::read_dir(runtime_dir)
         .map(|rd| {
             rd.flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_str()
-                        .is_some_and(|n| n.starts_with(GRACE_STATE_PREFIX))
+                .filter_map(|e| {
+                    let name = e.file_name();
+                    let instance = name.to_str()?.strip_prefix(GRACE_STATE_PREFIX)?.to_string();
+                    let m = e.metadata().ok()?;
+                    Some(GraceStateFile {
+                        instance,
+                        path: e.path(),
+                        mtime: (m.mtime(), m.mtime_nsec()),
+                    })
                 })
-                .count()
+                .collect()
         })
-        .unwrap_or(0)
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.instance.cmp(&b.instance));
+    out
+}
+
+/// How many nfs-grace resources are recorded on this node.
+pub fn grace_resources(runtime_dir: &Path) -> usize {
+    grace_states(runtime_dir).len()
 }
 
 /// Where the kernel's NFS control files are.

@@ -23,13 +23,19 @@
 //!   (`fl_pid` = lockd's pid in `/proc/locks`).
 //!
 //! The rule ([`decide`]): every client notified has answered *and* has come
-//! back (its `sm/` file changed since start), and lockd's lock table has
-//! not changed for [`SETTLE`] since the last of those events; every other
+//! back (its `sm/` file changed since start, or statd wrote it in this
+//! grace period before the notifications: the client's lockd sent a new
+//! lock as soon as it could reach the node again, which is what a client
+//! whose applications lock during the failover does, and lockd, which
+//! monitors a host once, does not ask statd again when it reclaims), and
+//! lockd's lock table has not changed for [`SETTLE`] since the last of
+//! those events (an answer included: the reclaimer starts when its client
+//! gets the notification); every other
 //! statd-holding instance on the node has reached the same point in this
 //! same grace period; the node's nfs-grace resources allow an early end.
-//! A client that does not answer, or answers but never sends a lock
-//! (it holds none, or its statd already monitored it), keeps the grace to
-//! its end.
+//! A client that does not answer, or answers but sends no lock in this
+//! grace period (it holds none, or statd already monitored it before the
+//! grace began), keeps the grace to its end.
 
 use super::notify;
 use super::registry::Registry;
@@ -64,19 +70,10 @@ pub struct GraceId {
 
 impl GraceId {
     pub fn now(runtime_dir: &Path) -> GraceId {
-        let mut files: Vec<(String, i64, i64)> = std::fs::read_dir(runtime_dir)
-            .map(|rd| {
-                rd.flatten()
-                    .filter_map(|e| {
-                        let n = e.file_name().to_str()?.to_string();
-                        let m = e.metadata().ok()?;
-                        n.starts_with(nfsd::GRACE_STATE_PREFIX)
-                            .then(|| (n, m.mtime(), m.mtime_nsec()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
+        let files: Vec<(String, (i64, i64))> = nfsd::grace_states(runtime_dir)
+            .into_iter()
+            .map(|g| (g.instance, g.mtime))
+            .collect();
         let mut h = std::collections::hash_map::DefaultHasher::new();
         files.hash(&mut h);
         GraceId {
@@ -84,6 +81,33 @@ impl GraceId {
             graces: h.finish(),
         }
     }
+}
+
+/// When the node's current grace period began, as far as this node can
+/// tell: the last write of an nfs-grace state file (each start writes it
+/// once nfsd and lockd run in their new grace). `None`: no nfs-grace here.
+pub fn grace_began(runtime_dir: &Path) -> Option<(i64, i64)> {
+    nfsd::grace_states(runtime_dir).into_iter().map(|g| g.mtime).max()
+}
+
+/// The clients whose statd record statd wrote in this grace period, before
+/// they were notified: their lockd already sent this node a lock since
+/// lockd's grace began (a lock its application asked for after the
+/// failover, sent when the connection came back), so lockd had statd
+/// monitor them then and will not ask again when they reclaim. Take it
+/// before putting records in `sm/`: only files present then count.
+pub fn monitored_since(
+    sm: &Path,
+    clients: impl IntoIterator<Item = String>,
+    began: Option<(i64, i64)>,
+) -> std::collections::BTreeSet<String> {
+    let Some(began) = began else {
+        return Default::default();
+    };
+    clients
+        .into_iter()
+        .filter(|c| matches!(stamp(&sm.join(c)), Some((_, s, ns)) if (s, ns) >= began))
+        .collect()
 }
 
 /// An instance's progress, in `<registry>/<instance>.nlm` (read by the
@@ -295,28 +319,23 @@ pub fn stamp(p: &Path) -> Stamp {
 
 /// The nfs-grace resources of the node, from their state files.
 pub fn node_grace(runtime_dir: &Path) -> NodeGrace {
+    let states = nfsd::grace_states(runtime_dir);
     let mut g = NodeGrace {
-        resources: nfsd::grace_resources(runtime_dir),
+        resources: states.len(),
         keep_timers: Vec::new(),
     };
-    if let Ok(rd) = std::fs::read_dir(runtime_dir) {
-        for e in rd.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            let Some(inst) = n.strip_prefix(nfsd::GRACE_STATE_PREFIX) else {
-                continue;
-            };
-            let v: Option<serde_json::Value> =
-                crate::sys::fsfile::read_own_file(&e.path(), crate::sys::fsfile::STATE_CAP)
-                    .ok()
-                    .flatten()
-                    .and_then(|b| serde_json::from_slice(&b).ok());
-            if v.as_ref()
-                .and_then(|v| v.pointer("/config/end_grace_early"))
-                .and_then(serde_json::Value::as_bool)
-                == Some(false)
-            {
-                g.keep_timers.push(inst.to_string());
-            }
+    for st in states {
+        let v: Option<serde_json::Value> =
+            crate::sys::fsfile::read_own_file(&st.path, crate::sys::fsfile::STATE_CAP)
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+        if v.as_ref()
+            .and_then(|v| v.pointer("/config/end_grace_early"))
+            .and_then(serde_json::Value::as_bool)
+            == Some(false)
+        {
+            g.keep_timers.push(st.instance);
         }
     }
     g.keep_timers.sort();
@@ -330,6 +349,9 @@ pub struct Watch {
     pub registry: Registry,
     /// Client name → its statd record file's stamp at start.
     pub baseline: BTreeMap<String, Stamp>,
+    /// The clients statd monitored in this grace before they were
+    /// notified ([`monitored_since`]): back already.
+    pub early: std::collections::BTreeSet<String>,
     pub sm: PathBuf,
     /// The private sm-notify directories (who has not answered).
     pub notify_dirs: Vec<PathBuf>,
@@ -389,7 +411,7 @@ impl Watch {
                     Client {
                         name: name.clone(),
                         answered: !pending.contains(name),
-                        back: now.is_some() && now != *base,
+                        back: self.early.contains(name) || (now.is_some() && now != *base),
                     }
                 })
                 .collect(),
@@ -730,5 +752,29 @@ mod tests {
         assert!(r.list().is_empty());
         remove_status(&r, "svc/1");
         assert_eq!(load_status(&r, "svc/1"), None);
+    }
+
+    #[test]
+    fn monitored_since_counts_records_statd_wrote_in_this_grace() {
+        let d = tempfile::tempdir().unwrap();
+        let (rt, sm) = (d.path().join("rt"), d.path().join("sm"));
+        std::fs::create_dir_all(&rt).unwrap();
+        std::fs::create_dir_all(&sm).unwrap();
+        let names = || ["old", "new", "absent"].map(String::from);
+        // no nfs-grace on the node: nobody counts
+        assert!(monitored_since(&sm, names(), grace_began(&rt)).is_empty());
+        std::fs::write(sm.join("old"), "x").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(rt.join("hanfs-nfs-grace-a"), "{}").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(sm.join("new"), "x").unwrap();
+        let began = grace_began(&rt);
+        assert!(began.is_some());
+        let got = monitored_since(&sm, names(), began);
+        assert_eq!(got.into_iter().collect::<Vec<_>>(), vec!["new".to_string()]);
+        // a later nfs-grace start begins another grace: "new" is old then
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(rt.join("hanfs-nfs-grace-b"), "{}").unwrap();
+        assert!(monitored_since(&sm, names(), grace_began(&rt)).is_empty());
     }
 }
