@@ -1174,7 +1174,11 @@ fn uml_nlm_grace_ends_early_when_clients_locked_before_the_notification() {
     ] {
         assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
     }
-    assert!(stolen.is_none(), "the other owner got a held lock:\n{}", r.output);
+    assert!(
+        stolen.is_none(),
+        "the other owner got a held lock:\n{}",
+        r.output
+    );
     let watch = r.value("watch").unwrap_or_default();
     assert!(
         watch.contains("\"done\": true") && watch.contains("ended lockd's grace period"),
@@ -1190,7 +1194,11 @@ fn uml_nlm_grace_ends_early_when_clients_locked_before_the_notification() {
         .value("ended_at")
         .and_then(|v| v.parse().ok())
         .expect("ended_at");
-    assert!(early >= ended, "the new lock came before the grace ended?\n{}", r.output);
+    assert!(
+        early >= ended,
+        "the new lock came before the grace ended?\n{}",
+        r.output
+    );
     eprintln!(
         "monitored first: the watcher ended lockd's grace {:.1} s after statd-holding start; c1's new lock {:.1} s",
         ended - t0,

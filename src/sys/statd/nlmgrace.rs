@@ -87,7 +87,10 @@ impl GraceId {
 /// tell: the last write of an nfs-grace state file (each start writes it
 /// once nfsd and lockd run in their new grace). `None`: no nfs-grace here.
 pub fn grace_began(runtime_dir: &Path) -> Option<(i64, i64)> {
-    nfsd::grace_states(runtime_dir).into_iter().map(|g| g.mtime).max()
+    nfsd::grace_states(runtime_dir)
+        .into_iter()
+        .map(|g| g.mtime)
+        .max()
 }
 
 /// The clients whose statd record statd wrote in this grace period, before
