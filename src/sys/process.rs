@@ -50,7 +50,7 @@ pub fn describe(cmd: &Command) -> String {
     s
 }
 
-fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) {
+pub(crate) fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     if let Ok(fl) = fcntl(fd, FcntlArg::F_GETFL) {
         let _ = fcntl(
@@ -61,7 +61,7 @@ fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) {
 }
 
 /// Read what is available without blocking; `false` at EOF.
-fn drain(r: &mut impl Read, buf: &mut Vec<u8>) -> bool {
+pub(crate) fn drain(r: &mut impl Read, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 8192];
     loop {
         match r.read(&mut chunk) {
