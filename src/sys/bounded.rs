@@ -306,14 +306,14 @@ mod tests {
 
     #[test]
     fn a_sleeper_is_killed_at_the_deadline() {
-        let t = Instant::now();
         let w = spawn::<u32, _>("reading /dead", || {
             std::thread::sleep(Duration::from_secs(20));
             Ok(1)
         })
         .unwrap();
         let pid = w.pid();
-        let e = w.wait(&dl(300)).unwrap_err();
+        let (d, t) = (dl(300), Instant::now());
+        let e = w.wait(&d).unwrap_err();
         let took = t.elapsed();
         assert!(e.timed_out(), "{e:?}");
         assert_eq!(
