@@ -14,13 +14,12 @@
 //!   wait out the NFSv4 lease, forget the state; all within the timeout.
 
 use hanfs::ocf::{Agent, Ctx, OcfError, OcfResult, Params, ResultExt};
-use hanfs::sys::exports::storage::{self, Directory, Problem};
 use hanfs::sys::exports::{
     exportfs, ClientSpec, Export, ExportOptions, ExportTable, Exportfs, Fsid, TableStamp,
 };
-use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::ProcRoots;
-use hanfs::sys::process::{in_child, ChildOutcome};
+use hanfs::sys::storage::{self, DirProblem, Look};
+use hanfs::sys::{bounded, fsfile};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -231,22 +230,23 @@ fn check_conflicts(ctx: &Ctx, s: &State, table: &[Export]) -> OcfResult<()> {
     Ok(())
 }
 
-fn describe(p: &Problem, dir: &Path) -> String {
+fn describe(p: &DirProblem, dir: &Path) -> String {
     let shown = dir.display().to_string();
     let dir = hanfs::ocf::echo(&shown);
     match p {
-        Problem::Loop => format!(
+        DirProblem::Loop => format!(
             "directory {dir}: too many levels of symbolic links on this node (a link loop?)"
         ),
-        Problem::NameTooLong => format!(
+        DirProblem::NameTooLong => format!(
             "directory {dir}: its real path (symbolic links resolved) is too long"
         ),
-        Problem::Missing(_) => format!("directory {dir} does not exist"),
-        Problem::NotADirectory => format!("directory {dir} is not a directory"),
-        Problem::OtherFileSystem { now, was } => format!(
+        DirProblem::Missing => format!("directory {dir} does not exist"),
+        DirProblem::NotADirectory => format!("directory {dir} is not a directory"),
+        DirProblem::OtherFileSystem { now, was } => format!(
             "directory {dir} is no longer on the file system it was exported from (device {now:#x}, was {was:#x}; unmounted under the export?)"
         ),
-        Problem::Io(m) => format!("directory {dir}: {m}"),
+        DirProblem::TimedOut(m) => m.clone(),
+        DirProblem::Io(m) => format!("directory {dir}: {m}"),
     }
 }
 
@@ -303,44 +303,23 @@ fn unlock(ctx: &Ctx, procs: &ProcRoots, table: &ExportTable, dir: &Path) -> OcfR
     }
     // The kernel looks the path up: on dead storage that blocks, so the
     // write happens in a child that the deadline can abandon.
-    let file = procs.nfsd.join("unlock_filesystem");
-    let path = dir.as_os_str().to_owned();
-    let outcome = in_child(&ctx.deadline, move || {
-        match std::fs::write(
-            &file,
-            std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()),
-        ) {
-            Ok(()) => 0,
-            Err(e) => e.raw_os_error().unwrap_or(255).clamp(1, 255),
-        }
-    })?;
-    match outcome {
-        ChildOutcome::Exited(0) => {
+    let what = format!("releasing NFS locks on {}", dir.display());
+    let (p, d) = (procs.clone(), dir.to_path_buf());
+    match bounded::run(&ctx.deadline, &what, move || {
+        p.unlock_filesystem(&d).map_err(|e| e.reason)
+    }) {
+        Ok(()) => {
             log::info!(
                 "released the NFS locks on the file system of {}",
                 dir.display()
             );
             Ok(())
         }
-        ChildOutcome::Exited(errno) => {
-            log::warn!(
-                "releasing NFS locks on {} failed: {}",
-                dir.display(),
-                nix::errno::Errno::from_raw(errno).desc()
-            );
+        Err(e) if e.timed_out() => Err(e.into()),
+        Err(e) => {
+            log::warn!("releasing NFS locks on {} failed: {e}", dir.display());
             Ok(())
         }
-        ChildOutcome::Signalled => {
-            log::warn!(
-                "releasing NFS locks on {}: the helper process died",
-                dir.display()
-            );
-            Ok(())
-        }
-        ChildOutcome::TimedOut => Err(OcfError::generic(format!(
-            "releasing NFS locks on {} did not finish within the stop timeout (hung storage?)",
-            dir.display()
-        ))),
     }
 }
 
@@ -390,18 +369,18 @@ impl Agent for NfsExport {
     fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let exportfs = Exportfs::find()?;
         let table = ExportTable::system();
-        let dir = match storage::resolve(&cfg.directory, &ctx.deadline)? {
+        let dir = match storage::probe(&cfg.directory, Look::Resolve, &ctx.deadline) {
             Ok(d) => d,
-            Err(p @ Problem::Missing(_)) => {
+            Err(p @ DirProblem::Missing) => {
                 return Err(OcfError::args(format!(
                     "{} on this node (is its file system mounted?)",
                     describe(&p, &cfg.directory)
                 )))
             }
-            Err(p @ (Problem::NotADirectory | Problem::Loop)) => {
+            Err(p @ (DirProblem::NotADirectory | DirProblem::Loop)) => {
                 return Err(OcfError::args(describe(&p, &cfg.directory)))
             }
-            Err(p @ Problem::NameTooLong) => {
+            Err(p @ DirProblem::NameTooLong) => {
                 return Err(OcfError::configured(describe(&p, &cfg.directory)))
             }
             Err(p) => return Err(OcfError::generic(describe(&p, &cfg.directory))),
@@ -647,12 +626,9 @@ impl Agent for NfsExport {
             }
         }
         if ctx.check_level() >= 10 {
-            let d = Directory {
-                path: state.directory.clone(),
-                dev: state.dev,
-            };
-            if let Err(p) = storage::check(&d, &ctx.deadline)? {
-                return Err(OcfError::generic(describe(&p, &d.path)));
+            let unchanged = Look::Unchanged { dev: state.dev };
+            if let Err(p) = storage::probe(&state.directory, unchanged, &ctx.deadline) {
+                return Err(OcfError::generic(describe(&p, &state.directory)));
             }
         }
         Ok(())

@@ -13,13 +13,14 @@
 //! leaves or its node fails.
 
 use hanfs::ocf::{self, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultExt};
+use hanfs::sys::bounded;
 use hanfs::sys::exports::ExportTable;
 use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::server::{self, ServerSettings};
 use hanfs::sys::nfsd::{cld, records};
 use hanfs::sys::nfsd::{mounts, GraceState, NfsdVersions, ProcRoots};
-use hanfs::sys::process::{in_child, in_child_try, ChildOutcome};
 use hanfs::sys::procs::{self, ProcId};
+use hanfs::sys::storage::{self, DirProblem, Look};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -126,23 +127,20 @@ fn write_node(ctx: &Ctx, n: &NodeCld) -> OcfResult<()> {
 
 /// Bounded: the databases live on shared storage that may hang.
 fn merge_records(ctx: &Ctx, from: &Path, into: &Path) -> OcfResult<()> {
-    in_child_try(
-        &ctx.deadline.within(Duration::from_secs(15)),
-        &format!(
-            "merging the NFSv4 client records of {} into {}",
-            from.display(),
-            into.display()
-        ),
-        || {
-            let n = records::merge(from, into)?;
-            log::info!(
-                "{n} NFSv4 client records of {} added to {}",
-                from.display(),
-                into.display()
-            );
-            Ok(())
-        },
-    )
+    let what = format!(
+        "merging the NFSv4 client records of {} into {}",
+        from.display(),
+        into.display()
+    );
+    let n = bounded::run(&ctx.deadline.within(Duration::from_secs(15)), &what, || {
+        records::merge(from, into).map_err(|e| format!("{what}: {e}"))
+    })?;
+    log::info!(
+        "{n} NFSv4 client records of {} added to {}",
+        from.display(),
+        into.display()
+    );
+    Ok(())
 }
 
 /// Copy the serving database to `copy` (bounded). With `only_if_newer`,
@@ -153,26 +151,26 @@ fn mirror_records(ctx: &Ctx, serving: &Path, copy: &Path, only_if_newer: bool) -
             .and_then(|m| m.modified())
             .ok()
     };
-    in_child_try(
-        &ctx.deadline.within(Duration::from_secs(10)),
-        &format!(
-            "copying the NFSv4 client records of {} to {}",
-            serving.display(),
-            copy.display()
-        ),
-        || {
-            if only_if_newer {
-                if let (Some(s), Some(c)) = (mtime(serving), mtime(copy)) {
-                    if c > s {
-                        return Ok(());
-                    }
+    let what = format!(
+        "copying the NFSv4 client records of {} to {}",
+        serving.display(),
+        copy.display()
+    );
+    let copied = bounded::run(&ctx.deadline.within(Duration::from_secs(10)), &what, || {
+        if only_if_newer {
+            if let (Some(s), Some(c)) = (mtime(serving), mtime(copy)) {
+                if c > s {
+                    return Ok(None);
                 }
             }
-            let n = records::mirror(serving, copy)?;
-            log::debug!("{n} NFSv4 client records copied to {}", copy.display());
-            Ok(())
-        },
-    )
+        }
+        let n = records::mirror(serving, copy).map_err(|e| format!("{what}: {e}"))?;
+        Ok(Some(n))
+    })?;
+    if let Some(n) = copied {
+        log::debug!("{n} NFSv4 client records copied to {}", copy.display());
+    }
+    Ok(())
 }
 
 /// An instance's state: `None` when there is none, an error (code 1)
@@ -282,30 +280,27 @@ fn check_recovery_dir(s: &str) -> OcfResult<PathBuf> {
 /// Whether `dir` (or, when missing, its parent) is a directory, checked in
 /// a child process so that dead shared storage cannot hang the agent.
 fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
-    let d = dir.to_path_buf();
-    let outcome =
-        in_child(
-            &ctx.deadline.within(Duration::from_secs(10)),
-            move || match std::fs::metadata(&d) {
-                Ok(m) if m.is_dir() => 0,
-                Ok(_) => 3,
-                Err(_) => match d.parent().map(std::fs::metadata) {
-                    Some(Ok(m)) if m.is_dir() => 0,
-                    _ => 2,
-                },
-            },
-        )?;
+    let within = ctx.deadline.within(Duration::from_secs(10));
     let shown = dir.display();
-    match outcome {
-        ChildOutcome::Exited(0) => Ok(()),
-        ChildOutcome::Exited(3) => Err(OcfError::args(format!("recovery_dir {shown} is not a directory"))),
-        ChildOutcome::Exited(_) => Err(OcfError::args(format!(
-            "recovery_dir {shown} does not exist, nor its parent (is the shared file system mounted?)"
-        ))),
-        ChildOutcome::Signalled => Err(OcfError::generic(format!("checking recovery_dir {shown} failed"))),
-        ChildOutcome::TimedOut => Err(OcfError::generic(format!(
-            "recovery_dir {shown} does not answer (dead storage?)"
-        ))),
+    let missing = match storage::probe(dir, Look::Stat, &within) {
+        Ok(_) => return Ok(()),
+        Err(DirProblem::NotADirectory) => {
+            return Err(OcfError::args(format!(
+                "recovery_dir {shown} is not a directory"
+            )))
+        }
+        Err(p @ DirProblem::TimedOut(_)) => return Err(OcfError::generic(p.to_string())),
+        Err(p) => p,
+    };
+    match dir.parent().map(|d| storage::probe(d, Look::Stat, &within)) {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(p @ DirProblem::TimedOut(_))) => Err(OcfError::generic(p.to_string())),
+        _ => {
+            log::debug!("recovery_dir {shown}: {missing}");
+            Err(OcfError::args(format!(
+                "recovery_dir {shown} does not exist, nor its parent (is the shared file system mounted?)"
+            )))
+        }
     }
 }
 

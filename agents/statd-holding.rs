@@ -3,9 +3,9 @@
 //! address(es) after a takeover (see metadata/statd-holding.xml).
 
 use hanfs::ocf::{self, Action, Agent, Ctx, Deadline, OcfError, OcfResult, Params, ResultExt};
+use hanfs::sys::bounded;
 use hanfs::sys::nfsd::{self, server};
 use hanfs::sys::procs::ProcId;
-use hanfs::sys::statd::bounded::bounded;
 use hanfs::sys::statd::holding::{self, Reconciled};
 use hanfs::sys::statd::nlmgrace::{self, GraceId, Stamp, Status, Watch};
 use hanfs::sys::statd::record::{self, RecordSet};
@@ -13,9 +13,10 @@ use hanfs::sys::statd::registry::{self, Notifier, Registration, Registry};
 use hanfs::sys::statd::resolve::{self, AddrName};
 use hanfs::sys::statd::statedir::{self, NfsConf, StatdDir};
 use hanfs::sys::statd::{callout, notify};
+use hanfs::sys::storage::{self, DirProblem, Look};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
@@ -128,26 +129,24 @@ struct Taken {
 /// number for this takeover.
 fn take_holding(dir: &Path, owner: Option<(u32, u32)>) -> Result<Taken, String> {
     let show = dir.display();
-    let m = match std::fs::metadata(dir) {
+    let m = match storage::look(dir, Look::Stat) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(DirProblem::Missing) => {
             return Err(format!(
                 "holding_dir {show} does not exist (shared file system not mounted?)"
             ))
         }
-        Err(e) => return Err(format!("holding_dir {show}: {e}")),
+        Err(p @ DirProblem::NotADirectory) => return Err(format!("holding_dir {show} {p}")),
+        Err(p) => return Err(format!("holding_dir {show}: {p}")),
     };
-    if !m.is_dir() {
-        return Err(format!("holding_dir {show} is not a directory"));
-    }
     // The callout runs as statd's user and writes here.
     if let Some((u, g)) = owner {
-        if (m.uid(), m.gid()) != (u, g) {
+        if (m.uid, m.gid) != (u, g) {
             std::os::unix::fs::chown(dir, Some(u), Some(g))
                 .map_err(|e| format!("cannot give holding_dir {show} to statd's user {u}: {e}"))?;
         }
-        if m.permissions().mode() & 0o700 != 0o700 {
-            let mode = m.permissions().mode() | 0o700;
+        if m.mode & 0o700 != 0o700 {
+            let mode = m.mode | 0o700;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
                 .map_err(|e| format!("holding_dir {show}: {e}"))?;
         }
@@ -172,7 +171,7 @@ fn reconcile(deadline: &Deadline, reg: &Registration, since: Option<u64>) -> Ocf
         "copying statd's clients to holding_dir {}",
         reg.holding_dir.display()
     );
-    bounded(deadline, &what, move || {
+    Ok(bounded::run(deadline, &what, move || {
         let show = reg.holding_dir.display();
         match registry::dir_id(&reg.holding_dir) {
             Ok(id) if id == reg.holding_id => {}
@@ -193,7 +192,7 @@ fn reconcile(deadline: &Deadline, reg: &Registration, since: Option<u64>) -> Ocf
             || registry.lock(&reg.instance, callout::LOCK_WAIT),
         )
         .map_err(|e| format!("cannot copy statd's clients to holding_dir {show}: {e}"))
-    })
+    })?)
 }
 
 /// Warn when rpc.statd will not run the hanfs callout: then new clients
@@ -221,14 +220,6 @@ fn check_statd_callout() {
             ),
         }
     }
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-enum DirState {
-    Dir,
-    NotDir,
-    Missing,
-    Error(String),
 }
 
 /// Stop this instance's notifiers: those recorded, and any sm-notify
@@ -453,7 +444,7 @@ fn renotify_after_lockd_restart(ctx: &Ctx, cfg: &Config, reg: &mut Registration)
     stop_notifiers(ctx, &registry, &std::mem::take(&mut reg.notifiers))?;
     let dir = reg.holding_dir.clone();
     let what = format!("reading holding_dir {}", dir.display());
-    let taken: Taken = bounded(&ctx.deadline, &what, move || take_holding(&dir, owner))?;
+    let taken: Taken = bounded::run(&ctx.deadline, &what, move || take_holding(&dir, owner))?;
     let baseline = Watch::baseline(&statd.sm(), taken.held.keys().cloned());
     let early = nlmgrace::monitored_since(
         &statd.sm(),
@@ -603,7 +594,7 @@ impl Agent for StatdHolding {
         }
         // sm-notify -v needs a name for each address (and may hang on DNS).
         let ips = cfg.ips.clone();
-        let names: Vec<(IpAddr, AddrName)> = bounded(
+        let names: Vec<(IpAddr, AddrName)> = bounded::run(
             &ctx.deadline.within(Duration::from_secs(15)),
             "looking up the host names of ip",
             move || Ok(ips.iter().map(|a| (*a, resolve::check_addr(*a))).collect()),
@@ -624,30 +615,21 @@ impl Agent for StatdHolding {
                 }
             }
         }
-        let hd = cfg.holding_dir.clone();
-        let state = bounded(
-            &ctx.deadline.within(Duration::from_secs(10)),
-            "checking holding_dir",
-            move || {
-                Ok(match std::fs::metadata(&hd) {
-                    Ok(m) if m.is_dir() => DirState::Dir,
-                    Ok(_) => DirState::NotDir,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => DirState::Missing,
-                    Err(e) => DirState::Error(e.to_string()),
-                })
-            },
-        )?;
         let show = cfg.holding_dir.display();
-        match state {
-            DirState::Dir => {}
-            DirState::NotDir => return Err(OcfError::args(format!("holding_dir {show} is not a directory"))),
+        let within = ctx.deadline.within(Duration::from_secs(10));
+        match storage::probe(&cfg.holding_dir, Look::Stat, &within) {
+            Ok(_) => {}
+            Err(p @ DirProblem::NotADirectory) => {
+                return Err(OcfError::args(format!("holding_dir {show} {p}")))
+            }
             // On a node where the shared file system is not mounted (a
             // passive node) that is normal; start checks again.
-            DirState::Missing if ctx.inv.action == Action::ValidateAll => log::warn!(
+            Err(DirProblem::Missing) if ctx.inv.action == Action::ValidateAll => log::warn!(
                 "holding_dir {show} does not exist on this node: fine where the shared file system is not mounted, but it must exist when the resource starts"
             ),
-            DirState::Missing => {}
-            DirState::Error(e) => return Err(OcfError::generic(format!("holding_dir {show}: {e}"))),
+            Err(DirProblem::Missing) => {}
+            Err(p @ DirProblem::TimedOut(_)) => return Err(OcfError::generic(p.to_string())),
+            Err(p) => return Err(OcfError::generic(format!("holding_dir {show}: {p}"))),
         }
         check_statd_callout();
         Ok(())
@@ -684,7 +666,7 @@ impl Agent for StatdHolding {
         // 1. The clients the previous holder recorded.
         let dir = cfg.holding_dir.clone();
         let what = format!("reading holding_dir {}", dir.display());
-        let taken: Taken = bounded(&ctx.deadline, &what, move || take_holding(&dir, owner))?;
+        let taken: Taken = bounded::run(&ctx.deadline, &what, move || take_holding(&dir, owner))?;
 
         // 2. Give them to this node's statd (noting first those statd
         //    already monitored in this grace period: their lockd is back).

@@ -1,7 +1,9 @@
-//! System access: processes with deadlines, atomic files, and the NFS- and
-//! network-specific parts (netlink addresses and announcements, the export
+//! System access: processes with deadlines, bounded work in a child
+//! ([`bounded`]) and the directory probe built on it ([`storage`]), atomic
+//! files, and the NFS- and network-specific parts (netlink addresses and announcements, the export
 //! table, statd records, nfsd procfs).
 
+pub mod bounded;
 pub mod exports;
 pub mod fsfile;
 pub mod net;
@@ -9,3 +11,4 @@ pub mod nfsd;
 pub mod process;
 pub mod procs;
 pub mod statd;
+pub mod storage;

@@ -1,13 +1,13 @@
 //! Child processes that obey a deadline.
 //!
 //! hanfs agents stay single-threaded: output is read with poll(2), not with
-//! reader threads, so that [`in_child`] may fork safely.
+//! reader threads, so that bounded work ([`crate::sys::bounded`]) and
+//! [`spawn_detached`] may fork safely.
 
 use crate::ocf::{Deadline, OcfError, OcfResult};
 use crate::sys::procs::ProcId;
-use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult, Pid};
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -50,7 +50,7 @@ pub fn describe(cmd: &Command) -> String {
     s
 }
 
-fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) {
+pub(crate) fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     if let Ok(fl) = fcntl(fd, FcntlArg::F_GETFL) {
         let _ = fcntl(
@@ -61,7 +61,7 @@ fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) {
 }
 
 /// Read what is available without blocking; `false` at EOF.
-fn drain(r: &mut impl Read, buf: &mut Vec<u8>) -> bool {
+pub(crate) fn drain(r: &mut impl Read, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 8192];
     loop {
         match r.read(&mut chunk) {
@@ -168,90 +168,6 @@ pub fn run_ok(cmd: &mut Command, deadline: &Deadline) -> OcfResult<CmdOutput> {
             o.last_words()
         )))
     }
-}
-
-/// How a check run in a child process ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ChildOutcome {
-    Exited(i32),
-    Signalled,
-    /// Still running at the deadline (e.g. stuck on dead storage): killed and
-    /// abandoned, never waited for.
-    TimedOut,
-}
-
-/// Run `f` in a forked child and wait for it until the deadline. For
-/// blocking checks (stat of a directory on storage that may hang): a child
-/// stuck in the kernel cannot hold the agent. The caller must be
-/// single-threaded (hanfs agents are).
-pub fn in_child(deadline: &Deadline, f: impl FnOnce() -> i32) -> OcfResult<ChildOutcome> {
-    // SAFETY: agents are single-threaded; the child only runs `f` and exits.
-    match unsafe { fork() } {
-        Err(e) => Err(OcfError::generic(format!("fork: {e}"))),
-        Ok(ForkResult::Child) => {
-            let code = catch(f);
-            unsafe { libc::_exit(code) }
-        }
-        Ok(ForkResult::Parent { child }) => {
-            let got = deadline.poll(Duration::from_millis(2), || {
-                match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(_, c)) => Some(ChildOutcome::Exited(c)),
-                    Ok(WaitStatus::Signaled(..)) => Some(ChildOutcome::Signalled),
-                    Ok(_) => None,
-                    Err(Errno::EINTR) => None,
-                    Err(_) => Some(ChildOutcome::Signalled),
-                }
-            });
-            Ok(got.unwrap_or_else(|| {
-                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
-                ChildOutcome::TimedOut
-            }))
-        }
-    }
-}
-
-/// [`in_child`] for work that can fail with a message (a database on
-/// shared storage, say): the child's error text comes back through a pipe
-/// and becomes the exit reason, prefixed with `what`.
-pub fn in_child_try(
-    deadline: &Deadline,
-    what: &str,
-    f: impl FnOnce() -> Result<(), String>,
-) -> OcfResult<()> {
-    let (rd, wr) = nix::unistd::pipe().map_err(|e| OcfError::generic(format!("pipe: {e}")))?;
-    let outcome = in_child(deadline, move || {
-        match f() {
-            Ok(()) => 0,
-            Err(msg) => {
-                let mut b = msg.into_bytes();
-                b.truncate(4000); // well under a pipe's buffer: never blocks
-                let _ = nix::unistd::write(&wr, &b);
-                1
-            }
-        }
-    });
-    // The parent's copy of the write end goes with the closure (moved into
-    // in_child and dropped on return), so reading stops at the child's exit.
-    let outcome = outcome?;
-    match outcome {
-        ChildOutcome::Exited(0) => Ok(()),
-        ChildOutcome::Exited(_) => {
-            let mut msg = String::new();
-            let _ = std::fs::File::from(rd).read_to_string(&mut msg);
-            if msg.is_empty() {
-                msg = "failed".into();
-            }
-            Err(OcfError::generic(format!("{what}: {msg}")))
-        }
-        ChildOutcome::Signalled => Err(OcfError::generic(format!("{what}: crashed"))),
-        ChildOutcome::TimedOut => Err(OcfError::generic(format!(
-            "{what}: no answer in time (dead storage?)"
-        ))),
-    }
-}
-
-fn catch(f: impl FnOnce() -> i32) -> i32 {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99)
 }
 
 /// Run `f` in a detached process: a grandchild in its own session, with
@@ -364,18 +280,5 @@ mod tests {
         .unwrap();
         assert!(o.success());
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    }
-
-    #[test]
-    fn child_check_times_out() {
-        let d = Deadline::after(Duration::from_millis(200));
-        let r = in_child(&d, || {
-            std::thread::sleep(Duration::from_secs(5));
-            0
-        })
-        .unwrap();
-        assert_eq!(r, ChildOutcome::TimedOut);
-        let d = Deadline::after(Duration::from_secs(5));
-        assert_eq!(in_child(&d, || 4).unwrap(), ChildOutcome::Exited(4));
     }
 }

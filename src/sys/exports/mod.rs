@@ -7,14 +7,11 @@
 //!   netgroup, world), parsed and written in the form etab records.
 //! - [`options`]: export options with the file-system id (`fsid`) merged in.
 //! - [`exportfs`]: running `exportfs` to add and remove exports.
-//! - [`storage`]: looking at the exported directory from a child process,
-//!   so that dead storage cannot hang an agent.
 
 pub mod client;
 pub mod etab;
 pub mod exportfs;
 pub mod options;
-pub mod storage;
 
 pub use client::ClientSpec;
 pub use etab::{Export, ExportTable, TableStamp};

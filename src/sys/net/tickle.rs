@@ -16,8 +16,9 @@
 //! either wrote can be read by the other.
 
 use crate::ocf::{Deadline, OcfResult};
+use crate::sys::bounded;
 use crate::sys::fsfile;
-use crate::sys::statd::bounded::bounded;
+use crate::sys::storage::{self, DirProblem, Look};
 use std::collections::BTreeSet;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -124,17 +125,14 @@ pub fn record(
 ) -> OcfResult<bool> {
     let path = list_path(dir, ip);
     let text = ConnectionList::render(conns);
-    bounded(
-        deadline,
-        &format!("cannot record the connections in {}", path.display()),
-        move || {
-            if matches!(read_list_file(&path), Ok(Some(old)) if old == text) {
-                return Ok(false);
-            }
-            fsfile::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| e.reason)?;
-            Ok(true)
-        },
-    )
+    let what = format!("recording the connections in {}", path.display());
+    Ok(bounded::run(deadline, &what, move || {
+        if matches!(read_list_file(&path), Ok(Some(old)) if old == text) {
+            return Ok(false);
+        }
+        fsfile::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| e.reason)?;
+        Ok(true)
+    })?)
 }
 
 /// What [`load`] found.
@@ -151,14 +149,16 @@ pub enum Loaded {
 /// Read the list of `ip` from `dir`, in a child abandoned at `deadline`.
 pub fn load(dir: &Path, ip: IpAddr, deadline: &Deadline) -> OcfResult<(Loaded, ConnectionList)> {
     let (d, path) = (dir.to_path_buf(), list_path(dir, ip));
-    let what = format!("cannot read {}", path.display());
-    let loaded = bounded(deadline, &what, move || match std::fs::metadata(&d) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Loaded::NoDirectory),
-        Err(e) => Err(format!("{}: {e}", d.display())),
-        Ok(m) if !m.is_dir() => Ok(Loaded::NotADirectory),
-        Ok(_) => Ok(Loaded::List {
-            text: read_list_file(&path)?.unwrap_or_default(),
-        }),
+    let what = format!("reading {}", path.display());
+    let loaded = bounded::run(deadline, &what, move || {
+        match storage::look(&d, Look::Stat) {
+            Err(DirProblem::Missing) => Ok(Loaded::NoDirectory),
+            Err(DirProblem::NotADirectory) => Ok(Loaded::NotADirectory),
+            Err(p) => Err(format!("{}: {p}", d.display())),
+            Ok(_) => Ok(Loaded::List {
+                text: read_list_file(&path)?.unwrap_or_default(),
+            }),
+        }
     })?;
     let list = match &loaded {
         Loaded::List { text } => ConnectionList::parse(text, ip),

@@ -457,12 +457,13 @@ impl ProcRoots {
     }
 
     /// Release every NLM lock (and, on kernels ~6.9+, NFSv4 state) held on
-    /// the file system that contains `path`.
+    /// the file system that contains `path`. The kernel looks the path up,
+    /// which blocks on dead storage: call it in bounded work.
     pub fn unlock_filesystem(&self, path: &Path) -> OcfResult<()> {
-        write_str(
-            &self.nfsd.join("unlock_filesystem"),
-            &path.to_string_lossy(),
-        )
+        use std::os::unix::ffi::OsStrExt;
+        let file = self.nfsd.join("unlock_filesystem");
+        std::fs::write(&file, path.as_os_str().as_bytes())
+            .or_generic(|| format!("cannot write {:?} to {}", path, file.display()))
     }
 
     /// Release every NLM lock taken through server address `ip`.

@@ -18,8 +18,7 @@
 
 use super::ProcRoots;
 use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
-use crate::sys::process::{self, in_child, ChildOutcome};
-use std::io::Read;
+use crate::sys::{bounded, process};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -137,41 +136,6 @@ pub fn running(roots: &ProcRoots) -> bool {
         || roots.portlist().map(|p| !p.is_empty()).unwrap_or(false)
 }
 
-/// Run `f` in a forked child bounded by `deadline`; its error text comes
-/// back through a pipe. For kernel writes that may block (and for the UTS
-/// namespace that must not touch the agent itself).
-fn in_child_checked(
-    deadline: &Deadline,
-    what: &str,
-    f: impl FnOnce() -> Result<(), String>,
-) -> OcfResult<()> {
-    let (r, w) = nix::unistd::pipe().or_generic(|| "pipe")?;
-    let outcome = in_child(deadline, || match f() {
-        Ok(()) => 0,
-        Err(m) => {
-            let _ = nix::unistd::write(&w, m.as_bytes());
-            1
-        }
-    })?;
-    drop(w);
-    let mut msg = String::new();
-    if outcome != ChildOutcome::TimedOut {
-        let _ = std::fs::File::from(r).read_to_string(&mut msg);
-    }
-    match outcome {
-        ChildOutcome::Exited(0) => Ok(()),
-        ChildOutcome::Exited(_) if !msg.is_empty() => Err(OcfError::generic(msg)),
-        ChildOutcome::Exited(c) => Err(OcfError::generic(format!("{what}: failed (exit {c})"))),
-        ChildOutcome::Signalled => Err(OcfError::generic(format!(
-            "{what}: the helper process died"
-        ))),
-        ChildOutcome::TimedOut => Err(OcfError::generic(format!(
-            "timed out after {:.1}s: {what} (the kernel did not answer)",
-            deadline.total().as_secs_f64()
-        ))),
-    }
-}
-
 /// A bound, listening TCP socket for nfsd on `addr`.
 fn listener(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
@@ -204,7 +168,9 @@ pub fn start(roots: &ProcRoots, s: &ServerSettings, deadline: &Deadline) -> OcfR
         .map_err(|e| OcfError::generic(format!("setting nlm_grace_time: {e}")))?;
     let r = roots.clone();
     let settings = s.clone();
-    let res = in_child_checked(deadline, "starting nfsd threads", move || {
+    // In a child: the UTS namespace must not touch the agent itself, and
+    // the writes may block in the kernel.
+    let res = bounded::run(deadline, "starting nfsd threads", move || {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS)
             .map_err(|e| format!("cannot set the server scope (unshare UTS namespace): {e}"))?;
         nix::unistd::sethostname(&settings.scope)
@@ -228,7 +194,7 @@ pub fn start(roots: &ProcRoots, s: &ServerSettings, deadline: &Deadline) -> OcfR
     });
     if let Err(e) = res {
         let _ = stop(roots, &deadline.within(Duration::from_secs(10)));
-        return Err(e);
+        return Err(e.into());
     }
     let threads = roots.threads()?;
     if threads == 0 {
@@ -277,7 +243,7 @@ pub fn stop(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
         return Ok(());
     }
     let r = roots.clone();
-    in_child_checked(
+    bounded::run(
         deadline,
         "stopping nfsd (writing 0 to threads)",
         move || r.set_threads(0).map_err(|e| e.reason),
@@ -463,26 +429,5 @@ mod tests {
             .local_addr()
             .unwrap();
         assert!(rpc_call_udp(dead, 1, 1, 0, &[], Duration::from_millis(100)).is_err());
-    }
-
-    #[test]
-    fn child_errors_come_back() {
-        let d = Deadline::after(Duration::from_secs(5));
-        let e = in_child_checked(&d, "x", || Err("told you".into())).unwrap_err();
-        assert_eq!(e.reason, "told you");
-        in_child_checked(&d, "x", || Ok(())).unwrap();
-        let e = in_child_checked(
-            &Deadline::after(Duration::from_millis(100)),
-            "sleeping",
-            || {
-                std::thread::sleep(Duration::from_secs(3));
-                Ok(())
-            },
-        )
-        .unwrap_err();
-        assert!(
-            e.reason.contains("timed out") && e.reason.contains("sleeping"),
-            "{e}"
-        );
     }
 }

@@ -25,16 +25,13 @@
 //! registered holding directory gets every client; a client notified from
 //! an address it never used ignores the notification.
 
-use super::bounded::bounded;
 use super::holding::{self, Change};
 use super::record::{self, MonitorRecord};
 use super::registry::{self, Registration, Registry};
 use crate::ocf::Deadline;
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
+use crate::sys::bounded;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The most one callout may take, all instances together.
 pub const BUDGET: Duration = Duration::from_secs(5);
@@ -186,11 +183,10 @@ pub fn handle(
     registry: &Registry,
     budget: Duration,
 ) -> Vec<(String, Result<(), String>)> {
-    let start = Instant::now();
     let deadline = Deadline::after(budget);
     // The reads (registry, sm/) count against the budget too: done in a
     // child that is abandoned at the deadline.
-    let planned = bounded(&deadline, "reading the registrations and sm/", || {
+    let planned = bounded::run(&deadline, "reading the registrations and sm/", || {
         let now = registry::now_secs();
         Ok(registry
             .list()
@@ -206,64 +202,35 @@ pub fn handle(
         Ok(j) => j,
         Err(e) => {
             log::warn!("{e}");
-            return vec![("(all)".to_string(), Err(e.reason))];
+            return vec![("(all)".to_string(), Err(e.to_string()))];
         }
     };
-    let mut running: Vec<(String, Pid)> = Vec::new();
+    // All instances at once, each in its own child: a hung holding
+    // directory does not hold up the others.
+    let running: Vec<_> = jobs
+        .iter()
+        .map(|(reg, op)| {
+            let what = format!("updating {}", reg.holding_dir.display());
+            (reg, bounded::spawn(&what, || apply(reg, registry, op)))
+        })
+        .collect();
     let mut out = Vec::new();
-    for (reg, op) in &jobs {
-        // SAFETY: the callout is single-threaded; the child applies the
-        // operation and _exits.
-        match unsafe { fork() } {
-            Ok(ForkResult::Child) => {
-                let code = match apply(reg, registry, op) {
-                    Ok(ch) => {
-                        log::info!(
-                            "{} {:?} -> {} {:?}",
-                            reg.instance,
-                            event_word(event),
-                            reg.holding_dir.display(),
-                            ch
-                        );
-                        0
-                    }
-                    Err(e) => {
-                        log::warn!("{}: {e}", reg.instance);
-                        1
-                    }
-                };
-                unsafe { libc::_exit(code) }
-            }
-            Ok(ForkResult::Parent { child }) => running.push((reg.instance.clone(), child)),
-            Err(e) => out.push((reg.instance.clone(), Err(format!("fork: {e}")))),
+    for (reg, job) in running {
+        let outcome = job.and_then(|j| j.wait(&deadline));
+        match &outcome {
+            Ok(ch) => log::info!(
+                "{} {:?} -> {} {:?}",
+                reg.instance,
+                event_word(event),
+                reg.holding_dir.display(),
+                ch
+            ),
+            Err(e) => log::warn!("{}: {e}", reg.instance),
         }
-    }
-    while !running.is_empty() {
-        running.retain(
-            |(inst, pid)| match waitpid(*pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) => true,
-                Ok(WaitStatus::Exited(_, 0)) => {
-                    out.push((inst.clone(), Ok(())));
-                    false
-                }
-                Ok(_) | Err(_) => {
-                    out.push((inst.clone(), Err("update failed".into())));
-                    false
-                }
-            },
-        );
-        if running.is_empty() {
-            break;
-        }
-        if start.elapsed() >= budget {
-            for (inst, pid) in running.drain(..) {
-                let _ = kill(pid, Signal::SIGKILL);
-                log::warn!("{inst}: holding directory update abandoned after {budget:?} (storage not responding?)");
-                out.push((inst, Err("timed out".into())));
-            }
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
+        out.push((
+            reg.instance.clone(),
+            outcome.map(|_| ()).map_err(|e| e.to_string()),
+        ));
     }
     out
 }

@@ -8,9 +8,7 @@
 //! - [`notify`]: sm-notify runs from a floating address.
 //! - [`resolve`]: the reverse lookup sm-notify needs for `-v`.
 //! - [`nlmgrace`]: ending lockd's grace once the notified clients reclaimed.
-//! - [`bounded`]: storage and name-service work in a child with a deadline.
 
-pub mod bounded;
 pub mod callout;
 pub mod holding;
 pub mod nlmgrace;

@@ -1,7 +1,7 @@
 //! Name lookups the way sm-notify does them: `-v ADDR` is turned into a
 //! host name with `getnameinfo(NI_NAMEREQD)`, and sm-notify exits ("my_name
 //! ... is unusable") when there is none. These may block on a slow name
-//! service: run them under [`super::bounded::bounded`].
+//! service: run them under [`crate::sys::bounded::run`].
 
 use std::ffi::CStr;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};

@@ -1,0 +1,185 @@
+//! "Is this a directory, on storage that answers?" — asked without risking
+//! a hang.
+//!
+//! The directories the agents depend on (an exported directory,
+//! nfs-grace's `recovery_dir`, statd-holding's `holding_dir`, float-ip's
+//! `tickle_dir`) live on shared storage that may be dead: any stat of them
+//! can then block in the kernel for ever. [`probe`] looks from a child
+//! process bounded by the deadline ([`super::bounded`]); [`look`] is the
+//! same look for work that already runs in such a child.
+
+use super::bounded;
+use crate::ocf::Deadline;
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// How to look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Stat the path, following symbolic links.
+    Stat,
+    /// Resolve the path first (symbolic links, `..`): [`Found::path`] is
+    /// its real path.
+    Resolve,
+    /// The deeper look at a directory found before on device `dev`: still
+    /// a directory itself (not a link put in its place), still on that file
+    /// system, and it can be listed.
+    Unchanged { dev: u64 },
+}
+
+/// A directory as found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    /// The path looked at (its real path with [`Look::Resolve`]).
+    pub path: PathBuf,
+    /// The device of the file system it is on.
+    pub dev: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+/// Why a path is not a directory on responsive storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DirProblem {
+    /// It does not exist (a file system not mounted here, a typo).
+    Missing,
+    /// It exists but is not a directory.
+    NotADirectory,
+    /// It is on another file system than before (unmounted under us?).
+    OtherFileSystem { now: u64, was: u64 },
+    /// Too many levels of symbolic links (ELOOP): a link loop.
+    Loop,
+    /// A name or the resolved path is too long (ENAMETOOLONG).
+    NameTooLong,
+    /// The storage did not answer by the deadline: the one timeout
+    /// message of [`bounded::Failure`].
+    TimedOut(String),
+    /// Any other error, in the system's words.
+    Io(String),
+}
+
+impl std::fmt::Display for DirProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DirProblem::Missing => f.write_str("does not exist"),
+            DirProblem::NotADirectory => f.write_str("is not a directory"),
+            DirProblem::OtherFileSystem { now, was } => {
+                write!(
+                    f,
+                    "is on another file system (device {now:#x}, was {was:#x})"
+                )
+            }
+            DirProblem::Loop => f.write_str("too many levels of symbolic links"),
+            DirProblem::NameTooLong => f.write_str("file name too long"),
+            DirProblem::TimedOut(m) | DirProblem::Io(m) => f.write_str(m),
+        }
+    }
+}
+
+fn io_problem(e: std::io::Error) -> DirProblem {
+    match e.raw_os_error() {
+        _ if e.kind() == std::io::ErrorKind::NotFound => DirProblem::Missing,
+        Some(libc::ELOOP) => DirProblem::Loop,
+        Some(libc::ENAMETOOLONG) => DirProblem::NameTooLong,
+        _ => DirProblem::Io(e.to_string()),
+    }
+}
+
+/// Look at `path` in this process (which may block on dead storage: for
+/// work already running in a [`bounded`] child).
+pub fn look(path: &Path, how: Look) -> Result<Found, DirProblem> {
+    let path = match how {
+        Look::Resolve => std::fs::canonicalize(path).map_err(io_problem)?,
+        Look::Stat | Look::Unchanged { .. } => path.to_path_buf(),
+    };
+    let md = match how {
+        Look::Unchanged { .. } => std::fs::symlink_metadata(&path),
+        Look::Stat | Look::Resolve => std::fs::metadata(&path),
+    }
+    .map_err(io_problem)?;
+    if !md.is_dir() {
+        return Err(DirProblem::NotADirectory);
+    }
+    if let Look::Unchanged { dev } = how {
+        if md.dev() != dev {
+            return Err(DirProblem::OtherFileSystem {
+                now: md.dev(),
+                was: dev,
+            });
+        }
+        let mut entries = std::fs::read_dir(&path).map_err(io_problem)?;
+        if let Some(Err(e)) = entries.next() {
+            return Err(io_problem(e));
+        }
+    }
+    Ok(Found {
+        path,
+        dev: md.dev(),
+        uid: md.uid(),
+        gid: md.gid(),
+        mode: md.permissions().mode(),
+    })
+}
+
+/// [`look`] from a child abandoned at `deadline`: a hung storage is
+/// [`DirProblem::TimedOut`], never a hung agent.
+pub fn probe(path: &Path, how: Look, deadline: &Deadline) -> Result<Found, DirProblem> {
+    let verb = match how {
+        Look::Resolve => "resolving",
+        Look::Stat | Look::Unchanged { .. } => "checking",
+    };
+    let what = format!("{verb} directory {}", path.display());
+    let p = path.to_path_buf();
+    match bounded::run(deadline, &what, move || Ok(look(&p, how))) {
+        Ok(found) => found,
+        Err(f) if f.timed_out() => Err(DirProblem::TimedOut(f.to_string())),
+        Err(f) => Err(DirProblem::Io(f.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn dl() -> Deadline {
+        Deadline::after(Duration::from_secs(10))
+    }
+
+    #[test]
+    fn resolves_links_and_reports_problems() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real dir");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, t.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("loop", t.path().join("loop")).unwrap();
+        std::fs::write(t.path().join("file"), "x").unwrap();
+        let d = probe(&t.path().join("link"), Look::Resolve, &dl()).unwrap();
+        assert_eq!(d.path, std::fs::canonicalize(&real).unwrap());
+        assert_eq!(d.dev, std::fs::metadata(&real).unwrap().dev());
+        let s = probe(&t.path().join("link"), Look::Stat, &dl()).unwrap();
+        assert_eq!((s.path, s.dev), (t.path().join("link"), d.dev));
+        for how in [Look::Stat, Look::Resolve] {
+            let at = |n: &str| probe(&t.path().join(n), how, &dl());
+            assert_eq!(at("nope"), Err(DirProblem::Missing));
+            assert_eq!(at("file"), Err(DirProblem::NotADirectory));
+            assert_eq!(at("loop"), Err(DirProblem::Loop));
+            assert!(matches!(at("file/x"), Err(DirProblem::Io(_))));
+        }
+        let unchanged = Look::Unchanged { dev: d.dev };
+        assert!(probe(&d.path, unchanged, &dl()).is_ok());
+        // a link in the directory's place is not the directory
+        assert_eq!(
+            probe(&t.path().join("link"), unchanged, &dl()),
+            Err(DirProblem::NotADirectory)
+        );
+        assert!(matches!(
+            probe(&d.path, Look::Unchanged { dev: d.dev + 1 }, &dl()),
+            Err(DirProblem::OtherFileSystem { .. })
+        ));
+        std::fs::remove_dir(&real).unwrap();
+        assert_eq!(probe(&d.path, unchanged, &dl()), Err(DirProblem::Missing));
+    }
+}
