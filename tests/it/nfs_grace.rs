@@ -3,7 +3,7 @@
 //! guests (kernel 6.1 with nfsd) the real thing: timers, server scope,
 //! nfsdcld on the service's storage, grace on takeover, a stop that lets
 //! the file system be unmounted, lockd's grace, ocf-tester.
-mod common;
+use crate::common;
 
 use common::uml::{install_agents_sh, UmlResult};
 use std::time::Duration;

@@ -2,9 +2,7 @@
 //! with a private /var/lib/nfs (so a private etab) and /run. The host kernel
 //! has no nfsd, so exportfs maintains etab only, which is what the agent
 //! reads; where a test needs nfsd's control files it says so.
-mod common;
-
-use common::{AgentCmd, Sandbox};
+use crate::common::{self, AgentCmd, Sandbox};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

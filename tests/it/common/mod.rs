@@ -6,8 +6,7 @@
 //! Tests that need root and namespaces call `sandbox!()`: where the machine
 //! cannot provide them the test prints a loud SKIPPED line and returns,
 //! unless `HANFS_REQUIRE_SANDBOX=1` (CI), where it fails instead.
-#![allow(dead_code)]
-
+#[macro_use]
 pub mod uml;
 
 use std::collections::BTreeMap;
@@ -32,7 +31,6 @@ pub fn skip_or_fail(why: &str) {
 }
 
 /// `let sb = sandbox!();` — a fresh sandbox, or skip the test loudly.
-#[macro_export]
 macro_rules! sandbox {
     () => {
         match $crate::common::Sandbox::new() {

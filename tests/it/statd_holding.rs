@@ -4,9 +4,7 @@
 //! lockd), real sm-notify reaching a real rpc.statd in a peer namespace
 //! (whose own HA callout logs every SM_NOTIFY it receives), ocf-tester and
 //! crm_resource.
-mod common;
-
-use common::{bin, wait_until, Sandbox};
+use crate::common::{self, bin, wait_until, Sandbox};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,9 +1,7 @@
 //! float-ip for real: on a veth pair between private network namespaces,
 //! with tcpdump in the peer standing in for the clients and routers on the
 //! link that must see the address move.
-mod common;
-
-use common::{wait_until, AgentCmd, Peer, Sandbox};
+use crate::common::{self, wait_until, AgentCmd, Peer, Sandbox};
 use std::io::{BufRead, BufReader};
 use std::process::Child;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
