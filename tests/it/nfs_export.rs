@@ -518,25 +518,16 @@ fn crm_resource_validate_gives_code_and_reason() {
     }
     sb.install_agents();
     let dir = mkdir(&sb, "d");
-    let validate = |opts: &[(&str, &str)]| {
-        let mut cmd =
-            String::from("crm_resource --validate --class ocf --provider hanfs --agent nfs-export");
-        for (k, v) in opts {
-            cmd.push_str(&format!(" --option '{k}={v}'"));
-        }
-        let out = sb.sh(&format!("{cmd} 2>&1"));
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
     let d = dir.to_str().unwrap();
-    let (code, out) = validate(&[
-        ("directory", d),
-        ("clientspec", "192.0.2.0/24"),
-        ("fsid", "1"),
-    ]);
-    assert_eq!(code, 0, "{out}");
+    sb.crm_validate(
+        AGENT,
+        &[
+            ("directory", d),
+            ("clientspec", "192.0.2.0/24"),
+            ("fsid", "1"),
+        ],
+    )
+    .expect_ok();
     for (opts, reason) in [
         (vec![("directory", d)], "parameter clientspec is required"),
         (
@@ -565,16 +556,7 @@ fn crm_resource_validate_gives_code_and_reason() {
             "not an absolute path",
         ),
     ] {
-        let (code, out) = validate(&opts);
-        assert_ne!(code, 0, "{opts:?}: {out}");
-        assert!(
-            out.contains("returned 6 (not configured"),
-            "{opts:?}: {out}"
-        );
-        assert!(
-            out.contains(reason),
-            "{opts:?}: reason {reason:?} missing in {out}"
-        );
+        sb.crm_validate(AGENT, &opts).expect_refused(6, reason);
     }
 }
 

@@ -373,22 +373,86 @@ sleep 60
     }
 }
 
-/// Shell text that makes the built hanfs agents appear as
-/// `/usr/lib/ocf/resource.d/hanfs/<agent>` inside a guest (the host's root
-/// is read-only there, so a tmpfs takes the providers' place, with the
-/// existing providers bound back in).
-pub fn install_agents_sh() -> String {
-    let mut s = String::from(
-        "R=/usr/lib/ocf/resource.d; mkdir -p /run/ocf-orig; mount --bind $R /run/ocf-orig; \
-         mount -t tmpfs tmpfs $R; for d in /run/ocf-orig/*; do n=$(basename $d); mkdir $R/$n; mount --bind $d $R/$n; done; \
-         mkdir -p $R/hanfs; ",
-    );
-    for a in ["nfs-export", "float-ip", "statd-holding", "nfs-grace"] {
-        s.push_str(&format!(
-            "ln -sf {} $R/hanfs/{a}; ",
-            super::bin(a).display()
-        ));
+/// A shell function in guest scripts that runs a built agent:
+/// `NAME [ARG ...] ACTION [PARAM=VALUE ...]`. The instance and the
+/// parameters given here are shell words, expanded when the function runs
+/// (they may use the leading `ARG`s, named by `args`); the call's own
+/// `PARAM=VALUE` words come after them, so they win.
+pub struct GuestAgent {
+    name: String,
+    agent: String,
+    args: Vec<String>,
+    instance: String,
+    params: Vec<(String, String)>,
+}
+
+impl GuestAgent {
+    /// `name` runs `agent` as instance `${INST:-svc1}` (`INST=svc2 name
+    /// ACTION` for another).
+    pub fn new(name: &str, agent: &str) -> GuestAgent {
+        GuestAgent {
+            name: name.into(),
+            agent: agent.into(),
+            args: Vec::new(),
+            instance: "${INST:-svc1}".into(),
+            params: Vec::new(),
+        }
     }
-    s.push('\n');
+
+    /// Leading arguments before the action, as shell variables of these names.
+    pub fn args(mut self, names: &[&str]) -> Self {
+        self.args = names.iter().map(|n| n.to_string()).collect();
+        self
+    }
+
+    pub fn instance(mut self, word: &str) -> Self {
+        self.instance = word.into();
+        self
+    }
+
+    pub fn param(mut self, name: &str, word: &str) -> Self {
+        self.params.push((name.into(), word.into()));
+        self
+    }
+
+    /// The function's definition.
+    pub fn sh(&self) -> String {
+        let mut s = format!("{}() {{\n", self.name);
+        if !self.args.is_empty() {
+            let set: Vec<String> = (1..)
+                .zip(&self.args)
+                .map(|(i, n)| format!("{n}=${i}"))
+                .collect();
+            s.push_str(&format!(
+                "    {}; shift {}\n",
+                set.join(" "),
+                self.args.len()
+            ));
+        }
+        s.push_str("    act=$1; shift\n");
+        s.push_str(&format!("    env OCF_RESOURCE_INSTANCE={}", self.instance));
+        for (k, v) in &self.params {
+            s.push_str(&format!(" OCF_RESKEY_{k}={v}"));
+        }
+        s.push_str(&format!(
+            " \\\n        $(for kv in \"$@\"; do printf 'OCF_RESKEY_%s ' \"$kv\"; done) {} $act\n}}\n",
+            super::bin(&self.agent).display()
+        ));
+        s
+    }
+}
+
+/// The start of a guest script that runs agents: the environment every
+/// agent gets (as `AgentCmd` gives it on the host, with a 30 s timeout),
+/// `val KEY VALUE` to report a result (`UmlResult::value`), and a function
+/// for each of `agents`.
+pub fn agents_sh(agents: &[GuestAgent]) -> String {
+    let mut s = String::from(
+        "export OCF_ROOT=/usr/lib/ocf HA_LOGFACILITY=none OCF_RESKEY_CRM_meta_timeout=30000\n\
+         val() { echo \"$1=$2\"; }\n",
+    );
+    for a in agents {
+        s.push_str(&a.sh());
+    }
     s
 }
