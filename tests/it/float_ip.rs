@@ -662,14 +662,7 @@ fn ocf_tester_passes_ipv4_and_ipv6() {
         format!("-o ip={V4} -o label=nfs -o arp_count=2"),
         format!("-o ip={V6} -o arp_count=2"),
     ] {
-        let out = sb.sh(&format!(
-            "ocf-tester -n test {opts} /usr/lib/ocf/resource.d/hanfs/float-ip 2>&1"
-        ));
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("passed all tests"),
-            "ocf-tester {opts}:\n{text}"
-        );
+        sb.expect_ocf_tester_passes("float-ip", &opts);
     }
 }
 

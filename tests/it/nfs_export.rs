@@ -569,15 +569,12 @@ fn ocf_tester_passes() {
     }
     sb.install_agents();
     let dir = mkdir(&sb, "tester");
-    let out = sb.sh(&format!(
-        "ocf-tester -n test -o directory={} -o 'clientspec=192.0.2.0/24 [2001:db8::]/32' -o fsid=21 -o options=rw \
-         /usr/lib/ocf/resource.d/hanfs/nfs-export 2>&1",
-        dir.display()
-    ));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("passed all tests"),
-        "ocf-tester failed:\n{text}"
+    sb.expect_ocf_tester_passes(
+        AGENT,
+        &format!(
+            "-o directory={} -o 'clientspec=192.0.2.0/24 [2001:db8::]/32' -o fsid=21 -o options=rw",
+            dir.display()
+        ),
     );
 }
 

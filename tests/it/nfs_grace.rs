@@ -4,7 +4,7 @@
 //! nfsdcld on the service's storage, grace on takeover, a stop that lets
 //! the file system be unmounted, lockd's grace, ocf-tester.
 use crate::common::{
-    self, crm, install_agents_sh,
+    self, install_agents_sh, tools,
     uml::{agents_sh, GuestAgent, UmlResult},
 };
 use std::time::Duration;
@@ -657,7 +657,7 @@ fn uml_ocf_tester_and_validate() {
         + &install_agents_sh()
         + &format!(
             "V() {{ {} \"$@\"; }}\n",
-            crm::validate_sh(AGENT, &["server_scope=s"])
+            tools::validate_sh(AGENT, &["server_scope=s"])
         )
         + r#"
 disk
@@ -676,7 +676,7 @@ V --option recovery_dir=$S/notadir 2>&1; val validate_notdir $?
     assert!(
         r.output.contains(&format!(
             "{}recovery_dir /nonexistent/dir/cld does not exist, nor its parent",
-            crm::returned(2)
+            tools::returned(2)
         )),
         "{}",
         r.output

@@ -680,14 +680,9 @@ fn ocf_tester_passes() {
     node(&sb, &["192.0.2.10/32"]);
     let hold = holding_dir(&sb, "hold");
     sb.install_agents();
-    let out = sb.sh(&format!(
-        "ocf-tester -n test -o holding_dir={} -o ip=192.0.2.10 /usr/lib/ocf/resource.d/hanfs/{AGENT} 2>&1",
-        hold.display()
-    ));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("passed all tests"),
-        "{text}"
+    sb.expect_ocf_tester_passes(
+        AGENT,
+        &format!("-o holding_dir={} -o ip=192.0.2.10", hold.display()),
     );
 }
 

@@ -6,7 +6,7 @@
 //! Tests that need root and namespaces call `sandbox!()`: where the machine
 //! cannot provide them the test prints a loud SKIPPED line and returns,
 //! unless `HANFS_REQUIRE_SANDBOX=1` (CI), where it fails instead.
-pub mod crm;
+pub mod tools;
 #[macro_use]
 pub mod uml;
 

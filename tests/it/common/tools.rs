@@ -1,7 +1,9 @@
-//! `crm_resource --validate`, as an administrator runs it: Pacemaker runs
-//! the agent's validate-all (found under `/usr/lib/ocf/resource.d/hanfs`,
-//! see `Sandbox::install_agents`) and prints what it answered, as
-//! `returned CODE (KIND: exit reason)`, exiting with the agent's code.
+//! The cluster tools run on the agents as an administrator runs them,
+//! finding them under `/usr/lib/ocf/resource.d/hanfs` (see
+//! `Sandbox::install_agents`): `crm_resource --validate`, where Pacemaker
+//! runs the agent's validate-all and prints what it answered, as `returned
+//! CODE (KIND: exit reason)`, exiting with the agent's code; and
+//! `ocf-tester`.
 
 use super::Sandbox;
 
@@ -89,6 +91,21 @@ impl Validation {
 }
 
 impl Sandbox {
+    /// ocf-tester on the hanfs agent `agent` with `opts` (its `-o
+    /// name=value` words, quoted for the shell where needed): it must pass
+    /// all its tests.
+    #[track_caller]
+    pub fn expect_ocf_tester_passes(&self, agent: &str, opts: &str) {
+        let out = self.sh(&format!(
+            "ocf-tester -n test {opts} /usr/lib/ocf/resource.d/hanfs/{agent} 2>&1"
+        ));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("passed all tests"),
+            "ocf-tester {opts} {agent}:\n{text}"
+        );
+    }
+
     /// `crm_resource --validate` of the hanfs agent `agent` inside the
     /// sandbox (after `install_agents`).
     pub fn crm_validate(&self, agent: &str, opts: &[impl CrmOption]) -> Validation {
