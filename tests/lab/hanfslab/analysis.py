@@ -1,66 +1,32 @@
 """What the clients saw, turned into findings for one scenario window."""
-import os
+from .logs import read_newlock, read_prober, read_writer
 
 BAD_ERRNOS = {"EIO", "ESTALE"}
 
 
-def read_writer(path):
-    oks, errs = [], []
-    if not os.path.exists(path):
-        return oks, errs
-    with open(path) as f:
-        for line in f:
-            p = line.split()
-            if not p:
-                continue
-            if p[0] == "OK" and len(p) == 4:
-                oks.append((int(p[1]), float(p[2]), float(p[3])))
-            elif p[0] == "ERR" and len(p) >= 6:
-                errs.append({"seq": int(p[1]), "t": float(p[2]), "errno": p[5]})
-    return oks, errs
-
-
-def _timed_rows(path, fields):
-    """Lines "<t_start> <t_end> <word>..." with exactly `fields` fields (a torn
-    last line is skipped), as tuples with the two times as floats."""
-    rows = []
-    if not os.path.exists(path):
-        return rows
-    with open(path) as f:
-        for line in f:
-            p = line.split()
-            if len(p) == fields:
-                rows.append((float(p[0]), float(p[1]), *p[2:]))
-    return rows
-
-
-def read_prober(path):
-    return _timed_rows(path, 4)
-
-
 def writer_window(path, t_event, t_end):
     """Longest gap between two successful writes around the event, and errors."""
-    oks, errs = read_writer(path)
-    before = [o for o in oks if o[2] < t_event]
-    during = [o for o in oks if t_event <= o[2] <= t_end]
+    log = read_writer(path)
+    before = [o for o in log.oks if o.t_end < t_event]
+    during = [o for o in log.oks if t_event <= o.t_end <= t_end]
     seq = before[-1:] + during
     gap, at = 0.0, None
     for a, b in zip(seq, seq[1:]):
-        if b[2] - a[2] > gap:
-            gap, at = b[2] - a[2], (a, b)
+        if b.t_end - a.t_end > gap:
+            gap, at = b.t_end - a.t_end, (a, b)
     # a writer that has not completed a write since its last one is still paused
     resumed = True
-    if seq and t_end - seq[-1][2] > gap:
-        gap, at, resumed = t_end - seq[-1][2], None, False
-        res_from = seq[-1][2] - t_event
-    w_errs = [e for e in errs if t_event <= e["t"] <= t_end]
+    if seq and t_end - seq[-1].t_end > gap:
+        gap, at, resumed = t_end - seq[-1].t_end, None, False
+        res_from = seq[-1].t_end - t_event
+    w_errs = [e for e in log.errs if t_event <= e.t_start <= t_end]
     res = {"writes_ok": len(during), "max_pause_s": round(gap, 3), "resumed": resumed,
-           "errors": len(w_errs), "error_kinds": sorted({e["errno"] for e in w_errs}),
-           "eio_or_estale": sum(e["errno"] in BAD_ERRNOS for e in w_errs)}
+           "errors": len(w_errs), "error_kinds": sorted({e.name for e in w_errs}),
+           "eio_or_estale": sum(e.name in BAD_ERRNOS for e in w_errs)}
     if at:
-        res["pause_from_s"] = round(at[0][2] - t_event, 3)   # relative to the event
-        res["pause_to_s"] = round(at[1][2] - t_event, 3)
-        res["resumed_at"] = at[1][2]
+        res["pause_from_s"] = round(at[0].t_end - t_event, 3)   # relative to the event
+        res["pause_to_s"] = round(at[1].t_end - t_event, 3)
+        res["resumed_at"] = at[1].t_end
     elif not resumed:
         res["pause_from_s"] = round(res_from, 3)             # and not over at the window's end
     return res
@@ -69,24 +35,24 @@ def writer_window(path, t_event, t_end):
 def prober_window(path, t_event, t_end, t_recovered):
     """Did the other client ever get a lock it must not get, and was the lock seen
     still held after the service had recovered?"""
-    rows = [r for r in read_prober(path) if t_event <= r[0] <= t_end]
-    acquired = [r for r in rows if r[3] == "ACQUIRED"]
-    errors = [r for r in rows if r[3].startswith("ERR_")]
-    held_after = {r[2] for r in rows if r[3] == "HELD" and t_recovered is not None and r[0] >= t_recovered}
-    files = sorted({r[2] for r in read_prober(path)})
+    every = read_prober(path)
+    rows = [r for r in every if t_event <= r.t_start <= t_end]
+    acquired = [r for r in rows if r.acquired]
+    errors = [r for r in rows if r.error is not None]
+    held_after = {r.file for r in rows if r.held and t_recovered is not None and r.t_start >= t_recovered}
+    files = sorted({r.file for r in every})
     return {"attempts": len(rows), "acquired": len(acquired),
-            "lost_locks": sorted({r[2] for r in acquired}),
-            "first_acquired_s": round(acquired[0][0] - t_event, 3) if acquired else None,
-            "errors": len(errors), "error_kinds": sorted({r[3][4:] for r in errors}),
+            "lost_locks": sorted({r.file for r in acquired}),
+            "first_acquired_s": round(acquired[0].t_start - t_event, 3) if acquired else None,
+            "errors": len(errors), "error_kinds": sorted({r.error for r in errors}),
             "confirmed_held_after_recovery": sorted(held_after),
             "files": files,
-            "longest_attempt_s": round(max((r[1] - r[0] for r in rows), default=0.0), 3)}
+            "longest_attempt_s": round(max((r.t_end - r.t_start for r in rows), default=0.0), 3)}
 
 
 def writes_check(writer_path, verified):
     """Every acknowledged write before the read started must be there, intact."""
-    oks, _ = read_writer(writer_path)
-    acked = {o[0] for o in oks if o[2] < verified["t_read"]}
+    acked = {o.seq for o in read_writer(writer_path).oks if o.t_end < verified["t_read"]}
     present = set()
     for a, b in verified.get("seq_ranges", []):
         present.update(range(a, b + 1))
@@ -98,20 +64,16 @@ def writes_check(writer_path, verified):
             "read_error": verified.get("error")}
 
 
-def read_newlock(path):
-    return _timed_rows(path, 3)
-
-
 def newlock_window(path, t_ref, t_end):
     """The first new lock granted once the service is reachable again (t_ref):
     new_lock_s = its grant time - t_ref. An attempt started during the outage
     waits (server down, then grace) and is granted when new locks are possible."""
-    rows = [r for r in read_newlock(path) if r[1] >= t_ref and r[1] <= t_end]
-    granted = [r for r in rows if r[2] == "GRANTED"]
-    errors = sorted({r[2][4:] for r in rows if r[2].startswith("ERR_")})
+    rows = [r for r in read_newlock(path) if r.t_end >= t_ref and r.t_end <= t_end]
+    granted = [r for r in rows if r.granted]
+    errors = sorted({r.error for r in rows if r.error is not None})
     first = granted[0] if granted else None
-    return {"new_lock_s": round(first[1] - t_ref, 3) if first else None,
-            "attempt_started_s": round(first[0] - t_ref, 3) if first else None,
+    return {"new_lock_s": round(first.t_end - t_ref, 3) if first else None,
+            "attempt_started_s": round(first.t_start - t_ref, 3) if first else None,
             "errors": errors}
 
 

@@ -4,6 +4,7 @@ import logging
 import os
 import time
 
+from . import logs
 from .host import LabError
 from .node import NODE_DIR
 
@@ -81,7 +82,8 @@ class Workload:
                 self.writers[tag] = c.spawn(
                     f"exec python3 {NODE_DIR}/writer.py {tag} {mnt} {self.writer_log(tag)} {NLOCKS}",
                     timeout=6 * 3600)
-        self._wait_logs(self.writers, self.writer_log, "READY", warmup_timeout)
+        self._wait_logs(self.writers, self.writer_log, "READY", lambda p: logs.read_writer(p).ready,
+                        warmup_timeout)
         for i, c in enumerate(self.clients):
             peer = self.clients[(i + 1) % len(self.clients)]
             for svc, v, mnt in self.mounts():
@@ -91,7 +93,8 @@ class Workload:
                 self.probers[tag] = c.spawn(
                     f"exec python3 {NODE_DIR}/prober.py {self.prober_log(tag)} {' '.join(files)}",
                     timeout=6 * 3600)
-        self._wait_logs(self.probers, self.prober_log, "HELD", warmup_timeout)
+        self._wait_logs(self.probers, self.prober_log, "HELD",
+                        lambda p: any(r.held for r in logs.read_prober(p)), warmup_timeout)
         # an application taking a new lock every second (a file nobody holds)
         for c in self.clients:
             for svc, v, mnt in self.mounts():
@@ -99,16 +102,18 @@ class Workload:
                 self.newlockers[tag] = c.spawn(
                     f"exec python3 {NODE_DIR}/newlock.py {self.newlock_log(tag)} {mnt}/{tag}.newlock",
                     timeout=6 * 3600)
-        self._wait_logs(self.newlockers, self.newlock_log, "GRANTED", warmup_timeout)
+        self._wait_logs(self.newlockers, self.newlock_log, "GRANTED",
+                        lambda p: any(r.granted for r in logs.read_newlock(p)), warmup_timeout)
         log.info("workload running: %d writers, %d probers", len(self.writers), len(self.probers))
 
     @staticmethod
-    def _wait_logs(handles, logpath, word, timeout):
+    def _wait_logs(handles, logpath, word, seen, timeout):
+        """Wait until every log shows `word` (`seen(path)` says whether it does)."""
         deadline = time.time() + timeout
         for tag, h in handles.items():
             path = logpath(tag)
             while True:
-                if os.path.exists(path) and word in open(path).read():
+                if seen(path):
                     break
                 if h.done():
                     raise LabError(f"{tag}: exited early: {h.wait().out[-800:]}")

@@ -3,7 +3,7 @@ import logging
 import shlex
 import time
 
-from . import analysis, cluster
+from . import analysis, cluster, logs
 from .host import LabError
 
 log = logging.getLogger("lab")
@@ -52,8 +52,8 @@ class Runner:
         while True:
             firsts = []
             for tag in self.w.tags():
-                oks, _ = analysis.read_writer(self.w.writer_log(tag))
-                after = [o[2] for o in oks if o[2] >= t_back]
+                oks = logs.read_writer(self.w.writer_log(tag)).oks
+                after = [o.t_end for o in oks if o.t_end >= t_back]
                 firsts.append(after[0] if after else None)
             if all(firsts):
                 return max(firsts)
@@ -67,9 +67,9 @@ class Runner:
         while time.time() < deadline:
             pending = []
             for tag in self.w.probers:
-                rows = analysis.read_prober(self.w.prober_log(tag))
+                rows = logs.read_prober(self.w.prober_log(tag))
                 # every file tried at least once since the writers resumed
-                if {r[2] for r in rows} - {r[2] for r in rows if r[0] >= t_recovered}:
+                if {r.file for r in rows} - {r.file for r in rows if r.t_start >= t_recovered}:
                     pending.append(tag)
             if not pending:
                 return True

@@ -1,16 +1,16 @@
 //! The README's parameter tables are generated from the agents' meta-data;
 //! this test fails when they drift. `HANFS_UPDATE_README=1 cargo test --test
-//! readme` rewrites them.
+//! it readme::` rewrites them.
 use hanfs::ocf::Metadata;
 
 const AGENTS: [(&str, &str); 4] = [
-    ("nfs-export", include_str!("../metadata/nfs-export.xml")),
-    ("float-ip", include_str!("../metadata/float-ip.xml")),
+    ("nfs-export", include_str!("../../metadata/nfs-export.xml")),
+    ("float-ip", include_str!("../../metadata/float-ip.xml")),
     (
         "statd-holding",
-        include_str!("../metadata/statd-holding.xml"),
+        include_str!("../../metadata/statd-holding.xml"),
     ),
-    ("nfs-grace", include_str!("../metadata/nfs-grace.xml")),
+    ("nfs-grace", include_str!("../../metadata/nfs-grace.xml")),
 ];
 
 #[test]
@@ -35,6 +35,6 @@ fn readme_parameter_tables_match_meta_data() {
     if std::env::var("HANFS_UPDATE_README").as_deref() == Ok("1") {
         std::fs::write(path, readme).unwrap();
     } else {
-        assert!(stale.is_empty(), "README parameter tables out of date for {stale:?}: run HANFS_UPDATE_README=1 cargo test --test readme");
+        assert!(stale.is_empty(), "README parameter tables out of date for {stale:?}: run HANFS_UPDATE_README=1 cargo test --test it readme::");
     }
 }

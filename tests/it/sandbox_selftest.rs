@@ -1,5 +1,5 @@
 //! The harness itself: a sandbox is private, and a veth peer is reachable.
-mod common;
+use crate::common;
 
 #[test]
 fn sandbox_is_private_and_peer_reachable() {

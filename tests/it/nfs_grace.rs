@@ -3,9 +3,10 @@
 //! guests (kernel 6.1 with nfsd) the real thing: timers, server scope,
 //! nfsdcld on the service's storage, grace on takeover, a stop that lets
 //! the file system be unmounted, lockd's grace, ocf-tester.
-mod common;
-
-use common::uml::{install_agents_sh, UmlResult};
+use crate::common::{
+    self, install_agents_sh, tools,
+    uml::{agents_sh, GuestAgent, UmlResult},
+};
 use std::time::Duration;
 
 const AGENT: &str = "nfs-grace";
@@ -26,18 +27,6 @@ fn host_has_nfsd() -> bool {
 fn crm_resource_validate_reports_code_and_reason() {
     let sb = sandbox!();
     sb.install_agents();
-    let validate = |opts: &[&str]| {
-        let mut cmd =
-            format!("crm_resource --validate --class ocf --provider hanfs --agent {AGENT}");
-        for o in opts {
-            cmd.push_str(&format!(" --option '{o}'"));
-        }
-        let out = sb.sh(&format!("{cmd} 2>&1"));
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
     let ok: &[&str] = &["recovery_dir=/srv/nfs/cld", "server_scope=hanfs-1"];
     let with = |extra: &[&'static str]| -> Vec<&'static str> {
         let mut v: Vec<&'static str> = vec!["recovery_dir=/srv/nfs/cld", "server_scope=hanfs-1"];
@@ -48,78 +37,59 @@ fn crm_resource_validate_reports_code_and_reason() {
         }
         v
     };
-    let cases: Vec<(Vec<&str>, u8, &str, &str)> = vec![
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (
             vec!["server_scope=x"],
             6,
-            "not configured",
             "parameter recovery_dir is required",
         ),
         (
             vec!["recovery_dir=/srv/nfs/cld"],
             6,
-            "not configured",
             "parameter server_scope is required",
         ),
         (
             with(&["recovery_dir=srv/cld"]),
             6,
-            "not configured",
             "recovery_dir=\"srv/cld\" must be an absolute path",
         ),
         (
             with(&["server_scope=two words"]),
             6,
-            "not configured",
             "server_scope=\"two words\" contains ' '",
         ),
         (
             with(&["lease_time=5"]),
             6,
-            "not configured",
             "lease_time=5 is out of range (10..=3600)",
         ),
         (
             with(&["grace_time=30"]),
             6,
-            "not configured",
             "grace_time=30 is shorter than lease_time=90",
         ),
         (
             with(&["nlm_grace_time=241"]),
             6,
-            "not configured",
             "nlm_grace_time=241 is out of range (10..=240)",
         ),
-        (
-            with(&["threads=0"]),
-            6,
-            "not configured",
-            "threads=0 is out of range",
-        ),
+        (with(&["threads=0"]), 6, "threads=0 is out of range"),
         (
             with(&["end_grace_early=maybe"]),
             6,
-            "not configured",
             "end_grace_early=\"maybe\" is not a boolean",
         ),
     ];
-    for (opts, code, kind, reason) in &cases {
-        let (status, out) = validate(opts);
-        assert_eq!(status, i32::from(*code), "{opts:?}: {out}");
-        let want = format!("returned {code} ({kind}: ");
-        assert!(
-            out.contains(&want) && out.contains(reason),
-            "{opts:?}: expected {want}...{reason}\n{out}"
-        );
+    for (opts, code, reason) in &cases {
+        sb.crm_validate(AGENT, opts).expect_refused(*code, reason);
     }
     // A correct configuration, on a host whose kernel has no nfsd: 5.
     if !host_has_nfsd() {
-        let (status, out) = validate(ok);
-        assert_eq!(status, 5, "{out}");
+        let v = sb.crm_validate(AGENT, ok);
         assert!(
-            out.contains("returned 5 (not installed: the kernel has no nfsd"),
-            "{out}"
+            v.reason(5).starts_with("the kernel has no nfsd"),
+            "{}",
+            v.output
         );
     }
 }
@@ -313,46 +283,42 @@ fn stop_succeeds_when_the_node_lock_path_is_a_directory() {
 /// test configuration, a scratch ext4 "shared disk" mounted on $S, the
 /// helpers an NFS server expects, and `val KEY VALUE` to report results.
 fn prelude(grace: u32, lease: u32, nlm: u32) -> String {
-    format!(
-        r#"
-A={bin}
-S=/run/hanfs-srv
-export OCF_ROOT=/usr/lib/ocf HA_LOGFACILITY=none OCF_RESKEY_CRM_meta_timeout=30000
-ag() {{
-    act=$1; shift
-    env OCF_RESOURCE_INSTANCE=${{INST:-svc1}} OCF_RESKEY_recovery_dir=$S/nfsdcld OCF_RESKEY_server_scope=hanfs-scope-t \
-        OCF_RESKEY_grace_time={grace} OCF_RESKEY_lease_time={lease} OCF_RESKEY_nlm_grace_time={nlm} OCF_RESKEY_threads=4 \
-        $(for kv in "$@"; do printf 'OCF_RESKEY_%s ' "$kv"; done) $A $act
-}}
-val() {{ echo "$1=$2"; }}
-v4grace() {{ cat /proc/fs/nfsd/v4_end_grace; }}
-nlmgrace() {{ cat /proc/fs/lockd/nlm_end_grace; }}
-disk() {{
+    let ag = GuestAgent::new("ag", AGENT)
+        .param("recovery_dir", "$S/nfsdcld")
+        .param("server_scope", "hanfs-scope-t")
+        .param("grace_time", &grace.to_string())
+        .param("lease_time", &lease.to_string())
+        .param("nlm_grace_time", &nlm.to_string())
+        .param("threads", "4");
+    "S=/run/hanfs-srv\n".to_string()
+        + &agents_sh(&[ag])
+        + r#"
+v4grace() { cat /proc/fs/nfsd/v4_end_grace; }
+nlmgrace() { cat /proc/fs/lockd/nlm_end_grace; }
+disk() {
     mkdir -p $S
-    [ -e /tmp/disk.img ] || {{ dd if=/dev/zero of=/tmp/disk.img bs=1M count=24 2>/dev/null && mkfs.ext4 -q /tmp/disk.img; }}
+    [ -e /tmp/disk.img ] || { dd if=/dev/zero of=/tmp/disk.img bs=1M count=24 2>/dev/null && mkfs.ext4 -q /tmp/disk.img; }
     modprobe loop; mount -o loop /tmp/disk.img $S && mkdir -p $S/data && chmod 777 $S/data
-}}
-export_it() {{ exportfs -o rw,no_root_squash,fsid=0,no_subtree_check,insecure 127.0.0.1:$S; }}
+}
+export_it() { exportfs -o rw,no_root_squash,fsid=0,no_subtree_check,insecure 127.0.0.1:$S; }
 # hold FILE KEY: a job holding an exclusive POSIX lock on FILE; prints KEY=yes once it has it
-hold() {{ python3 -c "
+hold() { python3 -c "
 import fcntl, sys, time
-f = open(sys.argv[1], 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print(sys.argv[2] + '=yes', flush=True); time.sleep(600)" "$1" "$2" & }}
+f = open(sys.argv[1], 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print(sys.argv[2] + '=yes', flush=True); time.sleep(600)" "$1" "$2" & }
 # server_lock KEY: whether nfsd holds an NFSv4 lock (waiting up to 10 s for one)
-server_lock() {{
+server_lock() {
     for i in $(seq 1 100); do grep -q 'type: lock' /proc/fs/nfsd/clients/*/states 2>/dev/null && break; sleep 0.1; done
     val $1 $(grep -q 'type: lock' /proc/fs/nfsd/clients/*/states && echo yes)
-}}
+}
 # wait_v4_grace_end: v4_grace_end (Y once over, waiting up to 25 s) and v4_grace_secs
-wait_v4_grace_end() {{
+wait_v4_grace_end() {
     T0=$(date +%s)
     for i in $(seq 1 250); do [ "$(v4grace)" = Y ] && break; sleep 0.1; done
     val v4_grace_end $(v4grace)
     val v4_grace_secs $(( $(date +%s) - T0 ))
-}}
-unexport_it() {{ exportfs -u 127.0.0.1:$S; echo $S > /proc/fs/nfsd/unlock_filesystem; }}
-"#,
-        bin = common::bin(AGENT).display()
-    )
+}
+unexport_it() { exportfs -u 127.0.0.1:$S; echo $S > /proc/fs/nfsd/unlock_filesystem; }
+"#
 }
 
 fn uml_timeout() -> Duration {
@@ -689,23 +655,29 @@ fn uml_ocf_tester_and_validate() {
     let vm = uml!();
     let script = prelude(10, 10, 10)
         + &install_agents_sh()
+        + &format!(
+            "V() {{ {} \"$@\"; }}\n",
+            tools::validate_sh(AGENT, &["server_scope=s"])
+        )
         + r#"
 disk
 modprobe nfsd; rpcbind -w; rpc.mountd
 ocf-tester -n nfsgrace -o recovery_dir=$S/nfsdcld -o server_scope=hanfs-t -o grace_time=10 -o lease_time=10 \
     /usr/lib/ocf/resource.d/hanfs/nfs-grace; val tester $?
-V="crm_resource --validate --class ocf --provider hanfs --agent nfs-grace --option server_scope=s"
-$V --option recovery_dir=/nonexistent/dir/cld 2>&1; val validate_missing $?
-$V --option recovery_dir=$S/data/f 2>&1; val validate_good $?
+V --option recovery_dir=/nonexistent/dir/cld 2>&1; val validate_missing $?
+V --option recovery_dir=$S/data/f 2>&1; val validate_good $?
 touch $S/notadir
-$V --option recovery_dir=$S/notadir 2>&1; val validate_notdir $?
+V --option recovery_dir=$S/notadir 2>&1; val validate_notdir $?
 "#;
     let r = vm.run(&script, uml_timeout());
     r.assert_ok();
     expect_value(&r, "tester", "0");
     expect_value(&r, "validate_missing", "2");
     assert!(
-        r.output.contains("returned 2 (invalid parameter: recovery_dir /nonexistent/dir/cld does not exist, nor its parent"),
+        r.output.contains(&format!(
+            "{}recovery_dir /nonexistent/dir/cld does not exist, nor its parent",
+            tools::returned(2)
+        )),
         "{}",
         r.output
     );

@@ -6,8 +6,8 @@
 //! Tests that need root and namespaces call `sandbox!()`: where the machine
 //! cannot provide them the test prints a loud SKIPPED line and returns,
 //! unless `HANFS_REQUIRE_SANDBOX=1` (CI), where it fails instead.
-#![allow(dead_code)]
-
+pub mod tools;
+#[macro_use]
 pub mod uml;
 
 use std::collections::BTreeMap;
@@ -32,7 +32,6 @@ pub fn skip_or_fail(why: &str) {
 }
 
 /// `let sb = sandbox!();` — a fresh sandbox, or skip the test loudly.
-#[macro_export]
 macro_rules! sandbox {
     () => {
         match $crate::common::Sandbox::new() {
@@ -225,6 +224,24 @@ impl<'a> AgentCmd<'a> {
     }
 }
 
+/// Shell text that makes the built agents appear as
+/// `/usr/lib/ocf/resource.d/hanfs/<agent>` in the mount namespace it runs
+/// in: a tmpfs takes the providers' place (the root may be read-only, as in
+/// a UML guest), the other providers are bound back in, and whatever the
+/// host has installed as hanfs stays out of sight.
+pub fn install_agents_sh() -> String {
+    let mut s = String::from(
+        "R=/usr/lib/ocf/resource.d; mkdir -p /run/ocf-orig; mount --bind $R /run/ocf-orig; \
+         mount -t tmpfs tmpfs $R; for d in /run/ocf-orig/*; do n=$(basename $d); [ $n = hanfs ] && continue; mkdir $R/$n; mount --bind $d $R/$n; done; \
+         mkdir -p $R/hanfs; ",
+    );
+    for a in ["nfs-export", "float-ip", "statd-holding", "nfs-grace"] {
+        s.push_str(&format!("ln -sf {} $R/hanfs/{a}; ", bin(a).display()));
+    }
+    s.push('\n');
+    s
+}
+
 /// An agent run on the host itself (for meta-data and validation tests that
 /// need no privileges).
 pub fn host_agent(agent: &str) -> AgentCmd<'static> {
@@ -309,15 +326,7 @@ impl Sandbox {
     /// inside the sandbox only (the other providers stay visible), so that
     /// `crm_resource --class ocf --provider hanfs` and `ocf-tester` find them.
     pub fn install_agents(&self) {
-        let mut s = String::from(
-            "set -e; R=/usr/lib/ocf/resource.d; mkdir -p /run/ocf-orig; mount --bind $R /run/ocf-orig; \
-             mount -t tmpfs tmpfs $R; for d in /run/ocf-orig/*; do n=$(basename $d); [ $n = hanfs ] && continue; mkdir $R/$n; mount --bind $d $R/$n; done; \
-             mkdir -p $R/hanfs; ",
-        );
-        for a in ["nfs-export", "float-ip", "statd-holding", "nfs-grace"] {
-            s.push_str(&format!("ln -sf {} $R/hanfs/{a}; ", bin(a).display()));
-        }
-        self.sh_ok(&s);
+        self.sh_ok(&format!("set -e; {}", install_agents_sh()));
     }
 
     /// A host directory (under the sandbox's temporary dir) for test files.

@@ -2,9 +2,7 @@
 //! with a private /var/lib/nfs (so a private etab) and /run. The host kernel
 //! has no nfsd, so exportfs maintains etab only, which is what the agent
 //! reads; where a test needs nfsd's control files it says so.
-mod common;
-
-use common::{AgentCmd, Sandbox};
+use crate::common::{self, AgentCmd, Sandbox};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -520,25 +518,16 @@ fn crm_resource_validate_gives_code_and_reason() {
     }
     sb.install_agents();
     let dir = mkdir(&sb, "d");
-    let validate = |opts: &[(&str, &str)]| {
-        let mut cmd =
-            String::from("crm_resource --validate --class ocf --provider hanfs --agent nfs-export");
-        for (k, v) in opts {
-            cmd.push_str(&format!(" --option '{k}={v}'"));
-        }
-        let out = sb.sh(&format!("{cmd} 2>&1"));
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
     let d = dir.to_str().unwrap();
-    let (code, out) = validate(&[
-        ("directory", d),
-        ("clientspec", "192.0.2.0/24"),
-        ("fsid", "1"),
-    ]);
-    assert_eq!(code, 0, "{out}");
+    sb.crm_validate(
+        AGENT,
+        &[
+            ("directory", d),
+            ("clientspec", "192.0.2.0/24"),
+            ("fsid", "1"),
+        ],
+    )
+    .expect_ok();
     for (opts, reason) in [
         (vec![("directory", d)], "parameter clientspec is required"),
         (
@@ -567,16 +556,7 @@ fn crm_resource_validate_gives_code_and_reason() {
             "not an absolute path",
         ),
     ] {
-        let (code, out) = validate(&opts);
-        assert_ne!(code, 0, "{opts:?}: {out}");
-        assert!(
-            out.contains("returned 6 (not configured"),
-            "{opts:?}: {out}"
-        );
-        assert!(
-            out.contains(reason),
-            "{opts:?}: reason {reason:?} missing in {out}"
-        );
+        sb.crm_validate(AGENT, &opts).expect_refused(6, reason);
     }
 }
 
@@ -589,15 +569,12 @@ fn ocf_tester_passes() {
     }
     sb.install_agents();
     let dir = mkdir(&sb, "tester");
-    let out = sb.sh(&format!(
-        "ocf-tester -n test -o directory={} -o 'clientspec=192.0.2.0/24 [2001:db8::]/32' -o fsid=21 -o options=rw \
-         /usr/lib/ocf/resource.d/hanfs/nfs-export 2>&1",
-        dir.display()
-    ));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("passed all tests"),
-        "ocf-tester failed:\n{text}"
+    sb.expect_ocf_tester_passes(
+        AGENT,
+        &format!(
+            "-o directory={} -o 'clientspec=192.0.2.0/24 [2001:db8::]/32' -o fsid=21 -o options=rw",
+            dir.display()
+        ),
     );
 }
 

@@ -4,9 +4,8 @@
 //! lockd), real sm-notify reaching a real rpc.statd in a peer namespace
 //! (whose own HA callout logs every SM_NOTIFY it receives), ocf-tester and
 //! crm_resource.
-mod common;
-
-use common::{bin, wait_until, Sandbox};
+use crate::common::uml::{agents_sh, GuestAgent};
+use crate::common::{self, bin, wait_until, AgentCmd, Sandbox};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -119,36 +118,75 @@ fn open_dir(sb_dir: &Path) {
     std::fs::set_permissions(sb_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// A private /etc/hosts inside the sandbox (the floating addresses must
-/// map back to names, or sm-notify refuses them).
-fn hosts(sb: &Sandbox, extra: &str) {
-    sb.sh_ok(&format!(
-        "printf '127.0.0.1 localhost\\n{extra}' > /run/.test-hosts && mount --bind /run/.test-hosts /etc/hosts"
-    ));
-}
-
 const VIP_HOSTS: &str =
     "192.0.2.10 nfs-vip.example\\n2001:db8::10 nfs-vip6.example\\n192.0.2.20 nfs-vip2.example\\n";
 
+/// The node every test here starts from: the sandbox reachable by the
+/// statd user (`open_dir`), a private /etc/hosts naming the floating
+/// addresses (they must map back to names, or sm-notify refuses them), and
+/// `addrs` (CIDR; IPv6 without DAD) on lo.
+fn node(sb: &Sandbox, addrs: &[&str]) {
+    open_dir(sb.dir.path());
+    sb.sh_ok(&format!(
+        "printf '127.0.0.1 localhost\\n{VIP_HOSTS}' > /run/.test-hosts && mount --bind /run/.test-hosts /etc/hosts"
+    ));
+    for a in addrs {
+        let nodad = if a.contains(':') { " nodad" } else { "" };
+        sb.sh_ok(&format!("ip addr add {a} dev lo{nodad}"));
+    }
+}
+
+/// An empty holding directory at `rel` in the sandbox's scratch space.
+fn holding_dir(sb: &Sandbox, rel: &str) -> PathBuf {
+    let p = sb.path(rel);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// The statd-holding resource of most tests: `hold`, address 192.0.2.10.
+fn resource<'a>(sb: &'a Sandbox, hold: &Path) -> AgentCmd<'a> {
+    sb.agent(AGENT)
+        .param("holding_dir", hold.to_str().unwrap())
+        .param("ip", "192.0.2.10")
+}
+
+/// rpcbind and rpc.statd in a sandbox (with the hanfs callout, or none),
+/// and the NSM client that talks to statd as lockd does; stopped on drop.
+struct Statd<'a> {
+    sb: &'a Sandbox,
+    nsm: PathBuf,
+    _daemons: Vec<Daemon>,
+}
+
+impl<'a> Statd<'a> {
+    fn start(sb: &'a Sandbox, callout: bool) -> Statd<'a> {
+        let callout = callout.then(|| bin("hanfs-statd-callout"));
+        let daemons = start_statd(sb.pid(), |s| sb.sh_ok(s), callout.as_deref(), sb.dir.path());
+        let nsm = sb.path("nsmrpc.py");
+        std::fs::write(&nsm, NSM_CLIENT).unwrap();
+        Statd {
+            sb,
+            nsm,
+            _daemons: daemons,
+        }
+    }
+
+    /// SM_MON of `mon` by `my`, with `cookie`; returns once statd answered.
+    fn mon(&self, mon: &str, my: &str, cookie: &str) {
+        self.sb.sh_ok(&format!(
+            "python3 {} mon {mon} {my} {cookie}",
+            self.nsm.display()
+        ));
+    }
+
+    fn unmon(&self, mon: &str, my: &str) {
+        self.sb
+            .sh_ok(&format!("python3 {} unmon {mon} {my}", self.nsm.display()));
+    }
+}
+
 fn line(mon: &str, my: &str, cookie: &str) -> String {
     format!("0100007f 000186b5 00000004 00000010 {cookie} {mon} {my}\n")
-}
-
-fn sm_mon(sb: &Sandbox, script: &Path, mon: &str, my: &str, cookie: &str) {
-    sb.sh_ok(&format!(
-        "python3 {} mon {mon} {my} {cookie}",
-        script.display()
-    ));
-}
-
-fn sm_unmon(sb: &Sandbox, script: &Path, mon: &str, my: &str) {
-    sb.sh_ok(&format!("python3 {} unmon {mon} {my}", script.display()));
-}
-
-fn nsm_client(sb: &Sandbox) -> PathBuf {
-    let p = sb.path("nsmrpc.py");
-    std::fs::write(&p, NSM_CLIENT).unwrap();
-    p
 }
 
 fn read(p: &Path) -> String {
@@ -203,22 +241,12 @@ fn lock_on_crashed_node_is_notified_from_the_new_node() {
     let holding = shared.path().join("hold");
     std::fs::create_dir(&holding).unwrap();
     let h = holding.to_str().unwrap();
-    let callout = bin("hanfs-statd-callout");
 
     // Node 1: statd with the callout; the service is active there.
     {
         let node1 = sandbox!();
-        open_dir(node1.dir.path());
-        hosts(&node1, VIP_HOSTS);
-        node1
-            .sh_ok("ip addr add 192.0.2.10/32 dev lo && ip addr add 2001:db8::10/128 dev lo nodad");
-        let _d = start_statd(
-            node1.pid(),
-            |s| node1.sh_ok(s),
-            Some(&callout),
-            node1.dir.path(),
-        );
-        let nsm = nsm_client(&node1);
+        node(&node1, &["192.0.2.10/32", "2001:db8::10/128"]);
+        let statd = Statd::start(&node1, true);
         node1
             .agent(AGENT)
             .param("holding_dir", h)
@@ -234,7 +262,7 @@ fn lock_on_crashed_node_is_notified_from_the_new_node() {
         ];
         for (mon, c) in clients {
             let cookie = c.repeat(16);
-            sm_mon(&node1, &nsm, mon, "node1", &cookie);
+            statd.mon(mon, "node1", &cookie);
             assert_eq!(
                 read(&holding.join(mon)),
                 line(mon, "node1", &cookie),
@@ -250,8 +278,7 @@ fn lock_on_crashed_node_is_notified_from_the_new_node() {
     // Node 2, with the client on its link.
     let node2 = sandbox!();
     let _reap = ReapNotifiers(&node2);
-    open_dir(node2.dir.path());
-    hosts(&node2, VIP_HOSTS);
+    node(&node2, &[]);
     let peer = node2.veth_peer(
         &[
             "192.0.2.1/24",
@@ -384,53 +411,35 @@ fn lock_on_crashed_node_is_notified_from_the_new_node() {
 #[test]
 fn two_instances_follow_statd_through_the_callout() {
     let sb = sandbox!();
-    open_dir(sb.dir.path());
-    hosts(&sb, VIP_HOSTS);
-    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo && ip addr add 192.0.2.20/32 dev lo");
-    let (ha, hb) = (sb.path("a/hold"), sb.path("b/hold"));
-    std::fs::create_dir_all(&ha).unwrap();
-    std::fs::create_dir_all(&hb).unwrap();
+    node(&sb, &["192.0.2.10/32", "192.0.2.20/32"]);
+    let (ha, hb) = (holding_dir(&sb, "a/hold"), holding_dir(&sb, "b/hold"));
     open_dir(&sb.path("a"));
     open_dir(&sb.path("b"));
-    let _d = start_statd(
-        sb.pid(),
-        |s| sb.sh_ok(s),
-        Some(&bin("hanfs-statd-callout")),
-        sb.dir.path(),
-    );
-    let nsm = nsm_client(&sb);
-    let a = || {
-        sb.agent(AGENT)
-            .env("OCF_RESOURCE_INSTANCE", "svc-a")
-            .param("holding_dir", ha.to_str().unwrap())
-            .param("ip", "192.0.2.10")
-    };
+    let statd = Statd::start(&sb, true);
+    let a = || resource(&sb, &ha).env("OCF_RESOURCE_INSTANCE", "svc-a");
     let b = || {
-        sb.agent(AGENT)
+        resource(&sb, &hb)
             .env("OCF_RESOURCE_INSTANCE", "svc-b")
-            .param("holding_dir", hb.to_str().unwrap())
             .param("ip", "192.0.2.20")
     };
     a().run("monitor").expect(7);
     a().run("start").expect(0);
     b().run("start").expect(0);
     // One holding directory per resource.
-    sb.agent(AGENT)
+    resource(&sb, &ha)
         .env("OCF_RESOURCE_INSTANCE", "svc-c")
-        .param("holding_dir", ha.to_str().unwrap())
-        .param("ip", "192.0.2.10")
         .run("start")
         .expect_reason(6, "already used by svc-a");
 
     let c1 = "c1".repeat(16);
-    sm_mon(&sb, &nsm, "192.0.2.31", "node1", &c1);
+    statd.mon("192.0.2.31", "node1", &c1);
     for h in [&ha, &hb] {
         assert_eq!(
             read(&h.join("192.0.2.31")),
             line("192.0.2.31", "node1", &c1)
         );
     }
-    sm_unmon(&sb, &nsm, "192.0.2.31", "node1");
+    statd.unmon("192.0.2.31", "node1");
     for h in [&ha, &hb] {
         assert!(
             !h.join("192.0.2.31").exists(),
@@ -469,13 +478,13 @@ fn two_instances_follow_statd_through_the_callout() {
     a().run("monitor").expect(7);
     b().run("monitor").expect(0);
     let c3 = "c3".repeat(16);
-    sm_mon(&sb, &nsm, "192.0.2.33", "node1", &c3);
+    statd.mon("192.0.2.33", "node1", &c3);
     assert!(hb.join("192.0.2.33").exists());
     assert!(
         ha.join("192.0.2.33").exists(),
         "a stopped instance still gains clients while draining"
     );
-    sm_unmon(&sb, &nsm, "192.0.2.33", "node1");
+    statd.unmon("192.0.2.33", "node1");
     assert!(!hb.join("192.0.2.33").exists());
     assert!(
         ha.join("192.0.2.33").exists(),
@@ -491,18 +500,10 @@ fn two_instances_follow_statd_through_the_callout() {
 #[test]
 fn monitor_copies_clients_when_statd_has_no_callout() {
     let sb = sandbox!();
-    open_dir(sb.dir.path());
-    hosts(&sb, VIP_HOSTS);
-    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
-    let hold = sb.path("hold");
-    std::fs::create_dir_all(&hold).unwrap();
-    let _d = start_statd(sb.pid(), |s| sb.sh_ok(s), None, sb.dir.path());
-    let nsm = nsm_client(&sb);
-    let agent = || {
-        sb.agent(AGENT)
-            .param("holding_dir", hold.to_str().unwrap())
-            .param("ip", "192.0.2.10")
-    };
+    node(&sb, &["192.0.2.10/32"]);
+    let hold = holding_dir(&sb, "hold");
+    let statd = Statd::start(&sb, false);
+    let agent = || resource(&sb, &hold);
     let st = agent().run("start");
     st.expect(0);
     assert!(
@@ -511,7 +512,7 @@ fn monitor_copies_clients_when_statd_has_no_callout() {
         st.stderr
     );
     let c = "c4".repeat(16);
-    sm_mon(&sb, &nsm, "192.0.2.34", "node1", &c);
+    statd.mon("192.0.2.34", "node1", &c);
     assert!(!hold.join("192.0.2.34").exists());
     let m = agent().interval_ms(30_000).run("monitor");
     m.expect(0);
@@ -531,23 +532,10 @@ fn monitor_copies_clients_when_statd_has_no_callout() {
 #[test]
 fn the_callout_is_not_blocked_by_fifos() {
     let sb = sandbox!();
-    open_dir(sb.dir.path());
-    hosts(&sb, VIP_HOSTS);
-    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
-    let hold = sb.path("hold");
-    std::fs::create_dir_all(&hold).unwrap();
-    let _d = start_statd(
-        sb.pid(),
-        |s| sb.sh_ok(s),
-        Some(&bin("hanfs-statd-callout")),
-        sb.dir.path(),
-    );
-    let nsm = nsm_client(&sb);
-    let agent = || {
-        sb.agent(AGENT)
-            .param("holding_dir", hold.to_str().unwrap())
-            .param("ip", "192.0.2.10")
-    };
+    node(&sb, &["192.0.2.10/32"]);
+    let hold = holding_dir(&sb, "hold");
+    let statd = Statd::start(&sb, true);
+    let agent = || resource(&sb, &hold);
     agent().run("start").expect(0);
     let _f1 = sb.fifo(
         "/run/hanfs/statd-holding/zz-fifo.json",
@@ -566,7 +554,7 @@ fn the_callout_is_not_blocked_by_fifos() {
     );
     let c = "c7".repeat(16);
     let t = std::time::Instant::now();
-    sm_mon(&sb, &nsm, "192.0.2.78", "node1", &c);
+    statd.mon("192.0.2.78", "node1", &c);
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "SM_MON took {:?} (the callout blocked statd?)",
@@ -586,18 +574,10 @@ fn the_callout_is_not_blocked_by_fifos() {
 #[test]
 fn the_root_monitor_treats_sm_as_untrusted() {
     let sb = sandbox!();
-    open_dir(sb.dir.path());
-    hosts(&sb, VIP_HOSTS);
-    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
-    let hold = sb.path("hold");
-    std::fs::create_dir_all(&hold).unwrap();
-    let _d = start_statd(sb.pid(), |s| sb.sh_ok(s), None, sb.dir.path());
-    let nsm = nsm_client(&sb);
-    let agent = || {
-        sb.agent(AGENT)
-            .param("holding_dir", hold.to_str().unwrap())
-            .param("ip", "192.0.2.10")
-    };
+    node(&sb, &["192.0.2.10/32"]);
+    let hold = holding_dir(&sb, "hold");
+    let statd = Statd::start(&sb, false);
+    let agent = || resource(&sb, &hold);
     agent().run("start").expect(0);
     // A root-only file with a record-shaped line, linked from sm/.
     let secret = sb.path("root-only/secret");
@@ -614,7 +594,7 @@ fn the_root_monitor_treats_sm_as_untrusted() {
         line("192.0.2.52", "node1", &"52".repeat(16)).trim_end()
     ));
     let c = "c5".repeat(16);
-    sm_mon(&sb, &nsm, "192.0.2.53", "node1", &c);
+    statd.mon("192.0.2.53", "node1", &c);
     let m = agent().interval_ms(30_000).run("monitor");
     assert!(
         m.elapsed < Duration::from_secs(5),
@@ -647,19 +627,13 @@ fn the_root_monitor_treats_sm_as_untrusted() {
 fn holding_dir_on_shared_storage() {
     let sb = sandbox!();
     let _reap = ReapNotifiers(&sb);
-    open_dir(sb.dir.path());
-    hosts(&sb, VIP_HOSTS);
-    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
+    node(&sb, &["192.0.2.10/32"]);
     // statd's user owns sm/, as on Debian.
     sb.sh_ok("chown statd /var/lib/nfs/sm /var/lib/nfs/sm.bak");
     let mnt = sb.path("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let hold = mnt.join("hold");
-    let agent = || {
-        sb.agent(AGENT)
-            .param("holding_dir", hold.to_str().unwrap())
-            .param("ip", "192.0.2.10")
-    };
+    let agent = || resource(&sb, &hold);
     let v = agent().run("validate-all");
     v.expect(0);
     assert!(
@@ -703,45 +677,27 @@ fn holding_dir_on_shared_storage() {
 #[test]
 fn ocf_tester_passes() {
     let sb = sandbox!();
-    open_dir(sb.dir.path());
-    hosts(&sb, VIP_HOSTS);
-    sb.sh_ok("ip addr add 192.0.2.10/32 dev lo");
-    let hold = sb.path("hold");
-    std::fs::create_dir_all(&hold).unwrap();
+    node(&sb, &["192.0.2.10/32"]);
+    let hold = holding_dir(&sb, "hold");
     sb.install_agents();
-    let out = sb.sh(&format!(
-        "ocf-tester -n test -o holding_dir={} -o ip=192.0.2.10 /usr/lib/ocf/resource.d/hanfs/{AGENT} 2>&1",
-        hold.display()
-    ));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("passed all tests"),
-        "{text}"
+    sb.expect_ocf_tester_passes(
+        AGENT,
+        &format!("-o holding_dir={} -o ip=192.0.2.10", hold.display()),
     );
 }
 
 #[test]
 fn crm_resource_validate_reports_bad_input() {
     let sb = sandbox!();
-    open_dir(sb.dir.path());
-    hosts(&sb, VIP_HOSTS);
+    node(&sb, &[]);
     sb.install_agents();
-    let hold = sb.path("hold");
-    std::fs::create_dir_all(&hold).unwrap();
+    let hold = holding_dir(&sb, "hold");
     let h = hold.to_str().unwrap();
-    let validate = |opts: &[(&str, &str)]| {
-        let mut s = format!("crm_resource --validate --class ocf --provider hanfs --agent {AGENT}");
-        for (k, v) in opts {
-            s.push_str(&format!(" --option '{k}={v}'"));
-        }
-        let o = sb.sh(&format!("{s} 2>&1"));
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
-    };
-    let (code, out) = validate(&[("holding_dir", h), ("ip", "192.0.2.10 2001:db8::10")]);
-    assert_eq!(code, 0, "{out}");
+    sb.crm_validate(
+        AGENT,
+        &[("holding_dir", h), ("ip", "192.0.2.10 2001:db8::10")],
+    )
+    .expect_ok();
     for (opts, rc, needle) in [
         (
             vec![("holding_dir", h), ("ip", "not-an-address")],
@@ -769,21 +725,20 @@ fn crm_resource_validate_reports_bad_input() {
             "statd_dir /nonexistent has no sm/",
         ),
     ] {
-        let (code, out) = validate(&opts);
-        assert_ne!(code, 0, "{opts:?}: {out}");
-        let word = if rc == 6 {
-            "not configured"
-        } else {
-            "invalid parameter"
-        };
+        let v = sb.crm_validate(AGENT, &opts);
         assert!(
-            out.contains(&format!("returned {rc} ({word}: {needle}")),
-            "{opts:?}: expected {rc} / {needle:?} in:\n{out}"
+            v.reason(rc).starts_with(needle),
+            "{opts:?}: expected {rc} / {needle:?} in:\n{}",
+            v.output
         );
     }
     // The reason is short enough to reach crm_resource whole.
-    let (_, out) = validate(&[("holding_dir", h), ("ip", "192.0.2.77")]);
-    assert!(out.contains("; sm-notify -v needs one)"), "{out}");
+    let v = sb.crm_validate(AGENT, &[("holding_dir", h), ("ip", "192.0.2.77")]);
+    assert!(
+        v.output.contains("; sm-notify -v needs one)"),
+        "{}",
+        v.output
+    );
 }
 
 /// Shell prelude for the UML tests below: a node with two services' disks
@@ -791,25 +746,24 @@ fn crm_resource_validate_reports_bad_input() {
 /// ACTION` (statd-holding svc1 on $S/a/hold, address 192.0.2.10 on lo,
 /// named in /etc/hosts: a loopback address is refused) and `val`.
 fn guest_prelude() -> String {
-    format!(
-        r#"
+    let grace = GuestAgent::new("grace", "nfs-grace")
+        .args(&["inst", "dir"])
+        .instance("$inst")
+        .param("recovery_dir", "$dir")
+        .param("server_scope", "t")
+        .param("grace_time", "20")
+        .param("lease_time", "10")
+        .param("nlm_grace_time", "60");
+    let hold = GuestAgent::new("hold", AGENT)
+        .param("holding_dir", "$S/a/hold")
+        .param("ip", "192.0.2.10")
+        .param("notify_timeout", "2");
+    r#"
 S=/run/hanfs-srv; mkdir -p $S/a/hold $S/b
 ip addr add 192.0.2.10/32 dev lo; echo "192.0.2.10 nfs-vip.example" >> /etc/hosts
-export OCF_ROOT=/usr/lib/ocf HA_LOGFACILITY=none OCF_RESKEY_CRM_meta_timeout=30000
-val() {{ echo "$1=$2"; }}
-grace() {{
-    inst=$1 dir=$2; shift 2
-    env OCF_RESOURCE_INSTANCE=$inst OCF_RESKEY_recovery_dir=$dir OCF_RESKEY_server_scope=t \
-        OCF_RESKEY_grace_time=20 OCF_RESKEY_lease_time=10 OCF_RESKEY_nlm_grace_time=60 {grace} "$@"
-}}
-hold() {{
-    env OCF_RESOURCE_INSTANCE=svc1 OCF_RESKEY_holding_dir=$S/a/hold OCF_RESKEY_ip=192.0.2.10 \
-        OCF_RESKEY_notify_timeout=2 {hold} "$@"
-}}
-"#,
-        grace = bin("nfs-grace").display(),
-        hold = bin(AGENT).display()
-    )
+"#
+    .to_string()
+        + &agents_sh(&[grace, hold])
 }
 
 /// In a UML guest with the real kernel nfsd and lockd: when nfsd restarts
@@ -934,9 +888,8 @@ hold stop; grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
 fn nlm_scenario(n: usize, mode: &str) -> String {
     guest_prelude()
         + &format!(
-            "N={n}; MODE={mode}; CALLOUT={callout}; HOLD={hold}\n",
-            callout = bin("hanfs-statd-callout").display(),
-            hold = bin(AGENT).display()
+            "N={n}; MODE={mode}; CALLOUT={callout}\n",
+            callout = bin("hanfs-statd-callout").display()
         )
         + r#"
 now() { date +%s.%N; }
@@ -1026,8 +979,7 @@ if [ $MODE = shared ]; then
     # another service on the node whose client never answers
     mkdir -p $S/b/hold
     printf '0100007f 000186b5 00000004 00000010 00000000000000000000000000000000 10.1.0.99 uml-guest\n' > $S/b/hold/10.1.0.99
-    env OCF_RESOURCE_INSTANCE=svc2 OCF_RESKEY_holding_dir=$S/b/hold OCF_RESKEY_ip=192.0.2.10 \
-        OCF_RESKEY_notify_timeout=1 $HOLD start; val hold_other $?
+    INST=svc2 hold start holding_dir=$S/b/hold notify_timeout=1; val hold_other $?
 fi
 T0=$(now)
 if [ $MODE = control ]; then echo Y > /proc/fs/lockd/nlm_end_grace; export OCF_RESKEY_end_nlm_grace_early=false; fi

@@ -1,10 +1,10 @@
 //! hanfs-import-state on the host: its refusals (each naming what is
 //! wrong, nothing written) and the statd half, which copies statd's record
 //! files as they are. Its NFSv4 half needs a running kernel nfsd with NFSv4
-//! clients: `uml_imported_clients_reclaim` in tests/nfs_grace.rs runs the
+//! clients: `uml_imported_clients_reclaim` in tests/it/nfs_grace.rs runs the
 //! whole thing in a UML guest, and the lab's `migrate` scenario in a
 //! cluster.
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

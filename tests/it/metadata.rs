@@ -4,7 +4,7 @@
 //! OCF 1.1 schema and resource-agents' `metadata.rng`; the form printed to
 //! OCF 1.1 callers (Pacemaker) must validate against the OCF 1.1 schema and
 //! advertise reload-agent exactly when a parameter is reloadable.
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,9 +1,7 @@
 //! float-ip for real: on a veth pair between private network namespaces,
 //! with tcpdump in the peer standing in for the clients and routers on the
 //! link that must see the address move.
-mod common;
-
-use common::{wait_until, AgentCmd, Peer, Sandbox};
+use crate::common::{self, wait_until, AgentCmd, Peer, Sandbox};
 use std::io::{BufRead, BufReader};
 use std::process::Child;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
@@ -664,14 +662,7 @@ fn ocf_tester_passes_ipv4_and_ipv6() {
         format!("-o ip={V4} -o label=nfs -o arp_count=2"),
         format!("-o ip={V6} -o arp_count=2"),
     ] {
-        let out = sb.sh(&format!(
-            "ocf-tester -n test {opts} /usr/lib/ocf/resource.d/hanfs/float-ip 2>&1"
-        ));
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("passed all tests"),
-            "ocf-tester {opts}:\n{text}"
-        );
+        sb.expect_ocf_tester_passes("float-ip", &opts);
     }
 }
 
@@ -683,94 +674,59 @@ fn crm_resource_validate_reports_code_and_reason() {
         &["192.0.2.2/24", "2001:db8::2/64"],
     );
     sb.install_agents();
-    let validate = |opts: &[&str]| {
-        let mut cmd =
-            String::from("crm_resource --validate --class ocf --provider hanfs --agent float-ip");
-        for o in opts {
-            cmd.push_str(&format!(" --option '{o}'"));
-        }
-        let out = sb.sh(&format!("{cmd} 2>&1"));
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
-    let cases: &[(&[&str], u8, &str, &str)] = &[
+    let cases: &[(&[&str], i32, &str)] = &[
         (
             &["ip=300.1.1.1"],
             6,
-            "not configured",
             "ip=\"300.1.1.1\" is not an IPv4 or IPv6 address",
         ),
-        (
-            &["ip=192.0.2.10/24"],
-            6,
-            "not configured",
-            "prefix length in cidr_netmask",
-        ),
+        (&["ip=192.0.2.10/24"], 6, "prefix length in cidr_netmask"),
         (
             &["ip=192.0.2.10", "cidr_netmask=33"],
             6,
-            "not configured",
             "cidr_netmask=\"33\"",
         ),
         (
             &["ip=192.0.2.10", "cidr_netmask=255.0.255.0"],
             6,
-            "not configured",
             "not contiguous",
         ),
         (
             &["ip=192.0.2.10", "arp_count=1000"],
             6,
-            "not configured",
             "arp_count=1000 is out of range",
         ),
         (
             &["ip=192.0.2.10", "arp_interval=fast"],
             6,
-            "not configured",
             "arp_interval=\"fast\" is not an integer",
         ),
         (
             &["ip=2001:db8::10", "label=nfs"],
             6,
-            "not configured",
             "label=\"nfs\" cannot be used with an IPv6 ip",
         ),
         (
             &["ip=192.0.2.10", "nic=eth9"],
             2,
-            "invalid parameter",
             "nic eth9 does not exist on this node (interfaces: eth0, lo)",
         ),
         (
             &["ip=203.0.113.7"],
             2,
-            "invalid parameter",
             "no interface has a subnet containing ip 203.0.113.7",
         ),
-        (
-            &["cidr_netmask=24"],
-            6,
-            "not configured",
-            "parameter ip is required",
-        ),
+        (&["cidr_netmask=24"], 6, "parameter ip is required"),
     ];
-    for (opts, code, kind, reason) in cases {
-        let (status, out) = validate(opts);
+    for (opts, code, reason) in cases {
         // crm_resource exits with the agent's code too.
-        assert_eq!(status, i32::from(*code), "{opts:?}: {out}");
-        let want = format!("returned {code} ({kind}: ");
-        assert!(
-            out.contains(&want) && out.contains(reason),
-            "{opts:?}: expected {want}...{reason}\n{out}"
-        );
+        sb.crm_validate("float-ip", opts)
+            .expect_refused(*code, reason);
     }
-    let (status, out) = validate(&["ip=192.0.2.10", "label=nfs"]);
-    assert_eq!(status, 0, "{out}");
-    let (status, out) = validate(&["ip=2001:db8::10"]);
-    assert_eq!(status, 0, "{out}");
+    sb.crm_validate("float-ip", &["ip=192.0.2.10", "label=nfs"])
+        .expect_ok();
+    sb.crm_validate("float-ip", &["ip=2001:db8::10"])
+        .expect_ok();
 }
 
 #[test]
