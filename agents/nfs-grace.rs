@@ -585,11 +585,7 @@ impl Agent for NfsGrace {
             return Err(OcfError::perm("nfs-grace must run as root"));
         }
         server::available(&Self::roots(), &ctx.deadline)?;
-        if cld::program().is_none() {
-            return Err(OcfError::installed(
-                "nfsdcld not found (install nfs-kernel-server / nfs-utils)",
-            ));
-        }
+        cld::program()?;
         probe_dir(ctx, &cfg.recovery_dir)?;
         if mounts::on_root_fs(&cfg.recovery_dir) {
             log::warn!(

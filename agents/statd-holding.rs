@@ -5,6 +5,7 @@
 use hanfs::ocf::{self, Action, Agent, Ctx, Deadline, OcfError, OcfResult, Params, ResultExt};
 use hanfs::sys::nfsd::{self, server};
 use hanfs::sys::procs::ProcId;
+use hanfs::sys::program;
 use hanfs::sys::statd::bounded::bounded;
 use hanfs::sys::statd::holding::{self, Reconciled};
 use hanfs::sys::statd::nlmgrace::{self, GraceId, Stamp, Status, Watch};
@@ -85,15 +86,7 @@ fn abs_dir(name: &str, v: &str) -> OcfResult<PathBuf> {
 }
 
 fn sm_notify_program() -> OcfResult<PathBuf> {
-    which::which("sm-notify")
-        .ok()
-        .or_else(|| {
-            ["/usr/sbin/sm-notify", "/sbin/sm-notify"]
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| OcfError::installed("sm-notify not found (install nfs-utils / nfs-common)"))
+    program::require("sm-notify", "nfs-utils / nfs-common")
 }
 
 fn statd_dir(cfg: &Config) -> OcfResult<StatdDir> {

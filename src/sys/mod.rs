@@ -8,4 +8,5 @@ pub mod net;
 pub mod nfsd;
 pub mod process;
 pub mod procs;
+pub mod program;
 pub mod statd;
