@@ -10,7 +10,7 @@
 //!          interface, wrong label, duplicate detected → 1.
 //! stop:    kill the announcer, remove the address from every interface.
 
-use hanfs::ocf::{self, Agent, Ctx, OcfError, OcfResult, Params};
+use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::fsfile;
 use hanfs::sys::net::announce::{spawn_followup, Announcement, Followup};
 use hanfs::sys::net::duplicate::{self, ClaimWatch, DadOutcome};
@@ -756,12 +756,11 @@ impl Agent for FloatIp {
         Ok(())
     }
 
+    fn needs_root(action: &Action) -> Option<&'static str> {
+        (*action == Action::Start).then_some("the agent adds addresses and sends ARP/ND")
+    }
+
     fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(OcfError::perm(
-                "float-ip start must run as root (it adds addresses and sends ARP/ND)",
-            ));
-        }
         let (mut view, placement) = resolve(ctx, cfg)?;
         let target = Target::new(cfg, placement);
         if !target.link.is_up() {

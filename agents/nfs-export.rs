@@ -13,7 +13,7 @@
 //! - stop: remove this resource's exports only, release locks, optionally
 //!   wait out the NFSv4 lease, forget the state; all within the timeout.
 
-use hanfs::ocf::{Agent, Ctx, OcfError, OcfResult, Params, ResultExt};
+use hanfs::ocf::{Action, Agent, Ctx, OcfError, OcfResult, Params, ResultExt};
 use hanfs::sys::exports::storage::{self, Directory, Problem};
 use hanfs::sys::exports::{
     exportfs, ClientSpec, Export, ExportOptions, ExportTable, Exportfs, Fsid, TableStamp,
@@ -369,12 +369,12 @@ impl Agent for NfsExport {
     /// node where the shared file system is not mounted (it is mounted on
     /// one node at a time, and `pcs resource create` validates wherever it
     /// runs); start checks it, with code 2 when it is missing here.
+    fn needs_root(action: &Action) -> Option<&'static str> {
+        matches!(action, Action::ValidateAll | Action::Start)
+            .then_some("the agent changes the NFS export table")
+    }
+
     fn validate(_ctx: &Ctx, _cfg: &Config) -> OcfResult<()> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(OcfError::perm(
-                "nfs-export must run as root (it changes the NFS export table)",
-            ));
-        }
         Exportfs::find()?;
         let table = ExportTable::system();
         let state_dir = table.path().parent().unwrap_or(Path::new("/"));

@@ -12,7 +12,7 @@
 //! at stop, so that each service carries its clients' records when it
 //! leaves or its node fails.
 
-use hanfs::ocf::{self, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultExt};
+use hanfs::ocf::{self, Action, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultExt};
 use hanfs::sys::exports::ExportTable;
 use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::server::{self, ServerSettings};
@@ -580,10 +580,12 @@ impl Agent for NfsGrace {
         })
     }
 
+    fn needs_root(action: &Action) -> Option<&'static str> {
+        matches!(action, Action::ValidateAll | Action::Start)
+            .then_some("the agent runs nfsd and nfsdcld")
+    }
+
     fn validate(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(OcfError::perm("nfs-grace must run as root"));
-        }
         server::available(&Self::roots(), &ctx.deadline)?;
         cld::program()?;
         probe_dir(ctx, &cfg.recovery_dir)?;

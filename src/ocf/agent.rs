@@ -99,6 +99,13 @@ pub trait Agent {
     /// host: errors are 6 (wrong everywhere).
     fn configure(p: &Params) -> OcfResult<Self::Config>;
 
+    /// Why `action` must run as root, when it must: the runtime refuses it
+    /// otherwise (4), after the configuration is checked and before any
+    /// handler runs, with one message for every agent.
+    fn needs_root(_action: &Action) -> Option<&'static str> {
+        None
+    }
+
     /// Checks against this host (validate-all, and before start): programs
     /// present (5), interfaces and paths usable here (2).
     fn validate(_ctx: &Ctx, _cfg: &Self::Config) -> OcfResult<()> {
@@ -242,18 +249,15 @@ pub fn dispatch<A: Agent>(args: &[String], env: &HashMap<String, String>) -> Ocf
             Ok(())
         }
         (_, Err(e)) => Err(e),
-        (Action::ValidateAll, Ok(cfg)) => A::validate(&ctx, &cfg),
-        (Action::Start, Ok(cfg)) => A::validate(&ctx, &cfg).and_then(|()| A::start(&ctx, &cfg)),
-        (Action::Stop, Ok(cfg)) => A::stop(&ctx, &cfg),
-        (Action::Monitor, Ok(cfg)) => A::monitor(&ctx, &cfg),
-        (Action::ReloadAgent, Ok(cfg)) => {
-            if meta.has_reloadable() {
-                A::reload(&ctx, &cfg)
-            } else {
-                Err(OcfError::unimplemented("no reloadable parameters"))
-            }
-        }
-        (Action::MetaData | Action::Usage, _) => unreachable!(),
+        (action, Ok(cfg)) => check_root::<A>(action).and_then(|()| match action {
+            Action::ValidateAll => A::validate(&ctx, &cfg),
+            Action::Start => A::validate(&ctx, &cfg).and_then(|()| A::start(&ctx, &cfg)),
+            Action::Stop => A::stop(&ctx, &cfg),
+            Action::Monitor => A::monitor(&ctx, &cfg),
+            Action::ReloadAgent if meta.has_reloadable() => A::reload(&ctx, &cfg),
+            Action::ReloadAgent => Err(OcfError::unimplemented("no reloadable parameters")),
+            Action::MetaData | Action::Usage | Action::Other(_) => unreachable!(),
+        }),
     };
     let code = match outcome {
         Ok(()) => OcfCode::Success,
@@ -286,6 +290,18 @@ pub fn dispatch<A: Agent>(args: &[String], env: &HashMap<String, String>) -> Ocf
         log::debug!("{} succeeded", inv.action.name());
     }
     code
+}
+
+/// The one root check ([`Agent::needs_root`]).
+fn check_root<A: Agent>(action: &Action) -> OcfResult<()> {
+    match A::needs_root(action) {
+        Some(why) if !nix::unistd::geteuid().is_root() => Err(OcfError::perm(format!(
+            "{} {} must run as root ({why})",
+            A::NAME,
+            action.name()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// For each agent's unit tests: with `vars` (a complete, valid parameter
