@@ -89,7 +89,7 @@ pub fn runtime_dir() -> PathBuf {
 /// take the checked configuration, never the environment.
 pub trait Agent {
     /// The checked, typed parameters.
-    type Config;
+    type Config: std::fmt::Debug;
     /// The agent name (the binary's name).
     const NAME: &'static str;
     /// The description (`metadata/<agent>.xml`, embedded).
@@ -160,11 +160,7 @@ pub fn guarded(agent: &str, prefix: &str, f: impl FnOnce() -> OcfCode) -> OcfCod
     match result {
         Ok(c) => c,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown");
+            let what = panic_text(&*panic);
             log::error!("internal error: {what}");
             let _ = writeln!(
                 std::io::stderr(),
@@ -318,16 +314,20 @@ pub fn check_description_matches_code<A: Agent>(vars: &[(&str, &str)]) -> Result
             A::NAME
         ));
     }
-    let params = Params::from_vars(
-        &meta,
-        vars.iter()
-            .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
-    );
-    params.check_declared().map_err(|e| e.reason)?;
-    // Reading an undeclared parameter panics inside `configure`.
-    let cfg = catch_unwind(AssertUnwindSafe(|| A::configure(&params)))
-        .map_err(|_| "configure reads an undeclared parameter (or panicked)".to_string())?;
-    cfg.map_err(|e| format!("configure rejected the sample: {e}"))?;
+    let configure = |vars: &[(&str, &str)]| -> Result<(String, Params), String> {
+        let params = Params::from_vars(
+            &meta,
+            vars.iter()
+                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+        );
+        params.check_declared().map_err(|e| e.reason)?;
+        // Reading an undeclared parameter, or one the wrong way, panics.
+        let cfg = catch_unwind(AssertUnwindSafe(|| A::configure(&params)))
+            .map_err(|p| format!("configure panicked: {}", panic_text(&*p)))?;
+        let cfg = cfg.map_err(|e| format!("configure rejected {vars:?}: {e}"))?;
+        Ok((format!("{cfg:?}"), params))
+    };
+    let (cfg, params) = configure(vars)?;
     let read = params.names_read();
     let unread: Vec<_> = meta
         .params
@@ -337,6 +337,24 @@ pub fn check_description_matches_code<A: Agent>(vars: &[(&str, &str)]) -> Result
         .collect();
     if !unread.is_empty() {
         return Err(format!("declared but never read by configure: {unread:?}"));
+    }
+    // A default is the meta-data's: it parses, and setting it explicitly
+    // configures exactly what leaving it unset does (so no default is
+    // written a second time in the code).
+    for p in &meta.params {
+        let Some(default) = &p.default else { continue };
+        if vars.iter().any(|(k, _)| *k == p.name) {
+            continue;
+        }
+        let mut with: Vec<(&str, &str)> = vars.to_vec();
+        with.push((&p.name, default));
+        let (explicit, _) = configure(&with)?;
+        if explicit != cfg {
+            return Err(format!(
+                "{}={default:?} set explicitly configures otherwise than left to its default: the code has a default of its own",
+                p.name
+            ));
+        }
     }
     for a in ["start", "stop", "monitor", "meta-data", "validate-all"] {
         if meta.action_timeout(a).is_none() {
@@ -349,6 +367,13 @@ pub fn check_description_matches_code<A: Agent>(vars: &[(&str, &str)]) -> Result
         );
     }
     Ok(())
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
+    p.downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| p.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown")
 }
 
 #[cfg(test)]
@@ -366,7 +391,7 @@ mod tests {
             <action name="monitor" timeout="20s" interval="10s"/><action name="meta-data" timeout="5s"/>
             <action name="validate-all" timeout="5s"/></actions></resource-agent>"#;
         fn configure(p: &Params) -> OcfResult<String> {
-            let m = p.required("mode")?;
+            let m = p.string("mode")?;
             if m == "bad" {
                 return Err(OcfError::configured("parameter mode=bad is not allowed"));
             }
