@@ -10,7 +10,7 @@
 //!          interface, wrong label, duplicate detected → 1.
 //! stop:    kill the announcer, remove the address from every interface.
 
-use hanfs::ocf::{self, Agent, Ctx, OcfError, OcfResult, Params};
+use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::fsfile;
 use hanfs::sys::net::announce::{spawn_followup, Announcement, Followup};
 use hanfs::sys::net::duplicate::{self, ClaimWatch, DadOutcome};
@@ -58,33 +58,25 @@ impl Config {
     }
 }
 
-fn parse_ip(s: &str) -> OcfResult<IpAddr> {
-    let bad = |why: &str| OcfError::configured(format!("ip={:?} {why}", ocf::echo(s)));
+fn parse_ip(s: &str) -> Result<IpAddr, String> {
     if s.contains('/') {
-        return Err(bad("has a prefix length: give the bare address in ip and the prefix length in cidr_netmask"));
+        return Err("has a prefix length: give the bare address in ip and the prefix length in cidr_netmask".into());
     }
     let ip: IpAddr = s
         .parse()
-        .map_err(|_| bad("is not an IPv4 or IPv6 address"))?;
-    if ip.is_unspecified() {
-        return Err(bad("is the unspecified address"));
-    }
-    if ip.is_loopback() {
-        return Err(bad("is a loopback address"));
-    }
-    if ip.is_multicast() {
-        return Err(bad("is a multicast address"));
-    }
-    match ip {
-        IpAddr::V4(a) if a.is_broadcast() => Err(bad("is the limited broadcast address")),
-        IpAddr::V6(a) if is_link_local(&a) => Err(bad(
-            "is link-local: it is only valid on one link; use a global or unique-local address",
-        )),
-        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
-            Err(bad("is IPv4-mapped: write the IPv4 address"))
+        .map_err(|_| "not an IPv4 or IPv6 address".to_string())?;
+    let why = match ip {
+        _ if ip.is_unspecified() => "the unspecified address",
+        _ if ip.is_loopback() => "a loopback address",
+        _ if ip.is_multicast() => "a multicast address",
+        IpAddr::V4(a) if a.is_broadcast() => "the limited broadcast address",
+        IpAddr::V6(a) if is_link_local(&a) => {
+            "link-local: it is only valid on one link; use a global or unique-local address"
         }
-        _ => Ok(ip),
-    }
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => "IPv4-mapped: write the IPv4 address",
+        _ => return Ok(ip),
+    };
+    Err(why.into())
 }
 
 fn is_link_local(a: &Ipv6Addr) -> bool {
@@ -95,159 +87,108 @@ fn is_link_local(a: &Ipv6Addr) -> bool {
 /// address (an IPv4 subnet with a broadcast address, /30 or shorter).
 fn check_host_address(ip: IpAddr, prefix_len: u8, whose: &str) -> OcfResult<()> {
     let s = Subnet::new(ip, prefix_len).expect("prefix length checked");
-    if ip.is_ipv4() && s.broadcast().is_some() {
-        let net = Subnet::new(s.network(), prefix_len).expect("same length");
-        if s.network() == ip {
-            return Err(OcfError::configured(format!(
-                "ip {ip} is the network address of {net}{whose}"
-            )));
-        }
-        if s.broadcast()
-            == Some(match ip {
-                IpAddr::V4(a) => a,
-                IpAddr::V6(_) => unreachable!(),
-            })
-        {
-            return Err(OcfError::configured(format!(
-                "ip {ip} is the broadcast address of {net}{whose}"
-            )));
-        }
-    }
-    Ok(())
+    let IpAddr::V4(v4) = ip else { return Ok(()) };
+    let Some(broadcast) = s.broadcast() else {
+        return Ok(());
+    };
+    let net = Subnet::new(s.network(), prefix_len).expect("same length");
+    let what = if s.network() == ip {
+        "network"
+    } else if broadcast == v4 {
+        "broadcast"
+    } else {
+        return Ok(());
+    };
+    Err(ocf::invalid(
+        "ip",
+        &ip.to_string(),
+        format!("the {what} address of {net}{whose}"),
+    ))
 }
 
-fn check_interface_name(nic: &str) -> OcfResult<()> {
-    let ok = !nic.is_empty()
-        && nic.len() <= IFNAMSIZ
+fn interface_name(nic: &str) -> Result<String, String> {
+    let ok = nic.len() <= IFNAMSIZ
         && nic != "."
         && nic != ".."
         && !nic
             .chars()
             .any(|c| c == '/' || c == ':' || c.is_whitespace());
     if ok {
-        Ok(())
+        Ok(nic.to_string())
     } else {
-        Err(OcfError::configured(format!(
-            "nic={:?} is not an interface name (at most {IFNAMSIZ} characters, no '/', ':' or spaces)", ocf::echo(nic)
-        )))
+        Err(format!(
+            "not an interface name (at most {IFNAMSIZ} characters, no '/', ':' or spaces)"
+        ))
     }
 }
 
-fn check_label_fits(label: &str, nic: &str) -> OcfResult<()> {
+fn check_label_fits(label: &str, nic: &str) -> Result<(), String> {
     let full = format!("{nic}:{label}");
     if full.len() > IFNAMSIZ {
-        return Err(OcfError::configured(format!(
-            "label={:?} is too long: {full} has {} characters, the limit is {IFNAMSIZ}",
-            ocf::echo(label),
+        return Err(format!(
+            "too long: {full} has {} characters, the limit is {IFNAMSIZ}",
             full.len()
-        )));
+        ));
     }
     Ok(())
 }
 
-fn parse_label(label: &str, ip: &IpAddr, nic: Option<&str>) -> OcfResult<String> {
+fn parse_label(label: &str, ip: &IpAddr, nic: Option<&str>) -> Result<String, String> {
     if ip.is_ipv6() {
-        return Err(OcfError::configured(format!(
-            "label={:?} cannot be used with an IPv6 ip: IPv6 addresses have no labels (leave label unset)", ocf::echo(label)
-        )));
+        return Err(
+            "cannot be used with an IPv6 ip: IPv6 addresses have no labels (leave label unset)"
+                .into(),
+        );
     }
     if label.contains(':') {
-        return Err(OcfError::configured(format!(
-            "label={:?}: give only the part after the colon (nfs for eth0:nfs)",
-            ocf::echo(label)
-        )));
+        return Err("give only the part after the colon (nfs for eth0:nfs)".into());
     }
     if !label
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
     {
-        return Err(OcfError::configured(format!(
-            "label={:?} may contain only letters, digits, '_', '-' and '.'",
-            ocf::echo(label)
-        )));
+        return Err("may contain only letters, digits, '_', '-' and '.'".into());
     }
     // Without nic, the shortest possible interface name is one character.
     check_label_fits(label, nic.unwrap_or("x"))?;
     Ok(label.to_string())
 }
 
-fn parse_lifetime(s: &str) -> OcfResult<Option<u32>> {
+fn parse_lifetime(s: &str) -> Result<Option<u32>, String> {
     if s.eq_ignore_ascii_case("forever") || s.eq_ignore_ascii_case("infinity") {
         return Ok(None);
     }
     match s.parse::<u32>() {
         Ok(n) if n < u32::MAX => Ok(Some(n)),
-        _ => Err(OcfError::configured(format!(
-            "preferred_lft={:?} is neither a number of seconds nor forever",
-            ocf::echo(s)
-        ))),
+        _ => Err("neither a number of seconds nor forever".into()),
     }
 }
 
 fn configure(p: &Params) -> OcfResult<Config> {
-    let ip = parse_ip(&p.required("ip")?)?;
-    let prefix_len =
-        match p.get("cidr_netmask") {
-            None => None,
-            Some(s) => Some(parse_prefix_len(&s, &ip).map_err(|e| {
-                OcfError::configured(format!("cidr_netmask={:?}: {e}", ocf::echo(&s)))
-            })?),
-        };
+    let ip = p.value("ip", parse_ip)?;
+    let prefix_len = p.optional("cidr_netmask", |s| parse_prefix_len(s, &ip))?;
     if let Some(len) = prefix_len {
         check_host_address(ip, len, "")?;
     }
-    let nic = p.get("nic");
-    if let Some(n) = &nic {
-        check_interface_name(n)?;
-    }
-    let label = match p.get("label") {
-        None => None,
-        Some(l) => Some(parse_label(&l, &ip, nic.as_deref())?),
-    };
-    let arp_count = p.uint("arp_count", 0..=100)?.unwrap_or(5) as u32;
-    let arp_interval = Duration::from_millis(p.uint("arp_interval", 10..=10_000)?.unwrap_or(200));
-    let arp_count_refresh = p.uint("arp_count_refresh", 0..=100)?.unwrap_or(0) as u32;
-    let preferred_lft =
-        parse_lifetime(&p.get("preferred_lft").unwrap_or_else(|| "forever".into()))?;
-    let nodad = p.bool("nodad")?;
-    let check_duplicate = p.bool("check_duplicate")?;
-    let tickle_dir = match p.get("tickle_dir") {
-        None => None,
-        Some(d) => Some(parse_tickle_dir(&d)?),
-    };
-    if nodad && ip.is_ipv4() {
-        log::debug!("nodad applies to IPv6 only; ignored for {ip}");
-    }
-    Ok(Config {
+    let nic = p.optional("nic", interface_name)?;
+    let label = p.optional("label", |l| parse_label(l, &ip, nic.as_deref()))?;
+    let cfg = Config {
         ip,
         prefix_len,
         nic,
         label,
-        arp_count,
-        arp_interval,
-        arp_count_refresh,
-        preferred_lft,
-        nodad,
-        check_duplicate,
-        tickle_dir,
-    })
-}
-
-fn parse_tickle_dir(d: &str) -> OcfResult<PathBuf> {
-    let p = Path::new(d);
-    if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
-        return Err(OcfError::configured(format!(
-            "tickle_dir={:?} is not an absolute path without '..'",
-            ocf::echo(d)
-        )));
+        arp_count: p.uint("arp_count", 0..=100)? as u32,
+        arp_interval: Duration::from_millis(p.uint("arp_interval", 10..=10_000)?),
+        arp_count_refresh: p.uint("arp_count_refresh", 0..=100)? as u32,
+        preferred_lft: p.value("preferred_lft", parse_lifetime)?,
+        nodad: p.bool("nodad")?,
+        check_duplicate: p.bool("check_duplicate")?,
+        tickle_dir: p.optional("tickle_dir", ocf::abs_path)?,
+    };
+    if cfg.nodad && ip.is_ipv4() {
+        log::debug!("nodad applies to IPv6 only; ignored for {ip}");
     }
-    let clean: PathBuf = p.components().collect();
-    if clean == Path::new("/") {
-        return Err(OcfError::configured(
-            "tickle_dir=\"/\" cannot be the root directory",
-        ));
-    }
-    Ok(clean)
+    Ok(cfg)
 }
 
 /// A netlink or packet-socket failure: 4 when it is a matter of
@@ -307,7 +248,7 @@ fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
     )?;
     let nic = &placement.link.name;
     if let Some(l) = &cfg.label {
-        check_label_fits(l, nic)?;
+        check_label_fits(l, nic).map_err(|why| ocf::invalid("label", l, why))?;
     }
     if cfg.prefix_len.is_none() {
         check_host_address(
@@ -756,12 +697,11 @@ impl Agent for FloatIp {
         Ok(())
     }
 
+    fn needs_root(action: &Action) -> Option<&'static str> {
+        (*action == Action::Start).then_some("the agent adds addresses and sends ARP/ND")
+    }
+
     fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(OcfError::perm(
-                "float-ip start must run as root (it adds addresses and sends ARP/ND)",
-            ));
-        }
         let (mut view, placement) = resolve(ctx, cfg)?;
         let target = Target::new(cfg, placement);
         if !target.link.is_up() {
@@ -1040,7 +980,7 @@ mod tests {
         refused(&[], "parameter ip is required");
         refused(
             &[("ip", "300.1.1.1")],
-            "ip=\"300.1.1.1\" is not an IPv4 or IPv6 address",
+            "parameter ip=\"300.1.1.1\": not an IPv4 or IPv6 address",
         );
         refused(&[("ip", "nfs.example.com")], "not an IPv4 or IPv6 address");
         refused(&[("ip", "192.0.2.10/24")], "cidr_netmask");
@@ -1120,7 +1060,7 @@ mod tests {
         refused(&[("ip", "192.0.2.10"), ("arp_count", "-1")], "arp_count");
         refused(
             &[("ip", "192.0.2.10"), ("arp_count", "1000")],
-            "arp_count=1000 is out of range",
+            "parameter arp_count=\"1000\": out of range",
         );
         refused(&[("ip", "192.0.2.10"), ("arp_count", "five")], "arp_count");
         refused(

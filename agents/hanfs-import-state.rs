@@ -61,16 +61,14 @@ fn cli() -> Command {
         .version(env!("CARGO_PKG_VERSION"))
 }
 
+/// The agents' path rule (`ocf::abs_path`: the same directories as their
+/// holding_dir and recovery_dir), and the directory exists.
 fn existing_dir(opt: Option<&String>, what: &str) -> Result<Option<PathBuf>, String> {
     let Some(p) = opt else { return Ok(None) };
-    let p = PathBuf::from(p);
-    if !p.is_absolute() || !p.is_dir() {
-        return Err(format!(
-            "--{what} {}: not an existing absolute directory",
-            p.display()
-        ));
+    match hanfs::ocf::abs_path(p) {
+        Ok(d) if d.is_dir() => Ok(Some(d)),
+        _ => Err(format!("--{what} {p}: not an existing absolute directory")),
     }
-    Ok(Some(p))
 }
 
 /// statd's monitor list into the holding directory.

@@ -13,7 +13,7 @@
 //! - stop: remove this resource's exports only, release locks, optionally
 //!   wait out the NFSv4 lease, forget the state; all within the timeout.
 
-use hanfs::ocf::{Agent, Ctx, OcfError, OcfResult, Params, ResultExt};
+use hanfs::ocf::{Action, Agent, Ctx, OcfError, OcfResult, Params, ResultExt};
 use hanfs::sys::exports::{
     exportfs, ClientSpec, Export, ExportOptions, ExportTable, Exportfs, Fsid, TableStamp,
 };
@@ -21,7 +21,7 @@ use hanfs::sys::nfsd::ProcRoots;
 use hanfs::sys::storage::{self, DirProblem, Look};
 use hanfs::sys::{bounded, fsfile};
 use serde::{Deserialize, Serialize};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 struct NfsExport;
@@ -69,48 +69,6 @@ impl State {
     fn etab_names(&self) -> Vec<String> {
         self.clients.iter().map(|c| c.etab.clone()).collect()
     }
-}
-
-/// Linux's limits on a path (with its terminating NUL) and on one name in it.
-const PATH_MAX: usize = libc::PATH_MAX as usize;
-const NAME_MAX: usize = 255;
-
-/// An absolute path, tidied lexically (`//` and a trailing `/` dropped).
-fn tidy_directory(d: &str) -> Result<PathBuf, String> {
-    let p = Path::new(d);
-    if !p.is_absolute() {
-        return Err(format!(
-            "directory {:?} is not an absolute path",
-            hanfs::ocf::echo(d)
-        ));
-    }
-    // Wrong on every node: no system call takes such a path.
-    let len = d.len();
-    if len >= PATH_MAX {
-        return Err(format!(
-            "directory {:?} is {len} bytes long, over PATH_MAX ({})",
-            hanfs::ocf::echo(d),
-            PATH_MAX - 1
-        ));
-    }
-    if let Some(c) = p
-        .components()
-        .map(|c| c.as_os_str().len())
-        .find(|&n| n > NAME_MAX)
-    {
-        return Err(format!(
-            "directory {:?} has a component of {c} bytes, over NAME_MAX ({NAME_MAX})",
-            hanfs::ocf::echo(d)
-        ));
-    }
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    Ok(out)
 }
 
 fn load_state(ctx: &Ctx) -> OcfResult<Option<State>> {
@@ -329,15 +287,15 @@ impl Agent for NfsExport {
     const METADATA: &'static str = include_str!("../metadata/nfs-export.xml");
 
     fn configure(p: &Params) -> OcfResult<Config> {
-        let directory = tidy_directory(&p.required("directory")?).map_err(OcfError::configured)?;
-        let clients =
-            ClientSpec::parse_list(&p.required("clientspec")?).map_err(OcfError::configured)?;
-        let options = ExportOptions::parse(p.get("options").as_deref(), p.get("fsid").as_deref())
-            .map_err(OcfError::configured)?;
+        let directory = p.abs_dir("directory")?;
+        let clients = p.value("clientspec", ClientSpec::parse_list)?;
+        let options = p.optional("options", ExportOptions::parse)?;
+        let fsid = p.optional("fsid", Fsid::parse)?;
         Ok(Config {
             directory,
             clients,
-            options,
+            options: (options.unwrap_or_default().with_fsid(fsid))
+                .map_err(|why| p.invalid("fsid", why))?,
             unlock_on_stop: p.bool("unlock_on_stop")?,
             wait_for_leasetime_on_stop: p.bool("wait_for_leasetime_on_stop")?,
         })
@@ -348,12 +306,12 @@ impl Agent for NfsExport {
     /// node where the shared file system is not mounted (it is mounted on
     /// one node at a time, and `pcs resource create` validates wherever it
     /// runs); start checks it, with code 2 when it is missing here.
+    fn needs_root(action: &Action) -> Option<&'static str> {
+        matches!(action, Action::ValidateAll | Action::Start)
+            .then_some("the agent changes the NFS export table")
+    }
+
     fn validate(_ctx: &Ctx, _cfg: &Config) -> OcfResult<()> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(OcfError::perm(
-                "nfs-export must run as root (it changes the NFS export table)",
-            ));
-        }
         Exportfs::find()?;
         let table = ExportTable::system();
         let state_dir = table.path().parent().unwrap_or(Path::new("/"));
@@ -845,11 +803,14 @@ mod tests {
         }
     }
 
+    /// The one path rule (`ocf::abs_path`): tidied, not resolved, and
+    /// (since it is one rule for every agent) neither `/` nor `..`.
     #[test]
     fn directories_are_tidied_not_resolved() {
-        assert_eq!(tidy_directory("/a//b/./c/").unwrap(), Path::new("/a/b/c"));
-        assert_eq!(tidy_directory("/").unwrap(), Path::new("/"));
-        assert_eq!(tidy_directory("/a/../b").unwrap(), Path::new("/a/../b"));
-        assert!(tidy_directory("a/b").is_err());
+        let dir = |d: &str| configure(&[("directory", d), ("clientspec", "*")]);
+        assert_eq!(dir("/a//b/./c/").unwrap().directory, Path::new("/a/b/c"));
+        assert!(dir("/").unwrap_err().reason.contains("root directory"));
+        assert!(dir("/a/../b").unwrap_err().reason.contains("'..'"));
+        assert!(dir("a/b").is_err());
     }
 }

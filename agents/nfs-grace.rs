@@ -12,7 +12,7 @@
 //! at stop, so that each service carries its clients' records when it
 //! leaves or its node fails.
 
-use hanfs::ocf::{self, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultExt};
+use hanfs::ocf::{self, Action, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultExt};
 use hanfs::sys::bounded;
 use hanfs::sys::exports::ExportTable;
 use hanfs::sys::fsfile;
@@ -22,7 +22,7 @@ use hanfs::sys::nfsd::{mounts, GraceState, NfsdVersions, ProcRoots};
 use hanfs::sys::procs::{self, ProcId};
 use hanfs::sys::storage::{self, DirProblem, Look};
 use serde::{Deserialize, Serialize};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The checked parameters.
@@ -233,48 +233,17 @@ fn record_dirs(others: &[(String, State)], also: Option<&PathBuf>, except: &Path
 
 /// A server scope: what the kernel can announce and an administrator can
 /// type the same on every node.
-fn check_scope(s: &str) -> OcfResult<()> {
+fn parse_scope(s: &str) -> Result<String, String> {
     if s.is_empty() || s.len() > 64 {
-        return Err(OcfError::configured(format!(
-            "parameter server_scope={:?} must be 1 to 64 characters",
-            ocf::echo(s)
-        )));
+        return Err("must be 1 to 64 characters".into());
     }
     if let Some(c) = s
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
     {
-        return Err(OcfError::configured(format!(
-            "parameter server_scope={:?} contains {c:?} (use letters, digits and . _ -)",
-            ocf::echo(s)
-        )));
+        return Err(format!("contains {c:?} (use letters, digits and . _ -)"));
     }
-    Ok(())
-}
-
-fn check_recovery_dir(s: &str) -> OcfResult<PathBuf> {
-    let p = PathBuf::from(s);
-    if !p.is_absolute() {
-        return Err(OcfError::configured(format!(
-            "parameter recovery_dir={:?} must be an absolute path",
-            ocf::echo(s)
-        )));
-    }
-    if p.components()
-        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-    {
-        return Err(OcfError::configured(format!(
-            "parameter recovery_dir={:?} must not contain . or .. components",
-            ocf::echo(s)
-        )));
-    }
-    if p.parent().is_none() {
-        return Err(OcfError::configured(
-            "parameter recovery_dir=\"/\" cannot be the root directory",
-        ));
-    }
-    // Normalize "/a//b/" to "/a/b": it is compared across resources.
-    Ok(p.components().collect())
+    Ok(s.to_string())
 }
 
 /// Whether `dir` (or, when missing, its parent) is a directory, checked in
@@ -546,45 +515,38 @@ impl Agent for NfsGrace {
     const METADATA: &'static str = include_str!("../metadata/nfs-grace.xml");
 
     fn configure(p: &Params) -> OcfResult<Config> {
-        let lease_time = p.uint("lease_time", 10..=3600)?.unwrap_or(90) as u32;
-        let grace_time = p.uint("grace_time", 10..=3600)?.unwrap_or(90) as u32;
+        let lease_time = p.uint("lease_time", 10..=3600)? as u32;
+        let grace_time = p.uint("grace_time", 10..=3600)? as u32;
         if grace_time < lease_time {
-            return Err(OcfError::configured(format!(
-                "parameter grace_time={grace_time} is shorter than lease_time={lease_time}: clients renew once per lease and could miss the grace period"
+            return Err(p.invalid("grace_time", format!(
+                "shorter than lease_time={lease_time}: clients renew once per lease and could miss the grace period"
             )));
         }
-        let nlm_grace_time = match p.uint("nlm_grace_time", 10..=240)? {
-            Some(n) => n as u32,
-            None => grace_time.min(240),
-        };
-        let recovery_dir = check_recovery_dir(&p.required("recovery_dir")?)?;
-        let server_scope = p.required("server_scope")?;
-        check_scope(&server_scope)?;
-        let threads = p.uint("threads", 1..=8192)?.unwrap_or(8) as u32;
-        let end_grace_early = p.bool("end_grace_early")?;
+        // Not in the meta-data: it follows grace_time, within lockd's limit.
+        let nlm_grace_time = p
+            .optional("nlm_grace_time", |v| ocf::uint_in(v, &(10..=240)))?
+            .map_or(grace_time.min(240), |n| n as u32);
         Ok(Config {
             node: NodeSettings {
                 lease_time,
                 grace_time,
                 nlm_grace_time,
-                server_scope,
+                server_scope: p.value("server_scope", parse_scope)?,
             },
-            recovery_dir,
-            threads,
-            end_grace_early,
+            recovery_dir: p.abs_dir("recovery_dir")?,
+            threads: p.uint("threads", 1..=8192)? as u32,
+            end_grace_early: p.bool("end_grace_early")?,
         })
     }
 
+    fn needs_root(action: &Action) -> Option<&'static str> {
+        matches!(action, Action::ValidateAll | Action::Start)
+            .then_some("the agent runs nfsd and nfsdcld")
+    }
+
     fn validate(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(OcfError::perm("nfs-grace must run as root"));
-        }
         server::available(&Self::roots(), &ctx.deadline)?;
-        if cld::program().is_none() {
-            return Err(OcfError::installed(
-                "nfsdcld not found (install nfs-kernel-server / nfs-utils)",
-            ));
-        }
+        cld::program()?;
         probe_dir(ctx, &cfg.recovery_dir)?;
         if mounts::on_root_fs(&cfg.recovery_dir) {
             log::warn!(
@@ -929,22 +891,34 @@ mod tests {
     #[test]
     fn bad_parameters_are_named() {
         for (k, v, needle) in [
-            ("lease_time", "5", "lease_time=5 is out of range"),
-            ("grace_time", "4000", "grace_time=4000 is out of range"),
+            (
+                "lease_time",
+                "5",
+                "parameter lease_time=\"5\": out of range",
+            ),
+            (
+                "grace_time",
+                "4000",
+                "parameter grace_time=\"4000\": out of range",
+            ),
             (
                 "grace_time",
                 "20",
-                "grace_time=20 is shorter than lease_time=90",
+                "parameter grace_time=\"20\": shorter than lease_time=90",
             ),
             (
                 "nlm_grace_time",
                 "300",
-                "nlm_grace_time=300 is out of range",
+                "parameter nlm_grace_time=\"300\": out of range",
             ),
-            ("threads", "0", "threads=0 is out of range"),
-            ("threads", "many", "threads=\"many\" is not an integer"),
-            ("recovery_dir", "var/lib/nfs", "must be an absolute path"),
-            ("recovery_dir", "/srv/../etc", "must not contain"),
+            ("threads", "0", "parameter threads=\"0\": out of range"),
+            (
+                "threads",
+                "many",
+                "parameter threads=\"many\": not an integer",
+            ),
+            ("recovery_dir", "var/lib/nfs", "not an absolute path"),
+            ("recovery_dir", "/srv/../etc", "'..'"),
             ("recovery_dir", "/", "root directory"),
             ("server_scope", "my scope", "contains ' '"),
             ("server_scope", &"x".repeat(65), "1 to 64 characters"),
@@ -966,6 +940,11 @@ mod tests {
         let declared: std::collections::BTreeSet<String> =
             p.metadata().params.iter().map(|s| s.name.clone()).collect();
         assert_eq!(p.names_read(), declared);
+        ocf::check_description_matches_code::<NfsGrace>(&[
+            ("recovery_dir", "/x/y"),
+            ("server_scope", "s"),
+        ])
+        .unwrap();
     }
 
     #[test]

@@ -6,6 +6,7 @@ use hanfs::ocf::{self, Action, Agent, Ctx, Deadline, OcfError, OcfResult, Params
 use hanfs::sys::bounded;
 use hanfs::sys::nfsd::{self, server};
 use hanfs::sys::procs::ProcId;
+use hanfs::sys::program;
 use hanfs::sys::statd::holding::{self, Reconciled};
 use hanfs::sys::statd::nlmgrace::{self, GraceId, Stamp, Status, Watch};
 use hanfs::sys::statd::record::{self, RecordSet};
@@ -17,7 +18,7 @@ use hanfs::sys::storage::{self, DirProblem, Look};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
@@ -33,68 +34,39 @@ struct Config {
 }
 
 /// `ip`: addresses separated by blanks or commas (IPv6 may be bracketed).
-fn parse_ips(v: &str) -> OcfResult<Vec<IpAddr>> {
-    let mut out: Vec<IpAddr> = Vec::new();
-    for tok in v
+fn parse_ips(v: &str) -> Result<Vec<IpAddr>, String> {
+    let tokens = v
         .split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|t| !t.is_empty())
-    {
-        let bare = tok.trim_start_matches('[').trim_end_matches(']');
-        let a: IpAddr = bare.parse().map_err(|_| {
-            OcfError::configured(format!(
-                "parameter ip: {:?} is not an IPv4 or IPv6 address",
-                ocf::echo(tok)
-            ))
-        })?;
-        if a.is_unspecified() || a.is_multicast() {
-            return Err(OcfError::configured(format!(
-                "parameter ip: {a} cannot be a floating address"
-            )));
-        }
-        // Notifications from loopback reach nobody (float-ip refuses it).
-        if a.is_loopback() {
-            return Err(OcfError::configured(format!(
-                "parameter ip: {a} is a loopback address, which cannot be a floating address"
-            )));
-        }
+        .filter(|t| !t.is_empty());
+    let mut out: Vec<IpAddr> = Vec::new();
+    for a in ocf::each(tokens, floating_address)? {
         if !out.contains(&a) {
             out.push(a);
         }
     }
     if out.is_empty() {
-        return Err(OcfError::configured("parameter ip is empty"));
+        return Err("names no address".into());
     }
     Ok(out)
 }
 
-/// An absolute directory path, without `..` and not `/`.
-fn abs_dir(name: &str, v: &str) -> OcfResult<PathBuf> {
-    let p = Path::new(v);
-    if !p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
-        return Err(OcfError::configured(format!(
-            "parameter {name}={:?} must be an absolute path without '..'",
-            ocf::echo(v)
-        )));
+fn floating_address(tok: &str) -> Result<IpAddr, String> {
+    let bare = tok.trim_start_matches('[').trim_end_matches(']');
+    let a: IpAddr = bare
+        .parse()
+        .map_err(|_| "not an IPv4 or IPv6 address".to_string())?;
+    if a.is_unspecified() || a.is_multicast() {
+        return Err("not a unicast address, which a floating address is".into());
     }
-    let clean: PathBuf = p.components().collect();
-    if clean == Path::new("/") {
-        return Err(OcfError::configured(format!(
-            "parameter {name} cannot be /"
-        )));
+    // Notifications from loopback reach nobody (float-ip refuses it).
+    if a.is_loopback() {
+        return Err("a loopback address, which cannot be a floating address".into());
     }
-    Ok(clean)
+    Ok(a)
 }
 
 fn sm_notify_program() -> OcfResult<PathBuf> {
-    which::which("sm-notify")
-        .ok()
-        .or_else(|| {
-            ["/usr/sbin/sm-notify", "/sbin/sm-notify"]
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| OcfError::installed("sm-notify not found (install nfs-utils / nfs-common)"))
+    program::require("sm-notify", "nfs-utils / nfs-common")
 }
 
 fn statd_dir(cfg: &Config) -> OcfResult<StatdDir> {
@@ -567,18 +539,11 @@ impl Agent for StatdHolding {
     const METADATA: &'static str = include_str!("../metadata/statd-holding.xml");
 
     fn configure(p: &Params) -> OcfResult<Config> {
-        let holding_dir = abs_dir("holding_dir", &p.required("holding_dir")?)?;
-        let ips = parse_ips(&p.required("ip")?)?;
-        let statd_dir = p
-            .get("statd_dir")
-            .map(|v| abs_dir("statd_dir", &v))
-            .transpose()?;
-        let secs = p.uint("notify_timeout", 0..=3600)?.unwrap_or(10);
         Ok(Config {
-            holding_dir,
-            ips,
-            statd_dir,
-            notify_timeout: Duration::from_secs(secs),
+            holding_dir: p.abs_dir("holding_dir")?,
+            ips: p.value("ip", parse_ips)?,
+            statd_dir: p.optional("statd_dir", ocf::abs_path)?,
+            notify_timeout: Duration::from_secs(p.uint("notify_timeout", 0..=3600)?),
             end_nlm_grace_early: p.bool("end_nlm_grace_early")?,
         })
     }
@@ -816,6 +781,33 @@ fn main() -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn configure(vars: &[(&str, &str)]) -> OcfResult<Config> {
+        let meta = ocf::Metadata::parse(StatdHolding::METADATA).unwrap();
+        let p = Params::from_vars(
+            &meta,
+            vars.iter()
+                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+        );
+        p.check_declared()?;
+        StatdHolding::configure(&p)
+    }
+
+    fn parse_ips(ip: &str) -> OcfResult<Vec<IpAddr>> {
+        configure(&[("holding_dir", "/srv/h"), ("ip", ip)]).map(|c| c.ips)
+    }
+
+    fn abs_dir(name: &str, dir: &str) -> OcfResult<PathBuf> {
+        let mut vars = vec![("holding_dir", "/srv/h"), ("ip", "192.0.2.10")];
+        vars.retain(|(k, _)| *k != name);
+        vars.push((name, dir));
+        let c = configure(&vars)?;
+        Ok(if name == "holding_dir" {
+            c.holding_dir
+        } else {
+            c.statd_dir.unwrap()
+        })
+    }
 
     #[test]
     fn addresses() {

@@ -89,7 +89,7 @@ pub fn runtime_dir() -> PathBuf {
 /// take the checked configuration, never the environment.
 pub trait Agent {
     /// The checked, typed parameters.
-    type Config;
+    type Config: std::fmt::Debug;
     /// The agent name (the binary's name).
     const NAME: &'static str;
     /// The description (`metadata/<agent>.xml`, embedded).
@@ -98,6 +98,13 @@ pub trait Agent {
     /// Parameters → configuration. Syntax and meaning only, no look at this
     /// host: errors are 6 (wrong everywhere).
     fn configure(p: &Params) -> OcfResult<Self::Config>;
+
+    /// Why `action` must run as root, when it must: the runtime refuses it
+    /// otherwise (4), after the configuration is checked and before any
+    /// handler runs, with one message for every agent.
+    fn needs_root(_action: &Action) -> Option<&'static str> {
+        None
+    }
 
     /// Checks against this host (validate-all, and before start): programs
     /// present (5), interfaces and paths usable here (2).
@@ -153,11 +160,7 @@ pub fn guarded(agent: &str, prefix: &str, f: impl FnOnce() -> OcfCode) -> OcfCod
     match result {
         Ok(c) => c,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown");
+            let what = panic_text(&*panic);
             log::error!("internal error: {what}");
             let _ = writeln!(
                 std::io::stderr(),
@@ -242,18 +245,15 @@ pub fn dispatch<A: Agent>(args: &[String], env: &HashMap<String, String>) -> Ocf
             Ok(())
         }
         (_, Err(e)) => Err(e),
-        (Action::ValidateAll, Ok(cfg)) => A::validate(&ctx, &cfg),
-        (Action::Start, Ok(cfg)) => A::validate(&ctx, &cfg).and_then(|()| A::start(&ctx, &cfg)),
-        (Action::Stop, Ok(cfg)) => A::stop(&ctx, &cfg),
-        (Action::Monitor, Ok(cfg)) => A::monitor(&ctx, &cfg),
-        (Action::ReloadAgent, Ok(cfg)) => {
-            if meta.has_reloadable() {
-                A::reload(&ctx, &cfg)
-            } else {
-                Err(OcfError::unimplemented("no reloadable parameters"))
-            }
-        }
-        (Action::MetaData | Action::Usage, _) => unreachable!(),
+        (action, Ok(cfg)) => check_root::<A>(action).and_then(|()| match action {
+            Action::ValidateAll => A::validate(&ctx, &cfg),
+            Action::Start => A::validate(&ctx, &cfg).and_then(|()| A::start(&ctx, &cfg)),
+            Action::Stop => A::stop(&ctx, &cfg),
+            Action::Monitor => A::monitor(&ctx, &cfg),
+            Action::ReloadAgent if meta.has_reloadable() => A::reload(&ctx, &cfg),
+            Action::ReloadAgent => Err(OcfError::unimplemented("no reloadable parameters")),
+            Action::MetaData | Action::Usage | Action::Other(_) => unreachable!(),
+        }),
     };
     let code = match outcome {
         Ok(()) => OcfCode::Success,
@@ -288,6 +288,18 @@ pub fn dispatch<A: Agent>(args: &[String], env: &HashMap<String, String>) -> Ocf
     code
 }
 
+/// The one root check ([`Agent::needs_root`]).
+fn check_root<A: Agent>(action: &Action) -> OcfResult<()> {
+    match A::needs_root(action) {
+        Some(why) if !nix::unistd::geteuid().is_root() => Err(OcfError::perm(format!(
+            "{} {} must run as root ({why})",
+            A::NAME,
+            action.name()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// For each agent's unit tests: with `vars` (a complete, valid parameter
 /// set), `configure` must succeed and must read every parameter the
 /// description declares — so the code and `metadata/<agent>.xml` cannot
@@ -302,16 +314,20 @@ pub fn check_description_matches_code<A: Agent>(vars: &[(&str, &str)]) -> Result
             A::NAME
         ));
     }
-    let params = Params::from_vars(
-        &meta,
-        vars.iter()
-            .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
-    );
-    params.check_declared().map_err(|e| e.reason)?;
-    // Reading an undeclared parameter panics inside `configure`.
-    let cfg = catch_unwind(AssertUnwindSafe(|| A::configure(&params)))
-        .map_err(|_| "configure reads an undeclared parameter (or panicked)".to_string())?;
-    cfg.map_err(|e| format!("configure rejected the sample: {e}"))?;
+    let configure = |vars: &[(&str, &str)]| -> Result<(String, Params), String> {
+        let params = Params::from_vars(
+            &meta,
+            vars.iter()
+                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())),
+        );
+        params.check_declared().map_err(|e| e.reason)?;
+        // Reading an undeclared parameter, or one the wrong way, panics.
+        let cfg = catch_unwind(AssertUnwindSafe(|| A::configure(&params)))
+            .map_err(|p| format!("configure panicked: {}", panic_text(&*p)))?;
+        let cfg = cfg.map_err(|e| format!("configure rejected {vars:?}: {e}"))?;
+        Ok((format!("{cfg:?}"), params))
+    };
+    let (cfg, params) = configure(vars)?;
     let read = params.names_read();
     let unread: Vec<_> = meta
         .params
@@ -321,6 +337,24 @@ pub fn check_description_matches_code<A: Agent>(vars: &[(&str, &str)]) -> Result
         .collect();
     if !unread.is_empty() {
         return Err(format!("declared but never read by configure: {unread:?}"));
+    }
+    // A default is the meta-data's: it parses, and setting it explicitly
+    // configures exactly what leaving it unset does (so no default is
+    // written a second time in the code).
+    for p in &meta.params {
+        let Some(default) = &p.default else { continue };
+        if vars.iter().any(|(k, _)| *k == p.name) {
+            continue;
+        }
+        let mut with: Vec<(&str, &str)> = vars.to_vec();
+        with.push((&p.name, default));
+        let (explicit, _) = configure(&with)?;
+        if explicit != cfg {
+            return Err(format!(
+                "{}={default:?} set explicitly configures otherwise than left to its default: the code has a default of its own",
+                p.name
+            ));
+        }
     }
     for a in ["start", "stop", "monitor", "meta-data", "validate-all"] {
         if meta.action_timeout(a).is_none() {
@@ -333,6 +367,13 @@ pub fn check_description_matches_code<A: Agent>(vars: &[(&str, &str)]) -> Result
         );
     }
     Ok(())
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
+    p.downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| p.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown")
 }
 
 #[cfg(test)]
@@ -350,7 +391,7 @@ mod tests {
             <action name="monitor" timeout="20s" interval="10s"/><action name="meta-data" timeout="5s"/>
             <action name="validate-all" timeout="5s"/></actions></resource-agent>"#;
         fn configure(p: &Params) -> OcfResult<String> {
-            let m = p.required("mode")?;
+            let m = p.string("mode")?;
             if m == "bad" {
                 return Err(OcfError::configured("parameter mode=bad is not allowed"));
             }

@@ -17,4 +17,4 @@ pub use deadline::Deadline;
 pub use env::{Action, Invocation};
 pub use error::{echo, OcfError, OcfResult, ResultExt, ECHO_MAX};
 pub use metadata::Metadata;
-pub use params::Params;
+pub use params::{abs_path, each, invalid, uint_in, Params};

@@ -10,5 +10,6 @@ pub mod net;
 pub mod nfsd;
 pub mod process;
 pub mod procs;
+pub mod program;
 pub mod statd;
 pub mod storage;

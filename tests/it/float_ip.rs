@@ -678,7 +678,7 @@ fn crm_resource_validate_reports_code_and_reason() {
         (
             &["ip=300.1.1.1"],
             6,
-            "ip=\"300.1.1.1\" is not an IPv4 or IPv6 address",
+            "parameter ip=\"300.1.1.1\": not an IPv4 or IPv6 address",
         ),
         (&["ip=192.0.2.10/24"], 6, "prefix length in cidr_netmask"),
         (
@@ -694,17 +694,17 @@ fn crm_resource_validate_reports_code_and_reason() {
         (
             &["ip=192.0.2.10", "arp_count=1000"],
             6,
-            "arp_count=1000 is out of range",
+            "parameter arp_count=\"1000\": out of range",
         ),
         (
             &["ip=192.0.2.10", "arp_interval=fast"],
             6,
-            "arp_interval=\"fast\" is not an integer",
+            "parameter arp_interval=\"fast\": not an integer",
         ),
         (
             &["ip=2001:db8::10", "label=nfs"],
             6,
-            "label=\"nfs\" cannot be used with an IPv6 ip",
+            "parameter label=\"nfs\": cannot be used with an IPv6 ip",
         ),
         (
             &["ip=192.0.2.10", "nic=eth9"],
@@ -1020,7 +1020,10 @@ fn tickle_dir_errors_damaged_lists_and_ten_thousand_connections() {
     let ip = || v4(&sb).param("cidr_netmask", "24");
     ip().param("tickle_dir", "shared/tickle")
         .run("validate-all")
-        .expect_reason(6, "tickle_dir=\"shared/tickle\" is not an absolute path");
+        .expect_reason(
+            6,
+            "parameter tickle_dir=\"shared/tickle\": not an absolute path",
+        );
     let missing = sb.path("nowhere/tickle");
     ip().param("tickle_dir", missing.to_str().unwrap())
         .run("start")

@@ -532,11 +532,11 @@ fn crm_resource_validate_gives_code_and_reason() {
         (vec![("directory", d)], "parameter clientspec is required"),
         (
             vec![("directory", d), ("clientspec", "*"), ("fsid", "12abc")],
-            "fsid: \"12abc\" is not a file-system id",
+            "parameter fsid=\"12abc\": not a file-system id",
         ),
         (
             vec![("directory", d), ("clientspec", "192.0.2.0/24 host(rw)")],
-            "clientspec \"host(rw)\"",
+            "parameter clientspec=\"192.0.2.0/24 host(rw)\": \"host(rw)\"",
         ),
         (
             vec![("directory", d), ("clientspec", "10.0.0.0/33")],
@@ -549,7 +549,7 @@ fn crm_resource_validate_gives_code_and_reason() {
                 ("options", "rw,fsid=1"),
                 ("fsid", "2"),
             ],
-            "fsid=2 conflicts with fsid=1 in options",
+            "parameter fsid=\"2\": conflicts with fsid=1 in options",
         ),
         (
             vec![("directory", "relative/dir"), ("clientspec", "*")],

@@ -51,33 +51,37 @@ fn crm_resource_validate_reports_code_and_reason() {
         (
             with(&["recovery_dir=srv/cld"]),
             6,
-            "recovery_dir=\"srv/cld\" must be an absolute path",
+            "parameter recovery_dir=\"srv/cld\": not an absolute path",
         ),
         (
             with(&["server_scope=two words"]),
             6,
-            "server_scope=\"two words\" contains ' '",
+            "parameter server_scope=\"two words\": contains ' '",
         ),
         (
             with(&["lease_time=5"]),
             6,
-            "lease_time=5 is out of range (10..=3600)",
+            "parameter lease_time=\"5\": out of range (10 to 3600)",
         ),
         (
             with(&["grace_time=30"]),
             6,
-            "grace_time=30 is shorter than lease_time=90",
+            "parameter grace_time=\"30\": shorter than lease_time=90",
         ),
         (
             with(&["nlm_grace_time=241"]),
             6,
-            "nlm_grace_time=241 is out of range (10..=240)",
+            "parameter nlm_grace_time=\"241\": out of range (10 to 240)",
         ),
-        (with(&["threads=0"]), 6, "threads=0 is out of range"),
+        (
+            with(&["threads=0"]),
+            6,
+            "parameter threads=\"0\": out of range",
+        ),
         (
             with(&["end_grace_early=maybe"]),
             6,
-            "end_grace_early=\"maybe\" is not a boolean",
+            "parameter end_grace_early=\"maybe\": not a boolean",
         ),
     ];
     for (opts, code, reason) in &cases {

@@ -702,12 +702,12 @@ fn crm_resource_validate_reports_bad_input() {
         (
             vec![("holding_dir", h), ("ip", "not-an-address")],
             6,
-            "parameter ip: \"not-an-address\" is not an IPv4 or IPv6 address",
+            "parameter ip=\"not-an-address\": not an IPv4 or IPv6 address",
         ),
         (
             vec![("holding_dir", "srv/hold"), ("ip", "192.0.2.10")],
             6,
-            "parameter holding_dir=\"srv/hold\" must be an absolute path",
+            "parameter holding_dir=\"srv/hold\": not an absolute path",
         ),
         (vec![("holding_dir", h)], 6, "parameter ip is required"),
         (

@@ -37,10 +37,6 @@ pub enum ClientSpec {
     Host(String),
 }
 
-fn err(spec: &str, why: &str) -> String {
-    format!("clientspec {:?}: {why}", echo(spec))
-}
-
 fn mask(addr: IpAddr, len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
@@ -69,24 +65,21 @@ fn netmask_len(m: Ipv4Addr) -> Option<u8> {
     (v.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
 }
 
-fn parse_subnet(spec: &str, addr: &str, len: &str) -> Result<ClientSpec, String> {
+fn parse_subnet(addr: &str, len: &str) -> Result<ClientSpec, String> {
     let addr: IpAddr = addr.parse().map_err(|_| {
-        err(
-            spec,
-            &format!(
-                "{:?} is not an IP address (expected ADDRESS/PREFIX)",
-                echo(addr)
-            ),
+        format!(
+            "{:?} is not an IP address (expected ADDRESS/PREFIX)",
+            echo(addr)
         )
     })?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix = match (len.parse::<u8>(), addr, len.parse::<Ipv4Addr>()) {
         (Ok(n), _, _) if n <= max => n,
-        (Ok(_), _, _) => return Err(err(spec, &format!("prefix length /{len} is over {max}"))),
+        (Ok(_), _, _) => return Err(format!("prefix length /{len} is over {max}")),
         (Err(_), IpAddr::V4(_), Ok(m)) => {
-            netmask_len(m).ok_or_else(|| err(spec, &format!("netmask {m} is not contiguous")))?
+            netmask_len(m).ok_or_else(|| format!("netmask {m} is not contiguous"))?
         }
-        _ => return Err(err(spec, &format!("/{len} is not a prefix length"))),
+        _ => return Err(format!("/{len} is not a prefix length")),
     };
     Ok(ClientSpec::Subnet(mask(addr, prefix), prefix))
 }
@@ -98,34 +91,30 @@ fn host_char(c: char) -> bool {
 }
 
 impl ClientSpec {
-    /// Parse one specification. Errors name `clientspec` and say what is
-    /// wrong.
+    /// Parse one specification. Errors say what is wrong (the runtime
+    /// names the parameter).
     pub fn parse(s: &str) -> Result<ClientSpec, String> {
         let s = s.trim();
         if s.is_empty() {
-            return Err("clientspec is empty".into());
+            return Err("empty".into());
         }
         if s == "*" {
             return Ok(ClientSpec::World);
         }
         if s.starts_with('-') {
-            return Err(err(s, "must not start with -"));
+            return Err("must not start with -".to_string());
         }
         if let Some(bad) = s
             .chars()
             .find(|c| c.is_whitespace() || c.is_control() || "(),\"'\\;".contains(*c))
         {
-            return Err(err(
-                s,
-                &format!("{bad:?} is not allowed (separate several clients with spaces; options go into options)"),
-            ));
+            return Err(format!("{bad:?} is not allowed (separate several clients with spaces; options go into options)"));
         }
         if let Some(group) = s.strip_prefix('@') {
             if group.is_empty() || !group.chars().all(host_char) {
-                return Err(err(
-                    s,
-                    "a netgroup is @ followed by its name (letters, digits, - . _)",
-                ));
+                return Err(
+                    "a netgroup is @ followed by its name (letters, digits, - . _)".to_string(),
+                );
             }
             return Ok(ClientSpec::Netgroup(group.to_string()));
         }
@@ -137,13 +126,17 @@ impl ClientSpec {
                         (Some((a, l)), "") => (a, Some(l)),
                         (None, "") => (inside, None),
                         (None, a) if a.starts_with('/') => (inside, Some(&a[1..])),
-                        _ => return Err(err(s, "expected [IPv6], [IPv6/PREFIX] or [IPv6]/PREFIX")),
+                        _ => {
+                            return Err(
+                                "expected [IPv6], [IPv6/PREFIX] or [IPv6]/PREFIX".to_string()
+                            )
+                        }
                     };
                     let ip: Ipv6Addr = addr
                         .parse()
-                        .map_err(|_| err(s, &format!("{:?} is not an IPv6 address", echo(addr))))?;
+                        .map_err(|_| format!("{:?} is not an IPv6 address", echo(addr)))?;
                     return match len {
-                        Some(l) => parse_subnet(s, &ip.to_string(), l),
+                        Some(l) => parse_subnet(&ip.to_string(), l),
                         None => Ok(ClientSpec::Address(IpAddr::V6(ip))),
                     };
                 }
@@ -154,36 +147,27 @@ impl ClientSpec {
             if s.contains(['/', ':', '@'])
                 || !s.chars().all(|c| host_char(c) || "*?[]!^".contains(c))
             {
-                return Err(err(
-                    s,
-                    "a wildcard is a host-name pattern with * ? or [...]",
-                ));
+                return Err("a wildcard is a host-name pattern with * ? or [...]".to_string());
             }
             return Ok(ClientSpec::Wildcard(s.to_string()));
         }
         if let Some((addr, len)) = s.split_once('/') {
             if addr == "gss" {
-                return Err(err(
-                    s,
-                    "the gss/ form is obsolete; give sec= in options instead",
-                ));
+                return Err("the gss/ form is obsolete; give sec= in options instead".to_string());
             }
-            return parse_subnet(s, addr, len);
+            return parse_subnet(addr, len);
         }
         if let Ok(ip) = s.parse::<IpAddr>() {
             return Ok(ClientSpec::Address(ip));
         }
         if s.contains(':') {
-            return Err(err(s, "not an IPv6 address"));
+            return Err("not an IPv6 address".to_string());
         }
         if !s.chars().all(host_char) || s.len() > 253 || s.split('.').any(str::is_empty) {
-            return Err(err(
-                s,
-                "not a host name, address, subnet, wildcard, @netgroup or *",
-            ));
+            return Err("not a host name, address, subnet, wildcard, @netgroup or *".to_string());
         }
         if s.chars().all(|c| c.is_ascii_digit() || c == '.') {
-            return Err(err(s, "not a valid IPv4 address"));
+            return Err("not a valid IPv4 address".to_string());
         }
         Ok(ClientSpec::Host(s.to_string()))
     }
@@ -192,14 +176,13 @@ impl ClientSpec {
     /// dropped.
     pub fn parse_list(s: &str) -> Result<Vec<ClientSpec>, String> {
         let mut out: Vec<ClientSpec> = Vec::new();
-        for one in s.split_whitespace() {
-            let c = ClientSpec::parse(one)?;
+        for c in crate::ocf::each(s.split_whitespace(), ClientSpec::parse)? {
             if !out.contains(&c) {
                 out.push(c);
             }
         }
         if out.is_empty() {
-            return Err("clientspec is empty".into());
+            return Err("names no client".into());
         }
         Ok(out)
     }
@@ -307,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn garbage_is_rejected_naming_clientspec() {
+    fn garbage_is_rejected() {
         for bad in [
             "",
             "@",
@@ -335,7 +318,8 @@ mod tests {
         ] {
             match ClientSpec::parse(bad) {
                 Ok(c) => panic!("{bad:?} accepted as {c:?}"),
-                Err(e) => assert!(e.starts_with("clientspec"), "{bad:?}: {e}"),
+                // The runtime names the parameter (nfs-export's tests).
+                Err(e) => assert!(!e.is_empty(), "{bad:?}: {e}"),
             }
         }
     }

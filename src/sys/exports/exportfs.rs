@@ -17,6 +17,7 @@
 
 use crate::ocf::{Deadline, OcfError, OcfResult};
 use crate::sys::process::{self, CmdOutput};
+use crate::sys::program;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,19 +28,9 @@ pub struct Exportfs {
 }
 
 impl Exportfs {
-    /// Find exportfs in `PATH`, `/usr/sbin` or `/sbin`; code 5 if absent.
+    /// Find exportfs ([`program::find`]); code 5 if absent.
     pub fn find() -> OcfResult<Exportfs> {
-        let program = which::which("exportfs")
-            .ok()
-            .or_else(|| {
-                ["/usr/sbin/exportfs", "/sbin/exportfs"]
-                    .into_iter()
-                    .map(PathBuf::from)
-                    .find(|p| p.is_file())
-            })
-            .ok_or_else(|| {
-                OcfError::installed("exportfs not found (install nfs-utils / nfs-kernel-server)")
-            })?;
+        let program = program::require("exportfs", "nfs-utils / nfs-kernel-server")?;
         Ok(Exportfs { program })
     }
 
@@ -95,7 +86,7 @@ impl Exportfs {
 /// dead name server is bounded by the deadline. A name that does not
 /// resolve is an error (code 1: name service may come back).
 pub fn canonical_name(name: &str, deadline: &Deadline) -> OcfResult<String> {
-    let out = process::run(Command::new("getent").args(["ahosts", name]), deadline)?;
+    let out = process::run(program::command("getent").args(["ahosts", name]), deadline)?;
     if !out.success() {
         return Err(OcfError::generic(format!(
             "clientspec {name} does not resolve on this node (getent ahosts: exit {})",

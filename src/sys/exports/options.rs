@@ -39,7 +39,7 @@ impl Fsid {
         if let Some(n) = number {
             return match n.ok().and_then(|n| u32::try_from(n).ok()) {
                 Some(n) => Ok(Fsid::Num(n)),
-                None => Err(format!("{v} is out of range (0 to {})", u32::MAX)),
+                None => Err(format!("out of range (0 to {})", u32::MAX)),
             };
         }
         let hex: Vec<u8> = v.bytes().filter(|&b| b != b'-' && b != b':').collect();
@@ -51,10 +51,7 @@ impl Fsid {
             }
             return Ok(Fsid::Uuid(uuid));
         }
-        Err(format!(
-            "{:?} is not a file-system id (use an integer, a UUID of 32 hex digits, or root)",
-            echo(v)
-        ))
+        Err("not a file-system id (use an integer, a UUID of 32 hex digits, or root)".into())
     }
 }
 
@@ -85,58 +82,55 @@ pub struct ExportOptions {
 }
 
 impl ExportOptions {
-    /// Merge the `options` and `fsid` parameters. Errors name the
-    /// parameter: an empty or malformed item, a bad fsid, or two different
-    /// fsids (one in each).
-    pub fn parse(options: Option<&str>, fsid: Option<&str>) -> Result<ExportOptions, String> {
+    /// Parse the `options` parameter: comma-separated items, an `fsid=`
+    /// among them taken out into [`ExportOptions::fsid`]. Errors say what
+    /// is wrong (the runtime names the parameter).
+    pub fn parse(list: &str) -> Result<ExportOptions, String> {
         let mut items = Vec::new();
-        let mut from_options: Option<Fsid> = None;
-        if let Some(list) = options.map(str::trim).filter(|s| !s.is_empty()) {
-            for item in list.split(',') {
-                let item = item.trim();
-                if item.is_empty() {
-                    return Err(format!(
-                        "options={:?} has an empty item (stray comma?)",
-                        echo(list)
-                    ));
+        let mut fsid: Option<Fsid> = None;
+        if list.trim().is_empty() {
+            return Ok(ExportOptions::default());
+        }
+        for item in list.split(',') {
+            let item = item.trim();
+            if item.is_empty() {
+                return Err("an empty item (stray comma?)".into());
+            }
+            if let Some(bad) = item
+                .chars()
+                .find(|c| c.is_whitespace() || "()\"'\\".contains(*c))
+            {
+                return Err(format!(
+                    "item {:?} contains {bad:?} (options are separated by commas)",
+                    echo(item)
+                ));
+            }
+            if let Some(v) = item.strip_prefix("fsid=") {
+                let f = Fsid::parse(v).map_err(|e| format!("item {:?}: {e}", echo(item)))?;
+                if fsid.is_some_and(|old| old != f) {
+                    return Err("sets fsid twice, differently".into());
                 }
-                if let Some(bad) = item
-                    .chars()
-                    .find(|c| c.is_whitespace() || "()\"'\\".contains(*c))
-                {
-                    return Err(format!(
-                        "options={:?}: item {:?} contains {bad:?} (options are separated by commas)",
-                        echo(list),
-                        echo(item)
-                    ));
-                }
-                if let Some(v) = item.strip_prefix("fsid=") {
-                    let f = Fsid::parse(v).map_err(|e| format!("options: fsid={e}"))?;
-                    if from_options.is_some_and(|old| old != f) {
-                        return Err(format!(
-                            "options={:?} sets fsid twice, differently",
-                            echo(list)
-                        ));
-                    }
-                    from_options = Some(f);
-                } else {
-                    items.push(item.to_string());
-                }
+                fsid = Some(f);
+            } else {
+                items.push(item.to_string());
             }
         }
-        let from_param = match fsid.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(v) => Some(Fsid::parse(v).map_err(|e| format!("fsid: {e}"))?),
-            None => None,
-        };
-        let fsid = match (from_param, from_options) {
+        Ok(ExportOptions { items, fsid })
+    }
+
+    /// Merge in the `fsid` parameter: an error (naming no parameter) when
+    /// the options set another one.
+    pub fn with_fsid(mut self, fsid: Option<Fsid>) -> Result<ExportOptions, String> {
+        match (fsid, self.fsid) {
             (Some(a), Some(b)) if a != b => {
                 return Err(format!(
-                    "fsid={a} conflicts with fsid={b} in options (set it in one place)"
+                    "conflicts with fsid={b} in options (set it in one place)"
                 ))
             }
-            (a, b) => a.or(b),
-        };
-        Ok(ExportOptions { items, fsid })
+            (Some(a), _) => self.fsid = Some(a),
+            (None, _) => {}
+        }
+        Ok(self)
     }
 
     /// The `-o` argument for exportfs, or `None` when there is nothing to
@@ -185,46 +179,46 @@ mod tests {
         }
     }
 
+    fn merged(options: Option<&str>, fsid: Option<&str>) -> Result<ExportOptions, String> {
+        let o = options.map_or(Ok(ExportOptions::default()), ExportOptions::parse)?;
+        o.with_fsid(fsid.map(Fsid::parse).transpose()?)
+    }
+
     #[test]
     fn options_merge_fsid() {
-        let o = ExportOptions::parse(Some("rw, sync,no_subtree_check"), Some("root")).unwrap();
+        let o = merged(Some("rw, sync,no_subtree_check"), Some("root")).unwrap();
         assert_eq!(
             o.to_arg().as_deref(),
             Some("rw,sync,no_subtree_check,fsid=0")
         );
-        let o = ExportOptions::parse(Some("rw,fsid=7"), None).unwrap();
+        let o = merged(Some("rw,fsid=7"), None).unwrap();
         assert_eq!(o.fsid, Some(Fsid::Num(7)));
         assert_eq!(o.to_arg().as_deref(), Some("rw,fsid=7"));
         // The same fsid in both places is not a conflict.
-        assert!(ExportOptions::parse(Some("fsid=0x7"), Some("7")).is_ok());
-        let e = ExportOptions::parse(Some("rw,fsid=7"), Some("8")).unwrap_err();
+        assert!(merged(Some("fsid=0x7"), Some("7")).is_ok());
+        let e = merged(Some("rw,fsid=7"), Some("8")).unwrap_err();
         assert!(e.contains("conflicts"), "{e}");
-        assert!(ExportOptions::parse(Some("rw,,sync"), None)
+        assert!(merged(Some("rw,,sync"), None)
             .unwrap_err()
             .contains("empty item"));
-        assert!(ExportOptions::parse(Some("rw sync"), None)
+        assert!(merged(Some("rw sync"), None)
             .unwrap_err()
             .contains("commas"));
-        assert!(ExportOptions::parse(Some("fsid=x"), None)
+        // The parameter's name is the runtime's to add (nfs-export's tests).
+        assert!(merged(Some("fsid=x"), None)
             .unwrap_err()
-            .starts_with("options: fsid="));
-        assert!(ExportOptions::parse(None, Some("nope"))
+            .starts_with("item \"fsid=x\": not a file-system id"));
+        assert!(merged(None, Some("nope"))
             .unwrap_err()
-            .starts_with("fsid: "));
+            .starts_with("not a file-system id"));
     }
 
     #[test]
     fn nothing_to_say_means_no_dash_o() {
-        assert_eq!(ExportOptions::parse(None, None).unwrap().to_arg(), None);
+        assert_eq!(merged(None, None).unwrap().to_arg(), None);
+        assert_eq!(merged(Some("  "), None).unwrap().to_arg(), None);
         assert_eq!(
-            ExportOptions::parse(Some("  "), None).unwrap().to_arg(),
-            None
-        );
-        assert_eq!(
-            ExportOptions::parse(None, Some("1"))
-                .unwrap()
-                .to_arg()
-                .as_deref(),
+            merged(None, Some("1")).unwrap().to_arg().as_deref(),
             Some("fsid=1")
         );
     }

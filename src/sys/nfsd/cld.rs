@@ -19,7 +19,7 @@
 
 use super::mounts;
 use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
-use crate::sys::{process, procs};
+use crate::sys::{process, procs, program};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -80,7 +80,7 @@ pub fn find_all() -> Vec<CldProc> {
 pub fn pipefs_dir(deadline: &Deadline) -> OcfResult<PathBuf> {
     let mounted = mounts::of_type(&mounts::current(), "rpc_pipefs");
     let configured = process::run(
-        Command::new("nfsconf").args(["--get", "general", "pipefs-directory"]),
+        program::command("nfsconf").args(["--get", "general", "pipefs-directory"]),
         deadline,
     )
     .ok()
@@ -113,22 +113,15 @@ pub fn pipefs_dir(deadline: &Deadline) -> OcfResult<PathBuf> {
     Ok(configured)
 }
 
-/// The nfsdcld program.
-pub fn program() -> Option<PathBuf> {
-    which::which("nfsdcld").ok().or_else(|| {
-        ["/usr/sbin/nfsdcld", "/sbin/nfsdcld"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-    })
+/// The nfsdcld program; code 5 if absent.
+pub fn program() -> OcfResult<PathBuf> {
+    program::require("nfsdcld", "nfs-kernel-server / nfs-utils")
 }
 
 /// Start nfsdcld on `storage` (created if missing) and wait until it is
 /// ready for nfsd: it has its database open and watches rpc_pipefs.
 pub fn start(storage: &Path, pipefs: &Path, deadline: &Deadline) -> OcfResult<ProcId> {
-    let prog = program().ok_or_else(|| {
-        OcfError::installed("nfsdcld not found (install nfs-kernel-server / nfs-utils)")
-    })?;
+    let prog = program()?;
     std::fs::create_dir_all(storage)
         .or_generic(|| format!("cannot create recovery_dir {}", storage.display()))?;
     let mut cmd = Command::new(&prog);
