@@ -179,6 +179,90 @@ pub fn start(storage: &Path, pipefs: &Path, deadline: &Deadline) -> OcfResult<Pr
     }
 }
 
+/// Make sure an nfsdcld serves `storage`, and no other nfsdcld runs: only
+/// one can serve nfsd. One on another directory is stopped if it is `ours`
+/// (the one the agent started for the node, no longer used), else refused
+/// (code 2: an nfsdcld.service, say).
+pub fn ensure(storage: &Path, ours: Option<ProcId>, deadline: &Deadline) -> OcfResult<ProcId> {
+    let mut serving = None;
+    for c in find_all() {
+        if c.storage.as_deref() == Some(storage) {
+            serving = Some(c.id);
+        } else if ours == Some(c.id) {
+            log::info!(
+                "stopping nfsdcld (pid {}) on {}: no resource on this node uses it any more",
+                c.id.pid,
+                c.storage
+                    .as_deref()
+                    .map(|s| s.display().to_string())
+                    .unwrap_or_default()
+            );
+            stop(c.id, deadline)?;
+        } else {
+            return Err(OcfError::args(format!(
+                "nfsdcld (pid {}) is already running{}; only one nfsdcld can serve nfsd: stop it and disable nfsdcld.service, this resource runs nfsdcld on recovery_dir",
+                c.id.pid,
+                c.storage
+                    .as_ref()
+                    .map(|s| format!(" with storage {}", s.display()))
+                    .unwrap_or_default()
+            )));
+        }
+    }
+    if let Some(id) = serving {
+        log::info!(
+            "nfsdcld (pid {}) already serves {}",
+            id.pid,
+            storage.display()
+        );
+        return Ok(id);
+    }
+    let pipefs = pipefs_dir(deadline)?;
+    start(storage, &pipefs, deadline)
+}
+
+/// Wait (at most 3 s) until the kernel took nfsdcld `id` for client
+/// tracking, which shows as nfsdcld holding the pipe.
+pub fn check_tracking(id: ProcId, deadline: &Deadline) -> OcfResult<()> {
+    let ok = deadline
+        .within(Duration::from_secs(3))
+        .poll(Duration::from_millis(20), || {
+            inspect(id.pid)
+                .filter(|c| c.has_pipe && id.alive())
+                .map(|_| ())
+        });
+    ok.ok_or_else(|| {
+        OcfError::generic(format!(
+            "nfsd did not take nfsdcld (pid {}) for NFSv4 client tracking; NFSv4 clients could not reclaim after a takeover",
+            id.pid
+        ))
+    })
+}
+
+/// Stop nfsdcld `known` and any nfsdcld left on `storage` (its database
+/// would keep the file system busy); an error if one still holds it.
+pub fn stop_on(storage: &Path, known: Option<ProcId>, deadline: &Deadline) -> OcfResult<()> {
+    if let Some(id) = known {
+        stop(id, deadline)?;
+    }
+    for c in find_all() {
+        if c.storage.as_deref() == Some(storage) {
+            stop(c.id, deadline)?;
+        }
+    }
+    if let Some(c) = find_all()
+        .into_iter()
+        .find(|c| c.storage.as_deref() == Some(storage))
+    {
+        return Err(OcfError::generic(format!(
+            "nfsdcld (pid {}) still holds {}",
+            c.id.pid,
+            storage.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Collect an exited child of ours (no-op for a process we did not start).
 fn reap(pid: i32) {
     let _ = nix::sys::wait::waitpid(

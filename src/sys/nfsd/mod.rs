@@ -15,6 +15,7 @@ pub mod records;
 pub mod server;
 
 use crate::ocf::{OcfError, OcfResult, ResultExt};
+use crate::sys::exports::ExportTable;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -442,6 +443,25 @@ impl ProcRoots {
             }
         }
         out
+    }
+
+    /// Devices that hold NFSv4 state but are no longer in `exports`: what
+    /// an unexport left pinned (kernels before ~6.9 do not revoke it).
+    pub fn v4_state_unexported(&self, exports: &ExportTable) -> Vec<(u32, u32)> {
+        let held = self.v4_state_devices();
+        if held.is_empty() {
+            return held;
+        }
+        let mounts = mounts::current();
+        let table = exports.read_all().unwrap_or_else(|e| {
+            log::warn!("{e}");
+            Vec::new()
+        });
+        let exported: Vec<(u32, u32)> = table
+            .iter()
+            .filter_map(|e| mounts::containing(&mounts, &e.directory).map(|m| m.dev))
+            .collect();
+        held.into_iter().filter(|d| !exported.contains(d)).collect()
     }
 
     /// Files nfsd's file cache keeps open (`filecache`: "total inodes" on

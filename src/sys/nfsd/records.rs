@@ -33,6 +33,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::cld::DB_FILE;
+use crate::ocf::{Deadline, OcfResult};
+use crate::sys::bounded;
 
 /// The nfsdcld schema this module reads and writes.
 pub const SCHEMA_VERSION: i64 = 4;
@@ -252,6 +254,61 @@ pub fn mirror(from: &Path, copy: &Path) -> Result<usize> {
     let src = ClientDb::open(from)?.reclaimable()?;
     ClientDb::open(copy)?.replace_with(&src)?;
     Ok(src.len())
+}
+
+/// [`merge`] in a child bounded by `deadline` (at most 15 s): the
+/// databases live on shared storage that may hang.
+pub fn merge_bounded(deadline: &Deadline, from: &Path, into: &Path) -> OcfResult<()> {
+    let what = format!(
+        "merging the NFSv4 client records of {} into {}",
+        from.display(),
+        into.display()
+    );
+    let n = bounded::run(&deadline.within(Duration::from_secs(15)), &what, || {
+        merge(from, into).map_err(|e| format!("{what}: {e}"))
+    })?;
+    log::info!(
+        "{n} NFSv4 client records of {} added to {}",
+        from.display(),
+        into.display()
+    );
+    Ok(())
+}
+
+/// [`mirror`] the serving database to `copy` in a child bounded by
+/// `deadline` (at most 10 s). With `only_if_newer`, nothing is written
+/// unless the serving database changed since the copy was made.
+pub fn mirror_bounded(
+    deadline: &Deadline,
+    serving: &Path,
+    copy: &Path,
+    only_if_newer: bool,
+) -> OcfResult<()> {
+    let mtime = |d: &Path| {
+        std::fs::metadata(d.join(DB_FILE))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let what = format!(
+        "copying the NFSv4 client records of {} to {}",
+        serving.display(),
+        copy.display()
+    );
+    let copied = bounded::run(&deadline.within(Duration::from_secs(10)), &what, || {
+        if only_if_newer {
+            if let (Some(s), Some(c)) = (mtime(serving), mtime(copy)) {
+                if c > s {
+                    return Ok(None);
+                }
+            }
+        }
+        let n = mirror(serving, copy).map_err(|e| format!("{what}: {e}"))?;
+        Ok(Some(n))
+    })?;
+    if let Some(n) = copied {
+        log::debug!("{n} NFSv4 client records copied to {}", copy.display());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

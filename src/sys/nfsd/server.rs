@@ -42,6 +42,21 @@ pub struct ServerSettings {
     pub port: u16,
 }
 
+/// A server scope: what the kernel can announce and an administrator can
+/// type the same on every node.
+pub fn parse_scope(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 64 {
+        return Err("must be 1 to 64 characters".into());
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
+    {
+        return Err(format!("contains {c:?} (use letters, digits and . _ -)"));
+    }
+    Ok(s.to_string())
+}
+
 /// The running kernel's release as (major, minor), e.g. (6, 1).
 pub fn kernel_release() -> (u32, u32) {
     let rel = nix::sys::utsname::uname()
@@ -274,6 +289,95 @@ pub fn stop(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
     Ok(())
 }
 
+/// rpcbind answers on its local socket (nfsd registers NFSv3 there).
+pub fn rpcbind_reachable() -> bool {
+    ["/run/rpcbind.sock", "/var/run/rpcbind.sock"]
+        .iter()
+        .any(|p| std::os::unix::net::UnixStream::connect(p).is_ok())
+}
+
+/// Warn when rpc.mountd cannot answer nfsd's export upcalls: it does only
+/// if it opened the cache channels, which exist once nfsd is loaded, so
+/// one started before that is deaf and clients hang at mount (seen in the
+/// UML lab).
+pub fn check_mountd() {
+    let mountds = crate::sys::procs::named("rpc.mountd");
+    if mountds.is_empty() {
+        log::warn!("rpc.mountd is not running: clients cannot mount until it is started");
+        return;
+    }
+    let serves = mountds.iter().any(|p| {
+        std::fs::read_dir(format!("/proc/{p}/fd"))
+            .map(|rd| {
+                rd.flatten().any(|e| {
+                    std::fs::read_link(e.path()).is_ok_and(|t| t.ends_with("nfsd.export/channel"))
+                })
+            })
+            .unwrap_or(false)
+    });
+    if !serves {
+        log::warn!(
+            "rpc.mountd (pid {}) does not serve nfsd's export cache (it was started before nfsd was loaded): clients will hang at mount until it is restarted",
+            mountds[0]
+        );
+    }
+}
+
+/// NFSv3: after a start, lockd's grace must be on for the arriving
+/// clients; lockd kept up by NFS client mounts is made to restart it.
+pub fn ensure_nlm_grace(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
+    let serves_v3 = roots.versions().map(|v| v.needs_lockd()).unwrap_or(true);
+    if !serves_v3 {
+        return Ok(());
+    }
+    match roots.nlm_in_grace() {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            log::warn!("lockd did not restart with nfsd (NFS client mounts on this node keep it up); restarting its grace period");
+            restart_nlm_grace(roots, &deadline.within(Duration::from_secs(10))).map_err(|e| {
+                OcfError::generic(format!(
+                    "no NLM grace period for NFSv3 clients: {e}; unmount NFSv3 mounts on this node or serve NFSv4 only"
+                ))
+            })
+        }
+        Err(e) => Err(OcfError::generic(format!(
+            "cannot read lockd's grace state: {e}"
+        ))),
+    }
+}
+
+/// nfsd runs with these timers: one restarted behind the cluster's back
+/// (rpc.nfsd, nfs-server) shows in them, and its server scope is then
+/// likely wrong too.
+pub fn check_timers(roots: &ProcRoots, lease: u32, grace: u32) -> OcfResult<()> {
+    let times = (roots.lease_time().ok(), roots.grace_time().ok());
+    if times == (Some(lease), Some(grace)) {
+        return Ok(());
+    }
+    let show = |t: Option<u32>| {
+        t.map(|v| format!("{v} s"))
+            .unwrap_or_else(|| "unknown".into())
+    };
+    Err(OcfError::generic(format!(
+        "nfsd runs with lease time {} and grace time {}, not {lease} s and {grace} s: it was restarted outside the cluster (its server scope and client tracking may be wrong too)",
+        show(times.0),
+        show(times.1),
+    )))
+}
+
+/// Log the grace state and the NFSv4 clients connected: at info level
+/// when asked or while a grace period is on, else at debug level.
+pub fn log_grace(roots: &ProcRoots, at_info: bool) {
+    let g = roots.grace_state();
+    let clients = roots.clients();
+    let msg = format!("{g}; {} NFSv4 clients connected", clients.len());
+    if at_info || g.any() {
+        log::info!("{msg}");
+    } else {
+        log::debug!("{msg}");
+    }
+}
+
 /// The lockd kernel thread of this node, if running.
 pub fn lockd_thread() -> Option<i32> {
     crate::sys::procs::named("lockd")
@@ -381,6 +485,14 @@ pub fn restart_nlm_grace(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_scopes() {
+        assert_eq!(parse_scope("hanfs-1.a_b").unwrap(), "hanfs-1.a_b");
+        assert!(parse_scope("").is_err());
+        assert!(parse_scope(&"x".repeat(65)).is_err());
+        assert!(parse_scope("a/b").unwrap_err().contains("'/'"));
+    }
 
     #[test]
     fn kernel_releases() {
