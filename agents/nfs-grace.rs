@@ -10,20 +10,376 @@
 //! joins are merged into it before nfsd restarts, and it is copied back to
 //! every other service's recovery_dir after the start, at each monitor and
 //! at stop, so that each service carries its clients' records when it
-//! leaves or its node fails.
+//! leaves or its node fails. What start and stop decide about the other
+//! services is in [`plan`].
+
+#[path = "nfs-grace/plan.rs"]
+mod plan;
 
 use hanfs::ocf::{self, Action, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultExt};
-use hanfs::sys::bounded;
 use hanfs::sys::exports::ExportTable;
 use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::server::{self, ServerSettings};
 use hanfs::sys::nfsd::{cld, records};
 use hanfs::sys::nfsd::{mounts, GraceState, NfsdVersions, ProcRoots};
-use hanfs::sys::procs::{self, ProcId};
+use hanfs::sys::procs::ProcId;
 use hanfs::sys::storage::{self, DirProblem, Look};
+use plan::{Leave, NfsdAfterLeave, StartPlan, StopPlan};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+struct NfsGrace;
+
+impl Agent for NfsGrace {
+    type Config = Config;
+    const NAME: &'static str = "nfs-grace";
+    const METADATA: &'static str = include_str!("../metadata/nfs-grace.xml");
+
+    fn configure(p: &Params) -> OcfResult<Config> {
+        let lease_time = p.uint("lease_time", 10..=3600)? as u32;
+        let grace_time = p.uint("grace_time", 10..=3600)? as u32;
+        if grace_time < lease_time {
+            return Err(p.invalid("grace_time", format!(
+                "shorter than lease_time={lease_time}: clients renew once per lease and could miss the grace period"
+            )));
+        }
+        // Not in the meta-data: it follows grace_time, within lockd's limit.
+        let nlm_grace_time = p
+            .optional("nlm_grace_time", |v| ocf::uint_in(v, &(10..=240)))?
+            .map_or(grace_time.min(240), |n| n as u32);
+        Ok(Config {
+            node: NodeSettings {
+                lease_time,
+                grace_time,
+                nlm_grace_time,
+                server_scope: p.value("server_scope", server::parse_scope)?,
+            },
+            recovery_dir: p.abs_dir("recovery_dir")?,
+            threads: p.uint("threads", 1..=8192)? as u32,
+            end_grace_early: p.bool("end_grace_early")?,
+        })
+    }
+
+    fn needs_root(action: &Action) -> Option<&'static str> {
+        matches!(action, Action::ValidateAll | Action::Start)
+            .then_some("the agent runs nfsd and nfsdcld")
+    }
+
+    fn validate(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        server::available(&ProcRoots::default(), &ctx.deadline)?;
+        cld::program()?;
+        probe_dir(ctx, &cfg.recovery_dir)?;
+        if mounts::on_root_fs(&cfg.recovery_dir) {
+            log::warn!(
+                "recovery_dir {} is on the root file system, not on shared storage: NFSv4 clients could not reclaim on another node",
+                cfg.recovery_dir.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        let roots = ProcRoots::default();
+        let _lock = ctx.node_lock()?; // the node's starts and stops, one at a time
+
+        // 1. What the node records decides: already started, refused (other
+        //    node settings), or which database nfsdcld serves.
+        let me = read_state(&ctx.state_file()).unwrap_or_else(|e| {
+            log::warn!("{e}: starting afresh");
+            None
+        });
+        let node = read_node(ctx).filter(|n| n.nfsdcld.alive());
+        let nfsd_up = roots.threads().unwrap_or(0) > 0;
+        let others = others(ctx);
+        let plan = match plan::start(cfg, me.as_ref(), &others, node.as_ref(), nfsd_up)? {
+            StartPlan::AlreadyStarted => {
+                log::info!("already started");
+                return Ok(());
+            }
+            StartPlan::Start(p) => p,
+        };
+
+        // 2. nfsd loaded and stopped: its timers change only while it is
+        //    stopped, and its grace period begins when it starts.
+        server::load(&roots, &ctx.deadline)?;
+        if server::running(&roots) || !roots.clients().is_empty() {
+            log::warn!("{}", plan.if_running.warning());
+            server::stop(&roots, &ctx.deadline)?;
+        }
+        let serves_v3 = roots.versions().map(|v| v.needs_lockd()).unwrap_or(true);
+        if serves_v3 && !server::rpcbind_reachable() {
+            return Err(OcfError::generic(
+                "rpcbind is not running: nfsd registers NFSv3 with it (start rpcbind before this resource)",
+            ));
+        }
+        let mut st = State {
+            phase: Phase::Starting,
+            config: cfg.clone(),
+        };
+        write_state(ctx, &st)?;
+
+        // 3. Every client of every service here may reclaim at this start:
+        //    their records merged into the database nfsdcld serves.
+        for c in &plan.copies {
+            records::merge_bounded(&ctx.deadline, c, &plan.serving)?;
+        }
+        let cld_id = cld::ensure(&plan.serving, node.map(|n| n.nfsdcld), &ctx.deadline)?;
+        write_node(
+            ctx,
+            &NodeCld {
+                nfsdcld: cld_id,
+                storage: plan.serving.clone(),
+            },
+        )?;
+
+        // 4. nfsd starts (its grace period with it), tracked by nfsdcld,
+        //    with lockd's grace for NFSv3.
+        server::check_mountd();
+        server::start(&roots, &cfg.server(), &ctx.deadline)?;
+        if let Err(e) = cld::check_tracking(cld_id, &ctx.deadline)
+            .and_then(|()| server::ensure_nlm_grace(&roots, &ctx.deadline))
+        {
+            let _ = server::stop(&roots, &ctx.deadline.within(Duration::from_secs(10)));
+            return Err(e);
+        }
+
+        // 5. Each service carries every record, whichever node it goes to.
+        for c in &plan.copies {
+            if let Err(e) = records::mirror_bounded(&ctx.deadline, &plan.serving, c, false) {
+                log::warn!("{e} (retried at each monitor)");
+            }
+        }
+        if !roots.grace_state().v4 {
+            log::info!(
+                "no NFSv4 client is recorded in {}: the kernel skipped the NFSv4 grace period",
+                plan.serving.display()
+            );
+        }
+        server::log_grace(&roots, true);
+        st.phase = Phase::Started;
+        write_state(ctx, &st)
+    }
+
+    fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        let roots = ProcRoots::default();
+        // The node's starts and stops, one at a time. A lock path that can
+        // never be locked (a directory, a FIFO, a link) fails every other
+        // start and stop too, so none is under way: stop without it rather
+        // than fail (and have the node fenced) over a file.
+        let _lock = match ctx.node_lock() {
+            Ok(l) => Some(l),
+            Err(e) if !fsfile::may_be_lock(&ctx.node_lock_path()) => {
+                log::error!("{e}: stopping without the node lock (remove it by hand)");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+
+        // 1. What was started is what the state says (the parameters may
+        //    have changed since); when that is unknown, stop by the
+        //    configuration and what runs on the node.
+        let st = match read_state(&ctx.state_file()) {
+            Ok(Some(st)) => st,
+            Ok(None) => {
+                log::info!("not started on this node; nothing to stop");
+                return Ok(());
+            }
+            Err(e) => {
+                log::warn!("{e}: stopping by the configuration and the node's state");
+                State {
+                    phase: Phase::Starting,
+                    config: cfg.clone(),
+                }
+            }
+        };
+        let started = &st.config;
+        let mine = &started.recovery_dir;
+
+        // 2. What the other services on the node need decides.
+        let node = read_node(ctx);
+        let alive = node.as_ref().is_some_and(|n| n.nfsdcld.alive());
+        let leave = match plan::stop(started, &others(ctx), node.as_ref(), alive) {
+            // 3a. The last one: nfsd and nfsdcld stop.
+            StopPlan::Last { nfsdcld } => {
+                server::stop(&roots, &ctx.deadline)?;
+                cld::stop_on(mine, nfsdcld, &ctx.deadline)?;
+                fsfile::remove_state(&node_file(ctx))?;
+                if let Some(pid) = server::lockd_thread() {
+                    log::info!(
+                        "lockd (pid {pid}) keeps running for NFS client mounts on this node"
+                    );
+                }
+                return fsfile::remove_state(&ctx.state_file());
+            }
+            // 3b. nfsdcld holds our file system: it moves to the next
+            //     service's copy of the records.
+            StopPlan::MoveDatabase {
+                from,
+                to,
+                copies,
+                others,
+            } => {
+                log::warn!(
+                    "nfsdcld serves this resource's {}: moving it to {} and restarting nfsd; the clients of {} get a new grace period",
+                    mine.display(),
+                    to.recovery_dir.display(),
+                    others.join(", ")
+                );
+                move_nfsdcld(ctx, &from, &to, &copies)?;
+                return fsfile::remove_state(&ctx.state_file());
+            }
+            StopPlan::Leave(leave) => leave,
+        };
+
+        // 3c. Others stay: our clients' latest records go with the service,
+        //     and nfsd keeps running unless it pins our file systems.
+        let Leave {
+            others,
+            save_from,
+            stop_stray_nfsdcld,
+            nfsdcld,
+        } = leave;
+        let others = others.join(", ");
+        if let Some(serving) = save_from {
+            if let Err(e) = records::mirror_bounded(&ctx.deadline, &serving, mine, false) {
+                log::error!("{e}: NFSv4 clients that first came since the last monitor may not reclaim where the service goes next");
+            }
+        }
+        if stop_stray_nfsdcld {
+            cld::stop_on(mine, None, &ctx.deadline)?;
+        }
+        match plan::nfsd_after_leave(roots.v4_state_unexported(&ExportTable::system())) {
+            NfsdAfterLeave::Keep => log::info!(
+                "nfsd keeps running for {others}: no NFSv4 state is left on unexported file systems"
+            ),
+            NfsdAfterLeave::Restart { pinned } => {
+                let pinned: Vec<String> = pinned.iter().map(|(a, b)| format!("{a}:{b}")).collect();
+                log::warn!(
+                    "NFSv4 state remains on unexported file systems (devices {}): restarting nfsd to release it; the clients of {others} get a new grace period",
+                    pinned.join(", ")
+                );
+                server::stop(&roots, &ctx.deadline)?;
+                // This resource's file systems are free now. Bringing nfsd
+                // back is for the others: if it fails, their monitors report
+                // it; failing this stop would only get the node fenced.
+                let back = server::start(&roots, &started.server(), &ctx.deadline).and_then(|()| {
+                    match nfsdcld {
+                        Some(id) => cld::check_tracking(id, &ctx.deadline),
+                        None => Ok(()),
+                    }
+                });
+                if let Err(e) = back {
+                    log::error!("nfsd could not be restarted for {others}: {e}");
+                }
+            }
+        }
+        fsfile::remove_state(&ctx.state_file())
+    }
+
+    fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        let roots = ProcRoots::default();
+        // 1. Started here, and the start completed.
+        let Some(st) = read_state(&ctx.state_file())? else {
+            return Err(OcfError::not_running("not started on this node"));
+        };
+        if st.phase == Phase::Starting {
+            return Err(OcfError::generic("start did not complete on this node"));
+        }
+        // 2. nfsd runs, as this resource started it.
+        let threads = roots.threads().unwrap_or(0);
+        if threads == 0 {
+            return Err(OcfError::generic("nfsd is not running (0 threads)"));
+        }
+        server::check_timers(&roots, st.config.node.lease_time, st.config.node.grace_time)?;
+        // 3. nfsdcld records new NFSv4 clients.
+        let Some(node) = read_node(ctx) else {
+            return Err(OcfError::generic(
+                "no nfsdcld is recorded for this node: new NFSv4 clients are not recorded for reclaim",
+            ));
+        };
+        if !node.nfsdcld.alive() {
+            return Err(OcfError::generic(format!(
+                "nfsdcld (pid {}) has exited: new NFSv4 clients are not recorded for reclaim",
+                node.nfsdcld.pid
+            )));
+        }
+        if node.storage != st.config.recovery_dir {
+            // Sharing the node: keep this service's copy of the records
+            // current, so that it can leave (or its node fail) with them.
+            if let Err(e) =
+                records::mirror_bounded(&ctx.deadline, &node.storage, &st.config.recovery_dir, true)
+            {
+                log::warn!("{e}");
+            }
+        }
+        // 4. The grace period: logged while on, lockd's ended when no
+        //    reclaim can come through it.
+        server::log_grace(&roots, false);
+        let versions = roots.versions().unwrap_or_default();
+        if end_nlm_grace_now(cfg.end_grace_early, &roots.grace_state(), &versions) {
+            log::info!(
+                "NFSv4 grace is over and nfsd serves no NFSv3: ending lockd's grace period early"
+            );
+            roots.end_nlm_grace()?;
+        }
+        Ok(())
+    }
+
+    fn reload(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        let Some(mut st) = read_state(&ctx.state_file())? else {
+            return Err(OcfError::new(
+                OcfCode::ErrGeneric,
+                "not started on this node: nothing to reload",
+            ));
+        };
+        st.config.end_grace_early = cfg.end_grace_early;
+        write_state(ctx, &st)?;
+        log::info!("end_grace_early={} now in effect", cfg.end_grace_early);
+        Ok(())
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    ocf::run::<NfsGrace>()
+}
+
+/// Carry out [`StopPlan::MoveDatabase`]: nfsd stops (freeing the leaving
+/// service's file system), every copy gets the latest records, nfsdcld
+/// moves to `next`'s copy and nfsd comes back with it. Fails only when the
+/// leaving service's file system cannot be freed; what goes wrong for the
+/// others afterwards is logged (their monitors report it).
+fn move_nfsdcld(ctx: &Ctx, node: &NodeCld, next: &Config, copies: &[PathBuf]) -> OcfResult<()> {
+    let roots = ProcRoots::default();
+    server::stop(&roots, &ctx.deadline)?;
+    for c in copies {
+        if let Err(e) = records::mirror_bounded(&ctx.deadline, &node.storage, c, false) {
+            log::error!(
+                "{e}: NFSv4 clients that first came since the last monitor may not reclaim"
+            );
+        }
+    }
+    cld::stop_on(&node.storage, Some(node.nfsdcld), &ctx.deadline)?;
+    let restart = || -> OcfResult<()> {
+        let pipefs = cld::pipefs_dir(&ctx.deadline)?;
+        let id = cld::start(&next.recovery_dir, &pipefs, &ctx.deadline)?;
+        let moved = NodeCld {
+            nfsdcld: id,
+            storage: next.recovery_dir.clone(),
+        };
+        write_node(ctx, &moved)?;
+        server::start(&roots, &next.server(), &ctx.deadline)?;
+        cld::check_tracking(id, &ctx.deadline)?;
+        for c in copies.iter().filter(|c| **c != moved.storage) {
+            records::mirror_bounded(&ctx.deadline, &moved.storage, c, false)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = restart() {
+        log::error!("nfsd could not be brought back for the other services: {e}");
+    }
+    Ok(())
+}
 
 /// The checked parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,32 +399,6 @@ struct NodeSettings {
     grace_time: u32,
     nlm_grace_time: u32,
     server_scope: String,
-}
-
-impl NodeSettings {
-    /// The first parameter in which `other` differs, as "name=ours vs theirs".
-    fn difference(&self, other: &NodeSettings) -> Option<String> {
-        let d = |n: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
-            format!("{n}={a:?} here, {b:?} there")
-        };
-        if self.lease_time != other.lease_time {
-            return Some(d("lease_time", &self.lease_time, &other.lease_time));
-        }
-        if self.grace_time != other.grace_time {
-            return Some(d("grace_time", &self.grace_time, &other.grace_time));
-        }
-        if self.nlm_grace_time != other.nlm_grace_time {
-            return Some(d(
-                "nlm_grace_time",
-                &self.nlm_grace_time,
-                &other.nlm_grace_time,
-            ));
-        }
-        if self.server_scope != other.server_scope {
-            return Some(d("server_scope", &self.server_scope, &other.server_scope));
-        }
-        None
-    }
 }
 
 impl Config {
@@ -125,54 +455,6 @@ fn write_node(ctx: &Ctx, n: &NodeCld) -> OcfResult<()> {
     fsfile::write_atomic(&node_file(ctx), &json, 0o600)
 }
 
-/// Bounded: the databases live on shared storage that may hang.
-fn merge_records(ctx: &Ctx, from: &Path, into: &Path) -> OcfResult<()> {
-    let what = format!(
-        "merging the NFSv4 client records of {} into {}",
-        from.display(),
-        into.display()
-    );
-    let n = bounded::run(&ctx.deadline.within(Duration::from_secs(15)), &what, || {
-        records::merge(from, into).map_err(|e| format!("{what}: {e}"))
-    })?;
-    log::info!(
-        "{n} NFSv4 client records of {} added to {}",
-        from.display(),
-        into.display()
-    );
-    Ok(())
-}
-
-/// Copy the serving database to `copy` (bounded). With `only_if_newer`,
-/// nothing is written unless the serving database changed since.
-fn mirror_records(ctx: &Ctx, serving: &Path, copy: &Path, only_if_newer: bool) -> OcfResult<()> {
-    let mtime = |d: &Path| {
-        std::fs::metadata(d.join(cld::DB_FILE))
-            .and_then(|m| m.modified())
-            .ok()
-    };
-    let what = format!(
-        "copying the NFSv4 client records of {} to {}",
-        serving.display(),
-        copy.display()
-    );
-    let copied = bounded::run(&ctx.deadline.within(Duration::from_secs(10)), &what, || {
-        if only_if_newer {
-            if let (Some(s), Some(c)) = (mtime(serving), mtime(copy)) {
-                if c > s {
-                    return Ok(None);
-                }
-            }
-        }
-        let n = records::mirror(serving, copy).map_err(|e| format!("{what}: {e}"))?;
-        Ok(Some(n))
-    })?;
-    if let Some(n) = copied {
-        log::debug!("{n} NFSv4 client records copied to {}", copy.display());
-    }
-    Ok(())
-}
-
 /// An instance's state: `None` when there is none, an error (code 1)
 /// when there is a file the agent cannot read (empty, truncated,
 /// garbled): a state is then unknown, never "stopped".
@@ -217,35 +499,6 @@ fn others(ctx: &Ctx) -> Vec<(String, State)> {
     v
 }
 
-/// The recovery_dirs of `others` (and `also`), but `except`, each once.
-fn record_dirs(others: &[(String, State)], also: Option<&PathBuf>, except: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = others
-        .iter()
-        .map(|(_, st)| &st.config.recovery_dir)
-        .chain(also)
-        .filter(|d| d.as_path() != except)
-        .cloned()
-        .collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
-/// A server scope: what the kernel can announce and an administrator can
-/// type the same on every node.
-fn parse_scope(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.len() > 64 {
-        return Err("must be 1 to 64 characters".into());
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
-    {
-        return Err(format!("contains {c:?} (use letters, digits and . _ -)"));
-    }
-    Ok(s.to_string())
-}
-
 /// Whether `dir` (or, when missing, its parent) is a directory, checked in
 /// a child process so that dead shared storage cannot hang the agent.
 fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
@@ -273,13 +526,6 @@ fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
     }
 }
 
-/// rpcbind answers on its local socket (nfsd registers NFSv3 there).
-fn rpcbind_reachable() -> bool {
-    ["/run/rpcbind.sock", "/var/run/rpcbind.sock"]
-        .iter()
-        .any(|p| std::os::unix::net::UnixStream::connect(p).is_ok())
-}
-
 /// The one early end of lockd's grace that is safe to decide here: the
 /// NFSv4 grace is over (the kernel ended it, every recorded client having
 /// reclaimed, or its time ran out) and nfsd serves no NFSv3, so no NLM
@@ -292,558 +538,6 @@ fn end_nlm_grace_now(enabled: bool, g: &GraceState, versions: &NfsdVersions) -> 
         && g.nlm == Some(true)
         && !versions.entries.is_empty()
         && !versions.needs_lockd()
-}
-
-/// rpc.mountd answers nfsd's export upcalls only if it opened the cache
-/// channels, which exist once nfsd is loaded: one started before that is
-/// deaf, and clients then hang at mount (seen in the UML lab).
-fn check_mountd() {
-    let mountds = procs::named("rpc.mountd");
-    if mountds.is_empty() {
-        log::warn!("rpc.mountd is not running: clients cannot mount until it is started");
-        return;
-    }
-    let serves = mountds.iter().any(|p| {
-        std::fs::read_dir(format!("/proc/{p}/fd"))
-            .map(|rd| {
-                rd.flatten().any(|e| {
-                    std::fs::read_link(e.path()).is_ok_and(|t| t.ends_with("nfsd.export/channel"))
-                })
-            })
-            .unwrap_or(false)
-    });
-    if !serves {
-        log::warn!(
-            "rpc.mountd (pid {}) does not serve nfsd's export cache (it was started before nfsd was loaded): clients will hang at mount until it is restarted",
-            mountds[0]
-        );
-    }
-}
-
-struct NfsGrace;
-
-impl NfsGrace {
-    fn roots() -> ProcRoots {
-        ProcRoots::default()
-    }
-
-    /// Make sure an nfsdcld serves `dir`, and no other nfsdcld runs. One
-    /// this agent started for the node (`ours`) on another directory, with
-    /// no other nfs-grace resource left to serve, is stopped.
-    fn ensure_nfsdcld(ctx: &Ctx, dir: &Path, ours: Option<&NodeCld>) -> OcfResult<ProcId> {
-        let mut mine = None;
-        for c in cld::find_all() {
-            if c.storage.as_deref() == Some(dir) {
-                mine = Some(c.id);
-            } else if ours.is_some_and(|n| n.nfsdcld == c.id) {
-                log::info!(
-                    "stopping nfsdcld (pid {}) on {}: no resource on this node uses it any more",
-                    c.id.pid,
-                    c.storage
-                        .as_deref()
-                        .map(|s| s.display().to_string())
-                        .unwrap_or_default()
-                );
-                cld::stop(c.id, &ctx.deadline)?;
-            } else {
-                return Err(OcfError::args(format!(
-                    "nfsdcld (pid {}) is already running{}; only one nfsdcld can serve nfsd: stop it and disable nfsdcld.service, this resource runs nfsdcld on recovery_dir",
-                    c.id.pid,
-                    c.storage
-                        .as_ref()
-                        .map(|s| format!(" with storage {}", s.display()))
-                        .unwrap_or_default()
-                )));
-            }
-        }
-        if let Some(id) = mine {
-            log::info!("nfsdcld (pid {}) already serves {}", id.pid, dir.display());
-            return Ok(id);
-        }
-        let pipefs = cld::pipefs_dir(&ctx.deadline)?;
-        cld::start(dir, &pipefs, &ctx.deadline)
-    }
-
-    /// The kernel took nfsdcld for client tracking: nfsdcld holds its pipe.
-    fn check_tracking(ctx: &Ctx, id: ProcId) -> OcfResult<()> {
-        let ok =
-            ctx.deadline
-                .within(Duration::from_secs(3))
-                .poll(Duration::from_millis(20), || {
-                    cld::inspect(id.pid)
-                        .filter(|c| c.has_pipe && id.alive())
-                        .map(|_| ())
-                });
-        ok.ok_or_else(|| {
-            OcfError::generic(format!(
-                "nfsd did not take nfsdcld (pid {}) for NFSv4 client tracking; NFSv4 clients could not reclaim after a takeover",
-                id.pid
-            ))
-        })
-    }
-
-    /// NFSv3: lockd's grace must be on for the arriving clients.
-    fn check_nlm_grace(ctx: &Ctx, roots: &ProcRoots) -> OcfResult<()> {
-        let serves_v3 = roots.versions().map(|v| v.needs_lockd()).unwrap_or(true);
-        if !serves_v3 {
-            return Ok(());
-        }
-        match roots.nlm_in_grace() {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                log::warn!("lockd did not restart with nfsd (NFS client mounts on this node keep it up); restarting its grace period");
-                server::restart_nlm_grace(roots, &ctx.deadline.within(Duration::from_secs(10))).map_err(|e| {
-                    OcfError::generic(format!(
-                        "no NLM grace period for NFSv3 clients: {e}; unmount NFSv3 mounts on this node or serve NFSv4 only"
-                    ))
-                })
-            }
-            Err(e) => Err(OcfError::generic(format!(
-                "cannot read lockd's grace state: {e}"
-            ))),
-        }
-    }
-
-    fn log_grace(roots: &ProcRoots, at_info: bool) {
-        let g = roots.grace_state();
-        let clients = roots.clients();
-        let msg = format!("{g}; {} NFSv4 clients connected", clients.len());
-        if at_info || g.any() {
-            log::info!("{msg}");
-        } else {
-            log::debug!("{msg}");
-        }
-    }
-
-    /// Devices that hold NFSv4 state but are no longer exported: what an
-    /// unexport left pinned (kernels before ~6.9 do not revoke it).
-    fn pinned_unexported() -> Vec<(u32, u32)> {
-        let roots = Self::roots();
-        let held = roots.v4_state_devices();
-        if held.is_empty() {
-            return held;
-        }
-        let mounts = mounts::current();
-        let table = ExportTable::system().read_all().unwrap_or_else(|e| {
-            log::warn!("{e}");
-            Vec::new()
-        });
-        let exported: Vec<(u32, u32)> = table
-            .iter()
-            .filter_map(|e| mounts::containing(&mounts, &e.directory).map(|m| m.dev))
-            .collect();
-        held.into_iter().filter(|d| !exported.contains(d)).collect()
-    }
-
-    /// Stop the node's nfsdcld and any nfsdcld left on `dir` (it would
-    /// keep the file system busy).
-    fn stop_nfsdcld(ctx: &Ctx, known: Option<ProcId>, dir: &Path) -> OcfResult<()> {
-        if let Some(id) = known {
-            cld::stop(id, &ctx.deadline)?;
-        }
-        for c in cld::find_all() {
-            if c.storage.as_deref() == Some(dir) {
-                cld::stop(c.id, &ctx.deadline)?;
-            }
-        }
-        if let Some(c) = cld::find_all()
-            .into_iter()
-            .find(|c| c.storage.as_deref() == Some(dir))
-        {
-            return Err(OcfError::generic(format!(
-                "nfsdcld (pid {}) still holds {}",
-                c.id.pid,
-                dir.display()
-            )));
-        }
-        Ok(())
-    }
-
-    /// An nfsdcld on `dir` that is not the one serving the node.
-    fn stop_nfsdcld_on_mine_if_stray(
-        ctx: &Ctx,
-        node: Option<&NodeCld>,
-        dir: &Path,
-    ) -> OcfResult<()> {
-        if node.is_some_and(|n| n.storage == dir) {
-            return Ok(());
-        }
-        Self::stop_nfsdcld(ctx, None, dir)
-    }
-
-    /// nfsdcld serves the records of a service that stops while others stay
-    /// on the node: move it to `next`'s copy, which takes an nfsd restart,
-    /// i.e. a new grace period for the remaining clients. Fails only when
-    /// the leaving service's file system cannot be freed; what goes wrong
-    /// for the others afterwards is logged (their monitors report it).
-    fn move_nfsdcld(ctx: &Ctx, node: &NodeCld, next: &Config, copies: &[PathBuf]) -> OcfResult<()> {
-        let roots = Self::roots();
-        server::stop(&roots, &ctx.deadline)?;
-        for c in copies {
-            if let Err(e) = mirror_records(ctx, &node.storage, c, false) {
-                log::error!(
-                    "{e}: NFSv4 clients that first came since the last monitor may not reclaim"
-                );
-            }
-        }
-        Self::stop_nfsdcld(ctx, Some(node.nfsdcld), &node.storage)?;
-        let restart = || -> OcfResult<()> {
-            let pipefs = cld::pipefs_dir(&ctx.deadline)?;
-            let id = cld::start(&next.recovery_dir, &pipefs, &ctx.deadline)?;
-            let moved = NodeCld {
-                nfsdcld: id,
-                storage: next.recovery_dir.clone(),
-            };
-            write_node(ctx, &moved)?;
-            server::start(&roots, &next.server(), &ctx.deadline)?;
-            Self::check_tracking(ctx, id)?;
-            for c in copies.iter().filter(|c| **c != moved.storage) {
-                mirror_records(ctx, &moved.storage, c, false)?;
-            }
-            Ok(())
-        };
-        if let Err(e) = restart() {
-            log::error!("nfsd could not be brought back for the other services: {e}");
-        }
-        Ok(())
-    }
-}
-
-impl Agent for NfsGrace {
-    type Config = Config;
-    const NAME: &'static str = "nfs-grace";
-    const METADATA: &'static str = include_str!("../metadata/nfs-grace.xml");
-
-    fn configure(p: &Params) -> OcfResult<Config> {
-        let lease_time = p.uint("lease_time", 10..=3600)? as u32;
-        let grace_time = p.uint("grace_time", 10..=3600)? as u32;
-        if grace_time < lease_time {
-            return Err(p.invalid("grace_time", format!(
-                "shorter than lease_time={lease_time}: clients renew once per lease and could miss the grace period"
-            )));
-        }
-        // Not in the meta-data: it follows grace_time, within lockd's limit.
-        let nlm_grace_time = p
-            .optional("nlm_grace_time", |v| ocf::uint_in(v, &(10..=240)))?
-            .map_or(grace_time.min(240), |n| n as u32);
-        Ok(Config {
-            node: NodeSettings {
-                lease_time,
-                grace_time,
-                nlm_grace_time,
-                server_scope: p.value("server_scope", parse_scope)?,
-            },
-            recovery_dir: p.abs_dir("recovery_dir")?,
-            threads: p.uint("threads", 1..=8192)? as u32,
-            end_grace_early: p.bool("end_grace_early")?,
-        })
-    }
-
-    fn needs_root(action: &Action) -> Option<&'static str> {
-        matches!(action, Action::ValidateAll | Action::Start)
-            .then_some("the agent runs nfsd and nfsdcld")
-    }
-
-    fn validate(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        server::available(&Self::roots(), &ctx.deadline)?;
-        cld::program()?;
-        probe_dir(ctx, &cfg.recovery_dir)?;
-        if mounts::on_root_fs(&cfg.recovery_dir) {
-            log::warn!(
-                "recovery_dir {} is on the root file system, not on shared storage: NFSv4 clients could not reclaim on another node",
-                cfg.recovery_dir.display()
-            );
-        }
-        Ok(())
-    }
-
-    fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        let roots = Self::roots();
-        let _lock = ctx.node_lock()?; // the node's starts and stops, one at a time
-        let me = read_state(&ctx.state_file()).unwrap_or_else(|e| {
-            log::warn!("{e}: starting afresh");
-            None
-        });
-        let node = read_node(ctx).filter(|n| n.nfsdcld.alive());
-        if let Some(st) = &me {
-            if st.phase == Phase::Started
-                && st.config.node == cfg.node
-                && st.config.recovery_dir == cfg.recovery_dir
-                && roots.threads().unwrap_or(0) > 0
-                && node.is_some()
-            {
-                log::info!("already started");
-                return Ok(());
-            }
-        }
-        let others = others(ctx);
-        for (inst, st) in &others {
-            if let Some(diff) = cfg.node.difference(&st.config.node) {
-                return Err(OcfError::generic(format!(
-                    "nfsd on this node already serves nfs-grace resource {inst} with other settings ({diff}): one node has one nfsd; give every nfs-grace resource that may share a node the same settings"
-                )));
-            }
-        }
-        // The database nfsdcld serves: the one it already serves for the
-        // others, else ours.
-        let serving = match &node {
-            Some(n) if !others.is_empty() => n.storage.clone(),
-            _ => cfg.recovery_dir.clone(),
-        };
-        // The other services' records, and ours, live in copies.
-        let copies = record_dirs(&others, Some(&cfg.recovery_dir), &serving);
-
-        server::load(&roots, &ctx.deadline)?;
-        if server::running(&roots) || !roots.clients().is_empty() {
-            if me.is_some() {
-                log::warn!("nfsd runs from an earlier start of this resource that is no longer intact; restarting it");
-            } else if others.is_empty() {
-                log::warn!("nfsd is already running outside this resource's control; restarting it with this resource's settings");
-            } else {
-                let names: Vec<&str> = others.iter().map(|(i, _)| i.as_str()).collect();
-                log::warn!(
-                    "restarting nfsd for a new grace period: the clients of {} lose their server state and must reclaim it",
-                    names.join(", ")
-                );
-            }
-            server::stop(&roots, &ctx.deadline)?;
-        }
-        let serves_v3 = roots.versions().map(|v| v.needs_lockd()).unwrap_or(true);
-        if serves_v3 && !rpcbind_reachable() {
-            return Err(OcfError::generic(
-                "rpcbind is not running: nfsd registers NFSv3 with it (start rpcbind before this resource)",
-            ));
-        }
-        let mut st = State {
-            phase: Phase::Starting,
-            config: cfg.clone(),
-        };
-        write_state(ctx, &st)?;
-        // Every client of every service here may reclaim at this start.
-        for c in &copies {
-            merge_records(ctx, c, &serving)?;
-        }
-        let cld_id = Self::ensure_nfsdcld(ctx, &serving, node.as_ref())?;
-        write_node(
-            ctx,
-            &NodeCld {
-                nfsdcld: cld_id,
-                storage: serving.clone(),
-            },
-        )?;
-
-        check_mountd();
-        server::start(&roots, &cfg.server(), &ctx.deadline)?;
-        if let Err(e) =
-            Self::check_tracking(ctx, cld_id).and_then(|()| Self::check_nlm_grace(ctx, &roots))
-        {
-            let _ = server::stop(&roots, &ctx.deadline.within(Duration::from_secs(10)));
-            return Err(e);
-        }
-        // Each service carries every record, whichever node it goes to.
-        for c in &copies {
-            if let Err(e) = mirror_records(ctx, &serving, c, false) {
-                log::warn!("{e} (retried at each monitor)");
-            }
-        }
-        let g = roots.grace_state();
-        if !g.v4 {
-            log::info!(
-                "no NFSv4 client is recorded in {}: the kernel skipped the NFSv4 grace period",
-                serving.display()
-            );
-        }
-        Self::log_grace(&roots, true);
-        st.phase = Phase::Started;
-        write_state(ctx, &st)
-    }
-
-    fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        let roots = Self::roots();
-        // The node's starts and stops, one at a time. A lock path that can
-        // never be locked (a directory, a FIFO, a link) fails every other
-        // start and stop too, so none is under way: stop without it rather
-        // than fail (and have the node fenced) over a file.
-        let _lock = match ctx.node_lock() {
-            Ok(l) => Some(l),
-            Err(e) if !fsfile::may_be_lock(&ctx.node_lock_path()) => {
-                log::error!("{e}: stopping without the node lock (remove it by hand)");
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        let st = match read_state(&ctx.state_file()) {
-            Ok(Some(st)) => st,
-            Ok(None) => {
-                log::info!("not started on this node; nothing to stop");
-                return Ok(());
-            }
-            // What was started is unknown: stop by the configuration and
-            // what runs on the node (nfsd, nfsdcld on our recovery_dir).
-            Err(e) => {
-                log::warn!("{e}: stopping by the configuration and the node's state");
-                State {
-                    phase: Phase::Starting,
-                    config: cfg.clone(),
-                }
-            }
-        };
-        // What was started is what the state says (the parameters may have
-        // changed since).
-        let started = &st.config;
-        let mine = &started.recovery_dir;
-        let others = others(ctx);
-        let node = read_node(ctx);
-        if others.is_empty() {
-            server::stop(&roots, &ctx.deadline)?;
-            Self::stop_nfsdcld(ctx, node.as_ref().map(|n| n.nfsdcld), mine)?;
-            fsfile::remove_state(&node_file(ctx))?;
-            if let Some(pid) = server::lockd_thread() {
-                log::info!("lockd (pid {pid}) keeps running for NFS client mounts on this node");
-            }
-            return fsfile::remove_state(&ctx.state_file());
-        }
-        let names: Vec<&str> = others.iter().map(|(i, _)| i.as_str()).collect();
-        let node = node.filter(|n| n.nfsdcld.alive());
-        let copies = record_dirs(&others, None, mine);
-        match &node {
-            Some(n) if n.storage == *mine && !copies.is_empty() => {
-                // nfsdcld holds our file system: it moves to the next
-                // service's copy of the records.
-                let next = others
-                    .iter()
-                    .map(|(_, s)| &s.config)
-                    .find(|c| c.recovery_dir == copies[0])
-                    .expect("copies come from others");
-                log::warn!(
-                    "nfsdcld serves this resource's {}: moving it to {} and restarting nfsd; the clients of {} get a new grace period",
-                    mine.display(),
-                    next.recovery_dir.display(),
-                    names.join(", ")
-                );
-                Self::move_nfsdcld(ctx, n, next, &copies)?;
-                return fsfile::remove_state(&ctx.state_file());
-            }
-            Some(n) if n.storage != *mine => {
-                // Our clients' latest records go with the service.
-                if let Err(e) = mirror_records(ctx, &n.storage, mine, false) {
-                    log::error!("{e}: NFSv4 clients that first came since the last monitor may not reclaim where the service goes next");
-                }
-            }
-            _ => {}
-        }
-        Self::stop_nfsdcld_on_mine_if_stray(ctx, node.as_ref(), mine)?;
-        let pinned: Vec<String> = Self::pinned_unexported()
-            .iter()
-            .map(|(a, b)| format!("{a}:{b}"))
-            .collect();
-        if pinned.is_empty() {
-            log::info!(
-                "nfsd keeps running for {}: no NFSv4 state is left on unexported file systems",
-                names.join(", ")
-            );
-        } else {
-            log::warn!(
-                "NFSv4 state remains on unexported file systems (devices {}): restarting nfsd to release it; the clients of {} get a new grace period",
-                pinned.join(", "),
-                names.join(", ")
-            );
-            server::stop(&roots, &ctx.deadline)?;
-            // This resource's file systems are free now. Bringing nfsd
-            // back is for the others: if it fails, their monitors report
-            // it; failing this stop would only get the node fenced.
-            let back =
-                server::start(&roots, &started.server(), &ctx.deadline).and_then(
-                    |()| match &node {
-                        Some(n) => Self::check_tracking(ctx, n.nfsdcld),
-                        None => Ok(()),
-                    },
-                );
-            if let Err(e) = back {
-                log::error!("nfsd could not be restarted for {}: {e}", names.join(", "));
-            }
-        }
-        fsfile::remove_state(&ctx.state_file())
-    }
-
-    fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        let roots = Self::roots();
-        let Some(st) = read_state(&ctx.state_file())? else {
-            return Err(OcfError::not_running("not started on this node"));
-        };
-        if st.phase == Phase::Starting {
-            return Err(OcfError::generic("start did not complete on this node"));
-        }
-        let threads = roots.threads().unwrap_or(0);
-        if threads == 0 {
-            return Err(OcfError::generic("nfsd is not running (0 threads)"));
-        }
-        // nfsd restarted behind the cluster's back (rpc.nfsd, nfs-server)
-        // shows in its timers; its server scope is then likely wrong too.
-        let times = (roots.lease_time().ok(), roots.grace_time().ok());
-        if times
-            != (
-                Some(st.config.node.lease_time),
-                Some(st.config.node.grace_time),
-            )
-        {
-            let show = |t: Option<u32>| {
-                t.map(|v| format!("{v} s"))
-                    .unwrap_or_else(|| "unknown".into())
-            };
-            return Err(OcfError::generic(format!(
-                "nfsd runs with lease time {} and grace time {}, not {} s and {} s: it was restarted outside the cluster (its server scope and client tracking may be wrong too)",
-                show(times.0),
-                show(times.1),
-                st.config.node.lease_time,
-                st.config.node.grace_time
-            )));
-        }
-        let Some(node) = read_node(ctx) else {
-            return Err(OcfError::generic(
-                "no nfsdcld is recorded for this node: new NFSv4 clients are not recorded for reclaim",
-            ));
-        };
-        if !node.nfsdcld.alive() {
-            return Err(OcfError::generic(format!(
-                "nfsdcld (pid {}) has exited: new NFSv4 clients are not recorded for reclaim",
-                node.nfsdcld.pid
-            )));
-        }
-        if node.storage != st.config.recovery_dir {
-            // Sharing the node: keep this service's copy of the records
-            // current, so that it can leave (or its node fail) with them.
-            if let Err(e) = mirror_records(ctx, &node.storage, &st.config.recovery_dir, true) {
-                log::warn!("{e}");
-            }
-        }
-        Self::log_grace(&roots, false);
-        let versions = roots.versions().unwrap_or_default();
-        if end_nlm_grace_now(cfg.end_grace_early, &roots.grace_state(), &versions) {
-            log::info!(
-                "NFSv4 grace is over and nfsd serves no NFSv3: ending lockd's grace period early"
-            );
-            roots.end_nlm_grace()?;
-        }
-        Ok(())
-    }
-
-    fn reload(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        let Some(mut st) = read_state(&ctx.state_file())? else {
-            return Err(OcfError::new(
-                OcfCode::ErrGeneric,
-                "not started on this node: nothing to reload",
-            ));
-        };
-        st.config.end_grace_early = cfg.end_grace_early;
-        write_state(ctx, &st)?;
-        log::info!("end_grace_early={} now in effect", cfg.end_grace_early);
-        Ok(())
-    }
-}
-
-fn main() -> std::process::ExitCode {
-    ocf::run::<NfsGrace>()
 }
 
 #[cfg(test)]
