@@ -93,25 +93,17 @@ fn save_state(ctx: &Ctx, s: &State) -> OcfResult<()> {
 
 /// The other nfs-export resources' states on this node.
 fn other_states(ctx: &Ctx) -> Vec<State> {
-    let mine = ctx.state_file();
-    let prefix = format!("hanfs-{}-", NfsExport::NAME);
-    let Ok(rd) = std::fs::read_dir(ctx.runtime_dir()) else {
-        return Vec::new();
-    };
-    rd.filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            *p != mine
-                && p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
-        })
-        .filter_map(|p| match fsfile::read_own_file(&p, fsfile::STATE_CAP) {
-            Ok(b) => b,
-            Err(e) => {
-                log::warn!("ignoring another resource's state: {e}");
-                None
-            }
-        })
+    ctx.other_instances()
+        .into_iter()
+        .filter_map(
+            |f| match fsfile::read_own_file(&f.path, fsfile::STATE_CAP) {
+                Ok(b) => b,
+                Err(e) => {
+                    log::warn!("ignoring another resource's state: {e}");
+                    None
+                }
+            },
+        )
         .filter_map(|b| serde_json::from_slice(&b).ok())
         .collect()
 }

@@ -430,8 +430,6 @@ struct State {
     config: Config,
 }
 
-const STATE_PREFIX: &str = hanfs::sys::nfsd::GRACE_STATE_PREFIX;
-
 /// The node's nfsdcld, shared by every nfs-grace resource on the node, and
 /// the recovery_dir whose database it serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -440,7 +438,7 @@ struct NodeCld {
     storage: PathBuf,
 }
 
-/// Not an instance's state file (no STATE_PREFIX).
+/// Not an instance's state file (`hanfs-nfs-grace.node`).
 fn node_file(ctx: &Ctx) -> PathBuf {
     ctx.runtime_dir().join("hanfs-nfs-grace.node")
 }
@@ -476,27 +474,16 @@ fn write_state(ctx: &Ctx, st: &State) -> OcfResult<()> {
 
 /// The other nfs-grace resources recorded as active on this node.
 fn others(ctx: &Ctx) -> Vec<(String, State)> {
-    let me = ctx.state_file();
-    let Ok(rd) = std::fs::read_dir(ctx.runtime_dir()) else {
-        return Vec::new();
-    };
-    let mut v: Vec<(String, State)> = rd
-        .flatten()
-        .filter(|e| e.path() != me)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let inst = name.strip_prefix(STATE_PREFIX)?.to_string();
-            match read_state(&e.path()) {
-                Ok(st) => Some((inst, st?)),
-                Err(e) => {
-                    log::warn!("ignoring nfs-grace resource {inst}: {e}");
-                    None
-                }
+    ctx.other_instances()
+        .into_iter()
+        .filter_map(|f| match read_state(&f.path) {
+            Ok(st) => Some((f.instance, st?)),
+            Err(e) => {
+                log::warn!("ignoring nfs-grace resource {}: {e}", f.instance);
+                None
             }
         })
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
+        .collect()
 }
 
 /// Whether `dir` (or, when missing, its parent) is a directory, checked in

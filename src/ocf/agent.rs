@@ -35,20 +35,15 @@ impl Ctx {
     }
     /// `<runtime_dir>/hanfs-<agent>-<instance>`: this instance's state file.
     pub fn state_file(&self) -> PathBuf {
-        let safe: String = self
-            .inv
-            .instance
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.:".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.runtime_dir()
-            .join(format!("hanfs-{}-{}", self.agent, safe))
+        state_file(&self.runtime_dir(), self.agent, &self.inv.instance)
+    }
+    /// The state files of this agent's other instances on this node.
+    pub fn other_instances(&self) -> Vec<InstanceFile> {
+        let mine = self.state_file();
+        instance_files(&self.runtime_dir(), self.agent)
+            .into_iter()
+            .filter(|f| f.path != mine)
+            .collect()
     }
     /// `<runtime_dir>/hanfs-<agent>.lock`, locked exclusively (waiting up
     /// to the deadline): the critical section of this agent's instances on
@@ -71,6 +66,60 @@ impl Ctx {
             deadline: Deadline::from_timeout(timeout),
         }
     }
+}
+
+/// The state file of `agent`'s `instance` in `runtime_dir` ([`Ctx::state_file`]);
+/// characters other than ASCII letters, digits and `-_.:` become `_`.
+pub fn state_file(runtime_dir: &Path, agent: &str, instance: &str) -> PathBuf {
+    let safe: String = instance
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.:".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    runtime_dir.join(format!("hanfs-{agent}-{safe}"))
+}
+
+/// One instance's state file on this node, as [`instance_files`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceFile {
+    /// The instance's name as its file spells it ([`state_file`]).
+    pub instance: String,
+    pub path: PathBuf,
+    /// Last written (seconds, nanoseconds).
+    pub mtime: (i64, i64),
+}
+
+/// The instances of `agent` that have a state file in `runtime_dir`, sorted
+/// by name: "the other instances of this agent on this node" for any
+/// agent (what `ha_pseudo_resource` files are for the shell agents). Its
+/// node lock and other per-node files (`hanfs-<agent>.<what>`) are not
+/// instances.
+pub fn instance_files(runtime_dir: &Path, agent: &str) -> Vec<InstanceFile> {
+    use std::os::unix::fs::MetadataExt;
+    let prefix = format!("hanfs-{agent}-");
+    let mut out: Vec<InstanceFile> = std::fs::read_dir(runtime_dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name();
+                    let instance = name.to_str()?.strip_prefix(&prefix)?.to_string();
+                    let m = std::fs::symlink_metadata(e.path()).ok()?;
+                    Some(InstanceFile {
+                        instance,
+                        path: e.path(),
+                        mtime: (m.mtime(), m.mtime_nsec()),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.instance.cmp(&b.instance));
+    out
 }
 
 /// The node lock file of `agent` ([`Ctx::node_lock`]) in `runtime_dir`.
@@ -490,5 +539,30 @@ mod tests {
         assert!(check_description_matches_code::<Toy>(&[("mode", "a")]).is_ok());
         let e = check_description_matches_code::<Toy>(&[("mode", "bad")]).unwrap_err();
         assert!(e.contains("rejected"), "{e}");
+    }
+
+    #[test]
+    fn instance_files_are_the_agents_state_files() {
+        let d = tempfile::tempdir().unwrap();
+        for f in [
+            "hanfs-nfs-grace-b",
+            "hanfs-nfs-grace-a",
+            "hanfs-nfs-grace.lock",
+            "hanfs-nfs-grace.node",
+            "hanfs-nfs-export-x",
+            ".hanfs-tmp-123",
+        ] {
+            std::fs::write(d.path().join(f), "{}").unwrap();
+        }
+        let names: Vec<String> = instance_files(d.path(), "nfs-grace")
+            .into_iter()
+            .map(|f| f.instance)
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            state_file(d.path(), "nfs-grace", "svc/1 x"),
+            d.path().join("hanfs-nfs-grace-svc_1_x")
+        );
+        assert!(instance_files(&d.path().join("missing"), "nfs-grace").is_empty());
     }
 }

@@ -10,7 +10,8 @@ pub mod metadata;
 mod params;
 
 pub use agent::{
-    check_description_matches_code, dispatch, guarded, node_lock_file, run, Agent, Ctx,
+    check_description_matches_code, dispatch, guarded, instance_files, node_lock_file, run,
+    state_file, Agent, Ctx, InstanceFile,
 };
 pub use code::OcfCode;
 pub use deadline::Deadline;

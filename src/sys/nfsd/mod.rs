@@ -19,42 +19,15 @@ use crate::sys::exports::ExportTable;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The prefix of nfs-grace's per-resource state files in the OCF runtime
-/// directory (`<prefix><instance>`): one per nfs-grace resource started, or
-/// starting, on this node.
-pub const GRACE_STATE_PREFIX: &str = "hanfs-nfs-grace-";
+/// The agent whose instances run nfsd on a node (their state files say
+/// which nfs-grace resources are started, or starting, here).
+pub const NFS_GRACE: &str = "nfs-grace";
 
-/// One nfs-grace resource's state file on this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GraceStateFile {
-    pub instance: String,
-    pub path: PathBuf,
-    /// Last written (seconds, nanoseconds): nfs-grace rewrites it at each
-    /// start and stop, which is when nfsd and lockd restart.
-    pub mtime: (i64, i64),
-}
-
-/// The nfs-grace resources recorded on this node, sorted by instance.
-pub fn grace_states(runtime_dir: &Path) -> Vec<GraceStateFile> {
-    use std::os::unix::fs::MetadataExt;
-    let mut out: Vec<GraceStateFile> = std::fs::read_dir(runtime_dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| {
-                    let name = e.file_name();
-                    let instance = name.to_str()?.strip_prefix(GRACE_STATE_PREFIX)?.to_string();
-                    let m = e.metadata().ok()?;
-                    Some(GraceStateFile {
-                        instance,
-                        path: e.path(),
-                        mtime: (m.mtime(), m.mtime_nsec()),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort_by(|a, b| a.instance.cmp(&b.instance));
-    out
+/// The nfs-grace resources recorded on this node, sorted by instance; each
+/// state file is rewritten at its start and stop, which is when nfsd and
+/// lockd restart.
+pub fn grace_states(runtime_dir: &Path) -> Vec<crate::ocf::InstanceFile> {
+    crate::ocf::instance_files(runtime_dir, NFS_GRACE)
 }
 
 /// How many nfs-grace resources are recorded on this node.
