@@ -13,7 +13,7 @@
 //! - stop: remove this resource's exports only, release locks, optionally
 //!   wait out the NFSv4 lease, forget the state; all within the timeout.
 
-use hanfs::ocf::{Action, Agent, Ctx, OcfError, OcfResult, Params, ResultExt};
+use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::exports::{
     exportfs, ClientSpec, Export, ExportOptions, ExportTable, Exportfs, Fsid, TableStamp,
 };
@@ -71,40 +71,16 @@ impl State {
     }
 }
 
-fn load_state(ctx: &Ctx) -> OcfResult<Option<State>> {
-    let path = ctx.state_file();
-    match fsfile::read_opt(&path)? {
-        None => Ok(None),
-        Some(text) => serde_json::from_str(&text)
-            .map(Some)
-            .or_generic(|| format!("state file {} is unreadable", path.display())),
-    }
-}
-
-fn save_state(ctx: &Ctx, s: &State) -> OcfResult<()> {
-    let path = ctx.state_file();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).or_generic(|| format!("cannot create {}", dir.display()))?;
-    }
-    let json = serde_json::to_vec(s)
-        .or_generic(|| format!("cannot record the state of {}", s.directory.display()))?;
-    fsfile::write_atomic(&path, &json, 0o644)
-}
-
 /// The other nfs-export resources' states on this node.
 fn other_states(ctx: &Ctx) -> Vec<State> {
     ctx.other_instances()
         .into_iter()
-        .filter_map(
-            |f| match fsfile::read_own_file(&f.path, fsfile::STATE_CAP) {
-                Ok(b) => b,
-                Err(e) => {
-                    log::warn!("ignoring another resource's state: {e}");
-                    None
-                }
-            },
-        )
-        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .filter_map(|f| {
+            ocf::load_state(&f.path).unwrap_or_else(|e| {
+                log::warn!("ignoring another resource's state: {e}");
+                None
+            })
+        })
         .collect()
 }
 
@@ -376,7 +352,7 @@ impl Agent for NfsExport {
 
         // A state left by an earlier start with other parameters: take its
         // exports down first.
-        if let Some(old) = load_state(ctx).unwrap_or(None) {
+        if let Some(old) = ctx.load_state::<State>().unwrap_or(None) {
             let stale: Vec<String> = old
                 .etab_names()
                 .into_iter()
@@ -397,7 +373,7 @@ impl Agent for NfsExport {
 
         // Record first, so that a start that fails half-way is cleaned up
         // by the stop Pacemaker sends next.
-        save_state(ctx, &state)?;
+        ctx.save_state(&state)?;
         let specs: Vec<String> = cfg.clients.iter().map(ToString::to_string).collect();
         let out = exportfs.export(
             &dir.path,
@@ -440,7 +416,7 @@ impl Agent for NfsExport {
     }
 
     fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        let state = load_state(ctx).unwrap_or_else(|e| {
+        let state = ctx.load_state::<State>().unwrap_or_else(|e| {
             log::warn!("{e}; stopping by the configuration alone");
             None
         });
@@ -533,7 +509,7 @@ impl Agent for NfsExport {
     }
 
     fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        let Some(state) = load_state(ctx)? else {
+        let Some(state) = ctx.load_state::<State>()? else {
             // Not started here (or the node rebooted: /run is empty, etab on
             // disk may still list the export). Say so if etab has one.
             if let Ok(left) = ExportTable::system().exports_of(&cfg.directory) {
@@ -570,7 +546,7 @@ impl Agent for NfsExport {
             if stamp == table.stamp()? {
                 let mut checked = state.clone();
                 checked.checked = stamp;
-                if let Err(e) = save_state(ctx, &checked) {
+                if let Err(e) = ctx.save_state(&checked) {
                     log::debug!("cannot record the checked table: {e}");
                 }
             }

@@ -16,7 +16,7 @@
 #[path = "nfs-grace/plan.rs"]
 mod plan;
 
-use hanfs::ocf::{self, Action, Agent, Ctx, OcfCode, OcfError, OcfResult, Params, ResultExt};
+use hanfs::ocf::{self, Action, Agent, Ctx, OcfCode, OcfError, OcfResult, Params};
 use hanfs::sys::exports::ExportTable;
 use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::server::{self, ServerSettings};
@@ -85,7 +85,7 @@ impl Agent for NfsGrace {
 
         // 1. What the node records decides: already started, refused (other
         //    node settings), or which database nfsdcld serves.
-        let me = read_state(&ctx.state_file()).unwrap_or_else(|e| {
+        let me = ctx.load_state::<State>().unwrap_or_else(|e| {
             log::warn!("{e}: starting afresh");
             None
         });
@@ -117,7 +117,7 @@ impl Agent for NfsGrace {
             phase: Phase::Starting,
             config: cfg.clone(),
         };
-        write_state(ctx, &st)?;
+        ctx.save_state(&st)?;
 
         // 3. Every client of every service here may reclaim at this start:
         //    their records merged into the database nfsdcld serves.
@@ -125,8 +125,8 @@ impl Agent for NfsGrace {
             records::merge_bounded(&ctx.deadline, c, &plan.serving)?;
         }
         let cld_id = cld::ensure(&plan.serving, node.map(|n| n.nfsdcld), &ctx.deadline)?;
-        write_node(
-            ctx,
+        ocf::save_state(
+            &node_file(ctx),
             &NodeCld {
                 nfsdcld: cld_id,
                 storage: plan.serving.clone(),
@@ -158,7 +158,7 @@ impl Agent for NfsGrace {
         }
         server::log_grace(&roots, true);
         st.phase = Phase::Started;
-        write_state(ctx, &st)
+        ctx.save_state(&st)
     }
 
     fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
@@ -179,7 +179,7 @@ impl Agent for NfsGrace {
         // 1. What was started is what the state says (the parameters may
         //    have changed since); when that is unknown, stop by the
         //    configuration and what runs on the node.
-        let st = match read_state(&ctx.state_file()) {
+        let st = match ctx.load_state::<State>() {
             Ok(Some(st)) => st,
             Ok(None) => {
                 log::info!("not started on this node; nothing to stop");
@@ -280,7 +280,7 @@ impl Agent for NfsGrace {
     fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let roots = ProcRoots::default();
         // 1. Started here, and the start completed.
-        let Some(st) = read_state(&ctx.state_file())? else {
+        let Some(st) = ctx.load_state::<State>()? else {
             return Err(OcfError::not_running("not started on this node"));
         };
         if st.phase == Phase::Starting {
@@ -327,14 +327,14 @@ impl Agent for NfsGrace {
     }
 
     fn reload(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        let Some(mut st) = read_state(&ctx.state_file())? else {
+        let Some(mut st) = ctx.load_state::<State>()? else {
             return Err(OcfError::new(
                 OcfCode::ErrGeneric,
                 "not started on this node: nothing to reload",
             ));
         };
         st.config.end_grace_early = cfg.end_grace_early;
-        write_state(ctx, &st)?;
+        ctx.save_state(&st)?;
         log::info!("end_grace_early={} now in effect", cfg.end_grace_early);
         Ok(())
     }
@@ -367,7 +367,7 @@ fn move_nfsdcld(ctx: &Ctx, node: &NodeCld, next: &Config, copies: &[PathBuf]) ->
             nfsdcld: id,
             storage: next.recovery_dir.clone(),
         };
-        write_node(ctx, &moved)?;
+        ocf::save_state(&node_file(ctx), &moved)?;
         server::start(&roots, &next.server(), &ctx.deadline)?;
         cld::check_tracking(id, &ctx.deadline)?;
         for c in copies.iter().filter(|c| **c != moved.storage) {
@@ -444,39 +444,14 @@ fn node_file(ctx: &Ctx) -> PathBuf {
 }
 
 fn read_node(ctx: &Ctx) -> Option<NodeCld> {
-    let text = fsfile::read_opt(&node_file(ctx)).ok().flatten()?;
-    serde_json::from_str(&text).ok()
-}
-
-fn write_node(ctx: &Ctx, n: &NodeCld) -> OcfResult<()> {
-    let json = serde_json::to_vec_pretty(n).or_generic(|| "cannot encode node state")?;
-    fsfile::write_atomic(&node_file(ctx), &json, 0o600)
-}
-
-/// An instance's state: `None` when there is none, an error (code 1)
-/// when there is a file the agent cannot read (empty, truncated,
-/// garbled): a state is then unknown, never "stopped".
-fn read_state(path: &Path) -> OcfResult<Option<State>> {
-    let Some(text) = fsfile::read_opt(path)? else {
-        return Ok(None);
-    };
-    serde_json::from_str(&text)
-        .map(Some)
-        .or_generic(|| format!("state file {} is damaged", path.display()))
-}
-
-fn write_state(ctx: &Ctx, st: &State) -> OcfResult<()> {
-    let dir = ctx.runtime_dir();
-    std::fs::create_dir_all(&dir).or_generic(|| format!("cannot create {}", dir.display()))?;
-    let json = serde_json::to_vec_pretty(st).or_generic(|| "cannot encode state")?;
-    fsfile::write_atomic(&ctx.state_file(), &json, 0o600)
+    ocf::load_state(&node_file(ctx)).ok().flatten()
 }
 
 /// The other nfs-grace resources recorded as active on this node.
 fn others(ctx: &Ctx) -> Vec<(String, State)> {
     ctx.other_instances()
         .into_iter()
-        .filter_map(|f| match read_state(&f.path) {
+        .filter_map(|f| match ocf::load_state::<State>(&f.path) {
             Ok(st) => Some((f.instance, st?)),
             Err(e) => {
                 log::warn!("ignoring nfs-grace resource {}: {e}", f.instance);

@@ -37,6 +37,14 @@ impl Ctx {
     pub fn state_file(&self) -> PathBuf {
         state_file(&self.runtime_dir(), self.agent, &self.inv.instance)
     }
+    /// This instance's state ([`load_state`] of [`Ctx::state_file`]).
+    pub fn load_state<T: serde::de::DeserializeOwned>(&self) -> OcfResult<Option<T>> {
+        load_state(&self.state_file())
+    }
+    /// Record this instance's state ([`save_state`]).
+    pub fn save_state<T: serde::Serialize>(&self, v: &T) -> OcfResult<()> {
+        save_state(&self.state_file(), v)
+    }
     /// The state files of this agent's other instances on this node.
     pub fn other_instances(&self) -> Vec<InstanceFile> {
         let mine = self.state_file();
@@ -82,6 +90,33 @@ pub fn state_file(runtime_dir: &Path, agent: &str, instance: &str) -> PathBuf {
         })
         .collect();
     runtime_dir.join(format!("hanfs-{agent}-{safe}"))
+}
+
+/// An agent's runtime state file (an instance's, or a per-node one such as
+/// `hanfs-<agent>.node`): JSON, read without following a symlink, as a
+/// regular file of at most [`crate::sys::fsfile::STATE_CAP`] bytes.
+/// `None`: no file. A file that is not such a state (empty, torn, garbled,
+/// a FIFO) is an error (1): the state is then unknown, never "stopped".
+pub fn load_state<T: serde::de::DeserializeOwned>(path: &Path) -> OcfResult<Option<T>> {
+    let Some(bytes) = crate::sys::fsfile::read_own_file(path, crate::sys::fsfile::STATE_CAP)?
+    else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .or_generic(|| format!("state file {} is damaged", path.display()))
+}
+
+/// Write a runtime state file ([`load_state`]): the directory created if
+/// need be, the file replaced atomically (a crash leaves the old or the new
+/// state), readable by root only.
+pub fn save_state<T: serde::Serialize>(path: &Path, v: &T) -> OcfResult<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).or_generic(|| format!("cannot create {}", dir.display()))?;
+    }
+    let json = serde_json::to_vec_pretty(v)
+        .or_generic(|| format!("cannot encode the state for {}", path.display()))?;
+    crate::sys::fsfile::write_atomic(path, &json, 0o600)
 }
 
 /// One instance's state file on this node, as [`instance_files`] finds it.
@@ -564,5 +599,31 @@ mod tests {
             d.path().join("hanfs-nfs-grace-svc_1_x")
         );
         assert!(instance_files(&d.path().join("missing"), "nfs-grace").is_empty());
+    }
+
+    #[test]
+    fn runtime_state_round_trip_and_damage() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("run/hanfs-x-a");
+        assert_eq!(load_state::<Vec<u32>>(&p).unwrap(), None);
+        save_state(&p, &vec![1u32, 2]).unwrap();
+        assert_eq!(load_state::<Vec<u32>>(&p).unwrap(), Some(vec![1, 2]));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        for damage in ["", "[1,", "garbage"] {
+            std::fs::write(&p, damage).unwrap();
+            let e = load_state::<Vec<u32>>(&p).unwrap_err();
+            assert_eq!(e.code, OcfCode::ErrGeneric, "{damage:?}");
+            assert!(e.reason.contains("is damaged"), "{e}");
+        }
+        std::fs::remove_file(&p).unwrap();
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(
+            load_state::<Vec<u32>>(&p).unwrap_err().code,
+            OcfCode::ErrGeneric
+        );
     }
 }

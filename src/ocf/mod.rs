@@ -10,8 +10,8 @@ pub mod metadata;
 mod params;
 
 pub use agent::{
-    check_description_matches_code, dispatch, guarded, instance_files, node_lock_file, run,
-    state_file, Agent, Ctx, InstanceFile,
+    check_description_matches_code, dispatch, guarded, instance_files, load_state, node_lock_file,
+    run, save_state, state_file, Agent, Ctx, InstanceFile,
 };
 pub use code::OcfCode;
 pub use deadline::Deadline;
