@@ -79,6 +79,13 @@ impl Link {
             }
     }
 
+    /// Whether ARP / neighbour discovery run on the link (an Ethernet-like
+    /// link without `IFF_NOARP`): only then is an address probed for and
+    /// announced there.
+    pub fn talks_arp(&self) -> bool {
+        self.mac.is_some() && !self.noarp
+    }
+
     /// Why the link is not up, for messages ("administratively down", ...).
     pub fn down_reason(&self) -> String {
         if !self.admin_up {
