@@ -20,6 +20,7 @@ use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::fsfile;
 use hanfs::sys::net::announce::{self, Announcement};
 use hanfs::sys::net::duplicate::{self, ClaimWatch};
+use hanfs::sys::net::netlink::{check_interface_name, check_label_fits};
 use hanfs::sys::net::placement::{place, subnet_of, Placement};
 use hanfs::sys::net::subnet::parse_prefix_len;
 use hanfs::sys::net::sysctl;
@@ -251,9 +252,6 @@ fn main() -> std::process::ExitCode {
     ocf::run::<FloatIp>()
 }
 
-/// The kernel's interface name limit (IFNAMSIZ 16, with the NUL).
-const IFNAMSIZ: usize = 15;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Config {
     ip: IpAddr,
@@ -305,53 +303,18 @@ fn is_link_local(a: &Ipv6Addr) -> bool {
 }
 
 /// The address must be a host of its subnet, not its network or broadcast
-/// address (an IPv4 subnet with a broadcast address, /30 or shorter).
+/// address.
 fn check_host_address(ip: IpAddr, prefix_len: u8, whose: &str) -> OcfResult<()> {
     let s = Subnet::new(ip, prefix_len).expect("prefix length checked");
-    let IpAddr::V4(v4) = ip else { return Ok(()) };
-    let Some(broadcast) = s.broadcast() else {
+    let Some(what) = s.reserved_role() else {
         return Ok(());
     };
     let net = Subnet::new(s.network(), prefix_len).expect("same length");
-    let what = if s.network() == ip {
-        "network"
-    } else if broadcast == v4 {
-        "broadcast"
-    } else {
-        return Ok(());
-    };
     Err(ocf::invalid(
         "ip",
         &ip.to_string(),
         format!("the {what} address of {net}{whose}"),
     ))
-}
-
-fn interface_name(nic: &str) -> Result<String, String> {
-    let ok = nic.len() <= IFNAMSIZ
-        && nic != "."
-        && nic != ".."
-        && !nic
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace());
-    if ok {
-        Ok(nic.to_string())
-    } else {
-        Err(format!(
-            "not an interface name (at most {IFNAMSIZ} characters, no '/', ':' or spaces)"
-        ))
-    }
-}
-
-fn check_label_fits(label: &str, nic: &str) -> Result<(), String> {
-    let full = format!("{nic}:{label}");
-    if full.len() > IFNAMSIZ {
-        return Err(format!(
-            "too long: {full} has {} characters, the limit is {IFNAMSIZ}",
-            full.len()
-        ));
-    }
-    Ok(())
 }
 
 fn parse_label(label: &str, ip: &IpAddr, nic: Option<&str>) -> Result<String, String> {
@@ -391,7 +354,7 @@ fn configure(p: &Params) -> OcfResult<Config> {
     if let Some(len) = prefix_len {
         check_host_address(ip, len, "")?;
     }
-    let nic = p.optional("nic", interface_name)?;
+    let nic = p.optional("nic", |n| check_interface_name(n).map(|()| n.to_string()))?;
     let label = p.optional("label", |l| parse_label(l, &ip, nic.as_deref()))?;
     let cfg = Config {
         ip,
