@@ -122,7 +122,13 @@ impl Agent for FloatIp {
         if ctx.deadline.expired() {
             return Err(timed_out(ctx, ip, "before adding it"));
         }
-        target.add(&mut view, cfg)?;
+        view.add(&NewAddress {
+            link_index: link.index,
+            subnet: target.subnet,
+            label: target.label.clone(),
+            preferred_lft: cfg.preferred_lft,
+            nodad: cfg.nodad,
+        })?;
         if ip.is_ipv6() && !cfg.nodad {
             duplicate::settle_dad(&mut view.rt, link, &target.subnet, watch, &ctx.deadline)?;
         }
@@ -477,31 +483,6 @@ impl Target {
             .delete_address(self.link.index, &mine.subnet)
             .map_err(|e| net_error(format_args!("cannot remove {} from {nic}", mine.subnet), e))?;
         Ok(false)
-    }
-
-    fn add(&self, view: &mut NodeView, cfg: &Config) -> OcfResult<()> {
-        let (ip, nic, subnet) = (self.ip, &self.link.name, self.subnet);
-        let new = NewAddress {
-            link_index: self.link.index,
-            subnet,
-            label: self.label.clone(),
-            preferred_lft: cfg.preferred_lft,
-            nodad: cfg.nodad,
-        };
-        match view.rt.add_address(&new) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                log::info!("{ip} appeared on {nic} meanwhile")
-            }
-            Err(e) => return Err(net_error(format_args!("cannot add {subnet} to {nic}"), e)),
-        }
-        let alias = self
-            .label
-            .as_deref()
-            .map(|l| format!(" as {l}"))
-            .unwrap_or_default();
-        log::info!("added {subnet} to {nic}{alias}");
-        Ok(())
     }
 }
 

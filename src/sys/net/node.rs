@@ -2,7 +2,7 @@
 //! start, stop and monitor decide from, and the removal of a floating
 //! address from every interface that holds it.
 
-use super::{net_error, sysctl, InterfaceAddress, Link, RouteSocket};
+use super::{net_error, sysctl, InterfaceAddress, Link, NewAddress, RouteSocket};
 use crate::ocf::{Deadline, OcfError, OcfResult};
 use std::net::IpAddr;
 
@@ -40,6 +40,27 @@ impl NodeView {
     /// Where `ip` is held on this node.
     pub fn holders(&self, ip: &IpAddr) -> Vec<&InterfaceAddress> {
         self.addrs.iter().filter(|a| a.ip() == *ip).collect()
+    }
+
+    /// Add `new` to its link; one that appeared there meanwhile is taken
+    /// as added.
+    pub fn add(&mut self, new: &NewAddress) -> OcfResult<()> {
+        let (ip, subnet) = (new.subnet.addr(), new.subnet);
+        let nic = self.name_of(new.link_index);
+        match self.rt.add_address(new) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                log::info!("{ip} appeared on {nic} meanwhile")
+            }
+            Err(e) => return Err(net_error(format_args!("cannot add {subnet} to {nic}"), e)),
+        }
+        let alias = new
+            .label
+            .as_deref()
+            .map(|l| format!(" as {l}"))
+            .unwrap_or_default();
+        log::info!("added {subnet} to {nic}{alias}");
+        Ok(())
     }
 
     /// Remove `held` (the addresses of one IP) from their links, keeping
