@@ -16,8 +16,9 @@
 //!   tickle rounds).
 //! - [`sockdiag`]: the TCP connections and listeners of this node (netlink
 //!   sock_diag).
-//! - [`tickle`]: the recorded connections of a floating address, and the
-//!   tickle ACKs that make their clients reconnect at once after a move.
+//! - [`tickle`]: the recorded connections of a floating address (written
+//!   at monitor and stop, read at start), and the tickle ACKs and their
+//!   rounds that make their clients reconnect at once after a move.
 
 pub mod announce;
 pub mod arp;

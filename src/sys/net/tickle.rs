@@ -14,6 +14,11 @@
 //! address is up ([`ConnectionList`]), one `local:port<TAB>remote:port`
 //! line each, the format portblock writes to its `tickle_dir`, so a list
 //! either wrote can be read by the other.
+//!
+//! float-ip calls this as three steps: [`record_connections`] (monitor,
+//! and stop before the address goes), [`recorded_connections`] (start,
+//! before the address is added), and [`first_round`] right after the first
+//! announcement, whose [`LaterRounds`] the announcer's follow-up sends.
 
 use super::sockdiag;
 use crate::ocf::{Deadline, OcfError, OcfResult};
