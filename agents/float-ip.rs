@@ -1,37 +1,262 @@
 //! float-ip: the floating address NFS clients mount from (IPaddr2's
-//! parameter names). See metadata/float-ip.xml for the administrator's view.
+//! parameter names, portblock's `tickle_dir`). See metadata/float-ip.xml
+//! for the administrator's view. The mechanism is in `hanfs::sys::net`:
+//! placement, duplicate probes, announcements, connection tickles.
 //!
 //! start:   find the interface → refuse if the link is down or another
-//!          interface here holds the address → probe the link for another
-//!          holder (check_duplicate) → add over netlink → (IPv6) wait out
-//!          the kernel's duplicate address detection → first announcement
-//!          → the rest from a detached announcer recorded in the state file.
+//!          interface here holds the address → read the recorded
+//!          connections → probe the link for another holder
+//!          (check_duplicate) → add over netlink → (IPv6) wait out the
+//!          kernel's duplicate address detection → first announcement and
+//!          first tickle → the rest from a detached announcer recorded in
+//!          the state file.
 //! monitor: on nic and link up → 0; absent → 7; link down, wrong
-//!          interface, wrong label, duplicate detected → 1.
-//! stop:    kill the announcer, remove the address from every interface.
+//!          interface, wrong label, duplicate detected → 1; records the
+//!          connections for the next node.
+//! stop:    kill the announcer, record the connections, remove the address
+//!          from every interface.
 
 use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::fsfile;
-use hanfs::sys::net::announce::{spawn_followup, Announcement, Followup};
-use hanfs::sys::net::duplicate::{self, ClaimWatch, DadOutcome};
+use hanfs::sys::net::announce::{self, Announcement};
+use hanfs::sys::net::duplicate::{self, ClaimWatch};
+use hanfs::sys::net::netlink::{check_interface_name, check_label_fits};
 use hanfs::sys::net::placement::{place, subnet_of, Placement};
-use hanfs::sys::net::sockdiag;
 use hanfs::sys::net::subnet::parse_prefix_len;
 use hanfs::sys::net::sysctl;
-use hanfs::sys::net::tickle::{self, Connection, Tickler};
-use hanfs::sys::net::{InterfaceAddress, Link, MacAddr, NewAddress, RouteSocket, Subnet};
+use hanfs::sys::net::tickle;
+use hanfs::sys::net::{net_error, InterfaceAddress, Link, NewAddress, NodeView, Subnet};
 use hanfs::sys::nfsd::mounts;
-use hanfs::sys::procs::ProcId;
-use std::fmt::Display;
-use std::io;
 use std::net::{IpAddr, Ipv6Addr};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-/// The kernel's interface name limit (IFNAMSIZ 16, with the NUL).
-const IFNAMSIZ: usize = 15;
+use std::path::PathBuf;
+use std::time::Duration;
 
 struct FloatIp;
+
+impl Agent for FloatIp {
+    type Config = Config;
+    const NAME: &'static str = "float-ip";
+    const METADATA: &'static str = include_str!("../metadata/float-ip.xml");
+
+    fn configure(p: &Params) -> OcfResult<Config> {
+        configure(p)
+    }
+
+    fn validate(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        resolve(ctx, cfg)?;
+        if let Some(dir) = &cfg.tickle_dir {
+            // On the root file system it is local to this node: the node
+            // taking over cannot read what this one recorded.
+            if mounts::on_root_fs(dir) {
+                log::warn!(
+                    "tickle_dir {} is on the root file system, not on shared storage: the node taking over cannot tickle the clients",
+                    dir.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn needs_root(action: &Action) -> Option<&'static str> {
+        (*action == Action::Start).then_some("the agent adds addresses and sends ARP/ND")
+    }
+
+    fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        let ip = cfg.ip;
+        // Where the address goes: the interface, which must be up.
+        let (mut view, placement) = resolve(ctx, cfg)?;
+        let target = Target::new(cfg, placement);
+        let (link, nic) = (&target.link, &target.link.name);
+        if !link.is_up() {
+            return Err(OcfError::generic(format!(
+                "nic {nic} is {}: not adding {ip}",
+                link.down_reason()
+            )));
+        }
+        // Already up as wanted: nothing to do (another interface holding
+        // it is refused; a failed or mislabelled copy here is removed).
+        if target.already_up(&mut view)? {
+            if !ctx.state_file().exists() {
+                // Not started by this resource since the last reboot: set up
+                // outside the cluster (network configuration, by hand)? Then
+                // another node may bring it up too, and stop will remove it.
+                log::warn!(
+                    "{ip} was already on {nic} before this resource started it; it should be managed by the cluster only"
+                );
+                announce::record_announcer(&ctx.runtime_dir(), &ctx.state_file(), None);
+            }
+            return Ok(());
+        }
+
+        // 1. The connections the previous holder recorded, read before the
+        //    address is added: the shared storage's latency must not come
+        //    between the address and its first announcement.
+        let tickles = match &cfg.tickle_dir {
+            Some(dir) => tickle::recorded_connections(dir, ip, &ctx.deadline)?,
+            None => Vec::new(),
+        };
+
+        // 2. Refuse a live holder: probe the link (IPv4, and IPv6 where the
+        //    kernel does not run duplicate address detection itself); while
+        //    the kernel does (IPv6), listen for who answers it.
+        let kernel_dad = ip.is_ipv6() && !cfg.nodad && duplicate::kernel_runs_dad(link);
+        if !cfg.check_duplicate {
+            log::info!("check_duplicate is off: adding {ip} without probing");
+        } else if link.talks_arp() && !kernel_dad {
+            // A probe cut short proves nothing: do not start one that
+            // cannot finish, and add nothing after one the deadline ended.
+            if ctx.deadline.remaining() < duplicate::PROBE_WINDOW {
+                return Err(timed_out(ctx, ip, "before the duplicate probe"));
+            }
+            duplicate::refuse_if_held(link, ip, &ctx.deadline)?;
+        }
+        let watch = if kernel_dad && link.talks_arp() {
+            let listen = ClaimWatch::open(link, ip);
+            Some(listen.map_err(|e| net_error(format_args!("cannot listen on {nic}"), e))?)
+        } else {
+            None
+        };
+
+        // 3. Add the address; IPv6: it is usable only once the kernel's
+        //    duplicate address detection passed (else it is removed again).
+        if ctx.deadline.expired() {
+            return Err(timed_out(ctx, ip, "before adding it"));
+        }
+        view.add(&NewAddress {
+            link_index: link.index,
+            subnet: target.subnet,
+            label: target.label.clone(),
+            preferred_lft: cfg.preferred_lft,
+            nodad: cfg.nodad,
+        })?;
+        if ip.is_ipv6() && !cfg.nodad {
+            duplicate::settle_dad(&mut view.rt, link, &target.subnet, watch, &ctx.deadline)?;
+        }
+        if !tickles.is_empty() {
+            tickle::warn_unserved(ip, &tickles, &ctx.deadline);
+        }
+        if ctx.deadline.expired() {
+            // Up, but late: nothing more is changed (stop removes it).
+            return Err(timed_out(ctx, ip, "after adding it, before announcing it"));
+        }
+
+        // 4. Announce it, and right after the first announcement tickle the
+        //    recorded connections; the other announcements and tickle
+        //    rounds come from a detached follow-up, recorded so that stop
+        //    can end it.
+        let announcer = announce::announce_and_tickle(
+            link,
+            ip,
+            (cfg.arp_count, cfg.arp_interval),
+            tickles,
+            &ctx.deadline,
+        )?;
+        announce::record_announcer(&ctx.runtime_dir(), &ctx.state_file(), announcer);
+        Ok(())
+    }
+
+    fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        let ip = cfg.ip;
+        // 1. End the follow-up: nothing announces the address after stop.
+        announce::stop_announcer(&ctx.state_file());
+
+        // 2. While the address is still here, record its connections: the
+        //    exact list for the node that takes over (a move).
+        let mut view = NodeView::read(&ctx.deadline, &ip)?;
+        let held: Vec<InterfaceAddress> = view.holders(&ip).into_iter().cloned().collect();
+        if let (false, Some(dir)) = (held.is_empty(), &cfg.tickle_dir) {
+            tickle::record_connections(dir, ip, &ctx.deadline);
+        }
+
+        // 3. Remove it from every interface (keeping the other addresses
+        //    of its subnet), and check that it is gone.
+        view.remove(ip, &held)?;
+        fsfile::remove_state(&ctx.state_file())?;
+        Ok(())
+    }
+
+    fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        let ip = cfg.ip;
+        // 1. Held here (else 7), on nic when one is given.
+        let view = NodeView::read(&ctx.deadline, &ip)?;
+        let held = view.holders(&ip);
+        let Some(first) = held.first() else {
+            return Err(OcfError::not_running(format!(
+                "ip {ip} is not on this node"
+            )));
+        };
+        let addr = match &cfg.nic {
+            Some(nic) => match held.iter().find(|a| &view.name_of(a.link_index) == nic) {
+                Some(a) => *a,
+                None => {
+                    return Err(OcfError::generic(format!(
+                        "ip {ip} is on interface {}, not on nic {nic}",
+                        view.name_of(first.link_index)
+                    )))
+                }
+            },
+            None => *first,
+        };
+
+        // 2. Usable: the link up, no duplicate detected, the label right.
+        let Some(link) = view.link(addr.link_index) else {
+            return Err(OcfError::generic(format!(
+                "ip {ip} is on an interface that vanished"
+            )));
+        };
+        let nic = &link.name;
+        if !link.is_up() {
+            return Err(OcfError::generic(format!(
+                "nic {nic} holding {ip} is {}",
+                link.down_reason()
+            )));
+        }
+        if addr.dad_failed {
+            return Err(OcfError::generic(format!(
+                "ip {ip} on {nic}: duplicate address detection failed (another host holds it)"
+            )));
+        }
+        if let Some(want) = cfg.full_label(nic) {
+            if addr.label.as_ref() != Some(&want) {
+                return Err(OcfError::generic(format!(
+                    "ip {ip} on {nic} has label {}, expected {want}",
+                    addr.label.as_deref().unwrap_or("(none)")
+                )));
+            }
+        }
+        if addr.tentative {
+            log::info!("{ip} on {nic} is still tentative (duplicate address detection running)");
+        }
+
+        // 3. Not in a probe: refresh the announcements (arp_count_refresh)
+        //    and record the connections for the node that takes over.
+        if cfg.arp_count_refresh > 0 && !ctx.is_probe() && link.talks_arp() {
+            let sent = Announcement::open(link, ip).and_then(|a| {
+                a.repeat(cfg.arp_count_refresh, cfg.arp_interval, true, &ctx.deadline)
+            });
+            match sent {
+                Ok(n) => log::debug!("refreshed {ip} on {nic} with {n} announcements"),
+                Err(e) => log::warn!("cannot refresh announcements of {ip} on {nic}: {e}"),
+            }
+        }
+        if let (false, Some(dir)) = (ctx.is_probe(), &cfg.tickle_dir) {
+            tickle::record_connections(dir, ip, &ctx.deadline);
+        }
+        Ok(())
+    }
+
+    fn reload(_ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        log::info!(
+            "announcement and probe settings for {} apply from the next start or monitor",
+            cfg.ip
+        );
+        Ok(())
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    ocf::run::<FloatIp>()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Config {
@@ -84,53 +309,18 @@ fn is_link_local(a: &Ipv6Addr) -> bool {
 }
 
 /// The address must be a host of its subnet, not its network or broadcast
-/// address (an IPv4 subnet with a broadcast address, /30 or shorter).
+/// address.
 fn check_host_address(ip: IpAddr, prefix_len: u8, whose: &str) -> OcfResult<()> {
     let s = Subnet::new(ip, prefix_len).expect("prefix length checked");
-    let IpAddr::V4(v4) = ip else { return Ok(()) };
-    let Some(broadcast) = s.broadcast() else {
+    let Some(what) = s.reserved_role() else {
         return Ok(());
     };
     let net = Subnet::new(s.network(), prefix_len).expect("same length");
-    let what = if s.network() == ip {
-        "network"
-    } else if broadcast == v4 {
-        "broadcast"
-    } else {
-        return Ok(());
-    };
     Err(ocf::invalid(
         "ip",
         &ip.to_string(),
         format!("the {what} address of {net}{whose}"),
     ))
-}
-
-fn interface_name(nic: &str) -> Result<String, String> {
-    let ok = nic.len() <= IFNAMSIZ
-        && nic != "."
-        && nic != ".."
-        && !nic
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace());
-    if ok {
-        Ok(nic.to_string())
-    } else {
-        Err(format!(
-            "not an interface name (at most {IFNAMSIZ} characters, no '/', ':' or spaces)"
-        ))
-    }
-}
-
-fn check_label_fits(label: &str, nic: &str) -> Result<(), String> {
-    let full = format!("{nic}:{label}");
-    if full.len() > IFNAMSIZ {
-        return Err(format!(
-            "too long: {full} has {} characters, the limit is {IFNAMSIZ}",
-            full.len()
-        ));
-    }
-    Ok(())
 }
 
 fn parse_label(label: &str, ip: &IpAddr, nic: Option<&str>) -> Result<String, String> {
@@ -170,7 +360,7 @@ fn configure(p: &Params) -> OcfResult<Config> {
     if let Some(len) = prefix_len {
         check_host_address(ip, len, "")?;
     }
-    let nic = p.optional("nic", interface_name)?;
+    let nic = p.optional("nic", |n| check_interface_name(n).map(|()| n.to_string()))?;
     let label = p.optional("label", |l| parse_label(l, &ip, nic.as_deref()))?;
     let cfg = Config {
         ip,
@@ -191,46 +381,6 @@ fn configure(p: &Params) -> OcfResult<Config> {
     Ok(cfg)
 }
 
-/// A netlink or packet-socket failure: 4 when it is a matter of
-/// privileges, else 1.
-fn net_error(what: impl Display, e: io::Error) -> OcfError {
-    match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => OcfError::perm(format!(
-            "{what}: {e} (float-ip needs root: CAP_NET_ADMIN and CAP_NET_RAW)"
-        )),
-        _ => OcfError::generic(format!("{what}: {e}")),
-    }
-}
-
-/// This node's links and addresses of ip's family.
-struct NodeView {
-    rt: RouteSocket,
-    links: Vec<Link>,
-    addrs: Vec<InterfaceAddress>,
-}
-
-impl NodeView {
-    fn read(ctx: &Ctx, ip: &IpAddr) -> OcfResult<NodeView> {
-        let mut rt = RouteSocket::open(&ctx.deadline)
-            .map_err(|e| net_error("cannot open a netlink socket", e))?;
-        let links = rt
-            .links()
-            .map_err(|e| net_error("cannot list interfaces", e))?;
-        let addrs = rt
-            .addresses(ip.is_ipv4())
-            .map_err(|e| net_error("cannot list addresses", e))?;
-        Ok(NodeView { rt, links, addrs })
-    }
-
-    fn link(&self, index: u32) -> Option<&Link> {
-        self.links.iter().find(|l| l.index == index)
-    }
-
-    fn holders(&self, ip: &IpAddr) -> Vec<&InterfaceAddress> {
-        self.addrs.iter().filter(|a| a.ip() == *ip).collect()
-    }
-}
-
 /// Checks against this node; the placement start will use.
 fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
     if cfg.ip.is_ipv6() && !std::path::Path::new("/proc/sys/net/ipv6").exists() {
@@ -238,7 +388,7 @@ fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
             "IPv6 is not available in this kernel (no /proc/sys/net/ipv6)",
         ));
     }
-    let view = NodeView::read(ctx, &cfg.ip)?;
+    let view = NodeView::read(&ctx.deadline, &cfg.ip)?;
     let placement = place(
         cfg.ip,
         cfg.nic.as_deref(),
@@ -265,31 +415,13 @@ fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
             )));
         }
     }
-    if placement.link.mac.is_none() || placement.link.noarp {
+    if !placement.link.talks_arp() {
         log::warn!(
             "{nic} has no ARP/neighbour discovery: {} is neither probed nor announced there",
             cfg.ip
         );
     }
     Ok((view, placement))
-}
-
-/// Whether removing `a` would, by the kernel's default, also remove the
-/// other IPv4 addresses of its subnet on its link (it is their primary).
-fn drags_secondaries(a: &InterfaceAddress, all: &[InterfaceAddress]) -> bool {
-    a.ip().is_ipv4()
-        && !a.secondary
-        && all.iter().any(|b| {
-            b.link_index == a.link_index
-                && b.ip() != a.ip()
-                && b.secondary
-                && b.subnet.prefix_len() == a.subnet.prefix_len()
-                && a.subnet.contains(&b.ip())
-        })
-}
-
-fn talks_arp(link: &Link) -> bool {
-    link.mac.is_some() && !link.noarp
 }
 
 /// Where start puts the address: the interface, the subnet, the label.
@@ -321,10 +453,7 @@ impl Target {
         let (ip, nic) = (self.ip, &self.link.name);
         let held: Vec<InterfaceAddress> = view.holders(&ip).into_iter().cloned().collect();
         if let Some(other) = held.iter().find(|a| a.link_index != self.link.index) {
-            let name = view
-                .link(other.link_index)
-                .map(|l| l.name.clone())
-                .unwrap_or_default();
+            let name = view.name_of(other.link_index);
             return Err(OcfError::generic(format!(
                 "ip {ip} is already on interface {name} of this node, not on nic {nic}: stop the resource (which removes it) or fix nic"
             )));
@@ -355,314 +484,6 @@ impl Target {
             .map_err(|e| net_error(format_args!("cannot remove {} from {nic}", mine.subnet), e))?;
         Ok(false)
     }
-
-    /// Probe the link; fail, naming the other host, if one holds the address.
-    fn refuse_if_held_elsewhere(&self, ctx: &Ctx) -> OcfResult<()> {
-        let (ip, nic) = (self.ip, &self.link.name);
-        // A probe cut short proves nothing: do not start one that cannot
-        // finish, and add nothing after one the deadline ended.
-        if ctx.deadline.remaining() < duplicate::PROBE_WINDOW {
-            return Err(timed_out(ctx, ip, "before the duplicate probe"));
-        }
-        let found = duplicate::probe(&self.link, ip, &ctx.deadline)
-            .map_err(|e| net_error(format_args!("cannot probe {nic} for {ip}"), e))?;
-        match found {
-            Some(mac) => Err(OcfError::generic(format!(
-                "ip {ip} is already in use by {} on {nic} (it answered our {} probe): not adding it",
-                who(Some(mac)),
-                if ip.is_ipv4() { "ARP" } else { "duplicate address" }
-            ))),
-            None => {
-                log::debug!("nobody answered the probes for {ip} on {nic}");
-                Ok(())
-            }
-        }
-    }
-
-    fn add(&self, view: &mut NodeView, cfg: &Config) -> OcfResult<()> {
-        let (ip, nic, subnet) = (self.ip, &self.link.name, self.subnet);
-        let new = NewAddress {
-            link_index: self.link.index,
-            subnet,
-            label: self.label.clone(),
-            preferred_lft: cfg.preferred_lft,
-            nodad: cfg.nodad,
-        };
-        match view.rt.add_address(&new) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                log::info!("{ip} appeared on {nic} meanwhile")
-            }
-            Err(e) => return Err(net_error(format_args!("cannot add {subnet} to {nic}"), e)),
-        }
-        let alias = self
-            .label
-            .as_deref()
-            .map(|l| format!(" as {l}"))
-            .unwrap_or_default();
-        log::info!("added {subnet} to {nic}{alias}");
-        Ok(())
-    }
-
-    /// IPv6: wait until the kernel's duplicate address detection is over;
-    /// on a duplicate, remove the address again and name the other host.
-    fn finish_dad(
-        &self,
-        ctx: &Ctx,
-        view: &mut NodeView,
-        mut watch: Option<ClaimWatch>,
-    ) -> OcfResult<()> {
-        let (ip, nic) = (self.ip, &self.link.name);
-        let outcome = duplicate::await_dad(
-            &mut view.rt,
-            self.link.index,
-            ip,
-            watch.as_mut(),
-            &ctx.deadline,
-        );
-        drop(watch);
-        let outcome = match outcome {
-            Ok(o) => o,
-            Err(e) => {
-                let _ = view.rt.delete_address(self.link.index, &self.subnet);
-                return Err(net_error(
-                    format_args!("cannot follow duplicate address detection of {ip}"),
-                    e,
-                ));
-            }
-        };
-        match outcome {
-            DadOutcome::Usable => Ok(()),
-            DadOutcome::Duplicate(mac) => {
-                let _ = view.rt.delete_address(self.link.index, &self.subnet);
-                // Not heard while the kernel asked: ask ourselves, now that
-                // the address is gone again.
-                let mac = mac.or_else(|| {
-                    talks_arp(&self.link)
-                        .then(|| {
-                            duplicate::probe(&self.link, ip, &ctx.deadline)
-                                .ok()
-                                .flatten()
-                        })
-                        .flatten()
-                });
-                Err(OcfError::generic(format!(
-                    "ip {ip} is already in use by {} on {nic} (duplicate address detection failed): removed it again",
-                    who(mac)
-                )))
-            }
-            DadOutcome::Vanished => Err(OcfError::generic(format!(
-                "ip {ip} disappeared from {nic} during duplicate address detection"
-            ))),
-            DadOutcome::Unfinished => {
-                let _ = view.rt.delete_address(self.link.index, &self.subnet);
-                Err(OcfError::generic(format!(
-                    "duplicate address detection for {ip} on {nic} did not finish within the start timeout: removed it again"
-                )))
-            }
-        }
-    }
-
-    /// Tell the neighbours and the clients: the first announcement and the
-    /// first round of tickles now, the rest from a detached process
-    /// (returned, to be recorded for stop).
-    fn announce(
-        &self,
-        ctx: &Ctx,
-        cfg: &Config,
-        tickles: Vec<Connection>,
-    ) -> OcfResult<Option<ProcId>> {
-        let what = || format!("cannot announce {} on {}", self.ip, self.link.name);
-        let mut announce = None;
-        if cfg.arp_count > 0 && talks_arp(&self.link) {
-            let ann = Announcement::open(&self.link, self.ip).map_err(|e| net_error(what(), e))?;
-            ann.send().map_err(|e| net_error(what(), e))?;
-            announce = Some((ann, cfg.arp_count - 1, cfg.arp_interval));
-        }
-        let tickle = self.first_tickles(ctx, tickles);
-        let announcer = spawn_followup(Followup {
-            link_index: self.link.index,
-            ip: self.ip,
-            announce,
-            tickle,
-        })?;
-        if let Some(p) = &announcer {
-            log::debug!("announcer {} sends the rest", p.pid);
-        }
-        Ok(announcer)
-    }
-
-    /// The first round of tickles to the connections recorded for the
-    /// address; the tickler and the later rounds for the announcer. Never
-    /// fails: a client not tickled reconnects at its next retransmission.
-    fn first_tickles(
-        &self,
-        ctx: &Ctx,
-        conns: Vec<Connection>,
-    ) -> Option<(Tickler, Vec<Connection>, Vec<std::time::Duration>)> {
-        if conns.is_empty() {
-            return None;
-        }
-        let t = match Tickler::open(self.ip) {
-            Ok(t) => t,
-            Err(e) => {
-                log::warn!("cannot tickle the clients of {}: {e}", self.ip);
-                return None;
-            }
-        };
-        let t0 = Instant::now();
-        let r = t.round(
-            &conns,
-            (t0 + Duration::from_secs(1)).min(ctx.deadline.instant()),
-        );
-        log::info!(
-            "tickled {} recorded connection(s) of {} in {} ms{}{}",
-            r.sent,
-            self.ip,
-            t0.elapsed().as_millis(),
-            if r.failed > 0 {
-                format!(", {} could not be sent", r.failed)
-            } else {
-                String::new()
-            },
-            if r.unsent > 0 {
-                format!(", {} left for the next round", r.unsent)
-            } else {
-                String::new()
-            }
-        );
-        let later = tickle::ROUNDS.iter().skip(1).copied().collect();
-        Some((t, conns, later))
-    }
-}
-
-/// The recorded connections of the address that start will tickle: read
-/// from tickle_dir before the address is added. A missing directory is a
-/// configuration problem (2); a list that cannot be read, or hung storage,
-/// is logged and gives no tickles (never a failed start).
-fn recorded_connections(ctx: &Ctx, cfg: &Config) -> OcfResult<Vec<Connection>> {
-    let Some(dir) = &cfg.tickle_dir else {
-        return Ok(Vec::new());
-    };
-    let budget = ctx
-        .deadline
-        .within(LIST_BUDGET.min(ctx.deadline.remaining() / 4));
-    let (loaded, list) = match tickle::load(dir, cfg.ip, &budget) {
-        Ok(l) => l,
-        Err(e) => {
-            log::warn!("{e}: no connection is tickled");
-            return Ok(Vec::new());
-        }
-    };
-    match loaded {
-        tickle::Loaded::NoDirectory => Err(OcfError::args(format!(
-            "tickle_dir {} does not exist on this node (is the shared file system mounted before this resource starts?)",
-            dir.display()
-        ))),
-        tickle::Loaded::NotADirectory => Err(OcfError::args(format!(
-            "tickle_dir {} is not a directory",
-            dir.display()
-        ))),
-        tickle::Loaded::List { .. } => {
-            if list.skipped > 0 {
-                log::warn!(
-                    "{}: skipped {} line(s) that are not connections of {}",
-                    tickle::list_path(dir, cfg.ip).display(),
-                    list.skipped,
-                    cfg.ip
-                );
-            }
-            Ok(list.connections)
-        }
-    }
-}
-
-/// Name the recorded ports nothing listens on yet (a client sent there
-/// reconnects into a refusal and retries every 3 s): the resources that
-/// listen should start before this one.
-fn warn_unserved(ip: IpAddr, conns: &[Connection], ctx: &Ctx) {
-    let Ok(listening) = sockdiag::listening_ports(ip, &ctx.deadline) else {
-        return;
-    };
-    let unserved: std::collections::BTreeSet<u16> = conns
-        .iter()
-        .map(|c| c.local.port())
-        .filter(|p| !listening.contains(p))
-        .collect();
-    if !unserved.is_empty() {
-        let ports: Vec<String> = unserved.iter().map(u16::to_string).collect();
-        log::warn!(
-            "nothing listens on port(s) {} of {ip} yet: those clients are tickled into a refused connection (start the NFS server before the address)",
-            ports.join(", ")
-        );
-    }
-}
-
-/// How long reading or writing the connection list may take at most: it
-/// is on shared storage, which may hang.
-const LIST_BUDGET: Duration = Duration::from_secs(5);
-
-/// Record the address's established connections in tickle_dir (when they
-/// changed), for the node that takes the address over. Never fails the
-/// action: a list not written only costs the clients their retransmission
-/// wait.
-fn record_connections(ctx: &Ctx, cfg: &Config) {
-    let Some(dir) = &cfg.tickle_dir else { return };
-    let conns = match sockdiag::established_to(cfg.ip, &ctx.deadline) {
-        Ok(c) => c,
-        Err(e) => {
-            log::warn!("cannot list the connections of {}: {e}", cfg.ip);
-            return;
-        }
-    };
-    let budget = ctx
-        .deadline
-        .within(LIST_BUDGET.min(ctx.deadline.remaining() / 2));
-    match tickle::record(dir, cfg.ip, &conns, &budget) {
-        Ok(true) => log::debug!(
-            "recorded {} connection(s) of {} in {}",
-            conns.len(),
-            cfg.ip,
-            dir.display()
-        ),
-        Ok(false) => {}
-        Err(e) => log::warn!("{e}"),
-    }
-}
-
-/// tickle_dir on the root file system is local to this node: the node
-/// taking over cannot read what this one recorded.
-fn warn_if_local(dir: &Path) {
-    if mounts::on_root_fs(dir) {
-        log::warn!(
-            "tickle_dir {} is on the root file system, not on shared storage: the node taking over cannot tickle the clients",
-            dir.display()
-        );
-    }
-}
-
-/// Keep the announcer's identity for stop. The record only lets stop end
-/// it early (it ends by itself), so failing to write it must not fail a
-/// working address.
-fn record_announcer(ctx: &Ctx, announcer: Option<ProcId>) {
-    let state = match announcer {
-        Some(p) => format!("announcer {}\n", p.to_record()),
-        None => String::new(),
-    };
-    let dir = ctx.runtime_dir();
-    let written = std::fs::create_dir_all(&dir)
-        .map_err(|e| OcfError::generic(format!("cannot create {}: {e}", dir.display())))
-        .and_then(|()| fsfile::write_atomic(&ctx.state_file(), state.as_bytes(), 0o644));
-    if let Err(e) = written {
-        log::warn!("{e}: stop will not end the announcer early");
-    }
-}
-
-/// Announcer record in the state file: "announcer <pid> <start time>".
-fn read_announcer(ctx: &Ctx) -> Option<ProcId> {
-    let s = fsfile::read_opt(&ctx.state_file()).ok().flatten()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("announcer ").and_then(ProcId::from_record))
 }
 
 /// Start ran out of time: what was done and what was not.
@@ -671,234 +492,6 @@ fn timed_out(ctx: &Ctx, ip: IpAddr, when: &str) -> OcfError {
         "start timed out (timeout {:.1}s) {when}: nothing further was changed for ip {ip}",
         ctx.deadline.total().as_secs_f64()
     ))
-}
-
-fn who(mac: Option<MacAddr>) -> String {
-    match mac {
-        Some(m) => format!("host {m}"),
-        None => "another host (hardware address not seen)".into(),
-    }
-}
-
-impl Agent for FloatIp {
-    type Config = Config;
-    const NAME: &'static str = "float-ip";
-    const METADATA: &'static str = include_str!("../metadata/float-ip.xml");
-
-    fn configure(p: &Params) -> OcfResult<Config> {
-        configure(p)
-    }
-
-    fn validate(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        resolve(ctx, cfg)?;
-        if let Some(dir) = &cfg.tickle_dir {
-            warn_if_local(dir);
-        }
-        Ok(())
-    }
-
-    fn needs_root(action: &Action) -> Option<&'static str> {
-        (*action == Action::Start).then_some("the agent adds addresses and sends ARP/ND")
-    }
-
-    fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        let (mut view, placement) = resolve(ctx, cfg)?;
-        let target = Target::new(cfg, placement);
-        if !target.link.is_up() {
-            return Err(OcfError::generic(format!(
-                "nic {} is {}: not adding {}",
-                target.link.name,
-                target.link.down_reason(),
-                cfg.ip
-            )));
-        }
-        if target.already_up(&mut view)? {
-            if !ctx.state_file().exists() {
-                // Not started by this resource since the last reboot: set up
-                // outside the cluster (network configuration, by hand)? Then
-                // another node may bring it up too, and stop will remove it.
-                log::warn!(
-                    "{} was already on {} before this resource started it; it should be managed by the cluster only",
-                    cfg.ip,
-                    target.link.name
-                );
-                record_announcer(ctx, None);
-            }
-            return Ok(());
-        }
-        let tickles = recorded_connections(ctx, cfg)?;
-        let kernel_dad = cfg.ip.is_ipv6() && !cfg.nodad && duplicate::kernel_runs_dad(&target.link);
-        if !cfg.check_duplicate {
-            log::info!("check_duplicate is off: adding {} without probing", cfg.ip);
-        } else if talks_arp(&target.link) && !kernel_dad {
-            target.refuse_if_held_elsewhere(ctx)?;
-        }
-        // While the kernel probes (IPv6), listen for who answers.
-        let watch =
-            if kernel_dad && talks_arp(&target.link) {
-                let listen = ClaimWatch::open(&target.link, cfg.ip);
-                Some(listen.map_err(|e| {
-                    net_error(format_args!("cannot listen on {}", target.link.name), e)
-                })?)
-            } else {
-                None
-            };
-        if ctx.deadline.expired() {
-            return Err(timed_out(ctx, cfg.ip, "before adding it"));
-        }
-        target.add(&mut view, cfg)?;
-        if cfg.ip.is_ipv6() && !cfg.nodad {
-            target.finish_dad(ctx, &mut view, watch)?;
-        }
-        if !tickles.is_empty() {
-            warn_unserved(cfg.ip, &tickles, ctx);
-        }
-        if ctx.deadline.expired() {
-            // Up, but late: nothing more is changed (stop removes it).
-            return Err(timed_out(
-                ctx,
-                cfg.ip,
-                "after adding it, before announcing it",
-            ));
-        }
-        let announcer = target.announce(ctx, cfg, tickles)?;
-        record_announcer(ctx, announcer);
-        Ok(())
-    }
-
-    fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        if let Some(p) = read_announcer(ctx) {
-            if p.signal(nix::sys::signal::Signal::SIGKILL) {
-                log::info!("stopped announcer {}", p.pid);
-            }
-        }
-        let ip = cfg.ip;
-        let mut view = NodeView::read(ctx, &ip)?;
-        let held: Vec<InterfaceAddress> = view.holders(&ip).into_iter().cloned().collect();
-        if !held.is_empty() {
-            // The exact list for the node that takes over (a move).
-            record_connections(ctx, cfg);
-        }
-        for a in &held {
-            let name = view
-                .link(a.link_index)
-                .map(|l| l.name.clone())
-                .unwrap_or_default();
-            if drags_secondaries(a, &view.addrs) {
-                match sysctl::ensure_promote_secondaries(&name) {
-                    Ok(true) => log::info!(
-                        "set net.ipv4.conf.{name}.promote_secondaries=1 so that removing {} keeps the other addresses of its subnet",
-                        a.subnet
-                    ),
-                    Ok(false) => {}
-                    Err(e) => log::warn!(
-                        "cannot set net.ipv4.conf.{name}.promote_secondaries=1 ({e}): removing {} also removes the other addresses of its subnet",
-                        a.subnet
-                    ),
-                }
-            }
-            if view
-                .rt
-                .delete_address(a.link_index, &a.subnet)
-                .map_err(|e| net_error(format_args!("cannot remove {} from {name}", a.subnet), e))?
-            {
-                log::info!("removed {} from {name}", a.subnet);
-            }
-        }
-        let left = view
-            .rt
-            .holders_of(&ip)
-            .map_err(|e| net_error("cannot list addresses", e))?;
-        if let Some(a) = left.first() {
-            return Err(OcfError::generic(format!(
-                "ip {ip} is still on interface index {} after removal",
-                a.link_index
-            )));
-        }
-        fsfile::remove_state(&ctx.state_file())?;
-        Ok(())
-    }
-
-    fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        let ip = cfg.ip;
-        let view = NodeView::read(ctx, &ip)?;
-        let held = view.holders(&ip);
-        let Some(first) = held.first() else {
-            return Err(OcfError::not_running(format!(
-                "ip {ip} is not on this node"
-            )));
-        };
-        let name_of = |a: &InterfaceAddress| {
-            view.link(a.link_index)
-                .map(|l| l.name.clone())
-                .unwrap_or_default()
-        };
-        let addr = match &cfg.nic {
-            Some(nic) => match held.iter().find(|a| &name_of(a) == nic) {
-                Some(a) => *a,
-                None => {
-                    return Err(OcfError::generic(format!(
-                        "ip {ip} is on interface {}, not on nic {nic}",
-                        name_of(first)
-                    )))
-                }
-            },
-            None => *first,
-        };
-        let Some(link) = view.link(addr.link_index) else {
-            return Err(OcfError::generic(format!(
-                "ip {ip} is on an interface that vanished"
-            )));
-        };
-        let nic = &link.name;
-        if !link.is_up() {
-            return Err(OcfError::generic(format!(
-                "nic {nic} holding {ip} is {}",
-                link.down_reason()
-            )));
-        }
-        if addr.dad_failed {
-            return Err(OcfError::generic(format!(
-                "ip {ip} on {nic}: duplicate address detection failed (another host holds it)"
-            )));
-        }
-        if let Some(want) = cfg.full_label(nic) {
-            if addr.label.as_ref() != Some(&want) {
-                return Err(OcfError::generic(format!(
-                    "ip {ip} on {nic} has label {}, expected {want}",
-                    addr.label.as_deref().unwrap_or("(none)")
-                )));
-            }
-        }
-        if addr.tentative {
-            log::info!("{ip} on {nic} is still tentative (duplicate address detection running)");
-        }
-        if cfg.arp_count_refresh > 0 && !ctx.is_probe() && talks_arp(link) {
-            let sent = Announcement::open(link, ip).and_then(|a| {
-                a.repeat(cfg.arp_count_refresh, cfg.arp_interval, true, &ctx.deadline)
-            });
-            match sent {
-                Ok(n) => log::debug!("refreshed {ip} on {nic} with {n} announcements"),
-                Err(e) => log::warn!("cannot refresh announcements of {ip} on {nic}: {e}"),
-            }
-        }
-        if !ctx.is_probe() {
-            record_connections(ctx, cfg);
-        }
-        Ok(())
-    }
-
-    fn reload(_ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
-        log::info!(
-            "announcement and probe settings for {} apply from the next start or monitor",
-            cfg.ip
-        );
-        Ok(())
-    }
-}
-
-fn main() -> std::process::ExitCode {
-    ocf::run::<FloatIp>()
 }
 
 #[cfg(test)]

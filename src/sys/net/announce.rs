@@ -12,13 +12,15 @@
 use super::arp::ArpPacket;
 use super::ndp;
 use super::packet::PacketSocket;
-use super::tickle::{Connection, Tickler};
-use super::{Link, MacAddr, RouteSocket};
-use crate::ocf::{Deadline, OcfResult};
+use super::tickle::{self, Connection, LaterRounds};
+use super::{net_error, Link, MacAddr, RouteSocket};
+use crate::ocf::{Deadline, OcfError, OcfResult};
+use crate::sys::fsfile;
 use crate::sys::process::spawn_detached;
 use crate::sys::procs::ProcId;
 use std::io;
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// One address to announce on one link.
@@ -102,8 +104,8 @@ pub struct Followup {
     pub ip: IpAddr,
     /// Announcements still to send, and the time between two.
     pub announce: Option<(Announcement, u32, Duration)>,
-    /// The tickler, the connections, and when each round goes out (from now).
-    pub tickle: Option<(Tickler, Vec<Connection>, Vec<Duration>)>,
+    /// The later tickle rounds (their times from now).
+    pub tickle: Option<LaterRounds>,
 }
 
 enum Step {
@@ -117,7 +119,7 @@ impl Followup {
             && !self
                 .tickle
                 .as_ref()
-                .is_some_and(|t| !t.1.is_empty() && !t.2.is_empty())
+                .is_some_and(|t| !t.conns.is_empty() && !t.at.is_empty())
     }
 
     /// Every step and its time from now, in order.
@@ -126,8 +128,8 @@ impl Followup {
         if let Some((_, count, interval)) = &self.announce {
             steps.extend((1..=*count).map(|k| (*interval * k, Step::Announce)));
         }
-        if let Some((_, _, at)) = &self.tickle {
-            steps.extend(at.iter().map(|d| (*d, Step::Tickle)));
+        if let Some(t) = &self.tickle {
+            steps.extend(t.at.iter().map(|d| (*d, Step::Tickle)));
         }
         steps.sort_by_key(|s| s.0);
         steps
@@ -159,8 +161,9 @@ impl Followup {
                     }
                 }
                 Step::Tickle => {
-                    if let Some((t, conns, _)) = &self.tickle {
-                        t.round(conns, Instant::now() + Duration::from_secs(1));
+                    if let Some(t) = &self.tickle {
+                        t.tickler
+                            .round(&t.conns, Instant::now() + Duration::from_secs(1));
                         tickled += 1;
                     }
                 }
@@ -192,4 +195,91 @@ pub fn spawn_followup(followup: Followup) -> OcfResult<Option<ProcId>> {
         }
     })
     .map(Some)
+}
+
+/// Tell the link and the clients that `ip` is here now: the first
+/// announcement (when `count` > 0) and then at once the first round of
+/// tickles to `conns`; the other `count - 1` announcements, `interval`
+/// apart, and the later tickle rounds from a detached follow-up, returned
+/// to be recorded for stop. The caller must be single-threaded.
+pub fn announce_and_tickle(
+    link: &Link,
+    ip: IpAddr,
+    (count, interval): (u32, Duration),
+    conns: Vec<Connection>,
+    deadline: &Deadline,
+) -> OcfResult<Option<ProcId>> {
+    let what = || format!("cannot announce {ip} on {}", link.name);
+    let mut announce = None;
+    if count > 0 && link.talks_arp() {
+        let ann = Announcement::open(link, ip).map_err(|e| net_error(what(), e))?;
+        ann.send().map_err(|e| net_error(what(), e))?;
+        announce = Some((ann, count - 1, interval));
+    }
+    let tickle = tickle::first_round(ip, conns, deadline);
+    let announcer = spawn_followup(Followup {
+        link_index: link.index,
+        ip,
+        announce,
+        tickle,
+    })?;
+    if let Some(p) = &announcer {
+        log::debug!("announcer {} sends the rest", p.pid);
+    }
+    Ok(announcer)
+}
+
+/// The announcer's record in a state file: "announcer <pid> <start time>"
+/// (empty when there is none).
+fn render_record(announcer: Option<ProcId>) -> String {
+    match announcer {
+        Some(p) => format!("announcer {}\n", p.to_record()),
+        None => String::new(),
+    }
+}
+
+fn parse_record(text: &str) -> Option<ProcId> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("announcer ").and_then(ProcId::from_record))
+}
+
+/// Keep the announcer's identity in `state_file` (in `dir`) for stop. The
+/// record only lets stop end it early (it ends by itself), so failing to
+/// write it must not fail a working address: it is logged.
+pub fn record_announcer(dir: &Path, state_file: &Path, announcer: Option<ProcId>) {
+    let state = render_record(announcer);
+    let written = std::fs::create_dir_all(dir)
+        .map_err(|e| OcfError::generic(format!("cannot create {}: {e}", dir.display())))
+        .and_then(|()| fsfile::write_atomic(state_file, state.as_bytes(), 0o644));
+    if let Err(e) = written {
+        log::warn!("{e}: stop will not end the announcer early");
+    }
+}
+
+/// End the announcer recorded in `state_file`, if it still runs.
+pub fn stop_announcer(state_file: &Path) {
+    let text = fsfile::read_opt(state_file).ok().flatten();
+    if let Some(p) = text.as_deref().and_then(parse_record) {
+        if p.signal(nix::sys::signal::Signal::SIGKILL) {
+            log::info!("stopped announcer {}", p.pid);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcer_record_round_trip() {
+        let p = ProcId {
+            pid: 4242,
+            start: 987654,
+        };
+        assert_eq!(render_record(Some(p)), "announcer 4242 987654\n");
+        assert_eq!(parse_record(&render_record(Some(p))), Some(p));
+        assert_eq!(render_record(None), "");
+        assert_eq!(parse_record(""), None);
+        assert_eq!(parse_record("announcer 12\n"), None);
+    }
 }

@@ -7,8 +7,8 @@
 use super::arp::ArpPacket;
 use super::ndp::{self, NdMessage};
 use super::packet::PacketSocket;
-use super::{Link, MacAddr};
-use crate::ocf::Deadline;
+use super::{net_error, Link, MacAddr, RouteSocket, Subnet};
+use crate::ocf::{Deadline, OcfError, OcfResult};
 use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -142,7 +142,7 @@ pub enum DadOutcome {
 /// Wait while `ip` on `link_index` is tentative, listening with `watch` (if
 /// any) for the host that makes detection fail.
 pub fn await_dad(
-    rt: &mut super::RouteSocket,
+    rt: &mut RouteSocket,
     link_index: u32,
     ip: IpAddr,
     mut watch: Option<&mut ClaimWatch>,
@@ -179,6 +179,87 @@ pub fn await_dad(
                 }
             }
             None => std::thread::sleep(step),
+        }
+    }
+}
+
+/// The other holder, for messages.
+fn who(mac: Option<MacAddr>) -> String {
+    match mac {
+        Some(m) => format!("host {m}"),
+        None => "another host (hardware address not seen)".into(),
+    }
+}
+
+/// Probe `link` for another holder of `ip` ([`probe`]); an error naming
+/// it when one answers.
+pub fn refuse_if_held(link: &Link, ip: IpAddr, deadline: &Deadline) -> OcfResult<()> {
+    let nic = &link.name;
+    let found = probe(link, ip, deadline)
+        .map_err(|e| net_error(format_args!("cannot probe {nic} for {ip}"), e))?;
+    match found {
+        Some(mac) => {
+            Err(OcfError::generic(format!(
+            "ip {ip} is already in use by {} on {nic} (it answered our {} probe): not adding it",
+            who(Some(mac)),
+            if ip.is_ipv4() { "ARP" } else { "duplicate address" }
+        )))
+        }
+        None => {
+            log::debug!("nobody answered the probes for {ip} on {nic}");
+            Ok(())
+        }
+    }
+}
+
+/// IPv6, after `subnet` was added to `link`: wait until the kernel's
+/// duplicate address detection is over ([`await_dad`], listening with
+/// `watch`); on a duplicate, or when it does not finish by `deadline`,
+/// remove the address again, and name the other host when it is known.
+pub fn settle_dad(
+    rt: &mut RouteSocket,
+    link: &Link,
+    subnet: &Subnet,
+    mut watch: Option<ClaimWatch>,
+    deadline: &Deadline,
+) -> OcfResult<()> {
+    let (ip, nic) = (subnet.addr(), &link.name);
+    let outcome = await_dad(rt, link.index, ip, watch.as_mut(), deadline);
+    drop(watch);
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = rt.delete_address(link.index, subnet);
+            return Err(net_error(
+                format_args!("cannot follow duplicate address detection of {ip}"),
+                e,
+            ));
+        }
+    };
+    match outcome {
+        DadOutcome::Usable => Ok(()),
+        DadOutcome::Duplicate(mac) => {
+            let _ = rt.delete_address(link.index, subnet);
+            // Not heard while the kernel asked: ask ourselves, now that
+            // the address is gone again.
+            let mac = mac.or_else(|| {
+                link.talks_arp()
+                    .then(|| probe(link, ip, deadline).ok().flatten())
+                    .flatten()
+            });
+            Err(OcfError::generic(format!(
+                "ip {ip} is already in use by {} on {nic} (duplicate address detection failed): removed it again",
+                who(mac)
+            )))
+        }
+        DadOutcome::Vanished => Err(OcfError::generic(format!(
+            "ip {ip} disappeared from {nic} during duplicate address detection"
+        ))),
+        DadOutcome::Unfinished => {
+            let _ = rt.delete_address(link.index, subnet);
+            Err(OcfError::generic(format!(
+                "duplicate address detection for {ip} on {nic} did not finish within the start timeout: removed it again"
+            )))
         }
     }
 }

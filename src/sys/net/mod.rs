@@ -1,6 +1,8 @@
 //! Addresses over netlink and their announcements: gratuitous ARP, unsolicited NA, duplicate probes (float-ip).
 //!
 //! - [`netlink`]: links and interface addresses (list, add, delete).
+//! - [`node`]: this node's links and addresses of one family, as start,
+//!   stop and monitor see them, and the removal of a floating address.
 //! - [`subnet`]: address/prefix arithmetic and netmask parsing.
 //! - [`placement`]: which interface (and prefix length) a floating address
 //!   belongs on.
@@ -14,14 +16,16 @@
 //!   tickle rounds).
 //! - [`sockdiag`]: the TCP connections and listeners of this node (netlink
 //!   sock_diag).
-//! - [`tickle`]: the recorded connections of a floating address, and the
-//!   tickle ACKs that make their clients reconnect at once after a move.
+//! - [`tickle`]: the recorded connections of a floating address (written
+//!   at monitor and stop, read at start), and the tickle ACKs and their
+//!   rounds that make their clients reconnect at once after a move.
 
 pub mod announce;
 pub mod arp;
 pub mod duplicate;
 pub mod ndp;
 pub mod netlink;
+pub mod node;
 pub mod packet;
 pub mod placement;
 pub mod sockdiag;
@@ -30,9 +34,22 @@ pub mod sysctl;
 pub mod tickle;
 
 pub use netlink::{InterfaceAddress, Link, NewAddress, OperState, RouteSocket};
+pub use node::NodeView;
 pub use subnet::Subnet;
 
-use std::fmt;
+use crate::ocf::OcfError;
+use std::{fmt, io};
+
+/// A netlink or packet-socket failure: 4 when it is a matter of
+/// privileges, else 1.
+pub fn net_error(what: impl fmt::Display, e: io::Error) -> OcfError {
+    match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => OcfError::perm(format!(
+            "{what}: {e} (float-ip needs root: CAP_NET_ADMIN and CAP_NET_RAW)"
+        )),
+        _ => OcfError::generic(format!("{what}: {e}")),
+    }
+}
 
 /// An Ethernet (link-layer) address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

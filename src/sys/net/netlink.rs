@@ -79,6 +79,13 @@ impl Link {
             }
     }
 
+    /// Whether ARP / neighbour discovery run on the link (an Ethernet-like
+    /// link without `IFF_NOARP`): only then is an address probed for and
+    /// announced there.
+    pub fn talks_arp(&self) -> bool {
+        self.mac.is_some() && !self.noarp
+    }
+
     /// Why the link is not up, for messages ("administratively down", ...).
     pub fn down_reason(&self) -> String {
         if !self.admin_up {
@@ -120,6 +127,40 @@ impl Link {
             noarp: flags.contains(LinkFlags::Noarp),
         })
     }
+}
+
+/// The kernel's interface name limit (IFNAMSIZ 16, with the NUL).
+pub const IFNAMSIZ: usize = 15;
+
+/// Whether `name` can name an interface: at most [`IFNAMSIZ`] characters,
+/// not `.` or `..`, no `/` or blank (the kernel's rule), and no `:` (the
+/// separator of an IPv4 label).
+pub fn check_interface_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= IFNAMSIZ
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "not an interface name (at most {IFNAMSIZ} characters, no '/', ':' or spaces)"
+        ))
+    }
+}
+
+/// Whether the IPv4 label `nic:label` fits the kernel's limit.
+pub fn check_label_fits(label: &str, nic: &str) -> Result<(), String> {
+    let full = format!("{nic}:{label}");
+    if full.len() > IFNAMSIZ {
+        return Err(format!(
+            "too long: {full} has {} characters, the limit is {IFNAMSIZ}",
+            full.len()
+        ));
+    }
+    Ok(())
 }
 
 /// An address held by an interface.
@@ -418,5 +459,25 @@ impl RouteSocket {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_and_labels_within_the_kernels_limit() {
+        for ok in ["eth0", "bond0.1234", "fifteen-chars-1"] {
+            assert!(check_interface_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["eth0:1", "a/b", "e th0", ".", "..", "sixteen-chars-12"] {
+            assert!(check_interface_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_label_fits("nfs", "eth0").is_ok());
+        assert_eq!(
+            check_label_fits("nfsvip", "bond0.1234").unwrap_err(),
+            "too long: bond0.1234:nfsvip has 17 characters, the limit is 15"
+        );
     }
 }

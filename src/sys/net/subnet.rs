@@ -83,6 +83,18 @@ impl Subnet {
             _ => None,
         }
     }
+
+    /// When the address is not a host of its subnet: `"network"` or
+    /// `"broadcast"` (IPv4 subnets with a broadcast address, /30 or
+    /// shorter, reserve both).
+    pub fn reserved_role(&self) -> Option<&'static str> {
+        let b = self.broadcast()?;
+        if self.network() == self.addr {
+            Some("network")
+        } else {
+            (IpAddr::V4(b) == self.addr).then_some("broadcast")
+        }
+    }
 }
 
 impl fmt::Display for Subnet {
@@ -153,6 +165,16 @@ mod tests {
         assert!(all.contains(&ip("203.0.113.9")));
         let host = Subnet::new(ip("2001:db8::1"), 128).unwrap();
         assert!(host.contains(&ip("2001:db8::1")) && !host.contains(&ip("2001:db8::2")));
+    }
+
+    #[test]
+    fn network_and_broadcast_are_reserved() {
+        let role = |a: &str, len| Subnet::new(ip(a), len).unwrap().reserved_role();
+        assert_eq!(role("192.0.2.0", 24), Some("network"));
+        assert_eq!(role("192.0.2.255", 24), Some("broadcast"));
+        assert_eq!(role("192.0.2.10", 24), None);
+        assert_eq!(role("192.0.2.0", 31), None, "/31 has no network address");
+        assert_eq!(role("2001:db8::", 64), None, "IPv6 reserves neither");
     }
 
     #[test]

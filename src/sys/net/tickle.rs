@@ -14,8 +14,14 @@
 //! address is up ([`ConnectionList`]), one `local:port<TAB>remote:port`
 //! line each, the format portblock writes to its `tickle_dir`, so a list
 //! either wrote can be read by the other.
+//!
+//! float-ip calls this as three steps: [`record_connections`] (monitor,
+//! and stop before the address goes), [`recorded_connections`] (start,
+//! before the address is added), and [`first_round`] right after the first
+//! announcement, whose [`LaterRounds`] the announcer's follow-up sends.
 
-use crate::ocf::{Deadline, OcfResult};
+use super::sockdiag;
+use crate::ocf::{Deadline, OcfError, OcfResult};
 use crate::sys::bounded;
 use crate::sys::fsfile;
 use crate::sys::storage::{self, DirProblem, Look};
@@ -302,6 +308,153 @@ pub const ROUNDS: [Duration; 3] = [
     Duration::from_millis(1800),
 ];
 
+/// How long reading or writing the connection list may take at most: it
+/// is on shared storage, which may hang.
+pub const LIST_BUDGET: Duration = Duration::from_secs(5);
+
+/// Record the established connections of `ip` in `dir` (when they
+/// changed), for the node that takes the address over. Never fails the
+/// action: a list not written only costs the clients their retransmission
+/// wait.
+pub fn record_connections(dir: &Path, ip: IpAddr, deadline: &Deadline) {
+    let conns = match sockdiag::established_to(ip, deadline) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("cannot list the connections of {ip}: {e}");
+            return;
+        }
+    };
+    let budget = deadline.within(LIST_BUDGET.min(deadline.remaining() / 2));
+    match record(dir, ip, &conns, &budget) {
+        Ok(true) => log::debug!(
+            "recorded {} connection(s) of {ip} in {}",
+            conns.len(),
+            dir.display()
+        ),
+        Ok(false) => {}
+        Err(e) => log::warn!("{e}"),
+    }
+}
+
+/// The recorded connections of `ip` in `dir`, which start tickles. A
+/// missing directory is a configuration problem (2); a list that cannot
+/// be read, or hung storage, is logged and gives no tickles (never a
+/// failed start).
+pub fn recorded_connections(
+    dir: &Path,
+    ip: IpAddr,
+    deadline: &Deadline,
+) -> OcfResult<Vec<Connection>> {
+    let budget = deadline.within(LIST_BUDGET.min(deadline.remaining() / 4));
+    let (loaded, list) = match load(dir, ip, &budget) {
+        Ok(l) => l,
+        Err(e) => {
+            log::warn!("{e}: no connection is tickled");
+            return Ok(Vec::new());
+        }
+    };
+    match loaded {
+        Loaded::NoDirectory => Err(OcfError::args(format!(
+            "tickle_dir {} does not exist on this node (is the shared file system mounted before this resource starts?)",
+            dir.display()
+        ))),
+        Loaded::NotADirectory => Err(OcfError::args(format!(
+            "tickle_dir {} is not a directory",
+            dir.display()
+        ))),
+        Loaded::List { .. } => {
+            if list.skipped > 0 {
+                log::warn!(
+                    "{}: skipped {} line(s) that are not connections of {ip}",
+                    list_path(dir, ip).display(),
+                    list.skipped,
+                );
+            }
+            Ok(list.connections)
+        }
+    }
+}
+
+/// The local ports of `conns` that are not in `listening`.
+fn unserved_ports(conns: &[Connection], listening: &BTreeSet<u16>) -> BTreeSet<u16> {
+    conns
+        .iter()
+        .map(|c| c.local.port())
+        .filter(|p| !listening.contains(p))
+        .collect()
+}
+
+/// Name the recorded ports of `ip` nothing listens on yet (a client sent
+/// there reconnects into a refusal and retries every 3 s): the resources
+/// that listen should start before the address.
+pub fn warn_unserved(ip: IpAddr, conns: &[Connection], deadline: &Deadline) {
+    let Ok(listening) = sockdiag::listening_ports(ip, deadline) else {
+        return;
+    };
+    let unserved = unserved_ports(conns, &listening);
+    if !unserved.is_empty() {
+        let ports: Vec<String> = unserved.iter().map(u16::to_string).collect();
+        log::warn!(
+            "nothing listens on port(s) {} of {ip} yet: those clients are tickled into a refused connection (start the NFS server before the address)",
+            ports.join(", ")
+        );
+    }
+}
+
+/// The tickle rounds left after the first: the tickler, the connections,
+/// and when each round goes out (from the first).
+pub struct LaterRounds {
+    pub tickler: Tickler,
+    pub conns: Vec<Connection>,
+    pub at: Vec<Duration>,
+}
+
+impl Round {
+    /// What a round left undone, for its log line ("" when all went out).
+    fn shortfall(&self) -> String {
+        let mut s = String::new();
+        if self.failed > 0 {
+            s.push_str(&format!(", {} could not be sent", self.failed));
+        }
+        if self.unsent > 0 {
+            s.push_str(&format!(", {} left for the next round", self.unsent));
+        }
+        s
+    }
+}
+
+/// Tickle `conns` once now (within a second, cut short by `deadline`) and
+/// return the later rounds ([`ROUNDS`]) for the follow-up. Never fails: a
+/// client not tickled reconnects at its next retransmission.
+pub fn first_round(ip: IpAddr, conns: Vec<Connection>, deadline: &Deadline) -> Option<LaterRounds> {
+    if conns.is_empty() {
+        return None;
+    }
+    let tickler = match Tickler::open(ip) {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn!("cannot tickle the clients of {ip}: {e}");
+            return None;
+        }
+    };
+    let t0 = Instant::now();
+    let r = tickler.round(
+        &conns,
+        (t0 + Duration::from_secs(1)).min(deadline.instant()),
+    );
+    log::info!(
+        "tickled {} recorded connection(s) of {ip} in {} ms{}",
+        r.sent,
+        t0.elapsed().as_millis(),
+        r.shortfall()
+    );
+    Some(LaterRounds {
+        tickler,
+        conns,
+        at: ROUNDS[1..].to_vec(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,5 +539,44 @@ mod tests {
             }
             assert_eq!(acc, 0xffff, "{k:?}");
         }
+    }
+
+    #[test]
+    fn rounds_left_to_the_follow_up_and_their_log() {
+        assert_eq!(
+            ROUNDS[0],
+            Duration::ZERO,
+            "the first round goes out at once"
+        );
+        assert!(ROUNDS
+            .windows(2)
+            .all(|w| w[1] - w[0] > Duration::from_millis(500)));
+        let all = Round {
+            sent: 3,
+            failed: 0,
+            unsent: 0,
+        };
+        assert_eq!(all.shortfall(), "");
+        let short = Round {
+            sent: 1,
+            failed: 2,
+            unsent: 1,
+        };
+        assert_eq!(
+            short.shortfall(),
+            ", 2 could not be sent, 1 left for the next round"
+        );
+    }
+
+    #[test]
+    fn unserved_ports_are_those_nothing_listens_on() {
+        let conns = vec![
+            c("192.0.2.10:2049", "192.0.2.20:700"),
+            c("192.0.2.10:20048", "192.0.2.20:701"),
+            c("192.0.2.10:20048", "192.0.2.21:702"),
+        ];
+        let listening: BTreeSet<u16> = [2049].into();
+        assert_eq!(unserved_ports(&conns, &listening), [20048].into());
+        assert!(unserved_ports(&conns, &[2049, 20048].into()).is_empty());
     }
 }

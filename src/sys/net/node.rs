@@ -1,0 +1,161 @@
+//! This node's links and addresses of one family: the view float-ip's
+//! start, stop and monitor decide from, and the removal of a floating
+//! address from every interface that holds it.
+
+use super::{net_error, sysctl, InterfaceAddress, Link, NewAddress, RouteSocket};
+use crate::ocf::{Deadline, OcfError, OcfResult};
+use std::net::IpAddr;
+
+/// This node's links and its addresses of one family, read once; the
+/// netlink socket stays open for the changes that follow.
+pub struct NodeView {
+    pub rt: RouteSocket,
+    pub links: Vec<Link>,
+    pub addrs: Vec<InterfaceAddress>,
+}
+
+impl NodeView {
+    /// The links and the addresses of `ip`'s family.
+    pub fn read(deadline: &Deadline, ip: &IpAddr) -> OcfResult<NodeView> {
+        let mut rt = RouteSocket::open(deadline)
+            .map_err(|e| net_error("cannot open a netlink socket", e))?;
+        let links = rt
+            .links()
+            .map_err(|e| net_error("cannot list interfaces", e))?;
+        let addrs = rt
+            .addresses(ip.is_ipv4())
+            .map_err(|e| net_error("cannot list addresses", e))?;
+        Ok(NodeView { rt, links, addrs })
+    }
+
+    pub fn link(&self, index: u32) -> Option<&Link> {
+        self.links.iter().find(|l| l.index == index)
+    }
+
+    /// The name of link `index` ("" when it vanished).
+    pub fn name_of(&self, index: u32) -> String {
+        self.link(index).map(|l| l.name.clone()).unwrap_or_default()
+    }
+
+    /// Where `ip` is held on this node.
+    pub fn holders(&self, ip: &IpAddr) -> Vec<&InterfaceAddress> {
+        self.addrs.iter().filter(|a| a.ip() == *ip).collect()
+    }
+
+    /// Add `new` to its link; one that appeared there meanwhile is taken
+    /// as added.
+    pub fn add(&mut self, new: &NewAddress) -> OcfResult<()> {
+        let (ip, subnet) = (new.subnet.addr(), new.subnet);
+        let nic = self.name_of(new.link_index);
+        match self.rt.add_address(new) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                log::info!("{ip} appeared on {nic} meanwhile")
+            }
+            Err(e) => return Err(net_error(format_args!("cannot add {subnet} to {nic}"), e)),
+        }
+        let alias = new
+            .label
+            .as_deref()
+            .map(|l| format!(" as {l}"))
+            .unwrap_or_default();
+        log::info!("added {subnet} to {nic}{alias}");
+        Ok(())
+    }
+
+    /// Remove `held` (the addresses of one IP) from their links, keeping
+    /// the other IPv4 addresses of their subnets (promote_secondaries);
+    /// then check that the IP is gone from every link.
+    pub fn remove(&mut self, ip: IpAddr, held: &[InterfaceAddress]) -> OcfResult<()> {
+        for a in held {
+            let name = self.name_of(a.link_index);
+            if drags_secondaries(a, &self.addrs) {
+                match sysctl::ensure_promote_secondaries(&name) {
+                    Ok(true) => log::info!(
+                        "set net.ipv4.conf.{name}.promote_secondaries=1 so that removing {} keeps the other addresses of its subnet",
+                        a.subnet
+                    ),
+                    Ok(false) => {}
+                    Err(e) => log::warn!(
+                        "cannot set net.ipv4.conf.{name}.promote_secondaries=1 ({e}): removing {} also removes the other addresses of its subnet",
+                        a.subnet
+                    ),
+                }
+            }
+            if self
+                .rt
+                .delete_address(a.link_index, &a.subnet)
+                .map_err(|e| net_error(format_args!("cannot remove {} from {name}", a.subnet), e))?
+            {
+                log::info!("removed {} from {name}", a.subnet);
+            }
+        }
+        let left = self
+            .rt
+            .holders_of(&ip)
+            .map_err(|e| net_error("cannot list addresses", e))?;
+        if let Some(a) = left.first() {
+            return Err(OcfError::generic(format!(
+                "ip {ip} is still on interface index {} after removal",
+                a.link_index
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether removing `a` would, by the kernel's default, also remove the
+/// other IPv4 addresses of its subnet on its link (it is their primary).
+fn drags_secondaries(a: &InterfaceAddress, all: &[InterfaceAddress]) -> bool {
+    a.ip().is_ipv4()
+        && !a.secondary
+        && all.iter().any(|b| {
+            b.link_index == a.link_index
+                && b.ip() != a.ip()
+                && b.secondary
+                && b.subnet.prefix_len() == a.subnet.prefix_len()
+                && a.subnet.contains(&b.ip())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::net::Subnet;
+
+    fn addr(link_index: u32, s: &str, len: u8, secondary: bool) -> InterfaceAddress {
+        InterfaceAddress {
+            link_index,
+            subnet: Subnet::new(s.parse().unwrap(), len).unwrap(),
+            label: None,
+            tentative: false,
+            dad_failed: false,
+            deprecated: false,
+            nodad: false,
+            secondary,
+            preferred_lft: super::super::netlink::LIFETIME_FOREVER,
+        }
+    }
+
+    #[test]
+    fn a_primary_drags_the_secondaries_of_its_subnet_on_its_link() {
+        let primary = addr(2, "192.0.2.10", 24, false);
+        let all = vec![
+            primary.clone(),
+            addr(2, "192.0.2.11", 24, true),
+            addr(3, "198.51.100.1", 24, false),
+        ];
+        assert!(drags_secondaries(&primary, &all));
+        assert!(
+            !drags_secondaries(&all[1], &all),
+            "a secondary drags nothing"
+        );
+        // alone in its subnet, or the others elsewhere or of another length
+        let other_link = vec![primary.clone(), addr(3, "192.0.2.11", 24, true)];
+        assert!(!drags_secondaries(&primary, &other_link));
+        let other_len = vec![primary.clone(), addr(2, "192.0.2.11", 25, true)];
+        assert!(!drags_secondaries(&primary, &other_len));
+        let v6 = addr(2, "2001:db8::10", 64, false);
+        assert!(!drags_secondaries(&v6, std::slice::from_ref(&v6)));
+    }
+}
