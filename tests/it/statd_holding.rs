@@ -1039,39 +1039,42 @@ fn uml_nlm_grace_control_unsafe_end_loses_locks() {
     );
 }
 
-/// The fix: a client holding 300 NFSv3 locks is notified after a takeover
-/// and reclaims them all while another client keeps trying to take the
-/// last one; statd-holding's watcher ends lockd's grace (60 s here) only
-/// once every lock is back and the table is quiet: the other owner never
-/// gets the lock, no reclaim is refused, and a new non-conflicting lock is
-/// granted seconds after start instead of after the full grace.
-#[test]
-fn uml_nlm_grace_ends_early_once_every_lock_is_reclaimed() {
-    let vm = uml!();
-    let r = vm.run(&nlm_scenario(300, "early"), Duration::from_secs(280));
+/// Runs `nlm_scenario(300, mode)` and checks what every early end must
+/// give: each of `expect`, no held lock taken by the other owner, no
+/// reclaim refused, the watcher's verdict. Returns the script's result and
+/// the watcher's end, in seconds after statd-holding start.
+fn early_end(
+    vm: &common::uml::Uml,
+    mode: &str,
+    expect: &[(&str, &str)],
+) -> (common::uml::UmlResult, f64) {
+    let r = vm.run(&nlm_scenario(300, mode), Duration::from_secs(280));
     r.assert_ok();
     let (grace_end, new_lock, stolen) = nlm_times(&r);
     eprintln!(
-        "early end: grace end {grace_end:?} s, new lock {new_lock:?} s after statd-holding start; steal attempts {:?}",
+        "{mode}: grace end {grace_end:?} s, new lock {new_lock:?} s after statd-holding start; steal attempts {:?}",
         r.value("steal_tries")
     );
-    for (k, v) in [
-        ("mount1", "0"),
-        ("mount2", "0"),
+    let common = [
         ("held", "300"),
         ("locks_before", "300"),
-        ("held_recorded", "10.1.0.2"),
         ("locks_after_stop", "0"),
         ("nlm_grace_at_start", "N"),
         ("hold2", "0"),
-        ("locks_after_reclaim", "300"),
         ("reclaim_failures", "0"),
-    ] {
-        assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
+    ];
+    for (k, v) in common.iter().chain(expect) {
+        assert_eq!(r.value(k).as_deref(), Some(*v), "{k}\n{}", r.output);
     }
     assert!(
         stolen.is_none(),
         "the other owner got a held lock:\n{}",
+        r.output
+    );
+    let watch = r.value("watch").unwrap_or_default();
+    assert!(
+        watch.contains("\"done\": true") && watch.contains("ended lockd's grace period"),
+        "{watch}\n{}",
         r.output
     );
     // the watcher's own time, taken just before it ended the grace (the
@@ -1083,7 +1086,7 @@ fn uml_nlm_grace_ends_early_once_every_lock_is_reclaimed() {
         .expect("ended_at");
     let new = new_lock.expect("new lock");
     eprintln!(
-        "early end: the watcher ended lockd's grace {:.1} s after statd-holding start (poller {grace_end:?}); first new lock {new:.1} s",
+        "{mode}: the watcher ended lockd's grace {:.1} s after statd-holding start (poller {grace_end:?}); first new lock {new:.1} s",
         ended - t0
     );
     assert!(
@@ -1091,11 +1094,27 @@ fn uml_nlm_grace_ends_early_once_every_lock_is_reclaimed() {
         "a new lock before the grace ended?\n{}",
         r.output
     );
-    let watch = r.value("watch").unwrap_or_default();
-    assert!(
-        watch.contains("\"done\": true") && watch.contains("ended lockd's grace period"),
-        "{watch}\n{}",
-        r.output
+    (r, ended - t0)
+}
+
+/// The fix: a client holding 300 NFSv3 locks is notified after a takeover
+/// and reclaims them all while another client keeps trying to take the
+/// last one; statd-holding's watcher ends lockd's grace (60 s here) only
+/// once every lock is back and the table is quiet: the other owner never
+/// gets the lock, no reclaim is refused, and a new non-conflicting lock is
+/// granted seconds after start instead of after the full grace.
+#[test]
+fn uml_nlm_grace_ends_early_once_every_lock_is_reclaimed() {
+    let vm = uml!();
+    early_end(
+        &vm,
+        "early",
+        &[
+            ("mount1", "0"),
+            ("mount2", "0"),
+            ("held_recorded", "10.1.0.2"),
+            ("locks_after_reclaim", "300"),
+        ],
     );
 }
 
@@ -1103,58 +1122,28 @@ fn uml_nlm_grace_ends_early_once_every_lock_is_reclaimed() {
 /// it is notified (its application locks during the failover; the lab's
 /// clients do): statd monitors it then, lockd does not ask again when it
 /// reclaims, and the watcher counts it as back from the start. Its
-/// reclaims must still all be in before the grace ends.
+/// reclaims must still all be in before the grace ends, and its own new
+/// lock comes after.
 #[test]
 fn uml_nlm_grace_ends_early_when_clients_locked_before_the_notification() {
     let vm = uml!();
-    let r = vm.run(&nlm_scenario(300, "monitored"), Duration::from_secs(280));
-    r.assert_ok();
-    let (grace_end, new_lock, stolen) = nlm_times(&r);
-    eprintln!(
-        "monitored first: grace end {grace_end:?} s, new lock {new_lock:?} s after statd-holding start; steal attempts {:?}",
-        r.value("steal_tries")
-    );
-    for (k, v) in [
-        ("held", "300"),
-        ("locks_before", "300"),
-        ("locks_after_stop", "0"),
-        ("nlm_grace_at_start", "N"),
-        ("monitored_before", "10.1.0.2"),
-        ("hold2", "0"),
-        ("locks_after_reclaim", "301"),
-        ("reclaim_failures", "0"),
-    ] {
-        assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
-    }
-    assert!(
-        stolen.is_none(),
-        "the other owner got a held lock:\n{}",
-        r.output
-    );
-    let watch = r.value("watch").unwrap_or_default();
-    assert!(
-        watch.contains("\"done\": true") && watch.contains("ended lockd's grace period"),
-        "{watch}\n{}",
-        r.output
+    let (r, ended) = early_end(
+        &vm,
+        "monitored",
+        &[
+            ("monitored_before", "10.1.0.2"),
+            ("locks_after_reclaim", "301"),
+        ],
     );
     let t0: f64 = r.value("t0").unwrap().parse().unwrap();
     let early: f64 = r
         .value("early_lock")
         .and_then(|v| v.parse().ok())
         .expect("early_lock");
-    let ended: f64 = r
-        .value("ended_at")
-        .and_then(|v| v.parse().ok())
-        .expect("ended_at");
     assert!(
-        early >= ended,
+        early - t0 >= ended,
         "the new lock came before the grace ended?\n{}",
         r.output
-    );
-    eprintln!(
-        "monitored first: the watcher ended lockd's grace {:.1} s after statd-holding start; c1's new lock {:.1} s",
-        ended - t0,
-        early - t0
     );
 }
 
