@@ -418,11 +418,7 @@ fn renotify_after_lockd_restart(ctx: &Ctx, cfg: &Config, reg: &mut Registration)
     let what = format!("reading holding_dir {}", dir.display());
     let taken: Taken = bounded::run(&ctx.deadline, &what, move || take_holding(&dir, owner))?;
     let baseline = Watch::baseline(&statd.sm(), taken.held.keys().cloned());
-    let early = nlmgrace::monitored_since(
-        &statd.sm(),
-        taken.held.keys().cloned(),
-        nlmgrace::grace_began(&ctx.runtime_dir()),
-    );
+    let early = nlmgrace::monitored_since(&baseline, nlmgrace::grace_began(&ctx.runtime_dir()));
     // Not waited for: sm-notify works on in the background as after start.
     notify_clients(&registry, ctx, cfg, reg, &taken, owner, &sm_notify)?;
     watch_nlm_grace(ctx, cfg, &registry, &statd, (baseline, early), reg);
@@ -636,8 +632,7 @@ impl Agent for StatdHolding {
         // 2. Give them to this node's statd (noting first those statd
         //    already monitored in this grace period: their lockd is back).
         let early = nlmgrace::monitored_since(
-            &statd.sm(),
-            taken.held.keys().cloned(),
+            &Watch::baseline(&statd.sm(), taken.held.keys().cloned()),
             nlmgrace::grace_began(&ctx.runtime_dir()),
         );
         let placed = holding::place_local(&statd.sm(), &taken.held, &nodename(), owner)

@@ -97,19 +97,20 @@ pub fn grace_began(runtime_dir: &Path) -> Option<(i64, i64)> {
 /// they were notified: their lockd already sent this node a lock since
 /// lockd's grace began (a lock its application asked for after the
 /// failover, sent when the connection came back), so lockd had statd
-/// monitor them then and will not ask again when they reclaim. Take it
-/// before putting records in `sm/`: only files present then count.
+/// monitor them then and will not ask again when they reclaim. `stamps`
+/// are their records before statd-holding puts its own in `sm/` (only
+/// files present then count; see [`Watch::baseline`]).
 pub fn monitored_since(
-    sm: &Path,
-    clients: impl IntoIterator<Item = String>,
+    stamps: &BTreeMap<String, Stamp>,
     began: Option<(i64, i64)>,
 ) -> std::collections::BTreeSet<String> {
     let Some(began) = began else {
         return Default::default();
     };
-    clients
-        .into_iter()
-        .filter(|c| matches!(stamp(&sm.join(c)), Some((_, s, ns)) if (s, ns) >= began))
+    stamps
+        .iter()
+        .filter(|(_, st)| matches!(st, Some((_, s, ns)) if (*s, *ns) >= began))
+        .map(|(c, _)| c.clone())
         .collect()
 }
 
@@ -328,11 +329,7 @@ pub fn node_grace(runtime_dir: &Path) -> NodeGrace {
         keep_timers: Vec::new(),
     };
     for st in states {
-        let v: Option<serde_json::Value> =
-            crate::sys::fsfile::read_own_file(&st.path, crate::sys::fsfile::STATE_CAP)
-                .ok()
-                .flatten()
-                .and_then(|b| serde_json::from_slice(&b).ok());
+        let v: Option<serde_json::Value> = crate::ocf::load_state(&st.path).ok().flatten();
         if v.as_ref()
             .and_then(|v| v.pointer("/config/end_grace_early"))
             .and_then(serde_json::Value::as_bool)
@@ -765,7 +762,7 @@ mod tests {
         std::fs::create_dir_all(&sm).unwrap();
         let names = || ["old", "new", "absent"].map(String::from);
         // no nfs-grace on the node: nobody counts
-        assert!(monitored_since(&sm, names(), grace_began(&rt)).is_empty());
+        assert!(monitored_since(&Watch::baseline(&sm, names()), grace_began(&rt)).is_empty());
         std::fs::write(sm.join("old"), "x").unwrap();
         std::thread::sleep(Duration::from_millis(20));
         std::fs::write(rt.join("hanfs-nfs-grace-a"), "{}").unwrap();
@@ -773,11 +770,11 @@ mod tests {
         std::fs::write(sm.join("new"), "x").unwrap();
         let began = grace_began(&rt);
         assert!(began.is_some());
-        let got = monitored_since(&sm, names(), began);
+        let got = monitored_since(&Watch::baseline(&sm, names()), began);
         assert_eq!(got.into_iter().collect::<Vec<_>>(), vec!["new".to_string()]);
         // a later nfs-grace start begins another grace: "new" is old then
         std::thread::sleep(Duration::from_millis(20));
         std::fs::write(rt.join("hanfs-nfs-grace-b"), "{}").unwrap();
-        assert!(monitored_since(&sm, names(), grace_began(&rt)).is_empty());
+        assert!(monitored_since(&Watch::baseline(&sm, names()), grace_began(&rt)).is_empty());
     }
 }
