@@ -142,13 +142,15 @@ impl Agent for FloatIp {
 
         // 4. Announce it, and right after the first announcement tickle the
         //    recorded connections; the other announcements and tickle
-        //    rounds come from a detached follow-up, recorded so that stop
-        //    can end it.
+        //    rounds, and the recording of the clients' new connections,
+        //    come from a detached follow-up, recorded so that stop can end
+        //    it.
         let announcer = announce::announce_and_tickle(
             link,
             ip,
             (cfg.arp_count, cfg.arp_interval),
             tickles,
+            cfg.tickle_dir.as_deref(),
             &ctx.deadline,
         )?;
         announce::record_announcer(&ctx.runtime_dir(), &ctx.state_file(), announcer);

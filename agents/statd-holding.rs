@@ -31,6 +31,7 @@ struct Config {
     statd_dir: Option<PathBuf>,
     notify_timeout: Duration,
     end_nlm_grace_early: bool,
+    reclaim_settle: Duration,
 }
 
 /// `ip`: addresses separated by blanks or commas (IPv6 may be bracketed).
@@ -492,7 +493,7 @@ fn watch_nlm_grace(
         grace_lock: ocf::node_lock_file(&runtime_dir, "nfs-grace"),
         runtime_dir,
         roots,
-        settle: nlmgrace::SETTLE,
+        settle: cfg.reclaim_settle,
         // lockd rounds its grace up to 10 s; a little more, then give up.
         life: Duration::from_secs(u64::from(grace_secs) + 15),
         history: Default::default(),
@@ -515,7 +516,7 @@ fn watch_nlm_grace(
             log::info!(
                 "watching the {clients} notified client(s) reclaim (pid {}): lockd's grace period ends once all are back and its locks are unchanged for {}s",
                 p.pid,
-                nlmgrace::SETTLE.as_secs()
+                cfg.reclaim_settle.as_secs()
             );
             // The watcher records itself too; this covers a quick stop.
             let mut st = nlmgrace::load_status(registry, ctx.instance())
@@ -541,6 +542,7 @@ impl Agent for StatdHolding {
             statd_dir: p.optional("statd_dir", ocf::abs_path)?,
             notify_timeout: Duration::from_secs(p.uint("notify_timeout", 0..=3600)?),
             end_nlm_grace_early: p.bool("end_nlm_grace_early")?,
+            reclaim_settle: Duration::from_secs(p.uint("reclaim_settle", 1..=60)?),
         })
     }
 
@@ -865,5 +867,6 @@ mod tests {
         );
         let cfg = StatdHolding::configure(&p).unwrap();
         assert_eq!(cfg.notify_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.reclaim_settle, Duration::from_secs(3));
     }
 }

@@ -2,6 +2,7 @@
 //! with tcpdump in the peer standing in for the clients and routers on the
 //! link that must see the address move.
 use crate::common::{self, wait_until, AgentCmd, Peer, Sandbox};
+use hanfs::sys::net::announce::RECORD_AFTER;
 use std::io::{BufRead, BufReader};
 use std::process::Child;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
@@ -933,6 +934,52 @@ fn takeover_tickles_the_recorded_connections_and_the_client_reconnects() {
     ip(&n2).param("tickle_dir", dir_s).run("start").expect(0);
     ip(&n2).param("tickle_dir", dir_s).run("stop").expect(0);
     ip(&n1).param("tickle_dir", dir_s).run("stop").expect(0);
+}
+
+/// Clients that connect after a start (those a takeover's tickles sent
+/// back, NFSv3 clients that statd-holding notifies next) are in the list
+/// within [`RECORD_AFTER`] of the start, without waiting for a recurring
+/// monitor: a crash just after a takeover tickles them too. Stop ends the
+/// follow-up before it records anything more.
+#[test]
+fn start_records_the_clients_that_connect_after_it() {
+    let sb = sandbox!();
+    let peer = sb.veth_peer(&["192.0.2.1/24"], &["192.0.2.100/24"]);
+    let dir = sb.path("shared/tickle");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_s = dir.to_str().unwrap();
+    sb.sh_ok(LISTENER);
+    let cmd = v4(&sb)
+        .param("cidr_netmask", "24")
+        .param("tickle_dir", dir_s);
+    let r = cmd.run("start");
+    let started = Instant::now();
+    r.expect(0);
+    assert!(
+        !dir.join(V4).exists(),
+        "nothing to record at start: no client yet"
+    );
+    let mut c = Lines::of(peer.spawn(&["python3", "-c", CLIENT]));
+    let port = c
+        .next("CONNECTED", Duration::from_secs(10))
+        .expect("client connected");
+    let port = port.split_whitespace().nth(1).unwrap().to_string();
+    let want = format!("{V4}:2049\t192.0.2.100:{port}\n");
+    let until = started + RECORD_AFTER + Duration::from_secs(3);
+    let mut list = String::new();
+    while Instant::now() < until {
+        list = std::fs::read_to_string(dir.join(V4)).unwrap_or_default();
+        if list == want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(list, want, "list after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= RECORD_AFTER - Duration::from_millis(200),
+        "recorded before RECORD_AFTER: the test would not tell the follow-up from start"
+    );
+    cmd.run("stop").expect(0);
 }
 
 /// The list is replaced atomically: an agent killed (-9, with its writer)

@@ -5,7 +5,11 @@
 //!
 //! The first announcement (and the first round of connection tickles)
 //! goes out while start runs; the rest are sent by a detached announcer
-//! process, so that start never waits for them. Stop
+//! process, so that start never waits for them. With a connection list
+//! (`tickle_dir`), the announcer also records the connections once the
+//! clients are back ([`RECORD_AFTER`]): a crash soon after a takeover
+//! would otherwise find only what the last monitor saw, from before the
+//! clients reconnected. Stop
 //! kills the announcer, identified by pid *and* start time so that a
 //! recycled pid is never mistaken for it.
 
@@ -22,6 +26,13 @@ use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// When the announcer records the address's connections, after start:
+/// once the clients tickled have reconnected (within a second) and the
+/// NFSv3 clients notified by statd-holding, which starts after the
+/// address, have opened their lock connections; the first monitor, right
+/// after start, is too early for them.
+pub const RECORD_AFTER: Duration = Duration::from_secs(5);
 
 /// One address to announce on one link.
 pub struct Announcement {
@@ -106,16 +117,20 @@ pub struct Followup {
     pub announce: Option<(Announcement, u32, Duration)>,
     /// The later tickle rounds (their times from now).
     pub tickle: Option<LaterRounds>,
+    /// The connection list's directory, written at [`RECORD_AFTER`].
+    pub record: Option<std::path::PathBuf>,
 }
 
 enum Step {
     Announce,
     Tickle,
+    Record,
 }
 
 impl Followup {
     fn is_empty(&self) -> bool {
-        !self.announce.as_ref().is_some_and(|a| a.1 > 0)
+        self.record.is_none()
+            && !self.announce.as_ref().is_some_and(|a| a.1 > 0)
             && !self
                 .tickle
                 .as_ref()
@@ -130,6 +145,9 @@ impl Followup {
         }
         if let Some(t) = &self.tickle {
             steps.extend(t.at.iter().map(|d| (*d, Step::Tickle)));
+        }
+        if self.record.is_some() {
+            steps.push((RECORD_AFTER, Step::Record));
         }
         steps.sort_by_key(|s| s.0);
         steps
@@ -167,6 +185,11 @@ impl Followup {
                         tickled += 1;
                     }
                 }
+                Step::Record => {
+                    if let Some(dir) = &self.record {
+                        tickle::record_connections(dir, self.ip, &life);
+                    }
+                }
             }
         }
         Ok((announced, tickled))
@@ -200,13 +223,15 @@ pub fn spawn_followup(followup: Followup) -> OcfResult<Option<ProcId>> {
 /// Tell the link and the clients that `ip` is here now: the first
 /// announcement (when `count` > 0) and then at once the first round of
 /// tickles to `conns`; the other `count - 1` announcements, `interval`
-/// apart, and the later tickle rounds from a detached follow-up, returned
-/// to be recorded for stop. The caller must be single-threaded.
+/// apart, the later tickle rounds and the recording of the connections in
+/// `record` (the connection list's directory) from a detached follow-up,
+/// returned to be recorded for stop. The caller must be single-threaded.
 pub fn announce_and_tickle(
     link: &Link,
     ip: IpAddr,
     (count, interval): (u32, Duration),
     conns: Vec<Connection>,
+    record: Option<&Path>,
     deadline: &Deadline,
 ) -> OcfResult<Option<ProcId>> {
     let what = || format!("cannot announce {ip} on {}", link.name);
@@ -222,6 +247,7 @@ pub fn announce_and_tickle(
         ip,
         announce,
         tickle,
+        record: record.map(Path::to_path_buf),
     })?;
     if let Some(p) = &announcer {
         log::debug!("announcer {} sends the rest", p.pid);

@@ -74,11 +74,16 @@ pub fn find_all() -> Vec<CldProc> {
         .collect()
 }
 
-/// The rpc_pipefs directory: where it is mounted, or else mounted now at
-/// the place nfs-utils is configured to use (`nfsconf --get general
-/// pipefs-directory`, default /var/lib/nfs/rpc_pipefs).
+/// The rpc_pipefs directory: where it is mounted (the configured place
+/// when it is mounted in several), or else mounted now at the place
+/// nfs-utils is configured to use (`nfsconf --get general
+/// pipefs-directory`, default /var/lib/nfs/rpc_pipefs). The usual case,
+/// one mount, asks nfsconf nothing: a takeover waits for this.
 pub fn pipefs_dir(deadline: &Deadline) -> OcfResult<PathBuf> {
     let mounted = mounts::of_type(&mounts::current(), "rpc_pipefs");
+    if let [only] = mounted.as_slice() {
+        return Ok(only.clone());
+    }
     let configured = process::run(
         program::command("nfsconf").args(["--get", "general", "pipefs-directory"]),
         deadline,

@@ -28,7 +28,8 @@
 //! lock as soon as it could reach the node again, which is what a client
 //! whose applications lock during the failover does, and lockd, which
 //! monitors a host once, does not ask statd again when it reclaims), and
-//! lockd's lock table has not changed for [`SETTLE`] since the last of
+//! lockd's lock table has not changed for the settle time (statd-holding's
+//! `reclaim_settle`) since the last of
 //! those events (an answer included: the reclaimer starts when its client
 //! gets the notification); every other
 //! statd-holding instance on the node has reached the same point in this
@@ -49,11 +50,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How long lockd's lock table must stay unchanged after the last client
-/// came back before the reclaims count as done. A reclaimer sends its
-/// locks back to back (one round trip each); a pause this long means lost
-/// packets on four TCP retransmissions in a row.
-pub const SETTLE: Duration = Duration::from_secs(5);
 /// How often the watcher looks.
 pub const POLL: Duration = Duration::from_millis(200);
 /// The most of `/proc/locks` read; a larger table counts as changing.
@@ -360,6 +356,9 @@ pub struct Watch {
     /// nfs-grace's node lock, held by its starts and stops (nfsd restarts).
     pub grace_lock: PathBuf,
     pub roots: ProcRoots,
+    /// How long lockd's lock table must stay unchanged after the last
+    /// client came back before the reclaims count as done (statd-holding's
+    /// `reclaim_settle`).
     pub settle: Duration,
     /// The watcher gives up after this (lockd's grace is over by then).
     pub life: Duration,
@@ -584,7 +583,7 @@ mod tests {
     }
 
     fn s() -> Duration {
-        SETTLE
+        Duration::from_secs(3)
     }
 
     #[test]
@@ -612,7 +611,7 @@ mod tests {
             "{v:?}"
         );
         o.clients[1].back = true;
-        o.quiet = Duration::from_millis(4900);
+        o.quiet = s() - Duration::from_millis(100);
         let (mine, v) = decide(&o, s());
         assert!(!mine);
         assert!(

@@ -70,6 +70,19 @@ def timed(store, name):
         store[name + "_s"] = round(time.time() - t, 1)
 
 
+# Cluster properties the lab sets after the pcs-examples script, for every
+# stack alike. The nodes are single-CPU User-Mode Linux guests whose load
+# average stays above 1 at rest (UML's own overhead: every system call is a
+# host context switch). Pacemaker's load throttle (load-threshold, default
+# 80% of the node's CPUs) then runs one action at a time on the node, so each
+# start waits behind the previous resource's first monitor: 1.8 s behind the
+# Filesystem monitor, 3 s behind the fence device's start and monitor after a
+# crash (runs 20261202-060734, -062919). A real node idles near load 0, where
+# Pacemaker runs up to twice its CPU count of actions at once; 400% gives the
+# guests that headroom back.
+LAB_PROPERTIES = ("load-threshold=400%",)
+
+
 def example_env(lab, stack, config):
     """The variables a pcs-examples script is run with in the lab."""
     env = {
@@ -112,6 +125,10 @@ def run_config(host, run_id, stack, config, scenarios, args, n_clients, bindir, 
                 "script": f"pcs-examples/{script}", "rc": r.rc, "out": r.out[-3000:]}
             if r.rc != 0:
                 raise LabError(f"pcs-examples/{script} failed (rc {r.rc}): {r.out[-1500:]}")
+            # Lab calibration, the same for both stacks (see LAB_PROPERTIES).
+            r = lab.servers[0].sh("pcs property set " + " ".join(LAB_PROPERTIES), timeout=120, check=False)
+            if r.rc != 0:
+                raise LabError(f"pcs property set {' '.join(LAB_PROPERTIES)} failed (rc {r.rc}): {r.out[-800:]}")
         with phase("services_start"):
             for svc in config.services:
                 cluster.wait_group(lab.servers, svc.group, timeout=600, on=svc.home)
