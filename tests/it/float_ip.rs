@@ -790,30 +790,32 @@ fn stopping_one_address_keeps_the_others_of_its_subnet() {
 
 // ---- connection tickles (tickle_dir) -------------------------------------
 
-/// Accepts and holds every connection to port 2049 (nfsd's stand-in), for
-/// at most two minutes.
+/// Accepts and holds every connection to port 2049 (nfsd's stand-in),
+/// IPv4 and IPv6, for at most two minutes.
 const LISTENER: &str = "timeout 120 python3 -c '
 import socket
-l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind((\"0.0.0.0\", 2049)); l.listen(1024)
+l.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+l.bind((\"::\", 2049)); l.listen(1024)
 held = []
 while True:
     held.append(l.accept()[0])
 ' >/dev/null 2>&1 &";
 
-/// A client connection to the floating address that waits, idle, for the
-/// server to end it; then connects again.
+/// A client connection to the floating address (argv[1]) that waits,
+/// idle, for the server to end it; then connects again.
 const CLIENT: &str = r#"
 import socket, sys, time
-s = socket.create_connection(("192.0.2.10", 2049), timeout=5)
+vip = sys.argv[1] if len(sys.argv) > 1 else "192.0.2.10"
+s = socket.create_connection((vip, 2049), timeout=5)
 print("CONNECTED", s.getsockname()[1], flush=True)
 s.settimeout(None)
 try:
     print("EOF" if not s.recv(1) else "DATA", time.time(), flush=True)
 except ConnectionResetError:
     print("RESET", time.time(), flush=True)
-s2 = socket.create_connection(("192.0.2.10", 2049), timeout=5)
+s2 = socket.create_connection((vip, 2049), timeout=5)
 print("RECONNECTED", flush=True)
 time.sleep(60)
 "#;
@@ -860,31 +862,69 @@ fn now_s() -> f64 {
         .as_secs_f64()
 }
 
+/// One address family's addresses for [`takeover_tickles`].
+struct Family {
+    vip: &'static str,
+    prefix: &'static str,
+    node1: &'static str,
+    node2: &'static str,
+    client: &'static str,
+}
+
+const IPV4: Family = Family {
+    vip: V4,
+    prefix: "24",
+    node1: "192.0.2.1/24",
+    node2: "192.0.2.2/24",
+    client: "192.0.2.100",
+};
+
+const IPV6: Family = Family {
+    vip: V6,
+    prefix: "64",
+    node1: "2001:db8::1/64",
+    node2: "2001:db8::2/64",
+    client: "2001:db8::100",
+};
+
+/// The form a connection list gives a socket address: `a:p`, `[a6]:p`.
+fn sockaddr(ip: &str, port: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
 /// Two "nodes" and a client on one bridge (in the client's namespace). The
 /// client holds an idle connection to the floating address on node 1;
 /// node 1's monitor records it; node 1 vanishes from the link without a
 /// word (no FIN, no reset). Node 2 starting the address without tickle_dir
 /// leaves the client unaware (the control); starting it with tickle_dir
 /// resets the stale connection at once, and the client connects to node 2.
-#[test]
-fn takeover_tickles_the_recorded_connections_and_the_client_reconnects() {
+fn takeover_tickles(f: &Family) {
+    let client_cidr = format!("{}/{}", f.client, f.prefix);
     let n1 = sandbox!();
-    let client = n1.veth_peer(&["192.0.2.1/24"], &["192.0.2.100/24"]);
+    let client = n1.veth_peer(&[f.node1], &[&client_cidr]);
     let n2 = sandbox!();
-    n2.veth_to(&client, "eth2", &["192.0.2.2/24"], &[]);
-    client.sh_ok(
+    n2.veth_to(&client, "eth2", &[f.node2], &[]);
+    client.sh_ok(&format!(
         "set -e; ip link add br0 type bridge stp_state 0 forward_delay 0; \
          ip link set eth0 master br0; ip link set eth2 master br0; \
-         ip addr del 192.0.2.100/24 dev eth0; ip addr add 192.0.2.100/24 dev br0; ip link set br0 up",
-    );
+         ip addr del {client_cidr} dev eth0; ip link set br0 up; ip addr add {client_cidr} dev br0 nodad",
+    ));
     let dir = n1.path("shared/tickle");
     std::fs::create_dir_all(&dir).unwrap();
     let dir_s = dir.to_str().unwrap();
     n1.sh_ok(LISTENER);
     n2.sh_ok(LISTENER);
-    let ip = |sb| v4(sb).param("cidr_netmask", "24");
+    let ip = |sb| {
+        sb_agent(sb)
+            .param("ip", f.vip)
+            .param("cidr_netmask", f.prefix)
+    };
     ip(&n1).param("tickle_dir", dir_s).run("start").expect(0);
-    let mut c = Lines::of(client.spawn(&["python3", "-c", CLIENT]));
+    let mut c = Lines::of(client.spawn(&["python3", "-c", CLIENT, f.vip]));
     let port = c
         .next("CONNECTED", Duration::from_secs(10))
         .expect("client connected to node 1");
@@ -894,8 +934,15 @@ fn takeover_tickles_the_recorded_connections_and_the_client_reconnects() {
         .interval_ms(10_000)
         .run("monitor")
         .expect(0);
-    let list = std::fs::read_to_string(dir.join(V4)).expect("list written by monitor");
-    assert_eq!(list, format!("{V4}:2049\t192.0.2.100:{port}\n"));
+    let list = std::fs::read_to_string(dir.join(f.vip)).expect("list written by monitor");
+    assert_eq!(
+        list,
+        format!(
+            "{}\t{}\n",
+            sockaddr(f.vip, "2049"),
+            sockaddr(f.client, &port)
+        )
+    );
 
     // node 1 is gone from the link: it sends nothing more, ever
     client.sh_ok("ip link set eth0 down");
@@ -923,8 +970,8 @@ fn takeover_tickles_the_recorded_connections_and_the_client_reconnects() {
     let at: f64 = reset.split_whitespace().nth(1).unwrap().parse().unwrap();
     let after = at - returned;
     eprintln!(
-        "reset {after:.3} s after start returned (start took {:?})",
-        r.elapsed
+        "{}: reset {after:.3} s after start returned (start took {:?})",
+        f.vip, r.elapsed
     );
     assert!(after <= 1.0, "reset {after:.3} s after start returned");
     c.next("RECONNECTED", Duration::from_secs(5))
@@ -934,6 +981,20 @@ fn takeover_tickles_the_recorded_connections_and_the_client_reconnects() {
     ip(&n2).param("tickle_dir", dir_s).run("start").expect(0);
     ip(&n2).param("tickle_dir", dir_s).run("stop").expect(0);
     ip(&n1).param("tickle_dir", dir_s).run("stop").expect(0);
+}
+
+fn sb_agent(sb: &Sandbox) -> AgentCmd<'_> {
+    sb.agent("float-ip")
+}
+
+#[test]
+fn takeover_tickles_the_recorded_connections_and_the_client_reconnects() {
+    takeover_tickles(&IPV4);
+}
+
+#[test]
+fn takeover_tickles_ipv6_connections_too() {
+    takeover_tickles(&IPV6);
 }
 
 /// Clients that connect after a start (those a takeover's tickles sent
