@@ -101,30 +101,59 @@ def address_times(actions, agents, old_node, new_node, t_event):
     return (min(removed) if removed else t_event), (max(up) if up else None)
 
 
+def _union(intervals):
+    """The intervals merged where they overlap, in order."""
+    out = []
+    for a, b in sorted(intervals):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
+def _length(intervals):
+    return sum(b - a for a, b in intervals)
+
+
+def _minus(intervals, cut):
+    """`intervals` (merged) without the parts inside `cut` (merged)."""
+    out = []
+    for a, b in intervals:
+        pieces = [[a, b]]
+        for c, d in cut:
+            pieces = [q for p in pieces for q in ([p[0], min(p[1], c)], [max(p[0], d), p[1]]) if q[1] > q[0]]
+        out += pieces
+    return out
+
+
 def critical_path(actions, agents, t_removed, t_up):
     """Where the time between "address removed" and "address up" went: the
-    actions that ran in that span (their execution time inside it), by kind,
-    and the rest (Pacemaker's own scheduling, detection, fencing)."""
+    actions that ran in that span (their execution time inside it), and the
+    span split into time a hanfs action ran, time only other agents ran, and
+    the rest (Pacemaker's own scheduling, detection, fencing). Actions that
+    ran at the same time count once, so the three parts add up to the span."""
     if t_up is None:
         return None
     span = t_up - t_removed
-    rows, by_kind = [], {"hanfs": 0.0, "other agents": 0.0}
+    rows, spans = [], {"hanfs": [], "other agents": []}
     for a in actions:
         if a["seconds"] is None or a["op"] not in ("start", "stop"):
             continue
-        t0, t1 = a["t"] - a["seconds"], a["t"]
-        inside = max(0.0, min(t1, t_up) - max(t0, t_removed))
-        if inside <= 0:
+        t0, t1 = max(a["t"] - a["seconds"], t_removed), min(a["t"], t_up)
+        if t1 <= t0:
             continue
         agent = agents.get(a["resource"]) or "?"
         kind = "hanfs" if agent.startswith("ocf:hanfs:") else "other agents"
-        by_kind[kind] += inside
+        spans[kind].append((t0, t1))
         rows.append({"resource": a["resource"], "agent": agent, "op": a["op"], "node": a["node"],
-                     "seconds": round(inside, 3)})
-    busy = sum(by_kind.values())
-    return {"span_s": round(span, 3), "hanfs_s": round(by_kind["hanfs"], 3),
-            "other_agents_s": round(by_kind["other agents"], 3),
-            "between_actions_s": round(max(0.0, span - busy), 3), "actions": rows}
+                     "seconds": round(t1 - t0, 3)})
+    hanfs = _union(spans["hanfs"])
+    other = _minus(_union(spans["other agents"]), hanfs)
+    hanfs_s, other_s = _length(hanfs), _length(other)
+    return {"span_s": round(span, 3), "hanfs_s": round(hanfs_s, 3),
+            "other_agents_s": round(other_s, 3),
+            "between_actions_s": round(max(0.0, span - hanfs_s - other_s), 3), "actions": rows}
 
 
 def timeline(t_event, actions, t_removed, t_up, clients):

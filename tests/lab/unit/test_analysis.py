@@ -62,6 +62,18 @@ class CriticalPath(unittest.TestCase):
         self.assertAlmostEqual(cp["between_actions_s"], 2.5, places=3)
         self.assertNotIn("nfs-statd", [r["resource"] for r in cp["actions"]])
 
+    def test_actions_at_the_same_time_count_once(self):
+        # after a crash the fence device starts beside the Filesystem, and a
+        # hanfs start overlaps the end of the Filesystem's
+        acts = [act(104.0, "nodeb", "nfs-fence", "start", 3.0), act(105.0, "nodeb", "nfs-fs", "start", 3.0),
+                act(105.5, "nodeb", "nfs-grace", "start", 1.0), act(107.0, "nodeb", "nfs-ip", "start", 0.5)]
+        agents = dict(AGENTS, **{"nfs-fence": "stonith:fence_x"})
+        cp = A.critical_path(acts, agents, 100.0, 107.0)
+        self.assertAlmostEqual(cp["hanfs_s"], 1.5, places=3)          # 104.5-105.5, 106.5-107
+        self.assertAlmostEqual(cp["other_agents_s"], 3.5, places=3)   # 101-104.5 without hanfs
+        self.assertAlmostEqual(cp["between_actions_s"], 2.0, places=3)
+        self.assertAlmostEqual(cp["hanfs_s"] + cp["other_agents_s"] + cp["between_actions_s"], cp["span_s"])
+
     def test_no_address_up(self):
         self.assertIsNone(A.critical_path(MOVE, AGENTS, 101.0, None))
 
