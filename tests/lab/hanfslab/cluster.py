@@ -141,6 +141,31 @@ def _ts(s, year):
     return datetime.strptime(f"{year} {s}", "%Y %b %d %H:%M:%S.%f").timestamp()
 
 
+_OP_RESULT = re.compile(
+    r"^(?P<ts>\w{3} +\d+ [\d:.]+) (?P<node>\S+) pacemaker-controld\s+\[\d+\] \(log_executor_event\)\s+\w+: "
+    r"Result of (?P<op>\w+) operation for (?P<rsc>\S+) on \S+: (?P<text>[^|]+?) \|.*\brc=(?P<rc>\d+)")
+
+
+def op_results(logdirs, rsc, op, t_from, t_to):
+    """Every result the controllers logged for `rsc`'s `op` in [t_from, t_to]:
+    [{t, node, rc, text}] (recurring monitors included, which execd does not
+    log at info level)."""
+    year = datetime.fromtimestamp(t_from).year
+    out = []
+    for d in logdirs:
+        for path in sorted(glob.glob(f"{d}/pacemaker-*.log")):
+            with open(path, errors="replace") as f:
+                for line in f:
+                    m = _OP_RESULT.match(line)
+                    if not m or m["rsc"] != rsc or m["op"] != op:
+                        continue
+                    t = _ts(m["ts"], year)
+                    if t_from <= t <= t_to:
+                        out.append({"t": round(t, 3), "node": m["node"], "rc": int(m["rc"]), "text": m["text"]})
+    out.sort(key=lambda a: a["t"])
+    return out
+
+
 def agent_actions(logdirs, t_from, t_to):
     """Resource actions that ended in [t_from, t_to], from the nodes' pacemaker logs.
 

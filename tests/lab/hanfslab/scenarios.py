@@ -240,6 +240,56 @@ class Runner:
             raise LabError(f"group {group} is not running anywhere before the crash")
         return [self._crash("crash", victim)]
 
+    def nfsd_dies(self):
+        """nfsd stops behind the cluster's back on the node running the (first)
+        service (`rpc.nfsd 0`: no threads, every NFSv4 state and, lockd having no
+        other user, every NLM lock gone). The NFS server resource's monitor must
+        report it as a failure (1, never 3 or 7) and Pacemaker recovers the group
+        in place (the examples leave migration-threshold at its default); the
+        clients reclaim in the new grace period and keep every lock."""
+        group = self.services[0].group
+        node = self.where(group)
+        if node is None:
+            raise LabError(f"group {group} is not running anywhere before nfsd dies")
+        st = cluster.status_from_any(self.lab.running_servers()) or {}
+        server = next((rid for rid in st.get("groups", {}).get(group, [])
+                       if (st["resources"][rid].get("agent") or "").endswith((":nfs-grace", ":nfsserver"))), None)
+        if server is None:
+            raise LabError(f"no NFS server resource in group {group}: {st.get('groups', {}).get(group)}")
+        t = time.time()
+        log.info("nfsd_dies: rpc.nfsd 0 on %s (%s's NFS server is %s)", node, group, server)
+        r = self.lab.node(node).sh("rpc.nfsd 0 && cat /proc/fs/nfsd/threads", timeout=60, check=False)
+        extra = {"from_node": node, "server_resource": server, "rpc_nfsd_0": {"rc": r.rc, "out": r.out[-300:]}}
+        if r.rc != 0:
+            extra["error"] = f"rpc.nfsd 0 failed (rc {r.rc}): {r.out[-300:]}"
+        else:
+            # the group counts as back only after its recovery: wait for the
+            # server resource's next successful start (the failed monitor
+            # comes first), then for the whole group as every scenario does
+            deadline = t + 180
+            while time.time() < deadline and not self._restarted(server, t):
+                time.sleep(1)
+        res = self._finish(f"nfsd dies on {node}", t, {group: node}, extra)
+        mons = cluster.op_results([n.logdir for n in self.lab.servers], server, "monitor", t - 1, res["t_end"])
+        res["server_monitor_results"] = mons
+        failed = [m for m in mons if m["rc"] != 0]
+        res["checks"].append(_check(f"{server}'s monitor reported nfsd's death as a failure (1)",
+                                    failed and failed[0]["rc"] == 1,
+                                    f"first failed result: {failed[0]}" if failed else f"no failed monitor: {mons}"))
+        res["passed"] = all(c["ok"] for c in res["checks"])
+        self._log(res)
+        # leave the cluster clean for the next scenario
+        try:
+            self.lab.node(node).sh(f"pcs resource cleanup {server}", timeout=120, check=False)
+            cluster.wait_group(self.lab.running_servers(), group, timeout=300, on=node)
+        except LabError as e:
+            res["cleanup_error"] = str(e)
+        return [res]
+
+    def _restarted(self, rsc, t_from):
+        return any(m["rc"] == 0 for m in cluster.op_results([n.logdir for n in self.lab.servers], rsc, "start",
+                                                            t_from, time.time() + 1))
+
     def split(self):
         """Two services, one on each node; the second one's node crashes: both must
         end on the survivor."""

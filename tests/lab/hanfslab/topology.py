@@ -83,7 +83,8 @@ TWO_SERVICES = Config("two-services", SERVICES, {"nfs": "/nfs/data", "nfs2": "/n
 MIGRATE = Config("migrate", SERVICES[:1], {"nfs": "/data"}, from_stack="heartbeat")
 
 # scenario -> the configuration it runs on
-SCENARIO_CONFIG = {"move": ACTIVE_PASSIVE, "crash": ACTIVE_PASSIVE, "split": TWO_SERVICES,
+SCENARIO_CONFIG = {"move": ACTIVE_PASSIVE, "crash": ACTIVE_PASSIVE, "nfsd_dies": ACTIVE_PASSIVE,
+                   "split": TWO_SERVICES,
                    "migrate": MIGRATE}
 
 

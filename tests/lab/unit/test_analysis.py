@@ -120,3 +120,24 @@ class Timeline(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OpResults(unittest.TestCase):
+    def test_recurring_monitor_results_with_their_code(self):
+        from hanfslab import cluster
+        import datetime
+        log = ("Dec 02 08:34:00.798 nodea pacemaker-controld  [799] (log_executor_event) \tnotice: Result of monitor "
+               "operation for nfs-grace on nodea: ok | CIB update 38, graph action unconfirmed; call=35 "
+               "key=nfs-grace_monitor_10000 rc=0\n"
+               "Dec 02 08:34:21.918 nodea pacemaker-controld  [799] (log_executor_event) \tinfo: Result of monitor "
+               "operation for nfs-grace on nodea: Cancelled | graph action confirmed; call=35 key=nfs-grace_monitor_10000\n"
+               "Dec 02 08:34:30.100 nodea pacemaker-controld  [799] (log_executor_event) \tnotice: Result of monitor "
+               "operation for nfs-grace on nodea: error | CIB update 40; call=36 key=nfs-grace_monitor_10000 rc=1\n"
+               "Dec 02 08:34:31.100 nodea pacemaker-controld  [799] (log_executor_event) \tnotice: Result of monitor "
+               "operation for nfs-data on nodea: error | call=37 key=nfs-data_monitor_10000 rc=7\n")
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "pacemaker-1.log"), "w") as f:
+                f.write(log)
+            t0 = datetime.datetime(2026, 12, 2, 0, 0).timestamp()
+            got = cluster.op_results([d], "nfs-grace", "monitor", t0, t0 + 86400)
+        self.assertEqual([(g["rc"], g["text"]) for g in got], [(0, "ok"), (1, "error")])
