@@ -1,5 +1,6 @@
 """The scenarios, and the checks made from the clients after each one."""
 import logging
+import os
 import shlex
 import time
 
@@ -11,6 +12,33 @@ log = logging.getLogger("lab")
 RESUME_TIMEOUT = 420   # writers must resume within this after the service is back
 CONFIRM_TIMEOUT = 240  # probers must see every lock held again within this
 SETTLE = 5
+# lock_before_crash rounds (issue 12: ten); HANFS_LAB_LOCK_ROUNDS overrides
+LOCK_ROUNDS = int(os.environ.get("HANFS_LAB_LOCK_ROUNDS", "10"))
+
+# Takes an exclusive POSIX lock on argv[1] (created), then writes "GRANTED
+# <time>" to argv[2] (a host file) and holds the lock until killed.
+HOLD_NEW_LOCK = r"""
+import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.lockf(f, fcntl.LOCK_EX)
+t = time.time()
+with open(sys.argv[2] + ".tmp", "w") as o:
+    o.write("GRANTED %.6f\n" % t)
+import os; os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+time.sleep(3600)
+"""
+
+# Tries once, without waiting, to take argv[1]'s lock (the kernel still waits
+# out a grace period); prints TAKEN, or HELD when another client holds it.
+TRY_LOCK = r"""
+import errno, fcntl, sys
+f = open(sys.argv[1], "a")
+try:
+    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("TAKEN")
+except OSError as e:
+    print("HELD" if e.errno in (errno.EAGAIN, errno.EACCES) else "ERROR %s" % e)
+"""
 
 
 # What an administrator adds to /etc/nfs.conf on every node before migrating
@@ -289,6 +317,62 @@ class Runner:
     def _restarted(self, rsc, t_from):
         return any(m["rc"] == 0 for m in cluster.op_results([n.logdir for n in self.lab.servers], rsc, "start",
                                                             t_from, time.time() + 1))
+
+    def lock_before_crash(self):
+        """Serviceguard's documented loss window: the first client takes a new
+        NFSv3 lock and the node serving it is killed as soon as the lock is
+        granted (the host sees the grant in a file the client writes and kills
+        at once; the delay is recorded and must stay under 100 ms). After the
+        takeover the lock must still be the first client's: the second
+        client's attempt fails. LOCK_ROUNDS rounds; each crash moves the
+        service, so the nodes take turns."""
+        group = self.services[0].group
+        holder, other = self.lab.clients[0], self.lab.clients[-1]
+        if holder is other:
+            raise LabError("lock_before_crash needs two client nodes")
+        mnt = f"/mnt/{group}-v3"
+        out = []
+        for i in range(LOCK_ROUNDS):
+            victim = self.where(group)
+            if victim is None:
+                raise LabError(f"group {group} is not running anywhere before round {i + 1}")
+            flag = os.path.join(self.w.dir, f"lock-before-crash-{i + 1}.granted")
+            path = f"{mnt}/lock-before-crash-{i + 1}"
+            h = holder.spawn(f"exec python3 -c {shlex.quote(HOLD_NEW_LOCK)} {path} {flag}", timeout=3600)
+            deadline = time.time() + 60
+            while not os.path.exists(flag):
+                if time.time() > deadline or h.done():
+                    h.cancel()
+                    raise LabError(f"round {i + 1}: {holder.name} got no lock on {path}")
+                time.sleep(0.002)
+            seen = time.time()
+            granted = float(open(flag).read().split()[1])
+            res = self._crash(f"lock-before-crash {i + 1}/{LOCK_ROUNDS}", victim)
+            kill = res["t_event"]
+            res["lock_granted_at"], res["lock_seen_at"] = granted, seen
+            res["kill_after_grant_ms"] = round((kill - granted) * 1000, 1)
+            res["checks"].append(_check("node killed within 100 ms of the grant", kill - granted < 0.1,
+                                        f"{(kill - granted) * 1000:.1f} ms"))
+            try:
+                r = other.sh(f"timeout 200 python3 -c {shlex.quote(TRY_LOCK)} {path}", timeout=240, check=False)
+                verdict = r.out.strip().splitlines()[-1] if r.out.strip() else f"rc {r.rc}"
+            except LabError as e:
+                verdict = f"error: {e}"
+            res["other_client_attempt"] = verdict
+            res["checks"].append(_check(f"the lock taken just before the crash is still {holder.name}'s",
+                                        verdict == "HELD", f"{other.name}'s attempt: {verdict}"))
+            res["passed"] = all(c["ok"] for c in res["checks"])
+            log.info("%s: kill %.1f ms after the grant; %s's attempt: %s -> %s", res["scenario"],
+                     res["kill_after_grant_ms"], other.name, verdict, "PASSED" if res["passed"] else "FAILED")
+            h.cancel()
+            try:
+                h.wait(within=30)
+            except LabError:
+                pass
+            out.append(res)
+            if "error" in res or "repair_error" in res:
+                break
+        return out
 
     def split(self):
         """Two services, one on each node; the second one's node crashes: both must

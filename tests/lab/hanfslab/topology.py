@@ -84,6 +84,7 @@ MIGRATE = Config("migrate", SERVICES[:1], {"nfs": "/data"}, from_stack="heartbea
 
 # scenario -> the configuration it runs on
 SCENARIO_CONFIG = {"move": ACTIVE_PASSIVE, "crash": ACTIVE_PASSIVE, "nfsd_dies": ACTIVE_PASSIVE,
+                   "lock_before_crash": ACTIVE_PASSIVE,
                    "split": TWO_SERVICES,
                    "migrate": MIGRATE}
 
