@@ -407,6 +407,14 @@ class Runner:
             # the rejoining node must not take the services back (stickiness)
             res["after_rejoin_on"] = {s.group: cluster.wait_group(self.lab.running_servers(), s.group, timeout=300)
                                       for s in self.services}
+            # and it must have the configuration itself before anything else
+            # happens: the lab's nodes boot with an empty CIB and fetch it
+            # from the DC when they join; a crash of the DC before that (seen
+            # in run 20261202-085848, 6 s after the rejoin) leaves the
+            # survivor with no fence device, so it fences nobody and starts
+            # nothing
+            for s in self.services:
+                cluster.wait_group([node], s.group, timeout=300)
         except LabError as e:
             res["repair_error"] = str(e)
             res["passed"] = False
