@@ -249,15 +249,26 @@ impl Agent for NfsGrace {
         if stop_stray_nfsdcld {
             cld::stop_on(mine, None, &ctx.deadline)?;
         }
-        match plan::nfsd_after_leave(roots.v4_state_unexported(&ExportTable::system())) {
+        let revoked = wait_revoked_freed(&roots, ctx, started.node.lease_time);
+        match plan::nfsd_after_leave(roots.v4_state_unexported(&ExportTable::system()), revoked) {
             NfsdAfterLeave::Keep => log::info!(
                 "nfsd keeps running for {others}: no NFSv4 state is left on unexported file systems"
             ),
-            NfsdAfterLeave::Restart { pinned } => {
-                let pinned: Vec<String> = pinned.iter().map(|(a, b)| format!("{a}:{b}")).collect();
+            NfsdAfterLeave::Restart { pinned, revoked } => {
+                let mut held: Vec<String> = Vec::new();
+                if !pinned.is_empty() {
+                    let devs: Vec<String> =
+                        pinned.iter().map(|(a, b)| format!("{a}:{b}")).collect();
+                    held.push(format!("devices {}", devs.join(", ")));
+                }
+                if revoked > 0 {
+                    held.push(format!(
+                        "{revoked} revoked states their clients have not freed"
+                    ));
+                }
                 log::warn!(
-                    "NFSv4 state remains on unexported file systems (devices {}): restarting nfsd to release it; the clients of {others} get a new grace period",
-                    pinned.join(", ")
+                    "NFSv4 state remains on unexported file systems ({}): restarting nfsd to release it; the clients of {others} get a new grace period",
+                    held.join("; ")
                 );
                 server::stop(&roots, &ctx.deadline)?;
                 // This resource's file systems are free now. Bringing nfsd
@@ -441,6 +452,40 @@ struct NodeCld {
 /// Not an instance's state file (`hanfs-nfs-grace.node`).
 fn node_file(ctx: &Ctx) -> PathBuf {
     ctx.runtime_dir().join("hanfs-nfs-grace.node")
+}
+
+/// Linux 6.9 and later revoke NFSv4 state in unlock_filesystem (nfs-export
+/// stop), but a revoked state keeps its file system busy until its client
+/// frees it, which it does once its next SEQUENCE reply tells it (seconds,
+/// on an active client). Wait for that, at most min(lease time, 10 s) and
+/// half the time left; return how many are still held (0 on kernels that
+/// do not revoke: nothing to wait for).
+fn wait_revoked_freed(roots: &ProcRoots, ctx: &Ctx, lease_time: u32) -> usize {
+    let revoked = roots.v4_revoked_states();
+    if revoked == 0 {
+        return 0;
+    }
+    let wait = Duration::from_secs(u64::from(lease_time.min(10))).min(ctx.deadline.remaining() / 2);
+    log::info!(
+        "{revoked} NFSv4 states revoked by unlock_filesystem are still held (this kernel revokes, from Linux 6.9): waiting up to {:.1} s for their clients to free them",
+        wait.as_secs_f64()
+    );
+    let t0 = std::time::Instant::now();
+    match ctx
+        .deadline
+        .within(wait)
+        .poll(Duration::from_millis(100), || {
+            (roots.v4_revoked_states() == 0).then_some(())
+        }) {
+        Some(()) => {
+            log::info!(
+                "the clients freed their revoked NFSv4 states after {:.1} s",
+                t0.elapsed().as_secs_f64()
+            );
+            0
+        }
+        None => roots.v4_revoked_states(),
+    }
 }
 
 fn read_node(ctx: &Ctx) -> Option<NodeCld> {

@@ -186,17 +186,23 @@ pub enum NfsdAfterLeave {
     Keep,
     /// NFSv4 state remains on these unexported file systems (devices):
     /// before Linux ~6.9 nothing else releases it, and the file system
-    /// could not be unmounted. A restart drops it, and gives the others'
-    /// clients a new grace period.
-    Restart { pinned: Vec<(u32, u32)> },
+    /// could not be unmounted. Or (6.9+) `revoked` states that
+    /// unlock_filesystem revoked are not yet freed by their clients: they
+    /// name no file system but keep theirs busy. A restart drops both,
+    /// and gives the others' clients a new grace period.
+    Restart {
+        pinned: Vec<(u32, u32)>,
+        revoked: usize,
+    },
 }
 
-/// nfsd's fate, from the devices with NFSv4 state that are not exported.
-pub fn nfsd_after_leave(pinned: Vec<(u32, u32)>) -> NfsdAfterLeave {
-    if pinned.is_empty() {
+/// nfsd's fate, from the devices with NFSv4 state that are not exported
+/// and the revoked states still held.
+pub fn nfsd_after_leave(pinned: Vec<(u32, u32)>, revoked: usize) -> NfsdAfterLeave {
+    if pinned.is_empty() && revoked == 0 {
         NfsdAfterLeave::Keep
     } else {
-        NfsdAfterLeave::Restart { pinned }
+        NfsdAfterLeave::Restart { pinned, revoked }
     }
 }
 
@@ -502,11 +508,19 @@ mod tests {
 
     #[test]
     fn nfsd_restarts_only_to_release_pinned_file_systems() {
-        assert_eq!(nfsd_after_leave(vec![]), NfsdAfterLeave::Keep);
+        assert_eq!(nfsd_after_leave(vec![], 0), NfsdAfterLeave::Keep);
         assert_eq!(
-            nfsd_after_leave(vec![(7, 1)]),
+            nfsd_after_leave(vec![(7, 1)], 0),
             NfsdAfterLeave::Restart {
-                pinned: vec![(7, 1)]
+                pinned: vec![(7, 1)],
+                revoked: 0
+            }
+        );
+        assert_eq!(
+            nfsd_after_leave(vec![], 2),
+            NfsdAfterLeave::Restart {
+                pinned: vec![],
+                revoked: 2
             }
         );
     }

@@ -378,6 +378,7 @@ val scope_on_wire $(grep -a -c hanfs-scope-t /tmp/cap | awk '{print ($1>0)?"yes"
 grep -aq hanfs-scope-t /tmp/cap || { cat /tmp/tcpdump.err; tcpdump -nn -r /tmp/cap 2>&1 | head -20; }
 # The service moves away: its export goes first, then nfs-grace stops.
 unexport_it
+val revoked_after_unexport $(cat /proc/fs/nfsd/clients/*/states | grep -q 'admin-revoked }' && echo yes || echo no)
 umount $S 2>/dev/null && val busy_after_unexport no || val busy_after_unexport yes
 ag stop; val stop1 $?
 val threads_after_stop $(cat /proc/fs/nfsd/threads)
@@ -403,6 +404,10 @@ dmesg | grep -E 'NFSD|lockd' | tail -8
 "#;
     let r = vm.run(&script, uml_timeout());
     r.assert_ok();
+    // Linux 6.9+ (seen on 6.12): unlock_filesystem revokes NFSv4 state
+    // (the client's open and lock show as admin-revoked); 6.1 leaves it.
+    let revokes = if vm.release() >= (6, 9) { "yes" } else { "no" };
+    expect_value(&r, "revoked_after_unexport", revokes);
     for (k, v) in [
         ("tcpdump_listening", "yes"),
         ("start1", "0"),
@@ -420,7 +425,8 @@ dmesg | grep -E 'NFSD|lockd' | tail -8
         ("server_lock_before", "yes"),
         // the kernel took the scope from the agent's UTS namespace, not the host name
         ("scope_on_wire", "yes"),
-        // Linux 6.1: unexport + unlock_filesystem leave the NFSv4 open/lock
+        // nfsdcld holds its database on the disk until nfs-grace stops
+        // (and on 6.1 the NFSv4 open and lock are left too)
         ("busy_after_unexport", "yes"),
         ("stop1", "0"),
         ("threads_after_stop", "0"),
@@ -464,6 +470,10 @@ dmesg | grep -E 'NFSD|lockd' | tail -8
 fn uml_imported_clients_reclaim() {
     let vm = uml!();
     let script = prelude(30, 10, 20)
+        + &format!(
+            "V66={}\n",
+            if vm.release() >= (6, 6) { "yes" } else { "no" }
+        )
         + &format!("IMPORT={}\n", common::bin("hanfs-import-state").display())
         + r#"
 disk
@@ -478,7 +488,7 @@ modprobe nfsv4; modprobe nfsv3; mkdir -p /tmp/m /tmp/m3
 timeout 60 mount -t nfs -o vers=4.1 127.0.0.1:/ /tmp/m; val mount $?
 timeout 60 mount -t nfs -o vers=3 127.0.0.1:$S /tmp/m3; val mount3 $?
 hold /tmp/m/data/lockme LOCKED
-hold /tmp/m3/data/lock3 LOCKED3
+hold /tmp/m3/data/lock3 LOCKED3; H3=$!
 server_lock server_lock_before
 for i in $(seq 1 100); do [ -n "$(ls /tmp/statd/sm)" ] && break; sleep 0.1; done
 mkdir -p $S/statd $S/nfsdcld
@@ -490,6 +500,10 @@ import sqlite3
 db = sqlite3.connect('$S/nfsdcld/main.sqlite')
 cur, = db.execute('SELECT current FROM grace').fetchone()
 print('|'.join(r[0].decode() for r in db.execute('SELECT id FROM \"rec-%016x\"' % cur)))")"
+# The NFSv3 client shares the server's node here. Its mount keeps lockd up,
+# and from Linux 6.6 nothing can restart lockd's grace then (start would
+# refuse): there it leaves before the old server goes.
+if [ $V66 = yes ]; then kill $H3; wait $H3 2>/dev/null; umount /tmp/m3; val umount3 $?; fi
 # the old server goes (its locks with it), hanfs starts on the imported records
 unexport_it; rpc.nfsd 0
 ag start; val start $?
@@ -500,7 +514,7 @@ server_lock server_lock_after
 dmesg | grep -E 'NFSD|NFS:|lockd' | tail -6
 ag stop; val stop $?
 kill %1 %2 2>/dev/null
-umount -f -l /tmp/m; umount -f -l /tmp/m3
+umount -f -l /tmp/m; ! mountpoint -q /tmp/m3 || umount -f -l /tmp/m3
 "#;
     let r = vm.run(&script, uml_timeout());
     r.assert_ok();
@@ -544,12 +558,16 @@ umount -f -l /tmp/m; umount -f -l /tmp/m3
 
 /// nfsd started outside the cluster is restarted with the resource's
 /// settings; a second resource with other settings is refused; lockd kept
-/// up by an NFSv3 mount gets its grace restarted (6.1: SIGKILL); the NLM
+/// up by an NFSv3 mount gets its grace restarted (6.1: SIGKILL), or, from
+/// Linux 6.6 where nothing can, start refuses with the reason; the NLM
 /// grace is ended early when nfsd serves no NFSv3; no rpcbind is a clear
 /// error.
 #[test]
 fn uml_lockd_grace_and_shared_node() {
     let vm = uml!();
+    // Linux 6.6 removed lockd's SIGKILL handling: with lockd kept up by an
+    // NFS client mount, nothing restarts its grace, and start refuses.
+    let sigkill = vm.release() < (6, 6);
     let script = prelude(20, 10, 30)
         + r#"
 disk
@@ -575,9 +593,18 @@ ag stop; val stop1 $?
 val lockd_after_stop $(pgrep -x lockd >/dev/null && echo running || echo gone)
 echo Y > /proc/fs/lockd/nlm_end_grace
 val nlm_before_start2 $(nlmgrace)
-ag start; val start2 $?
+ag start 2>&1; val start2 $?
 val nlm_after_start2 $(nlmgrace)
 ag stop; val stop2 $?
+# lockd's grace as every kernel starts it: for the network namespace's
+# first lockd user (here nfsd, once the NFSv3 mount is gone), kept on by
+# a new NFSv3 mount after nfsd stops
+umount /tmp/m3
+val lockd_after_umount $(pgrep -x lockd >/dev/null && echo running || echo gone)
+ag start; val start_fresh $?
+val nlm_fresh $(nlmgrace)
+timeout 60 mount -t nfs -o vers=3 127.0.0.1:$S /tmp/m3; val mount3_again $?
+ag stop; val stop_fresh $?
 # NFSv4 only: lockd's grace (kept by the NFSv3 mount) cannot serve a reclaim
 echo -3 > /proc/fs/nfsd/versions
 ag start end_grace_early=false; val start3 $?
@@ -609,9 +636,14 @@ umount -f -l /tmp/m3
         ("stop1", "0"),
         ("lockd_after_stop", "running"),
         ("nlm_before_start2", "Y"),
-        ("start2", "0"),
-        ("nlm_after_start2", "N"),
+        ("start2", if sigkill { "0" } else { "1" }),
+        ("nlm_after_start2", if sigkill { "N" } else { "Y" }),
         ("stop2", "0"),
+        ("lockd_after_umount", "gone"),
+        ("start_fresh", "0"),
+        ("nlm_fresh", "N"),
+        ("mount3_again", "0"),
+        ("stop_fresh", "0"),
         ("start3", "0"),
         ("v4_3", "Y"),
         ("monitor_keep", "0"),
@@ -640,11 +672,23 @@ umount -f -l /tmp/m3
         "{}",
         r.output
     );
-    assert!(
-        r.output.contains("restarted lockd's NLM grace period"),
-        "{}",
-        r.output
-    );
+    if sigkill {
+        assert!(
+            r.output.contains("restarted lockd's NLM grace period"),
+            "{}",
+            r.output
+        );
+    } else {
+        let (major, minor) = vm.release();
+        assert!(
+            r.output.contains(&format!(
+                "{}no NLM grace period for NFSv3 clients: lockd stays up (NFS client mounts on this node keep it) and Linux {major}.{minor} cannot restart its grace period",
+                "ocf-exit-reason:"
+            )),
+            "{}",
+            r.output
+        );
+    }
     assert!(
         r.output.contains("ending lockd's grace period early"),
         "{}",
@@ -696,7 +740,9 @@ V --option recovery_dir=$S/notadir 2>&1; val validate_notdir $?
 /// database is copied back to the second disk; a stop leaves nfsd running
 /// for the other service unless NFSv4 state still pins the departing
 /// (unexported) disk, which on 6.1 needs an nfsd restart — after which that
-/// disk unmounts and the other service runs on. When the service whose
+/// disk unmounts and the other service runs on. From Linux 6.9
+/// unlock_filesystem revokes that state, and stop waits for the client to
+/// free the revoked states instead (nfsd keeps running). When the service whose
 /// disk nfsdcld uses leaves, nfsdcld moves to the other disk's copy.
 #[test]
 fn uml_two_services_share_the_node() {
@@ -748,7 +794,7 @@ svc2 monitor; val monitor2 $?
 val records_b_after_monitor $(records $E/b/.cld)
 # svc2 leaves: its export goes, then nfs-grace svc2 stops
 exportfs -u 127.0.0.1:$E/b; echo $E/b > /proc/fs/nfsd/unlock_filesystem
-umount $E/b 2>/dev/null && val b_busy_before_stop no || val b_busy_before_stop yes
+umount $E/b 2>/dev/null && { val b_busy_before_stop no; mount -o loop /tmp/b.img $E/b; } || val b_busy_before_stop yes
 svc2 stop; val stop2 $?
 val records_b_after_stop $(records $E/b/.cld)
 umount $E/b && val umount_b ok || val umount_b busy
@@ -788,7 +834,6 @@ kill %1 2>/dev/null; umount -f -l /tmp/ma /tmp/mb
         ("records_a", "1"),
         ("monitor2", "0"),
         ("records_b_after_monitor", "1"),
-        ("b_busy_before_stop", "yes"),
         ("stop2", "0"),
         ("records_b_after_stop", "1"),
         ("umount_b", "ok"),
@@ -811,9 +856,39 @@ kill %1 2>/dev/null; umount -f -l /tmp/ma /tmp/mb
     for needle in [
         "restarting nfsd for a new grace period: the clients of svc1",
         "nfsd keeps running for svc1",
-        "restarting nfsd to release it",
         "moving it to",
     ] {
         assert!(r.output.contains(needle), "{needle:?}\n{}", r.output);
+    }
+    if vm.release() < (6, 9) {
+        // the NFSv4 open and lock stay on the unexported disk b: only an
+        // nfsd restart releases them
+        expect_value(&r, "b_busy_before_stop", "yes");
+        assert!(
+            r.output.contains("restarting nfsd to release it"),
+            "{}",
+            r.output
+        );
+    } else {
+        // unlock_filesystem revoked them; the revoked states keep b busy
+        // until the client frees them (seconds): stop waits for that and
+        // nfsd keeps running for svc1
+        assert!(
+            r.output
+                .contains("NFSv4 states revoked by unlock_filesystem are still held"),
+            "{}",
+            r.output
+        );
+        assert!(
+            r.output
+                .contains("the clients freed their revoked NFSv4 states after"),
+            "{}",
+            r.output
+        );
+        assert!(
+            !r.output.contains("restarting nfsd to release it"),
+            "{}",
+            r.output
+        );
     }
 }

@@ -333,7 +333,16 @@ pub fn ensure_nlm_grace(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()>
     match roots.nlm_in_grace() {
         Ok(true) => Ok(()),
         Ok(false) => {
-            log::warn!("lockd did not restart with nfsd (NFS client mounts on this node keep it up); restarting its grace period");
+            // Linux 6.6+ has no way to restart it (lockd_up_net starts the
+            // grace only for a network namespace's first lockd user).
+            let then = if lockd_sigkill_restarts_grace(kernel_release()) {
+                "; restarting its grace period"
+            } else {
+                ""
+            };
+            log::warn!(
+                "lockd did not restart with nfsd (NFS client mounts on this node keep it up){then}"
+            );
             restart_nlm_grace(roots, &deadline.within(Duration::from_secs(10))).map_err(|e| {
                 OcfError::generic(format!(
                     "no NLM grace period for NFSv3 clients: {e}; unmount NFSv3 mounts on this node or serve NFSv4 only"

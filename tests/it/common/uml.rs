@@ -1,7 +1,15 @@
-//! A tiny User-Mode-Linux runner: boot a throwaway Linux guest (Debian's
-//! `user-mode-linux`, a kernel with nfsd, lockd and the NFS client as
-//! modules) on the host's root file system, run one shell script in it as
-//! root and bring back its output and exit code.
+//! A tiny User-Mode-Linux runner: boot a throwaway Linux guest on the
+//! host's root file system, run one shell script in it as root and bring
+//! back its output and exit code.
+//!
+//! The kernel is `HANFS_UML_KERNEL` when set, else Debian's
+//! `user-mode-linux` (6.1, nfsd, lockd and the NFS client as modules, from
+//! /usr/lib/uml/modules). `scripts/uml-kernel.sh 6.12` builds a 6.12 one
+//! with everything built in and a `lib/modules/RELEASE` tree beside it
+//! holding only modules.builtin, so the guest's `modprobe nfsd` succeeds
+//! and loads nothing. A kernel without any module tree boots too (its
+//! guests' modprobe fails). Tests that depend on the kernel ask
+//! [`Uml::release`].
 //!
 //! The guest sees the host's root read-only (hostfs), so everything built
 //! in `target/` and every installed tool runs inside unchanged. Node-local
@@ -60,6 +68,7 @@ const MEM: &str = "384M";
 #[derive(Debug, Clone)]
 pub struct Uml {
     kernel: PathBuf,
+    release: (u32, u32),
 }
 
 /// What a guest run gave back.
@@ -109,6 +118,14 @@ impl UmlResult {
     }
 }
 
+/// "6.12.117" → (6, 12).
+fn parse_release(v: &str) -> (u32, u32) {
+    let mut it = v
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -150,19 +167,29 @@ fn kernel_version(kernel: &Path) -> Result<String, String> {
     }
 }
 
+/// Where the guest's modprobe finds `version`'s modules: the tree
+/// `scripts/uml-kernel.sh` puts next to a kernel it built (`lib/modules/`,
+/// holding only modules.builtin: everything is built in), else Debian's
+/// user-mode-linux package tree. None: the kernel has no module tree here.
+fn module_tree(kernel: &Path, version: &str) -> Option<PathBuf> {
+    let beside = kernel
+        .parent()
+        .map(|d| d.join("lib/modules").join(version))
+        .filter(|d| d.join("modules.dep").is_file());
+    beside.or_else(|| {
+        let deb = PathBuf::from("/usr/lib/uml/modules").join(version);
+        deb.is_dir().then_some(deb)
+    })
+}
+
 /// The guest loads modules from the host's /lib/modules/<version> (its
-/// root is the host's): make that a link to the package's module tree.
+/// root is the host's): make that a link to the kernel's module tree.
 /// Idempotent, and safe when several runners race to do it.
-fn link_modules(version: &str) -> Result<(), String> {
-    let target = PathBuf::from("/usr/lib/uml/modules").join(version);
-    if !target.is_dir() {
-        return Err(format!(
-            "{} missing (is user-mode-linux installed?)",
-            target.display()
-        ));
-    }
+fn link_modules(target: &Path, version: &str) -> Result<(), String> {
     let link = PathBuf::from("/lib/modules").join(version);
-    if link.join("modules.dep").exists() {
+    if link.join("modules.dep").exists()
+        && std::fs::canonicalize(&link).ok() == std::fs::canonicalize(target).ok()
+    {
         return Ok(());
     }
     let _ = std::fs::create_dir_all("/lib/modules");
@@ -171,7 +198,7 @@ fn link_modules(version: &str) -> Result<(), String> {
         std::process::id()
     ));
     let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(&target, &tmp)
+    std::os::unix::fs::symlink(target, &tmp)
         .map_err(|e| format!("symlink {}: {e}", tmp.display()))?;
     // rename over a stale link; a real directory there is left alone.
     if let Err(e) = std::fs::rename(&tmp, &link) {
@@ -235,9 +262,30 @@ impl Uml {
         }
         let kernel =
             find_kernel().ok_or("linux.uml not installed (apt-get install user-mode-linux)")?;
+        if !kernel.is_file() {
+            return Err(format!(
+                "UML kernel {} missing (HANFS_UML_KERNEL; build one with scripts/uml-kernel.sh)",
+                kernel.display()
+            ));
+        }
         let version = kernel_version(&kernel)?;
-        link_modules(&version)?;
-        Ok(Uml { kernel })
+        match module_tree(&kernel, &version) {
+            Some(tree) => link_modules(&tree, &version)?,
+            None if kernel == Path::new("/usr/bin/linux.uml") => {
+                return Err(format!(
+                    "/usr/lib/uml/modules/{version} missing (is user-mode-linux installed?)"
+                ))
+            }
+            // a kernel without modules: guests load nothing
+            None => {}
+        }
+        let release = parse_release(&version);
+        Ok(Uml { kernel, release })
+    }
+
+    /// The guest kernel's release as (major, minor), e.g. (6, 12).
+    pub fn release(&self) -> (u32, u32) {
+        self.release
     }
 
     fn init_script(window: &Path) -> String {
