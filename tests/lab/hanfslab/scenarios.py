@@ -324,15 +324,21 @@ class Runner:
         granted (the host sees the grant in a file the client writes and kills
         at once; the delay is recorded and must stay under 100 ms). After the
         takeover the lock must still be the first client's: the second
-        client's attempt fails. LOCK_ROUNDS rounds; each crash moves the
-        service, so the nodes take turns."""
+        client's attempt fails. LOCK_ROUNDS rounds killed within 100 ms
+        (late ones are reported and repeated, at most LOCK_ROUNDS more); each
+        crash moves the service, so the nodes take turns."""
         group = self.services[0].group
         holder, other = self.lab.clients[0], self.lab.clients[-1]
         if holder is other:
             raise LabError("lock_before_crash needs two client nodes")
         mnt = f"/mnt/{group}-v3"
         out = []
-        for i in range(LOCK_ROUNDS):
+        counted = 0
+        # a round whose kill came late (a busy host) proves less: it is kept
+        # in the report, still judged on its locks, and another round is run
+        for i in range(2 * LOCK_ROUNDS):
+            if counted == LOCK_ROUNDS:
+                break
             victim = self.where(group)
             if victim is None:
                 raise LabError(f"group {group} is not running anywhere before round {i + 1}")
@@ -351,8 +357,8 @@ class Runner:
             kill = res["t_event"]
             res["lock_granted_at"], res["lock_seen_at"] = granted, seen
             res["kill_after_grant_ms"] = round((kill - granted) * 1000, 1)
-            res["checks"].append(_check("node killed within 100 ms of the grant", kill - granted < 0.1,
-                                        f"{(kill - granted) * 1000:.1f} ms"))
+            res["kill_in_window"] = kill - granted < 0.1
+            counted += res["kill_in_window"]
             try:
                 r = other.sh(f"timeout 200 python3 -c {shlex.quote(TRY_LOCK)} {path}", timeout=240, check=False)
                 verdict = r.out.strip().splitlines()[-1] if r.out.strip() else f"rc {r.rc}"
@@ -362,8 +368,9 @@ class Runner:
             res["checks"].append(_check(f"the lock taken just before the crash is still {holder.name}'s",
                                         verdict == "HELD", f"{other.name}'s attempt: {verdict}"))
             res["passed"] = all(c["ok"] for c in res["checks"])
-            log.info("%s: kill %.1f ms after the grant; %s's attempt: %s -> %s", res["scenario"],
-                     res["kill_after_grant_ms"], other.name, verdict, "PASSED" if res["passed"] else "FAILED")
+            log.info("%s: kill %.1f ms after the grant%s; %s's attempt: %s -> %s", res["scenario"],
+                     res["kill_after_grant_ms"], "" if res["kill_in_window"] else " (late: not counted)",
+                     other.name, verdict, "PASSED" if res["passed"] else "FAILED")
             h.cancel()
             try:
                 h.wait(within=30)
@@ -372,6 +379,10 @@ class Runner:
             out.append(res)
             if "error" in res or "repair_error" in res:
                 break
+        if counted < LOCK_ROUNDS and out and "error" not in out[-1] and "repair_error" not in out[-1]:
+            out[-1]["checks"].append(_check(f"{LOCK_ROUNDS} rounds killed within 100 ms of the grant", False,
+                                            f"only {counted} of {len(out)}: the host was too busy"))
+            out[-1]["passed"] = False
         return out
 
     def split(self):
