@@ -40,6 +40,7 @@
 
 use super::notify;
 use super::registry::Registry;
+use crate::ocf::OcfResult;
 use crate::sys::nfsd::{self, ProcRoots};
 use crate::sys::procs::ProcId;
 use serde::{Deserialize, Serialize};
@@ -137,18 +138,16 @@ pub fn status_file(registry: &Registry, instance: &str) -> PathBuf {
         .join(format!("{}.nlm", super::registry::safe_name(instance)))
 }
 
+/// The instance's progress; `None` when there is none or it is damaged.
 pub fn load_status(registry: &Registry, instance: &str) -> Option<Status> {
-    let b = crate::sys::fsfile::read_own_file(&status_file(registry, instance), 1 << 16)
+    crate::ocf::load_state(&status_file(registry, instance))
         .ok()
-        .flatten()?;
-    serde_json::from_slice(&b).ok()
+        .flatten()
 }
 
-pub fn save_status(registry: &Registry, instance: &str, st: &Status) -> std::io::Result<()> {
+pub fn save_status(registry: &Registry, instance: &str, st: &Status) -> OcfResult<()> {
     registry.ensure()?;
-    let data = serde_json::to_vec_pretty(st).map_err(std::io::Error::other)?;
-    crate::sys::fsfile::write_atomic(&status_file(registry, instance), &data, 0o644)
-        .map_err(|e| std::io::Error::other(e.reason))
+    crate::ocf::save_state_readable(&status_file(registry, instance), st)
 }
 
 pub fn remove_status(registry: &Registry, instance: &str) {
