@@ -550,7 +550,14 @@ fn stop_after_an_upgrade_reads_the_old_announcer_record_as_none() {
     fip().run("start").expect(0);
     let pid = announcer_pid(&sb).expect("announcer recorded in the state file");
     let start = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let start = start.rsplit(')').next().unwrap().split_whitespace().nth(19).unwrap().to_string();
+    let start = start
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
     sb.sh_ok(&format!("printf 'announcer {pid} {start}\\n' > {STATE}"));
     let r = fip().run("stop");
     r.expect(0);

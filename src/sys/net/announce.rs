@@ -313,8 +313,7 @@ mod tests {
         };
         record_announcer(&f, Some(p));
         assert_eq!(recorded_announcer(&f), Some(p));
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
         assert_eq!(json["announcer"]["pid"], 4242);
         record_announcer(&f, None);
         assert_eq!(recorded_announcer(&f), None);

@@ -103,6 +103,25 @@ impl Registration {
     pub fn receives_callouts(&self, now: u64) -> bool {
         self.active || now < self.drain_until
     }
+
+    /// Whether `holding_dir` still leads to the directory registered (not
+    /// to the mount point an unmounted shared file system left behind).
+    pub fn holding_dir_unchanged(&self) -> Result<(), String> {
+        let show = self.holding_dir.display();
+        match dir_id(&self.holding_dir) {
+            Ok(id) if id == self.holding_id => Ok(()),
+            Ok(_) => Err(format!(
+                "holding_dir {show} is no longer the directory registered at start (unmounted?)"
+            )),
+            Err(e) => Err(format!("holding_dir {show}: {e}")),
+        }
+    }
+}
+
+/// The node's lockd thread now (it runs while nfsd or an NFS mount needs
+/// it): what [`Registration::lockd`] records.
+pub fn lockd_now() -> Option<crate::sys::procs::ProcId> {
+    crate::sys::nfsd::server::lockd_thread().and_then(crate::sys::procs::ProcId::of)
 }
 
 /// An instance name made safe as a file name.
@@ -163,10 +182,12 @@ impl Registry {
         let open = |p: &Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
         std::fs::create_dir_all(&self.dir)
             .and_then(|()| open(&self.dir))
-            .and_then(|()| match self.dir.parent().filter(|p| p.ends_with("hanfs")) {
-                Some(parent) => open(parent),
-                None => Ok(()),
-            })
+            .and_then(
+                |()| match self.dir.parent().filter(|p| p.ends_with("hanfs")) {
+                    Some(parent) => open(parent),
+                    None => Ok(()),
+                },
+            )
             .or_generic(|| format!("cannot create {}", self.dir.display()))
     }
 
@@ -182,7 +203,9 @@ impl Registry {
         let lf = self.lock_file(&reg.instance);
         if !lf.exists() {
             std::fs::write(&lf, b"")
-                .and_then(|()| std::fs::set_permissions(&lf, std::fs::Permissions::from_mode(0o644)))
+                .and_then(|()| {
+                    std::fs::set_permissions(&lf, std::fs::Permissions::from_mode(0o644))
+                })
                 .or_generic(|| format!("cannot create {}", lf.display()))?;
         }
         Ok(())
@@ -197,6 +220,16 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    /// Forget the instances stopped longer ago than the drain time.
+    pub fn prune_expired(&self) {
+        let now = now_secs();
+        for r in self.list() {
+            if !r.receives_callouts(now) {
+                let _ = self.remove(&r.instance);
+            }
+        }
     }
 
     /// Every registration on this node (unreadable and damaged ones are
