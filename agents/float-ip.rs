@@ -83,7 +83,7 @@ impl Agent for FloatIp {
                 log::warn!(
                     "{ip} was already on {nic} before this resource started it; it should be managed by the cluster only"
                 );
-                announce::record_announcer(&ctx.runtime_dir(), &ctx.state_file(), None);
+                announce::record_announcer(&ctx.state_file(), None);
             }
             return Ok(());
         }
@@ -153,7 +153,7 @@ impl Agent for FloatIp {
             cfg.tickle_dir.as_deref(),
             &ctx.deadline,
         )?;
-        announce::record_announcer(&ctx.runtime_dir(), &ctx.state_file(), announcer);
+        announce::record_announcer(&ctx.state_file(), announcer);
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! nfs-export: one directory exported over kernel NFS to one or more
 //! clients, with a stable fsid (OCF provider hanfs; meta-data in
-//! metadata/nfs-export.xml).
+//! metadata/nfs-export.xml). The mechanism is in `hanfs::sys::exports`:
+//! etab, exportfs, client names, the locks a stop releases.
 //!
 //! - start: resolve the directory (in a child: storage may hang), name each
 //!   client as etab will, refuse conflicts, record the state, run exportfs,
@@ -15,239 +16,16 @@
 
 use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::exports::{
-    exportfs, ClientSpec, Export, ExportOptions, ExportTable, Exportfs, Fsid, TableStamp,
+    locks, ClientSpec, Export, ExportClient, ExportOptions, ExportTable, Exportfs, Fsid, TableStamp,
 };
+use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::ProcRoots;
 use hanfs::sys::storage::{self, DirProblem, Look};
-use hanfs::sys::{bounded, fsfile};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 struct NfsExport;
-
-/// The checked parameters.
-#[derive(Debug)]
-struct Config {
-    /// As configured (absolute, tidied; symbolic links not yet resolved).
-    directory: PathBuf,
-    clients: Vec<ClientSpec>,
-    options: ExportOptions,
-    unlock_on_stop: bool,
-    wait_for_leasetime_on_stop: bool,
-}
-
-/// What start exported, kept in the state file until stop.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct State {
-    instance: String,
-    /// The real path exported (symbolic links resolved).
-    directory: PathBuf,
-    /// Its file system's device at start (depth 10 checks it is unchanged).
-    dev: u64,
-    clients: Vec<StateClient>,
-    fsid: Option<String>,
-    /// The export table exportfs wrote to.
-    etab: PathBuf,
-    /// The version of that table the last good check read: while etab is
-    /// unchanged, a monitor need not read it again (flat in its size).
-    #[serde(default)]
-    checked: Option<TableStamp>,
-}
-
-/// One client: as configured, and as etab names it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct StateClient {
-    spec: String,
-    etab: String,
-}
-
-impl State {
-    fn fsid(&self) -> Option<Fsid> {
-        self.fsid.as_deref().and_then(|f| Fsid::parse(f).ok())
-    }
-    fn etab_names(&self) -> Vec<String> {
-        self.clients.iter().map(|c| c.etab.clone()).collect()
-    }
-}
-
-/// The other nfs-export resources' states on this node.
-fn other_states(ctx: &Ctx) -> Vec<State> {
-    ctx.other_instances()
-        .into_iter()
-        .filter_map(|f| {
-            ocf::load_state(&f.path).unwrap_or_else(|e| {
-                log::warn!("ignoring another resource's state: {e}");
-                None
-            })
-        })
-        .collect()
-}
-
-/// Whether every client of `s` is exported as recorded. `Ok(Err(why))`
-/// names the first one that is not.
-fn check_exports(s: &State) -> OcfResult<Result<(), String>> {
-    let names = s.etab_names();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let found = ExportTable::at(&s.etab).lookup(&s.directory, &refs)?;
-    let want = s.fsid();
-    for (c, e) in s.clients.iter().zip(found) {
-        let Some(e) = e else {
-            let also = if c.spec.eq_ignore_ascii_case(&c.etab) {
-                String::new()
-            } else {
-                format!(" (as {})", c.etab)
-            };
-            return Ok(Err(format!(
-                "{} is not exported to {}{also}",
-                s.directory.display(),
-                c.spec
-            )));
-        };
-        if let (Some(w), got) = (want, e.fsid()) {
-            if got != Some(w) {
-                let got = got.map_or_else(|| "no fsid".to_string(), |g| format!("fsid={g}"));
-                return Ok(Err(format!(
-                    "{} is exported to {} with {got}, not fsid={w}",
-                    s.directory.display(),
-                    c.spec
-                )));
-            }
-        }
-    }
-    Ok(Ok(()))
-}
-
-/// Refuse an export that would collide with another: the same fsid on a
-/// different directory, or the same directory and client owned by another
-/// running resource.
-fn check_conflicts(ctx: &Ctx, s: &State, table: &[Export]) -> OcfResult<()> {
-    if let Some(f) = s.fsid() {
-        if let Some(e) = table
-            .iter()
-            .find(|e| e.directory != s.directory && e.fsid() == Some(f))
-        {
-            return Err(OcfError::configured(format!(
-                "fsid={f} is already used by the export of {} to {}; every export needs its own fsid",
-                e.directory.display(),
-                e.client
-            )));
-        }
-    }
-    for other in other_states(ctx) {
-        if other.directory != s.directory {
-            continue;
-        }
-        for c in &s.clients {
-            let theirs = other
-                .clients
-                .iter()
-                .any(|o| o.etab.eq_ignore_ascii_case(&c.etab));
-            if theirs && table.iter().any(|e| e.is(&s.directory, &c.etab)) {
-                return Err(OcfError::configured(format!(
-                    "{} is already exported to {} by resource {}",
-                    s.directory.display(),
-                    c.spec,
-                    other.instance
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn describe(p: &DirProblem, dir: &Path) -> String {
-    let shown = dir.display().to_string();
-    let dir = hanfs::ocf::echo(&shown);
-    match p {
-        DirProblem::Loop => format!(
-            "directory {dir}: too many levels of symbolic links on this node (a link loop?)"
-        ),
-        DirProblem::NameTooLong => format!(
-            "directory {dir}: its real path (symbolic links resolved) is too long"
-        ),
-        DirProblem::Missing => format!("directory {dir} does not exist"),
-        DirProblem::NotADirectory => format!("directory {dir} is not a directory"),
-        DirProblem::OtherFileSystem { now, was } => format!(
-            "directory {dir} is no longer on the file system it was exported from (device {now:#x}, was {was:#x}; unmounted under the export?)"
-        ),
-        DirProblem::TimedOut(m) => m.clone(),
-        DirProblem::Io(m) => format!("directory {dir}: {m}"),
-    }
-}
-
-/// Remove the exports of `dir` to `clients` that are in etab, and check
-/// that they are gone. Returns how many were removed.
-fn unexport(ctx: &Ctx, table: &ExportTable, dir: &Path, clients: &[String]) -> OcfResult<usize> {
-    let present: Vec<String> = table
-        .exports_of(dir)?
-        .into_iter()
-        .filter(|e| clients.iter().any(|c| e.client.eq_ignore_ascii_case(c)))
-        .map(|e| e.client)
-        .collect();
-    if present.is_empty() {
-        return Ok(0);
-    }
-    let out = Exportfs::find()?.unexport(dir, &present, &ctx.deadline)?;
-    let still: Vec<String> = table
-        .exports_of(dir)?
-        .into_iter()
-        .filter(|e| present.iter().any(|c| e.client.eq_ignore_ascii_case(c)))
-        .map(|e| e.client)
-        .collect();
-    if !still.is_empty() {
-        return Err(OcfError::generic(format!(
-            "{} is still exported to {} after exportfs -u: {}",
-            dir.display(),
-            still.join(" "),
-            out.last_words()
-        )));
-    }
-    log::info!("unexported {} from {}", dir.display(), present.join(" "));
-    Ok(present.len())
-}
-
-/// Release the NFS locks held on the file system of `dir`, unless another
-/// export of the same directory remains (its clients' locks would go too).
-fn unlock(ctx: &Ctx, procs: &ProcRoots, table: &ExportTable, dir: &Path) -> OcfResult<()> {
-    if !procs.nfsd_mounted() {
-        log::info!(
-            "nfsd is not running here: no NFS locks to release for {}",
-            dir.display()
-        );
-        return Ok(());
-    }
-    let remaining = table.exports_of(dir)?;
-    if !remaining.is_empty() {
-        let who: Vec<&str> = remaining.iter().map(|e| e.client.as_str()).collect();
-        log::warn!(
-            "not releasing NFS locks on {}: it is still exported to {} (another resource)",
-            dir.display(),
-            who.join(" ")
-        );
-        return Ok(());
-    }
-    // The kernel looks the path up: on dead storage that blocks, so the
-    // write happens in a child that the deadline can abandon.
-    let what = format!("releasing NFS locks on {}", dir.display());
-    let (p, d) = (procs.clone(), dir.to_path_buf());
-    match bounded::run(&ctx.deadline, &what, move || {
-        p.unlock_filesystem(&d).map_err(|e| e.reason)
-    }) {
-        Ok(()) => {
-            log::info!(
-                "released the NFS locks on the file system of {}",
-                dir.display()
-            );
-            Ok(())
-        }
-        Err(e) if e.timed_out() => Err(e.into()),
-        Err(e) => {
-            log::warn!("releasing NFS locks on {} failed: {e}", dir.display());
-            Ok(())
-        }
-    }
-}
 
 impl Agent for NfsExport {
     type Config = Config;
@@ -269,16 +47,16 @@ impl Agent for NfsExport {
         })
     }
 
-    /// This host has exportfs and an NFS state directory. The directory to
-    /// export is deliberately not looked at: validate-all must pass on a
-    /// node where the shared file system is not mounted (it is mounted on
-    /// one node at a time, and `pcs resource create` validates wherever it
-    /// runs); start checks it, with code 2 when it is missing here.
     fn needs_root(action: &Action) -> Option<&'static str> {
         matches!(action, Action::ValidateAll | Action::Start)
             .then_some("the agent changes the NFS export table")
     }
 
+    /// This host has exportfs and an NFS state directory. The directory to
+    /// export is deliberately not looked at: validate-all must pass on a
+    /// node where the shared file system is not mounted (it is mounted on
+    /// one node at a time, and `pcs resource create` validates wherever it
+    /// runs); start checks it, with code 2 when it is missing here.
     fn validate(_ctx: &Ctx, _cfg: &Config) -> OcfResult<()> {
         Exportfs::find()?;
         let table = ExportTable::system();
@@ -295,21 +73,11 @@ impl Agent for NfsExport {
     fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let exportfs = Exportfs::find()?;
         let table = ExportTable::system();
+        // 1. The directory, symbolic links resolved (in a child: the
+        //    storage may hang); each client as etab will name it.
         let dir = match storage::probe(&cfg.directory, Look::Resolve, &ctx.deadline) {
             Ok(d) => d,
-            Err(p @ DirProblem::Missing) => {
-                return Err(OcfError::args(format!(
-                    "{} on this node (is its file system mounted?)",
-                    describe(&p, &cfg.directory)
-                )))
-            }
-            Err(p @ (DirProblem::NotADirectory | DirProblem::Loop)) => {
-                return Err(OcfError::args(describe(&p, &cfg.directory)))
-            }
-            Err(p @ DirProblem::NameTooLong) => {
-                return Err(OcfError::configured(describe(&p, &cfg.directory)))
-            }
-            Err(p) => return Err(OcfError::generic(describe(&p, &cfg.directory))),
+            Err(p) => return Err(directory_error(&p, &cfg.directory, true)),
         };
         if dir.path != cfg.directory {
             log::info!(
@@ -324,17 +92,9 @@ impl Agent for NfsExport {
                 dir.path.display()
             );
         }
-        let mut clients = Vec::new();
-        for c in &cfg.clients {
-            let etab = match c.etab_name() {
-                Some(n) => n,
-                None => exportfs::canonical_name(&c.to_string(), &ctx.deadline)?,
-            };
-            clients.push(StateClient {
-                spec: c.to_string(),
-                etab,
-            });
-        }
+        let clients = (cfg.clients.iter())
+            .map(|c| ExportClient::name(c, &ctx.deadline))
+            .collect::<OcfResult<Vec<_>>>()?;
         let state = State {
             instance: ctx.instance().to_string(),
             directory: dir.path.clone(),
@@ -344,78 +104,35 @@ impl Agent for NfsExport {
             etab: table.path().to_path_buf(),
             checked: None,
         };
-        // The check and the export are one critical section on the node:
-        // two starts in parallel with one fsid (or one client) would both
-        // pass the check before either exported. Held to the end of start.
+
+        // 2. No collision with another export. The check and the export
+        //    are one critical section on the node: two starts in parallel
+        //    with one fsid (or one client) would both pass the check before
+        //    either exported. Held to the end of start.
         let _lock = ctx.node_lock()?;
         check_conflicts(ctx, &state, &table.read_all()?)?;
 
-        // A state left by an earlier start with other parameters: take its
-        // exports down first.
+        // 3. Exports left by an earlier start with other parameters go.
         if let Some(old) = ctx.load_state::<State>().unwrap_or(None) {
-            let stale: Vec<String> = old
-                .etab_names()
-                .into_iter()
-                .filter(|n| {
-                    old.directory != state.directory
-                        || !state.clients.iter().any(|c| c.etab.eq_ignore_ascii_case(n))
-                })
-                .collect();
-            if !stale.is_empty() {
-                log::info!(
-                    "removing exports left by an earlier start: {} to {}",
-                    old.directory.display(),
-                    stale.join(" ")
-                );
-                unexport(ctx, &ExportTable::at(&old.etab), &old.directory, &stale)?;
-            }
+            remove_stale(ctx, &exportfs, &old, &state)?;
         }
 
-        // Record first, so that a start that fails half-way is cleaned up
-        // by the stop Pacemaker sends next.
+        // 4. Record first, so that a start that fails half-way is cleaned
+        //    up by the stop Pacemaker sends next; then export, and read
+        //    etab back.
         ctx.save_state(&state)?;
-        let specs: Vec<String> = cfg.clients.iter().map(ToString::to_string).collect();
-        let out = exportfs.export(
+        exportfs.add(
+            &table,
             &dir.path,
-            &specs,
-            cfg.options.to_arg().as_deref(),
+            &state.clients,
+            &cfg.options,
             &ctx.deadline,
-        )?;
-        if !out.success() {
-            let words = out.last_words();
-            if words.contains("unknown keyword") || words.contains("bad ") {
-                return Err(OcfError::configured(format!(
-                    "options: exportfs rejects them: {words}"
-                )));
-            }
-            return Err(OcfError::generic(format!(
-                "exportfs failed ({}): {words}",
-                out.status
-            )));
-        }
-        if let Err(why) = check_exports(&state)? {
-            let words = out.last_words();
-            let words = if words.is_empty() {
-                "exportfs gave no reason".to_string()
-            } else {
-                format!("exportfs said: {words}")
-            };
-            return Err(OcfError::generic(format!("{why} after exportfs ({words})")));
-        }
-        log::info!(
-            "exported {} to {}{}",
-            dir.path.display(),
-            specs.join(" "),
-            state
-                .fsid
-                .as_ref()
-                .map(|f| format!(" (fsid={f})"))
-                .unwrap_or_default()
-        );
-        Ok(())
+        )
     }
 
     fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        // 1. What was exported is what the state says (the parameters may
+        //    have changed since), and what the configuration names.
         let state = ctx.load_state::<State>().unwrap_or_else(|e| {
             log::warn!("{e}; stopping by the configuration alone");
             None
@@ -424,40 +141,10 @@ impl Agent for NfsExport {
             Some(s) => (s.directory.clone(), ExportTable::at(&s.etab)),
             None => (cfg.directory.clone(), ExportTable::system()),
         };
-        // Ours: what the state recorded, and what the configuration names
-        // (a host name by the name etab recorded at start, else as given).
-        let mut names: Vec<String> = state.as_ref().map(State::etab_names).unwrap_or_default();
-        for c in &cfg.clients {
-            let n = c.etab_name().unwrap_or_else(|| {
-                state
-                    .as_ref()
-                    .and_then(|s| s.clients.iter().find(|sc| sc.spec == c.to_string()))
-                    .map_or_else(|| c.to_string(), |sc| sc.etab.clone())
-            });
-            if !names.iter().any(|m| m.eq_ignore_ascii_case(&n)) {
-                names.push(n);
-            }
-        }
-        // Never what another resource on this node has started: a stop
-        // after a refused start (same directory and client) would take the
-        // owner's export down.
-        for other in other_states(ctx).iter().filter(|o| o.directory == dir) {
-            names.retain(|n| {
-                let theirs = other.clients.iter().any(|o| o.etab.eq_ignore_ascii_case(n));
-                if theirs {
-                    log::info!(
-                        "not removing the export of {} to {n}: resource {} owns it",
-                        dir.display(),
-                        other.instance
-                    );
-                }
-                !theirs
-            });
-        }
-        let exported = table
-            .exports_of(&dir)?
-            .iter()
-            .any(|e| names.iter().any(|n| e.client.eq_ignore_ascii_case(n)));
+        let names = ours(ctx, cfg, state.as_ref(), &dir);
+
+        // 2. Nothing of ours exported: nothing to do.
+        let exported = !table.clients_of(&dir, &names)?.is_empty();
         if state.is_none() && !exported {
             log::debug!("{} is not exported by this resource here", dir.display());
             // A damaged state file (unreadable, a FIFO) goes too.
@@ -470,32 +157,17 @@ impl Agent for NfsExport {
             );
         }
 
+        // 3. A lease wait that cannot fit fails now, before anything changes.
         let procs = ProcRoots::default();
-        let lease_wait = if cfg.wait_for_leasetime_on_stop && procs.nfsd_mounted() {
-            let lease = procs.lease_time().unwrap_or_else(|e| {
-                log::warn!("{e}; assuming the default NFSv4 lease of 90s");
-                90
-            });
-            let wait = Duration::from_secs(u64::from(lease) + 2);
-            // Leave a little for the rest of stop.
-            if wait + Duration::from_secs(2) > ctx.deadline.remaining() {
-                return Err(OcfError::generic(format!(
-                    "wait_for_leasetime_on_stop needs {}s (NFSv4 lease {lease}s + 2s) but the stop timeout leaves {}s: raise the stop timeout",
-                    wait.as_secs(),
-                    ctx.deadline.remaining().as_secs()
-                )));
-            }
-            Some(wait)
-        } else {
-            if cfg.wait_for_leasetime_on_stop {
-                log::info!("nfsd is not running here: no NFSv4 lease to wait for");
-            }
-            None
+        let lease_wait = match cfg.wait_for_leasetime_on_stop {
+            true => lease_wait(ctx, &procs)?,
+            false => None,
         };
 
-        unexport(ctx, &table, &dir, &names)?;
+        // 4. Unexport, release the locks, wait out the leases, forget.
+        Exportfs::find()?.remove(&table, &dir, &names, &ctx.deadline)?;
         if cfg.unlock_on_stop {
-            unlock(ctx, &procs, &table, &dir)?;
+            locks::release(&procs, &table, &dir, &ctx.deadline)?;
         }
         if let Some(w) = lease_wait {
             log::info!(
@@ -509,36 +181,17 @@ impl Agent for NfsExport {
     }
 
     fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
+        // 1. Started here: the state says so (gone after a reboot).
         let Some(state) = ctx.load_state::<State>()? else {
-            // Not started here (or the node rebooted: /run is empty, etab on
-            // disk may still list the export). Say so if etab has one.
-            if let Ok(left) = ExportTable::system().exports_of(&cfg.directory) {
-                let ours: Vec<&str> = left
-                    .iter()
-                    .map(|e| e.client.as_str())
-                    .filter(|c| {
-                        cfg.clients
-                            .iter()
-                            .any(|s| s.etab_name().is_some_and(|n| n.eq_ignore_ascii_case(c)))
-                    })
-                    .collect();
-                if !ours.is_empty() {
-                    log::info!(
-                        "{} is in the export table for {} but not started by this resource here (leftover, or another resource)",
-                        cfg.directory.display(),
-                        ours.join(" ")
-                    );
-                }
-            }
-            return Err(OcfError::not_running(format!(
-                "{} is not exported by this resource here",
-                cfg.directory.display()
-            )));
+            return Err(not_started_here(cfg));
         };
+
+        // 2. Every client exported with our fsid; not read again while
+        //    etab is the version the last good check read.
         let table = ExportTable::at(&state.etab);
         let stamp = table.stamp()?;
         if stamp.is_none() || stamp != state.checked {
-            if let Err(why) = check_exports(&state)? {
+            if let Err(why) = table.verify(&state.directory, &state.clients, state.fsid())? {
                 return Err(OcfError::generic(why));
             }
             // Read again after the check: a table replaced meanwhile gets
@@ -551,10 +204,12 @@ impl Agent for NfsExport {
                 }
             }
         }
+
+        // 3. Depth 10: the directory still answers, on the same file system.
         if ctx.check_level() >= 10 {
             let unchanged = Look::Unchanged { dev: state.dev };
             if let Err(p) = storage::probe(&state.directory, unchanged, &ctx.deadline) {
-                return Err(OcfError::generic(describe(&p, &state.directory)));
+                return Err(directory_error(&p, &state.directory, false));
             }
         }
         Ok(())
@@ -563,6 +218,220 @@ impl Agent for NfsExport {
 
 fn main() -> std::process::ExitCode {
     hanfs::ocf::run::<NfsExport>()
+}
+
+/// The checked parameters.
+#[derive(Debug)]
+struct Config {
+    /// As configured (absolute, tidied; symbolic links not yet resolved).
+    directory: PathBuf,
+    clients: Vec<ClientSpec>,
+    options: ExportOptions,
+    unlock_on_stop: bool,
+    wait_for_leasetime_on_stop: bool,
+}
+
+/// What start exported, kept in the state file until stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct State {
+    instance: String,
+    /// The real path exported (symbolic links resolved).
+    directory: PathBuf,
+    /// Its file system's device at start (depth 10 checks it is unchanged).
+    dev: u64,
+    clients: Vec<ExportClient>,
+    fsid: Option<String>,
+    /// The export table exportfs wrote to.
+    etab: PathBuf,
+    /// The version of that table the last good check read: while etab is
+    /// unchanged, a monitor need not read it again (flat in its size).
+    #[serde(default)]
+    checked: Option<TableStamp>,
+}
+
+impl State {
+    fn fsid(&self) -> Option<Fsid> {
+        self.fsid.as_deref().and_then(|f| Fsid::parse(f).ok())
+    }
+    fn etab_names(&self) -> Vec<String> {
+        self.clients.iter().map(|c| c.etab.clone()).collect()
+    }
+    /// Whether this resource exports `dir` to etab's `name`.
+    fn owns(&self, dir: &Path, name: &str) -> bool {
+        self.directory == dir && self.clients.iter().any(|c| c.is(name))
+    }
+}
+
+/// The other nfs-export resources' states on this node.
+fn other_states(ctx: &Ctx) -> Vec<State> {
+    ctx.other_instances()
+        .into_iter()
+        .filter_map(|f| {
+            ocf::load_state(&f.path).unwrap_or_else(|e| {
+                log::warn!("ignoring another resource's state: {e}");
+                None
+            })
+        })
+        .collect()
+}
+
+/// Refuse an export that would collide with another: the same fsid on a
+/// different directory, or the same directory and client owned by another
+/// running resource.
+fn check_conflicts(ctx: &Ctx, s: &State, table: &[Export]) -> OcfResult<()> {
+    if let Some(f) = s.fsid() {
+        if let Some(e) = table
+            .iter()
+            .find(|e| e.directory != s.directory && e.fsid() == Some(f))
+        {
+            return Err(OcfError::configured(format!(
+                "fsid={f} is already used by the export of {} to {}; every export needs its own fsid",
+                e.directory.display(),
+                e.client
+            )));
+        }
+    }
+    for other in other_states(ctx) {
+        for c in &s.clients {
+            if other.owns(&s.directory, &c.etab)
+                && table.iter().any(|e| e.is(&s.directory, &c.etab))
+            {
+                return Err(OcfError::configured(format!(
+                    "{} is already exported to {} by resource {}",
+                    s.directory.display(),
+                    c.spec,
+                    other.instance
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Take down what an earlier start (`old`) exported that `new` does not.
+fn remove_stale(ctx: &Ctx, exportfs: &Exportfs, old: &State, new: &State) -> OcfResult<()> {
+    let stale: Vec<String> = (old.etab_names().into_iter())
+        .filter(|n| !new.owns(&old.directory, n))
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    log::info!(
+        "removing exports left by an earlier start: {} to {}",
+        old.directory.display(),
+        stale.join(" ")
+    );
+    let table = ExportTable::at(&old.etab);
+    exportfs.remove(&table, &old.directory, &stale, &ctx.deadline)?;
+    Ok(())
+}
+
+/// The etab names stop removes from `dir`: what the state recorded and what
+/// the configuration names (a host name by the name etab recorded at
+/// start, else as given); never what another resource on this node has
+/// started (a stop after a refused start, same directory and client, would
+/// take the owner's export down).
+fn ours(ctx: &Ctx, cfg: &Config, state: Option<&State>, dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = state.map(State::etab_names).unwrap_or_default();
+    for c in &cfg.clients {
+        let n = c.etab_name().unwrap_or_else(|| {
+            state
+                .and_then(|s| s.clients.iter().find(|sc| sc.spec == c.to_string()))
+                .map_or_else(|| c.to_string(), |sc| sc.etab.clone())
+        });
+        if !names.iter().any(|m| m.eq_ignore_ascii_case(&n)) {
+            names.push(n);
+        }
+    }
+    for other in other_states(ctx).iter().filter(|o| o.directory == dir) {
+        names.retain(|n| {
+            let theirs = other.owns(dir, n);
+            if theirs {
+                log::info!(
+                    "not removing the export of {} to {n}: resource {} owns it",
+                    dir.display(),
+                    other.instance
+                );
+            }
+            !theirs
+        });
+    }
+    names
+}
+
+/// wait_for_leasetime_on_stop: how long stop waits (`None` when nfsd is
+/// not running); an error when the stop timeout cannot hold the wait.
+fn lease_wait(ctx: &Ctx, procs: &ProcRoots) -> OcfResult<Option<Duration>> {
+    let Some((wait, lease)) = locks::lease_expiry(procs) else {
+        log::info!("nfsd is not running here: no NFSv4 lease to wait for");
+        return Ok(None);
+    };
+    // Leave a little for the rest of stop.
+    if wait + Duration::from_secs(2) > ctx.deadline.remaining() {
+        return Err(OcfError::generic(format!(
+            "wait_for_leasetime_on_stop needs {}s (NFSv4 lease {lease}s + 2s) but the stop timeout leaves {}s: raise the stop timeout",
+            wait.as_secs(),
+            ctx.deadline.remaining().as_secs()
+        )));
+    }
+    Ok(Some(wait))
+}
+
+/// Monitor without a state: not started here (or the node rebooted: /run
+/// is empty, etab on disk may still list the export). Say so if etab has
+/// one.
+fn not_started_here(cfg: &Config) -> OcfError {
+    let names: Vec<String> = cfg
+        .clients
+        .iter()
+        .filter_map(ClientSpec::etab_name)
+        .collect();
+    if let Ok(ours) = ExportTable::system().clients_of(&cfg.directory, &names) {
+        if !ours.is_empty() {
+            log::info!(
+                "{} is in the export table for {} but not started by this resource here (leftover, or another resource)",
+                cfg.directory.display(),
+                ours.join(" ")
+            );
+        }
+    }
+    OcfError::not_running(format!(
+        "{} is not exported by this resource here",
+        cfg.directory.display()
+    ))
+}
+
+/// Why the directory cannot be exported (`at_start`) or is no longer
+/// usable (monitor), with the code for it: at start missing here, not a
+/// directory or a link loop is this node's problem (2), a real path too
+/// long is the configuration's (6).
+fn directory_error(p: &DirProblem, dir: &Path, at_start: bool) -> OcfError {
+    let shown = dir.display().to_string();
+    let d = ocf::echo(&shown);
+    let why = match p {
+        DirProblem::Loop => format!(
+            "directory {d}: too many levels of symbolic links on this node (a link loop?)"
+        ),
+        DirProblem::NameTooLong => {
+            format!("directory {d}: its real path (symbolic links resolved) is too long")
+        }
+        DirProblem::Missing => format!("directory {d} does not exist"),
+        DirProblem::NotADirectory => format!("directory {d} is not a directory"),
+        DirProblem::OtherFileSystem { now, was } => format!(
+            "directory {d} is no longer on the file system it was exported from (device {now:#x}, was {was:#x}; unmounted under the export?)"
+        ),
+        DirProblem::TimedOut(m) => m.clone(),
+        DirProblem::Io(m) => format!("directory {d}: {m}"),
+    };
+    match p {
+        _ if !at_start => OcfError::generic(why),
+        DirProblem::Missing => {
+            OcfError::args(format!("{why} on this node (is its file system mounted?)"))
+        }
+        DirProblem::NotADirectory | DirProblem::Loop => OcfError::args(why),
+        DirProblem::NameTooLong => OcfError::configured(why),
+        _ => OcfError::generic(why),
+    }
 }
 
 #[cfg(test)]
@@ -678,7 +547,7 @@ mod tests {
             instance: "exp1".into(),
             directory: "/srv/a b".into(),
             dev: 2049,
-            clients: vec![StateClient {
+            clients: vec![ExportClient {
                 spec: "client1".into(),
                 etab: "client1.example.test".into(),
             }],
@@ -689,52 +558,6 @@ mod tests {
         let back: State = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         assert!(matches!(back.fsid(), Some(Fsid::Uuid(_))));
-    }
-
-    #[test]
-    fn exports_are_checked_against_the_state() {
-        let d = tempfile::tempdir().unwrap();
-        let etab = d.path().join("etab");
-        std::fs::write(
-            &etab,
-            "/srv/a\t192.0.2.0/24(rw,sync,fsid=7)\n/srv/a\tclient1.example.test(rw,fsid=7)\n/srv/a\t*(rw,fsid=8)\n",
-        )
-        .unwrap();
-        let mut s = State {
-            instance: "x".into(),
-            directory: "/srv/a".into(),
-            dev: 1,
-            clients: vec![
-                StateClient {
-                    spec: "192.0.2.0/24".into(),
-                    etab: "192.0.2.0/24".into(),
-                },
-                StateClient {
-                    spec: "client1".into(),
-                    etab: "CLIENT1.example.test".into(),
-                },
-            ],
-            fsid: Some("7".into()),
-            etab: etab.clone(),
-            checked: None,
-        };
-        assert_eq!(check_exports(&s).unwrap(), Ok(()));
-        s.clients.push(StateClient {
-            spec: "*".into(),
-            etab: "*".into(),
-        });
-        let why = check_exports(&s).unwrap().unwrap_err();
-        assert!(why.contains("with fsid=8, not fsid=7"), "{why}");
-        s.clients[2] = StateClient {
-            spec: "@ng".into(),
-            etab: "@ng".into(),
-        };
-        let why = check_exports(&s).unwrap().unwrap_err();
-        assert_eq!(why, "/srv/a is not exported to @ng");
-        s.clients.pop();
-        s.fsid = None;
-        s.directory = "/srv".into();
-        assert!(check_exports(&s).unwrap().is_err());
     }
 
     /// Issue 14, 8: an exit reason echoes at most a capped part of a

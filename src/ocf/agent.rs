@@ -111,12 +111,23 @@ pub fn load_state<T: serde::de::DeserializeOwned>(path: &Path) -> OcfResult<Opti
 /// need be, the file replaced atomically (a crash leaves the old or the new
 /// state), readable by root only.
 pub fn save_state<T: serde::Serialize>(path: &Path, v: &T) -> OcfResult<()> {
+    write_state(path, v, 0o600)
+}
+
+/// [`save_state`] for a state that an unprivileged process must read too
+/// (mode 0644): statd-holding's registry, which statd's HA callout reads
+/// as statd's user.
+pub fn save_state_readable<T: serde::Serialize>(path: &Path, v: &T) -> OcfResult<()> {
+    write_state(path, v, 0o644)
+}
+
+fn write_state<T: serde::Serialize>(path: &Path, v: &T, mode: u32) -> OcfResult<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).or_generic(|| format!("cannot create {}", dir.display()))?;
     }
     let json = serde_json::to_vec_pretty(v)
         .or_generic(|| format!("cannot encode the state for {}", path.display()))?;
-    crate::sys::fsfile::write_atomic(path, &json, 0o600)
+    crate::sys::fsfile::write_atomic(path, &json, mode)
 }
 
 /// One instance's state file on this node, as [`instance_files`] finds it.
@@ -612,6 +623,12 @@ mod tests {
         assert_eq!(
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
+        );
+        save_state_readable(&p, &vec![3u32]).unwrap();
+        assert_eq!(load_state::<Vec<u32>>(&p).unwrap(), Some(vec![3]));
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
         );
         for damage in ["", "[1,", "garbage"] {
             std::fs::write(&p, damage).unwrap();

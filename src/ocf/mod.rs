@@ -11,7 +11,7 @@ mod params;
 
 pub use agent::{
     check_description_matches_code, dispatch, guarded, instance_files, load_state, node_lock_file,
-    run, save_state, state_file, Agent, Ctx, InstanceFile,
+    run, save_state, save_state_readable, state_file, Agent, Ctx, InstanceFile,
 };
 pub use code::OcfCode;
 pub use deadline::Deadline;

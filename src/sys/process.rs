@@ -89,10 +89,7 @@ pub fn run(cmd: &mut Command, deadline: &Deadline) -> OcfResult<CmdOutput> {
         .process_group(0);
     let mut child = cmd.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            OcfError::installed(format!(
-                "{} not found (install it or fix PATH)",
-                cmd.get_program().to_string_lossy()
-            ))
+            super::program::missing(&cmd.get_program().to_string_lossy(), "it or fix PATH")
         } else {
             OcfError::generic(format!("cannot run {what}: {e}"))
         }
@@ -258,6 +255,11 @@ mod tests {
         let d = Deadline::after(Duration::from_secs(10));
         let e = run(&mut Command::new("/nonexistent/hanfs-prog"), &d).unwrap_err();
         assert_eq!(e.code, OcfCode::ErrInstalled);
+        // the one message for a missing program (sys::program::missing)
+        assert_eq!(
+            e.reason,
+            "/nonexistent/hanfs-prog not found (install it or fix PATH)"
+        );
     }
 
     #[test]

@@ -18,7 +18,13 @@ pub fn find(name: &str) -> Option<PathBuf> {
 
 /// `name`, or code 5 saying which `package` to install.
 pub fn require(name: &str, package: &str) -> OcfResult<PathBuf> {
-    find(name).ok_or_else(|| OcfError::installed(format!("{name} not found (install {package})")))
+    find(name).ok_or_else(|| missing(name, package))
+}
+
+/// The one answer for a program that is not there: code 5, "`name` not
+/// found (install `package`)".
+pub fn missing(name: &str, package: &str) -> OcfError {
+    OcfError::installed(format!("{name} not found (install {package})"))
 }
 
 /// A command running `name` as [`find`] finds it (as `name` when it is

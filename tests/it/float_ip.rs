@@ -31,16 +31,11 @@ fn addrs(sb: &Sandbox, family: &str) -> String {
     sb.sh_ok(&format!("ip -{family} -o addr show dev eth0"))
 }
 
-/// The announcer's pid from the state file, if one was recorded.
+/// The announcer's pid from the state file (JSON), if one was recorded.
 fn announcer_pid(sb: &Sandbox) -> Option<i32> {
     let s = sb.sh_ok(&format!("cat {STATE} 2>/dev/null || true"));
-    s.lines().find_map(|l| {
-        l.strip_prefix("announcer ")?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    })
+    let v: serde_json::Value = serde_json::from_str(&s).ok()?;
+    v.pointer("/announcer/pid")?.as_i64().map(|p| p as i32)
 }
 
 /// Running (not a zombie). There is no pid namespace: host /proc shows it.
@@ -537,6 +532,42 @@ fn later_announcements_never_hold_start_and_stop_ends_them() {
         cap.lines
     );
     assert!(n < 20);
+}
+
+/// A node upgraded while the address is up: its state file holds the
+/// previous version's text record (`announcer <pid> <start>`). Stop does
+/// not fail on it: it logs it, removes the address, and the announcer,
+/// not ended early, stops by itself once the address has left the link.
+#[test]
+fn stop_after_an_upgrade_reads_the_old_announcer_record_as_none() {
+    let sb = sandbox!();
+    let _peer = sb.veth_peer(&["192.0.2.1/24"], &["192.0.2.2/24"]);
+    let fip = || {
+        v4(&sb)
+            .param("arp_count", "20")
+            .param("arp_interval", "500")
+    };
+    fip().run("start").expect(0);
+    let pid = announcer_pid(&sb).expect("announcer recorded in the state file");
+    let start = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start = start
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    sb.sh_ok(&format!("printf 'announcer {pid} {start}\\n' > {STATE}"));
+    let r = fip().run("stop");
+    r.expect(0);
+    assert!(r.stderr.contains("from an older version?"), "{}", r.stderr);
+    assert!(!addrs(&sb, "4").contains(V4));
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(pid)),
+        "announcer {pid} went on after the address left"
+    );
+    fip().run("monitor").expect(7);
 }
 
 #[test]

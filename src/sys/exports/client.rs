@@ -215,6 +215,34 @@ impl fmt::Display for ClientSpec {
     }
 }
 
+/// One client of an export: as configured, and as etab names it (a host
+/// name as the resolver canonicalizes it, everything else as written).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExportClient {
+    pub spec: String,
+    pub etab: String,
+}
+
+impl ExportClient {
+    /// `spec` and the name etab will record for it (a host name resolved
+    /// as exportfs does, bounded by `deadline`).
+    pub fn name(spec: &ClientSpec, deadline: &crate::ocf::Deadline) -> crate::ocf::OcfResult<Self> {
+        let etab = match spec.etab_name() {
+            Some(n) => n,
+            None => super::exportfs::canonical_name(&spec.to_string(), deadline)?,
+        };
+        Ok(ExportClient {
+            spec: spec.to_string(),
+            etab,
+        })
+    }
+
+    /// Whether etab's `name` is this client (etab's case may differ).
+    pub fn is(&self, name: &str) -> bool {
+        self.etab.eq_ignore_ascii_case(name)
+    }
+}
+
 /// The argument exportfs takes for `client` and `dir`: `client:dir`, with
 /// an IPv6 client in brackets (`[2001:db8::/32]:/srv`), since exportfs
 /// splits at the first colon otherwise.

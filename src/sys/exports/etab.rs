@@ -18,6 +18,7 @@
 //! asked about are parsed further, so a lookup costs one pass over the file
 //! and no process.
 
+use super::client::ExportClient;
 use super::options::Fsid;
 use crate::ocf::{OcfError, OcfResult, ResultExt};
 use crate::sys::fsfile;
@@ -270,6 +271,17 @@ impl ExportTable {
         Ok(found)
     }
 
+    /// Which of `clients` (etab names, any case) `dir` is exported to, as
+    /// etab spells them.
+    pub fn clients_of(&self, dir: &Path, clients: &[String]) -> OcfResult<Vec<String>> {
+        Ok(self
+            .exports_of(dir)?
+            .into_iter()
+            .filter(|e| clients.iter().any(|c| e.client.eq_ignore_ascii_case(c)))
+            .map(|e| e.client)
+            .collect())
+    }
+
     /// For each of `clients`, the export of `dir` to it, if present.
     pub fn lookup(&self, dir: &Path, clients: &[&str]) -> OcfResult<Vec<Option<Export>>> {
         let mine = self.exports_of(dir)?;
@@ -281,6 +293,46 @@ impl ExportTable {
                     .cloned()
             })
             .collect())
+    }
+}
+
+impl ExportTable {
+    /// Whether `dir` is exported to every one of `clients`, with `fsid`
+    /// when one is given. `Ok(Err(why))` names the first client that is
+    /// not.
+    pub fn verify(
+        &self,
+        dir: &Path,
+        clients: &[ExportClient],
+        fsid: Option<Fsid>,
+    ) -> OcfResult<Result<(), String>> {
+        let names: Vec<&str> = clients.iter().map(|c| c.etab.as_str()).collect();
+        let found = self.lookup(dir, &names)?;
+        for (c, e) in clients.iter().zip(found) {
+            let Some(e) = e else {
+                let also = if c.spec.eq_ignore_ascii_case(&c.etab) {
+                    String::new()
+                } else {
+                    format!(" (as {})", c.etab)
+                };
+                return Ok(Err(format!(
+                    "{} is not exported to {}{also}",
+                    dir.display(),
+                    c.spec
+                )));
+            };
+            if let (Some(w), got) = (fsid, e.fsid()) {
+                if got != Some(w) {
+                    let got = got.map_or_else(|| "no fsid".to_string(), |g| format!("fsid={g}"));
+                    return Ok(Err(format!(
+                        "{} is exported to {} with {got}, not fsid={w}",
+                        dir.display(),
+                        c.spec
+                    )));
+                }
+            }
+        }
+        Ok(Ok(()))
     }
 }
 
@@ -334,6 +386,39 @@ pub fn state_directory(conf: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exports_are_verified_client_by_client() {
+        let d = tempfile::tempdir().unwrap();
+        let etab = d.path().join("etab");
+        std::fs::write(
+            &etab,
+            "/srv/a\t192.0.2.0/24(rw,sync,fsid=7)\n/srv/a\tclient1.example.test(rw,fsid=7)\n/srv/a\t*(rw,fsid=8)\n",
+        )
+        .unwrap();
+        let t = ExportTable::at(&etab);
+        let c = |spec: &str, etab: &str| ExportClient {
+            spec: spec.into(),
+            etab: etab.into(),
+        };
+        let mut clients = vec![
+            c("192.0.2.0/24", "192.0.2.0/24"),
+            c("client1", "CLIENT1.example.test"),
+        ];
+        let (dir, seven) = (Path::new("/srv/a"), Fsid::parse("7").ok());
+        assert_eq!(t.verify(dir, &clients, seven).unwrap(), Ok(()));
+        clients.push(c("*", "*"));
+        let why = t.verify(dir, &clients, seven).unwrap().unwrap_err();
+        assert!(why.contains("with fsid=8, not fsid=7"), "{why}");
+        clients[2] = c("@ng", "@ng");
+        let why = t.verify(dir, &clients, seven).unwrap().unwrap_err();
+        assert_eq!(why, "/srv/a is not exported to @ng");
+        clients.pop();
+        assert!(t
+            .verify(Path::new("/srv"), &clients, None)
+            .unwrap()
+            .is_err());
+    }
 
     /// Lines as exportfs 2.6.2 wrote them on Debian 12 (copied from a run in
     /// a private mount namespace).

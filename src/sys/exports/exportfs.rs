@@ -15,6 +15,7 @@
 //! - Exporting stats the directory (and hangs on dead storage);
 //!   unexporting does not.
 
+use super::{ExportClient, ExportOptions, ExportTable};
 use crate::ocf::{Deadline, OcfError, OcfResult};
 use crate::sys::process::{self, CmdOutput};
 use crate::sys::program;
@@ -77,6 +78,83 @@ impl Exportfs {
             cmd.arg(super::client::exportfs_arg(c, dir));
         }
         process::run(&mut cmd, deadline)
+    }
+}
+
+impl Exportfs {
+    /// Export `dir` to `clients` with `options`, and read etab back: done
+    /// only when every client is there with the fsid asked for (exportfs
+    /// skips an unresolvable host and still exits 0). Options exportfs
+    /// rejects are a configuration error (6).
+    pub fn add(
+        &self,
+        table: &ExportTable,
+        dir: &Path,
+        clients: &[ExportClient],
+        options: &ExportOptions,
+        deadline: &Deadline,
+    ) -> OcfResult<()> {
+        let specs: Vec<String> = clients.iter().map(|c| c.spec.clone()).collect();
+        let out = self.export(dir, &specs, options.to_arg().as_deref(), deadline)?;
+        if !out.success() {
+            let words = out.last_words();
+            if words.contains("unknown keyword") || words.contains("bad ") {
+                return Err(OcfError::configured(format!(
+                    "options: exportfs rejects them: {words}"
+                )));
+            }
+            return Err(OcfError::generic(format!(
+                "exportfs failed ({}): {words}",
+                out.status
+            )));
+        }
+        if let Err(why) = table.verify(dir, clients, options.fsid)? {
+            let words = out.last_words();
+            let words = if words.is_empty() {
+                "exportfs gave no reason".to_string()
+            } else {
+                format!("exportfs said: {words}")
+            };
+            return Err(OcfError::generic(format!("{why} after exportfs ({words})")));
+        }
+        log::info!(
+            "exported {} to {}{}",
+            dir.display(),
+            specs.join(" "),
+            options
+                .fsid
+                .map(|f| format!(" (fsid={f})"))
+                .unwrap_or_default()
+        );
+        Ok(())
+    }
+
+    /// Remove the exports of `dir` to those of `clients` (etab names) that
+    /// `table` lists, and check that they are gone. Returns how many were
+    /// removed.
+    pub fn remove(
+        &self,
+        table: &ExportTable,
+        dir: &Path,
+        clients: &[String],
+        deadline: &Deadline,
+    ) -> OcfResult<usize> {
+        let present = table.clients_of(dir, clients)?;
+        if present.is_empty() {
+            return Ok(0);
+        }
+        let out = self.unexport(dir, &present, deadline)?;
+        let still = table.clients_of(dir, &present)?;
+        if !still.is_empty() {
+            return Err(OcfError::generic(format!(
+                "{} is still exported to {} after exportfs -u: {}",
+                dir.display(),
+                still.join(" "),
+                out.last_words()
+            )));
+        }
+        log::info!("unexported {} from {}", dir.display(), present.join(" "));
+        Ok(present.len())
     }
 }
 

@@ -6,14 +6,18 @@
 //! - [`client`]: client specifications (host, address, subnet, wildcard,
 //!   netgroup, world), parsed and written in the form etab records.
 //! - [`options`]: export options with the file-system id (`fsid`) merged in.
-//! - [`exportfs`]: running `exportfs` to add and remove exports.
+//! - [`exportfs`]: running `exportfs` to add and remove exports, checked
+//!   against etab.
+//! - [`locks`]: what a stopping export leaves in nfsd (its file system's
+//!   locks, NFSv4 leases).
 
 pub mod client;
 pub mod etab;
 pub mod exportfs;
+pub mod locks;
 pub mod options;
 
-pub use client::ClientSpec;
+pub use client::{ClientSpec, ExportClient};
 pub use etab::{Export, ExportTable, TableStamp};
 pub use exportfs::Exportfs;
 pub use options::{ExportOptions, Fsid};

@@ -18,10 +18,10 @@ use super::ndp;
 use super::packet::PacketSocket;
 use super::tickle::{self, Connection, LaterRounds};
 use super::{net_error, Link, MacAddr, RouteSocket};
-use crate::ocf::{Deadline, OcfError, OcfResult};
-use crate::sys::fsfile;
+use crate::ocf::{self, Deadline, OcfResult};
 use crate::sys::process::spawn_detached;
 use crate::sys::procs::ProcId;
+use serde::{Deserialize, Serialize};
 use std::io;
 use std::net::IpAddr;
 use std::path::Path;
@@ -255,37 +255,43 @@ pub fn announce_and_tickle(
     Ok(announcer)
 }
 
-/// The announcer's record in a state file: "announcer <pid> <start time>"
-/// (empty when there is none).
-fn render_record(announcer: Option<ProcId>) -> String {
-    match announcer {
-        Some(p) => format!("announcer {}\n", p.to_record()),
-        None => String::new(),
+/// What float-ip keeps in its state file (the one runtime state format,
+/// [`crate::ocf::save_state`]): the announcer, for stop to end it.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Record {
+    announcer: Option<ProcId>,
+}
+
+/// Keep the announcer's identity in `state_file` for stop. The record only
+/// lets stop end it early (it ends by itself), so failing to write it must
+/// not fail a working address: it is logged.
+pub fn record_announcer(state_file: &Path, announcer: Option<ProcId>) {
+    if let Err(e) = ocf::save_state(state_file, &Record { announcer }) {
+        log::warn!("{e}: stop will not end the announcer early");
     }
 }
 
-fn parse_record(text: &str) -> Option<ProcId> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("announcer ").and_then(ProcId::from_record))
-}
-
-/// Keep the announcer's identity in `state_file` (in `dir`) for stop. The
-/// record only lets stop end it early (it ends by itself), so failing to
-/// write it must not fail a working address: it is logged.
-pub fn record_announcer(dir: &Path, state_file: &Path, announcer: Option<ProcId>) {
-    let state = render_record(announcer);
-    let written = std::fs::create_dir_all(dir)
-        .map_err(|e| OcfError::generic(format!("cannot create {}: {e}", dir.display())))
-        .and_then(|()| fsfile::write_atomic(state_file, state.as_bytes(), 0o644));
-    if let Err(e) = written {
-        log::warn!("{e}: stop will not end the announcer early");
+/// The announcer recorded in `state_file`. A record that cannot be read is
+/// logged and taken as none: a damaged file, or the text line
+/// `announcer <pid> <start>` that float-ip wrote before the one state
+/// format, found by stop on a node upgraded while the address was up. The
+/// announcer ends by itself once the address has left the link, so all
+/// that is lost is the early end.
+fn recorded_announcer(state_file: &Path) -> Option<ProcId> {
+    match ocf::load_state::<Record>(state_file) {
+        Ok(r) => r.and_then(|r| r.announcer),
+        Err(e) => {
+            log::info!(
+                "{e} (from an older version?): no announcer to end; it stops by itself once the address is gone"
+            );
+            None
+        }
     }
 }
 
 /// End the announcer recorded in `state_file`, if it still runs.
 pub fn stop_announcer(state_file: &Path) {
-    let text = fsfile::read_opt(state_file).ok().flatten();
-    if let Some(p) = text.as_deref().and_then(parse_record) {
+    if let Some(p) = recorded_announcer(state_file) {
         if p.signal(nix::sys::signal::Signal::SIGKILL) {
             log::info!("stopped announcer {}", p.pid);
         }
@@ -298,14 +304,32 @@ mod tests {
 
     #[test]
     fn announcer_record_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("run/hanfs-float-ip-a");
+        assert_eq!(recorded_announcer(&f), None);
         let p = ProcId {
             pid: 4242,
             start: 987654,
         };
-        assert_eq!(render_record(Some(p)), "announcer 4242 987654\n");
-        assert_eq!(parse_record(&render_record(Some(p))), Some(p));
-        assert_eq!(render_record(None), "");
-        assert_eq!(parse_record(""), None);
-        assert_eq!(parse_record("announcer 12\n"), None);
+        record_announcer(&f, Some(p));
+        assert_eq!(recorded_announcer(&f), Some(p));
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+        assert_eq!(json["announcer"]["pid"], 4242);
+        record_announcer(&f, None);
+        assert_eq!(recorded_announcer(&f), None);
+    }
+
+    /// A node upgraded while the address was up: the previous version's
+    /// text record (or its empty file when it had no announcer) is taken
+    /// as no announcer, with a log line; stop goes on.
+    #[test]
+    fn an_old_text_record_is_no_announcer() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("hanfs-float-ip-a");
+        for old in ["announcer 4242 987654\n", ""] {
+            std::fs::write(&f, old).unwrap();
+            assert_eq!(recorded_announcer(&f), None, "{old:?}");
+            stop_announcer(&f);
+        }
     }
 }

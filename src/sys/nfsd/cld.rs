@@ -19,7 +19,7 @@
 
 use super::mounts;
 use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
-use crate::sys::{process, procs, program};
+use crate::sys::{bounded, process, procs, program};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -127,8 +127,13 @@ pub fn program() -> OcfResult<PathBuf> {
 /// ready for nfsd: it has its database open and watches rpc_pipefs.
 pub fn start(storage: &Path, pipefs: &Path, deadline: &Deadline) -> OcfResult<ProcId> {
     let prog = program()?;
-    std::fs::create_dir_all(storage)
-        .or_generic(|| format!("cannot create recovery_dir {}", storage.display()))?;
+    // On shared storage, which may hang: bounded like every look at it.
+    let dir = storage.to_path_buf();
+    let what = format!("creating recovery_dir {}", dir.display());
+    bounded::run(deadline, &what, move || {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create recovery_dir {}: {e}", dir.display()))
+    })?;
     let mut cmd = Command::new(&prog);
     cmd.arg("-F")
         .arg("-s")

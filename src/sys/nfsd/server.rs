@@ -18,7 +18,7 @@
 
 use super::ProcRoots;
 use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
-use crate::sys::{bounded, process};
+use crate::sys::{bounded, process, program};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -86,7 +86,7 @@ pub fn available(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
         return Ok(());
     }
     let o = process::run(
-        std::process::Command::new("modprobe").args(["-n", "-q", "nfsd"]),
+        program::command("modprobe").args(["-n", "-q", "nfsd"]),
         deadline,
     )?;
     if o.success() {
@@ -117,7 +117,7 @@ pub fn load(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
         return Ok(());
     }
     if !nfsd_fs_registered() {
-        let o = process::run(std::process::Command::new("modprobe").arg("nfsd"), deadline)?;
+        let o = process::run(program::command("modprobe").arg("nfsd"), deadline)?;
         if !o.success() || !nfsd_fs_registered() {
             return Err(OcfError::installed(format!(
                 "cannot load the kernel NFS server: modprobe nfsd: {}",

@@ -156,16 +156,8 @@ pub fn plan(event: &Event, reg: &Registration, sm: &Path) -> Option<Op> {
 /// directory registered, under the instance lock.
 pub fn apply(reg: &Registration, registry: &Registry, op: &Op) -> Result<Change, String> {
     let h = &reg.holding_dir;
-    match registry::dir_id(h) {
-        Ok(id) if id == reg.holding_id => {}
-        Ok(_) => {
-            return Err(format!(
-                "{} is no longer the registered directory (unmounted?); skipped",
-                h.display()
-            ))
-        }
-        Err(e) => return Err(format!("{}: {e}", h.display())),
-    }
+    reg.holding_dir_unchanged()
+        .map_err(|e| format!("{e}; skipped"))?;
     let _lock = registry.lock(&reg.instance, LOCK_WAIT);
     let r = match op {
         Op::Add { name, records } => holding::add(h, name, records, None),

@@ -20,6 +20,11 @@
 //! sm-notify run), the holding directory must keep the list.
 
 use super::record::{self, MonitorRecord, RecordSet};
+use super::registry::{self, Registration, Registry};
+use super::statedir::StatdDir;
+use crate::ocf::{Deadline, OcfResult};
+use crate::sys::bounded;
+use crate::sys::storage::{self, DirProblem, Look};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -267,6 +272,107 @@ pub fn next_state(holding: &Path, owner: Option<(u32, u32)>, now: u64) -> io::Re
     }
     write_file(&path, format!("{s}\n").as_bytes(), 0o644, owner)?;
     Ok(s as i32)
+}
+
+/// What the node taking a service over takes from its holding directory.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Taken {
+    /// The clients the previous holder recorded.
+    pub held: RecordSet,
+    /// The NSM state number for this takeover ([`next_state`]).
+    pub state: i32,
+    /// (st_dev, st_ino) of the directory ([`registry::dir_id`]).
+    pub id: (u64, u64),
+}
+
+/// Take the holding directory `dir` over, in a child bounded by
+/// `deadline` (it is on shared storage): check it, give it to statd's user
+/// `owner` (the callout runs as that user and writes there), read the
+/// records, pick the state number for this takeover.
+pub fn take(dir: &Path, owner: Option<(u32, u32)>, deadline: &Deadline) -> OcfResult<Taken> {
+    let what = format!("reading holding_dir {}", dir.display());
+    let dir = dir.to_path_buf();
+    Ok(bounded::run(deadline, &what, move || {
+        take_here(&dir, owner)
+    })?)
+}
+
+fn take_here(dir: &Path, owner: Option<(u32, u32)>) -> Result<Taken, String> {
+    let show = dir.display();
+    let m = match storage::look(dir, Look::Stat) {
+        Ok(m) => m,
+        Err(DirProblem::Missing) => {
+            return Err(format!(
+                "holding_dir {show} does not exist (shared file system not mounted?)"
+            ))
+        }
+        Err(p @ DirProblem::NotADirectory) => return Err(format!("holding_dir {show} {p}")),
+        Err(p) => return Err(format!("holding_dir {show}: {p}")),
+    };
+    if let Some((u, g)) = owner {
+        if (m.uid, m.gid) != (u, g) {
+            std::os::unix::fs::chown(dir, Some(u), Some(g))
+                .map_err(|e| format!("cannot give holding_dir {show} to statd's user {u}: {e}"))?;
+        }
+        if m.mode & 0o700 != 0o700 {
+            let mode = m.mode | 0o700;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("holding_dir {show}: {e}"))?;
+        }
+    }
+    let held = record::read_dir(dir).map_err(|e| format!("cannot read holding_dir {show}: {e}"))?;
+    let state = next_state(dir, owner, registry::now_secs())
+        .map_err(|e| format!("cannot write to holding_dir {show}: {e}"))?;
+    let id = registry::dir_id(dir).map_err(|e| format!("holding_dir {show}: {e}"))?;
+    Ok(Taken { held, state, id })
+}
+
+/// A complete reconcile at least this often (seconds); in between, a
+/// monitor looks only at statd's files changed since its last pass.
+pub const FULL_RECONCILE_EVERY: u64 = 600;
+
+/// [`reconcile`] for a registered instance: every client its statd
+/// monitors (changed since `since`, unix seconds) copied into its holding
+/// directory, while that is still the directory registered, in a child
+/// bounded by `deadline`, under the instance lock the callout takes too.
+pub fn reconcile_registered(
+    deadline: &Deadline,
+    reg: &Registration,
+    since: Option<u64>,
+) -> OcfResult<Reconciled> {
+    let reg = reg.clone();
+    let what = format!(
+        "copying statd's clients to holding_dir {}",
+        reg.holding_dir.display()
+    );
+    Ok(bounded::run(deadline, &what, move || {
+        reg.holding_dir_unchanged()?;
+        let statd = StatdDir::new(&reg.statd_dir);
+        let registry = Registry::default();
+        reconcile(
+            &statd.sm(),
+            &reg.holding_dir,
+            statd.owner().ok(),
+            since,
+            || registry.lock(&reg.instance, super::callout::LOCK_WAIT),
+        )
+        .map_err(|e| {
+            format!(
+                "cannot copy statd's clients to holding_dir {}: {e}",
+                reg.holding_dir.display()
+            )
+        })
+    })?)
+}
+
+/// What the kernel lock manager here calls itself in SM_MON (`my_name`):
+/// the node's host name.
+pub fn my_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 #[cfg(test)]

@@ -40,10 +40,11 @@
 
 use super::notify;
 use super::registry::Registry;
+use crate::ocf::{Deadline, OcfResult};
 use crate::sys::nfsd::{self, ProcRoots};
 use crate::sys::procs::ProcId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -137,18 +138,16 @@ pub fn status_file(registry: &Registry, instance: &str) -> PathBuf {
         .join(format!("{}.nlm", super::registry::safe_name(instance)))
 }
 
+/// The instance's progress; `None` when there is none or it is damaged.
 pub fn load_status(registry: &Registry, instance: &str) -> Option<Status> {
-    let b = crate::sys::fsfile::read_own_file(&status_file(registry, instance), 1 << 16)
+    crate::ocf::load_state(&status_file(registry, instance))
         .ok()
-        .flatten()?;
-    serde_json::from_slice(&b).ok()
+        .flatten()
 }
 
-pub fn save_status(registry: &Registry, instance: &str, st: &Status) -> std::io::Result<()> {
+pub fn save_status(registry: &Registry, instance: &str, st: &Status) -> OcfResult<()> {
     registry.ensure()?;
-    let data = serde_json::to_vec_pretty(st).map_err(std::io::Error::other)?;
-    crate::sys::fsfile::write_atomic(&status_file(registry, instance), &data, 0o644)
-        .map_err(|e| std::io::Error::other(e.reason))
+    crate::ocf::save_state_readable(&status_file(registry, instance), st)
 }
 
 pub fn remove_status(registry: &Registry, instance: &str) {
@@ -549,6 +548,161 @@ impl Watch {
                 self.publish(true, &e.reason);
                 Some(Verdict::Never(e.reason))
             }
+        }
+    }
+}
+
+/// sm-notify's own rule (it ends lockd's grace when it has nobody to
+/// notify), kept only where it is safe with HA services: `instance` has no
+/// client recorded, so no NFSv3 client can reclaim an NLM lock, and
+/// lockd's grace would only hold up new locks (NFSv3 and NFSv4) for
+/// nothing. Not when another statd-holding instance is active on the node
+/// (its clients may be notified later, into this same grace period), nor
+/// without exactly one nfs-grace resource here (whoever else runs nfsd
+/// decides its grace).
+pub fn end_if_alone(registry: &Registry, instance: &str, runtime_dir: &Path) {
+    let others: Vec<String> = registry
+        .list()
+        .into_iter()
+        .filter(|r| r.active && r.instance != instance)
+        .map(|r| r.instance)
+        .collect();
+    let graces = nfsd::grace_resources(runtime_dir);
+    if !others.is_empty() || graces != 1 {
+        log::info!(
+            "no NFSv3 client to notify; lockd's grace period runs on ({} nfs-grace resource(s) on this node{})",
+            graces,
+            if others.is_empty() {
+                String::new()
+            } else {
+                format!(", statd-holding {} active too", others.join(", "))
+            }
+        );
+        return;
+    }
+    let roots = ProcRoots::default();
+    if roots.nlm_in_grace().unwrap_or(false) {
+        match roots.end_nlm_grace() {
+            Ok(()) => log::info!(
+                "no NFSv3 client to notify and no other NFS service on this node: ended lockd's grace period (as sm-notify does), new locks need not wait"
+            ),
+            Err(e) => log::warn!("cannot end lockd's grace period: {e}"),
+        }
+    }
+}
+
+/// End `instance`'s watcher, if one runs, and forget its progress.
+pub fn stop_watcher(registry: &Registry, instance: &str, deadline: &Deadline) {
+    if let Some(w) = load_status(registry, instance).and_then(|s| s.watcher) {
+        if w.alive() {
+            log::info!("stopping the NLM grace watcher (pid {})", w.pid);
+            notify::terminate(&[w], &deadline.within(Duration::from_secs(3)));
+        }
+    }
+    remove_status(registry, instance);
+}
+
+/// The clients an instance has just notified: their statd records as they
+/// were before the notifications, and those statd monitored in this grace
+/// before ([`monitored_since`]).
+pub struct Notified {
+    pub baseline: BTreeMap<String, Stamp>,
+    pub early: BTreeSet<String>,
+}
+
+/// How an instance's watch goes: `settle` is `reclaim_settle`, `None`
+/// when the early end is off (end_nlm_grace_early=false).
+pub struct WatchSettings<'a> {
+    pub instance: &'a str,
+    pub registry: &'a Registry,
+    pub runtime_dir: PathBuf,
+    /// This node's statd `sm/`.
+    pub sm: PathBuf,
+    /// The notifiers' private directories (who has not answered).
+    pub notify_dirs: Vec<PathBuf>,
+    pub settle: Option<Duration>,
+}
+
+/// After an instance notified `notified`, watch for them to reclaim and
+/// end lockd's grace early, from a detached watcher (the [`Watch`]); or,
+/// when nobody was notified or the early end is off, record that this
+/// instance will not end it. Any earlier watcher of the instance ends
+/// first. Failing to watch is logged: the grace then runs its full time.
+pub fn watch(w: WatchSettings, notified: Notified, deadline: &Deadline) {
+    let (registry, instance) = (w.registry, w.instance);
+    stop_watcher(registry, instance, deadline);
+    let grace = GraceId::now(&w.runtime_dir);
+    let status = |done: bool, verdict: &str| Status {
+        grace: grace.clone(),
+        done,
+        watcher: None,
+        verdict: verdict.to_string(),
+        ended_at: None,
+        history: Vec::new(),
+    };
+    let save = |st: &Status| {
+        if let Err(e) = save_status(registry, instance, st) {
+            log::warn!("cannot record the NLM grace state: {e}");
+        }
+    };
+    if notified.baseline.is_empty() {
+        save(&status(true, "no client notified"));
+        return;
+    }
+    let Some(settle) = w.settle else {
+        log::info!(
+            "end_nlm_grace_early=false: lockd's grace period runs its full time for the {} notified client(s)",
+            notified.baseline.len()
+        );
+        save(&status(false, "end_nlm_grace_early=false"));
+        return;
+    };
+    let roots = ProcRoots::default();
+    let grace_secs = roots.nlm_grace_period().unwrap_or(240).min(240);
+    let watch = Watch {
+        instance: instance.to_string(),
+        registry: registry.clone(),
+        baseline: notified.baseline,
+        early: notified.early,
+        sm: w.sm,
+        notify_dirs: w.notify_dirs,
+        grace: grace.clone(),
+        grace_lock: crate::ocf::node_lock_file(&w.runtime_dir, "nfs-grace"),
+        runtime_dir: w.runtime_dir,
+        roots,
+        settle,
+        // lockd rounds its grace up to 10 s; a little more, then give up.
+        life: Duration::from_secs(u64::from(grace_secs) + 15),
+        history: Default::default(),
+    };
+    let clients = watch.baseline.len();
+    if !watch.early.is_empty() {
+        let names: Vec<&str> = watch.early.iter().map(String::as_str).collect();
+        log::info!(
+            "statd monitored {} of the notified client(s) in this grace period before the notifications (their lockd is back): {}",
+            names.len(),
+            names.join(" ")
+        );
+    }
+    save(&status(false, "watching"));
+    match crate::sys::process::spawn_detached(c"statd-hold-nlmg", move || match watch.run() {
+        Verdict::End => 0,
+        _ => 1,
+    }) {
+        Ok(p) => {
+            log::info!(
+                "watching the {clients} notified client(s) reclaim (pid {}): lockd's grace period ends once all are back and its locks are unchanged for {}s",
+                p.pid,
+                settle.as_secs()
+            );
+            // The watcher records itself too; this covers a quick stop.
+            let mut st =
+                load_status(registry, instance).unwrap_or_else(|| status(false, "watching"));
+            st.watcher = Some(p);
+            save(&st);
+        }
+        Err(e) => {
+            log::warn!("cannot watch the reclaims ({e}); lockd's grace period runs its full time")
         }
     }
 }

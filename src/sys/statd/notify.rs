@@ -15,8 +15,10 @@
 //! (`lift-grace`), so it is never started without records.
 
 use super::record::{self, RecordSet};
-use crate::ocf::Deadline;
+use super::registry::Notifier;
+use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
 use crate::sys::procs::{self, Ns, ProcId};
+use crate::sys::program;
 use nix::sys::signal::Signal;
 use std::io;
 use std::net::IpAddr;
@@ -193,6 +195,151 @@ pub fn paths(root: &Path, addr: &IpAddr, n: usize) -> (PathBuf, PathBuf) {
         root.join(format!("{addr}-{n}")),
         root.join(format!("{addr}-{n}.log")),
     )
+}
+
+/// The sm-notify program; code 5 if absent.
+pub fn program() -> OcfResult<PathBuf> {
+    program::require("sm-notify", "nfs-utils / nfs-common")
+}
+
+/// One notifier started: sm-notify for a batch of clients from one
+/// floating address.
+pub struct Job {
+    pub addr: IpAddr,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    pub child: Child,
+    pub clients: usize,
+    pub status: Option<std::process::ExitStatus>,
+}
+
+/// Start sm-notify from each of `ips` for the clients of `held` that
+/// address serves, in private directories under `root`, with NSM state
+/// `state`; the notifiers started are appended to `notifiers` (recorded
+/// for stop) as they start.
+pub fn start(
+    root: &Path,
+    ips: &[IpAddr],
+    (held, state): (&RecordSet, i32),
+    owner: Option<(u32, u32)>,
+    sm_notify: &Path,
+    notifiers: &mut Vec<Notifier>,
+) -> OcfResult<Vec<Job>> {
+    std::fs::create_dir_all(root)
+        .and_then(|()| std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)))
+        .or_generic(|| format!("cannot create {}", root.display()))?;
+    let mut jobs = Vec::new();
+    for addr in ips {
+        let recs = records_for(addr, held);
+        if recs.is_empty() {
+            log::info!("no client to notify from {addr}");
+            continue;
+        }
+        for (n, batch) in batches(&recs).into_iter().enumerate() {
+            let (dir, log) = paths(root, addr, n);
+            prepare_dir(&dir, &batch, state, owner)
+                .or_generic(|| format!("cannot prepare {}", dir.display()))?;
+            let child = spawn(sm_notify, addr, &dir, &log)
+                .or_generic(|| format!("cannot run {}", sm_notify.display()))?;
+            let pid = child.id() as i32;
+            log::info!(
+                "notifying {} client(s) from {addr} (state {state}, sm-notify pid {pid})",
+                batch.len()
+            );
+            notifiers.push(Notifier {
+                pid,
+                start_time: ProcId::of(pid).map_or(0, |p| p.start),
+                addr: addr.to_string(),
+                dir: dir.clone(),
+            });
+            jobs.push(Job {
+                addr: *addr,
+                dir,
+                log,
+                child,
+                clients: batch.len(),
+                status: None,
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// Wait until every notifier is done or has nobody left to notify, at
+/// most `limit`. A notifier that failed outright is an error; clients that
+/// have not answered are only logged (sm-notify keeps trying them).
+pub fn wait(jobs: &mut [Job], limit: Duration) -> OcfResult<()> {
+    let until = Deadline::after(limit);
+    let reap = |jobs: &mut [Job]| {
+        for j in jobs.iter_mut().filter(|j| j.status.is_none()) {
+            j.status = j.child.try_wait().ok().flatten();
+        }
+    };
+    until.poll(Duration::from_millis(50), || {
+        reap(jobs);
+        jobs.iter()
+            .all(|j| j.status.is_some() || pending(&j.dir).is_empty())
+            .then_some(())
+    });
+    reap(jobs);
+    for j in jobs.iter() {
+        let left = pending(&j.dir);
+        match j.status {
+            Some(st) if !st.success() && !left.is_empty() => {
+                log::error!(
+                    "sm-notify -v {} ended ({st}) before notifying anyone; is the address up on this node? Its log: {}",
+                    j.addr,
+                    j.log.display()
+                );
+                return Err(OcfError::generic(format!(
+                    "sm-notify -v {} failed: {}",
+                    j.addr,
+                    last_words(&j.log)
+                )));
+            }
+            _ if left.is_empty() => {
+                log::info!("notified all {} client(s) from {}", j.clients, j.addr)
+            }
+            _ => log::warn!(
+                "from {}: {} of {} client(s) have not answered within {}s: {}; sm-notify keeps trying for {} minutes",
+                j.addr,
+                left.len(),
+                j.clients,
+                limit.as_secs(),
+                left.join(" "),
+                RETRY_MINUTES
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Stop an instance's notifiers: those `recorded`, and any sm-notify
+/// working under its private directory `root`. An error if one survives
+/// SIGKILL.
+pub fn stop_all(root: &Path, recorded: &[Notifier], deadline: &Deadline) -> OcfResult<()> {
+    let mut procs: Vec<ProcId> = recorded.iter().map(Notifier::process).collect();
+    for p in find_under(root) {
+        if !procs.iter().any(|q| q.pid == p.pid) {
+            procs.push(p);
+        }
+    }
+    procs.retain(ProcId::alive);
+    if procs.is_empty() {
+        return Ok(());
+    }
+    log::info!(
+        "stopping sm-notify {:?}",
+        procs.iter().map(|p| p.pid).collect::<Vec<_>>()
+    );
+    let left = terminate(&procs, deadline);
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(OcfError::generic(format!(
+            "sm-notify {left:?} did not exit after SIGKILL"
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,21 @@
 //! The node's registry of statd-holding instances: which holding
 //! directories the statd callout must write to.
 //!
-//! `/run/hanfs/statd-holding/` (tmpfs: a reboot empties it, so a probe
-//! after a reboot answers "stopped"):
+//! [`REGISTRY_DIR`] (tmpfs: a reboot empties it, so a probe after a reboot
+//! answers "stopped"):
 //!
 //! - `<instance>.json`: the [`Registration`] (holding directory and its
-//!   identity, statd directory, addresses, notifier processes). Mode 0644:
-//!   the callout runs as statd's unprivileged user and must read it.
+//!   identity, statd directory, addresses, notifier processes), in the
+//!   agents' one runtime state format ([`crate::ocf::load_state`]). Mode
+//!   0644 ([`crate::ocf::save_state_readable`]): the callout runs as
+//!   statd's unprivileged user and must read it.
 //! - `<instance>.lock`: serializes the callout and the agent's reconcile on
 //!   that instance's holding directory (flock; opened read-only, so the
 //!   unprivileged callout can take it).
 //! - `<instance>.notify/<address>/`: the private sm-notify directories
 //!   (`sm/`, `sm.bak/`, `state`) and `<address>.log`, sm-notify's output.
 
-use crate::sys::fsfile;
+use crate::ocf::{self, OcfResult, ResultExt};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -22,6 +24,11 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Where the registry is: a fixed path, not under `HA_RSCTMP` with the
+/// agents' other state ([`crate::ocf::runtime_dir`]), because its reader,
+/// statd's HA callout, is started by rpc.statd, not by the cluster
+/// manager, and has no `HA_RSCTMP` to find it by: a path both sides know
+/// without being told is the only meeting point.
 pub const REGISTRY_DIR: &str = "/run/hanfs/statd-holding";
 
 /// How long after a stop the callout still adds (never removes) records to
@@ -96,6 +103,25 @@ impl Registration {
     pub fn receives_callouts(&self, now: u64) -> bool {
         self.active || now < self.drain_until
     }
+
+    /// Whether `holding_dir` still leads to the directory registered (not
+    /// to the mount point an unmounted shared file system left behind).
+    pub fn holding_dir_unchanged(&self) -> Result<(), String> {
+        let show = self.holding_dir.display();
+        match dir_id(&self.holding_dir) {
+            Ok(id) if id == self.holding_id => Ok(()),
+            Ok(_) => Err(format!(
+                "holding_dir {show} is no longer the directory registered at start (unmounted?)"
+            )),
+            Err(e) => Err(format!("holding_dir {show}: {e}")),
+        }
+    }
+}
+
+/// The node's lockd thread now (it runs while nfsd or an NFS mount needs
+/// it): what [`Registration::lockd`] records.
+pub fn lockd_now() -> Option<crate::sys::procs::ProcId> {
+    crate::sys::nfsd::server::lockd_thread().and_then(crate::sys::procs::ProcId::of)
 }
 
 /// An instance name made safe as a file name.
@@ -152,35 +178,35 @@ impl Registry {
     /// Create the registry directory, and make it and its parent (the
     /// `hanfs` directory under /run) 0755 whatever the umask: the
     /// unprivileged callout reads it.
-    pub fn ensure(&self) -> io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+    pub fn ensure(&self) -> OcfResult<()> {
         let open = |p: &Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
-        open(&self.dir)?;
-        if let Some(parent) = self.dir.parent().filter(|p| p.ends_with("hanfs")) {
-            open(parent)?;
-        }
-        Ok(())
+        std::fs::create_dir_all(&self.dir)
+            .and_then(|()| open(&self.dir))
+            .and_then(
+                |()| match self.dir.parent().filter(|p| p.ends_with("hanfs")) {
+                    Some(parent) => open(parent),
+                    None => Ok(()),
+                },
+            )
+            .or_generic(|| format!("cannot create {}", self.dir.display()))
     }
 
-    pub fn load(&self, instance: &str) -> io::Result<Option<Registration>> {
-        match fsfile::read_own_file(&self.file(instance), fsfile::STATE_CAP)? {
-            Some(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            None => Ok(None),
-        }
+    /// The instance's registration; a damaged one is an error (1).
+    pub fn load(&self, instance: &str) -> OcfResult<Option<Registration>> {
+        ocf::load_state(&self.file(instance))
     }
 
-    pub fn save(&self, reg: &Registration) -> io::Result<()> {
+    pub fn save(&self, reg: &Registration) -> OcfResult<()> {
         self.ensure()?;
-        let data = serde_json::to_vec_pretty(reg).map_err(io::Error::other)?;
-        crate::sys::fsfile::write_atomic(&self.file(&reg.instance), &data, 0o644)
-            .map_err(|e| io::Error::other(e.reason))?;
+        ocf::save_state_readable(&self.file(&reg.instance), reg)?;
         // The lock file must exist before anyone takes it.
         let lf = self.lock_file(&reg.instance);
         if !lf.exists() {
-            std::fs::write(&lf, b"")?;
-            std::fs::set_permissions(&lf, std::fs::Permissions::from_mode(0o644))?;
+            std::fs::write(&lf, b"")
+                .and_then(|()| {
+                    std::fs::set_permissions(&lf, std::fs::Permissions::from_mode(0o644))
+                })
+                .or_generic(|| format!("cannot create {}", lf.display()))?;
         }
         Ok(())
     }
@@ -196,7 +222,18 @@ impl Registry {
         Ok(())
     }
 
-    /// Every registration on this node (unreadable ones are skipped).
+    /// Forget the instances stopped longer ago than the drain time.
+    pub fn prune_expired(&self) {
+        let now = now_secs();
+        for r in self.list() {
+            if !r.receives_callouts(now) {
+                let _ = self.remove(&r.instance);
+            }
+        }
+    }
+
+    /// Every registration on this node (unreadable and damaged ones are
+    /// logged and skipped).
     pub fn list(&self) -> Vec<Registration> {
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
@@ -208,16 +245,12 @@ impl Registry {
                     .to_str()
                     .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))
             })
-            .filter_map(
-                |e| match fsfile::read_own_file(&e.path(), fsfile::STATE_CAP) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        log::warn!("skipping a registration: {e}");
-                        None
-                    }
-                },
-            )
-            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .filter_map(|e| {
+                ocf::load_state(&e.path()).unwrap_or_else(|e| {
+                    log::warn!("skipping a registration: {e}");
+                    None
+                })
+            })
             .collect();
         v.sort_by(|a, b| a.instance.cmp(&b.instance));
         v
@@ -305,6 +338,34 @@ mod tests {
         r.remove("a").unwrap();
         r.remove("a").unwrap();
         assert_eq!(r.list().len(), 1);
+    }
+
+    /// The format is the one the registry had before it went through
+    /// `ocf::load_state` (pretty JSON, optional fields defaulted): what a
+    /// node upgraded under a running instance finds reads as before; a
+    /// damaged file is an error for `load` and skipped by `list`.
+    #[test]
+    fn registrations_of_the_previous_version_read_and_damaged_ones_do_not() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Registry::at(d.path());
+        let old = r#"{
+  "instance": "a",
+  "holding_dir": "/shared/h",
+  "holding_id": [1, 2],
+  "statd_dir": "/var/lib/nfs",
+  "ips": ["192.0.2.10"],
+  "active": true
+}"#;
+        std::fs::write(r.file("a"), old).unwrap();
+        assert_eq!(r.load("a").unwrap().unwrap(), reg("a"));
+        r.save(&reg("b")).unwrap();
+        let mode = std::fs::metadata(r.file("b")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "the unprivileged callout reads it");
+        std::fs::write(r.file("b"), "{\"instance\": \"b\",").unwrap();
+        let e = r.load("b").unwrap_err();
+        assert!(e.reason.contains("is damaged"), "{e}");
+        let names: Vec<String> = r.list().into_iter().map(|g| g.instance).collect();
+        assert_eq!(names, ["a"]);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! ... is unusable") when there is none. These may block on a slow name
 //! service: run them under [`crate::sys::bounded::run`].
 
+use crate::ocf::{Deadline, OcfError, OcfResult};
+use crate::sys::bounded;
 use std::ffi::CStr;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
@@ -72,6 +74,35 @@ pub fn check_addr(addr: IpAddr) -> AddrName {
             Err(e) => AddrName::OneWay { name, forward: e },
         },
     }
+}
+
+/// Every one of `ips` must have a host name, which `sm-notify -v` needs:
+/// looked up in a child bounded by `deadline` (a name service may hang).
+/// No name is this node's problem (2); a name that does not resolve back
+/// to the address is only logged.
+pub fn require_names(ips: &[IpAddr], deadline: &Deadline) -> OcfResult<()> {
+    let ips = ips.to_vec();
+    let names: Vec<(IpAddr, AddrName)> =
+        bounded::run(deadline, "looking up the host names of ip", move || {
+            Ok(ips.iter().map(|a| (*a, check_addr(*a))).collect())
+        })?;
+    for (a, n) in names {
+        match n {
+            AddrName::Consistent(name) => log::debug!("ip {a} is {name}"),
+            AddrName::OneWay { name, forward } => log::warn!(
+                "ip {a} maps to {name}, but {name} resolves to {forward}: clients may not match the notifications by name (they still match by address)"
+            ),
+            AddrName::NoName(why) => {
+                log::error!(
+                    "ip {a} does not resolve to a host name on this node: add a PTR record or an /etc/hosts line for it on every node"
+                );
+                return Err(OcfError::args(format!(
+                    "ip {a} has no host name ({why}); sm-notify -v needs one"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

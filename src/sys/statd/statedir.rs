@@ -5,6 +5,7 @@
 //! `/etc/nfs.conf` overrides both. statd and sm-notify drop root for the
 //! owner of `sm/`, so files made for them must belong to that owner.
 
+use crate::ocf::{OcfError, OcfResult};
 use crate::sys::procs::{self, Ns};
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -41,6 +42,16 @@ impl StatdDir {
     /// The directory to use: `configured` when given, else nfs.conf's
     /// `[statd] state-directory-path`, else the first of the distribution
     /// defaults that has an `sm/`. `Err` lists what was tried.
+    /// [`StatdDir::detect`] with this node's nfs.conf: a `configured`
+    /// directory that is not statd's is this node's problem (2), none found
+    /// a missing installation (5).
+    pub fn find(configured: Option<&Path>) -> OcfResult<StatdDir> {
+        StatdDir::detect(configured, &NfsConf::load()).map_err(|e| match configured {
+            Some(_) => OcfError::args(e),
+            None => OcfError::installed(e),
+        })
+    }
+
     pub fn detect(configured: Option<&Path>, conf: &NfsConf) -> Result<StatdDir, String> {
         if let Some(p) = configured {
             let d = StatdDir::new(p);
@@ -173,6 +184,33 @@ pub fn running_statd(conf: &NfsConf) -> Vec<RunningStatd> {
                 .or_else(|| conf.get("statd", "ha-callout").map(str::to_string)),
         })
         .collect()
+}
+
+/// Warn when rpc.statd will not run the hanfs callout: then new clients
+/// reach the holding directory only at the next monitor.
+pub fn warn_without_callout() {
+    let conf = NfsConf::load();
+    let statds = running_statd(&conf);
+    if statds.is_empty() {
+        log::warn!(
+            "no rpc.statd runs here: NFSv3 clients cannot lock until it does (run it with --no-notify and the hanfs callout)"
+        );
+    }
+    for s in statds {
+        match s.callout.as_deref() {
+            Some(c) if Path::new(c).file_name().is_some_and(|n| n == "hanfs-statd-callout") => {
+                log::debug!("rpc.statd (pid {}) runs the hanfs callout {c}", s.pid)
+            }
+            Some(c) => log::warn!(
+                "rpc.statd (pid {}) runs the HA callout {c}, not hanfs-statd-callout: unless it calls ours, new clients reach holding_dir only at the next monitor",
+                s.pid
+            ),
+            None => log::warn!(
+                "rpc.statd (pid {}) runs without an HA callout: new clients reach holding_dir only at the next monitor; set [statd] ha-callout=/usr/libexec/hanfs/hanfs-statd-callout in /etc/nfs.conf and restart rpc.statd",
+                s.pid
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
