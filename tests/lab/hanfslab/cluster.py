@@ -146,22 +146,27 @@ _OP_RESULT = re.compile(
     r"Result of (?P<op>\w+) operation for (?P<rsc>\S+) on \S+: (?P<text>[^|]+?) \|.*\brc=(?P<rc>\d+)")
 
 
+def _log_lines(logdirs):
+    """Every line of the nodes' pacemaker logs, node by node, boot by boot."""
+    for d in logdirs:
+        for path in sorted(glob.glob(f"{d}/pacemaker-*.log")):
+            with open(path, errors="replace") as f:
+                yield from f
+
+
 def op_results(logdirs, rsc, op, t_from, t_to):
     """Every result the controllers logged for `rsc`'s `op` in [t_from, t_to]:
     [{t, node, rc, text}] (recurring monitors included, which execd does not
     log at info level)."""
     year = datetime.fromtimestamp(t_from).year
     out = []
-    for d in logdirs:
-        for path in sorted(glob.glob(f"{d}/pacemaker-*.log")):
-            with open(path, errors="replace") as f:
-                for line in f:
-                    m = _OP_RESULT.match(line)
-                    if not m or m["rsc"] != rsc or m["op"] != op:
-                        continue
-                    t = _ts(m["ts"], year)
-                    if t_from <= t <= t_to:
-                        out.append({"t": round(t, 3), "node": m["node"], "rc": int(m["rc"]), "text": m["text"]})
+    for line in _log_lines(logdirs):
+        m = _OP_RESULT.match(line)
+        if not m or m["rsc"] != rsc or m["op"] != op:
+            continue
+        t = _ts(m["ts"], year)
+        if t_from <= t <= t_to:
+            out.append({"t": round(t, 3), "node": m["node"], "rc": int(m["rc"]), "text": m["text"]})
     out.sort(key=lambda a: a["t"])
     return out
 
@@ -173,23 +178,20 @@ def agent_actions(logdirs, t_from, t_to):
     with its execution time, plus every timed-out one (rc "Timed Out", seconds None)."""
     year = datetime.fromtimestamp(t_from).year
     out = []
-    for d in logdirs:
-        for path in sorted(glob.glob(f"{d}/pacemaker-*.log")):
-            with open(path, errors="replace") as f:
-                for line in f:
-                    m = _FINISHED.match(line)
-                    r = None if m else _RESULT.match(line)
-                    if not m and not (r and "Timed Out" in r["text"]):
-                        continue
-                    t = _ts((m or r)["ts"], year)
-                    if not t_from <= t <= t_to:
-                        continue
-                    if m:
-                        secs = float(m["num"]) / (1000.0 if m["unit"] == "ms" else 1.0)
-                        out.append({"t": round(t, 3), "node": m["node"], "resource": m["rsc"],
-                                    "op": m["op"], "rc": int(m["rc"]), "seconds": round(secs, 3)})
-                    else:
-                        out.append({"t": round(t, 3), "node": r["node"], "resource": r["rsc"],
-                                    "op": r["op"], "rc": "Timed Out", "seconds": None})
+    for line in _log_lines(logdirs):
+        m = _FINISHED.match(line)
+        r = None if m else _RESULT.match(line)
+        if not m and not (r and "Timed Out" in r["text"]):
+            continue
+        t = _ts((m or r)["ts"], year)
+        if not t_from <= t <= t_to:
+            continue
+        if m:
+            secs = float(m["num"]) / (1000.0 if m["unit"] == "ms" else 1.0)
+            out.append({"t": round(t, 3), "node": m["node"], "resource": m["rsc"],
+                        "op": m["op"], "rc": int(m["rc"]), "seconds": round(secs, 3)})
+        else:
+            out.append({"t": round(t, 3), "node": r["node"], "resource": r["rsc"],
+                        "op": r["op"], "rc": "Timed Out", "seconds": None})
     out.sort(key=lambda a: a["t"])
     return out
