@@ -1031,8 +1031,7 @@ fn takeover_tickles_ipv6_connections_too() {
 /// Clients that connect after a start (those a takeover's tickles sent
 /// back, NFSv3 clients that statd-holding notifies next) are in the list
 /// within [`RECORD_AFTER`] of the start, without waiting for a recurring
-/// monitor: a crash just after a takeover tickles them too. Stop ends the
-/// follow-up before it records anything more.
+/// monitor: a crash just after a takeover tickles them too.
 #[test]
 fn start_records_the_clients_that_connect_after_it() {
     let sb = sandbox!();

@@ -12,7 +12,8 @@ log = logging.getLogger("lab")
 RESUME_TIMEOUT = 420   # writers must resume within this after the service is back
 CONFIRM_TIMEOUT = 240  # probers must see every lock held again within this
 SETTLE = 5
-# lock_before_crash rounds (issue 12: ten); HANFS_LAB_LOCK_ROUNDS overrides
+# lock_before_crash rounds that must kill within 100 ms of the grant;
+# HANFS_LAB_LOCK_ROUNDS overrides
 LOCK_ROUNDS = int(os.environ.get("HANFS_LAB_LOCK_ROUNDS", "10"))
 
 # Takes an exclusive POSIX lock on argv[1] (created), then writes "GRANTED
