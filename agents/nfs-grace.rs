@@ -134,7 +134,13 @@ impl Agent for NfsGrace {
         )?;
 
         // 4. nfsd starts (its grace period with it), tracked by nfsdcld,
-        //    with lockd's grace for NFSv3.
+        //    with lockd's grace for NFSv3 (how, this kernel decides: said
+        //    once per start).
+        let lockd_kept_up = serves_v3 && server::lockd_thread().is_some();
+        log::info!(
+            "{}",
+            server::kernel_paths(server::kernel_release(), lockd_kept_up)
+        );
         server::check_mountd();
         server::start(&roots, &cfg.server(), &ctx.deadline)?;
         if let Err(e) = cld::check_tracking(cld_id, &ctx.deadline)

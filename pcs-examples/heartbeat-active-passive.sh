@@ -63,11 +63,11 @@ pcs_f() { pcs -f "$CIB" "$@"; }
 #   FENCE_PARAMS="ip=192.0.2.201 username=admin password=secret lanplus=1 pcmk_host_list=node1"
 # (one device per node for IPMI-like devices: run this section once per node,
 # or add more `stonith create` lines). The lab sets its own fence_hanfs_lab.
-: "${FENCE_AGENT:?set FENCE_AGENT and FENCE_PARAMS to your fence device (see the Fencing section)}"
-FENCE_PARAMS=${FENCE_PARAMS:-}
-# shellcheck disable=SC2086  # FENCE_PARAMS is a list of name=value words
-pcs_f stonith create "${GROUP}-fence" "$FENCE_AGENT" $FENCE_PARAMS
-pcs_f property set stonith-enabled=true
+# PING_TARGETS (optional, see fencing.sh): addresses a node must reach on the
+# service network before it may fence the other one.
+# shellcheck source=fencing.sh
+. "$(dirname "$0")/fencing.sh"
+hanfs_fencing "${GROUP}-fence" $(crm_node -l | awk '{print $2}')
 
 # ---- 2. Cluster-wide defaults -----------------------------------------------
 # Stay where you are after a failover (do not fail back by yourself).

@@ -24,7 +24,9 @@ pub enum Look {
     Resolve,
     /// The deeper look at a directory found before on device `dev`: still
     /// a directory itself (not a link put in its place), still on that file
-    /// system, and it can be listed.
+    /// system, it can be listed, and the block device under that file
+    /// system answers a read that bypasses the page cache (a listing
+    /// answers from the cache when the storage under it hangs).
     Unchanged { dev: u64 },
 }
 
@@ -113,6 +115,9 @@ pub fn look(path: &Path, how: Look) -> Result<Found, DirProblem> {
         if let Some(Err(e)) = entries.next() {
             return Err(io_problem(e));
         }
+        read_device(dev).map_err(|(dev, e)| {
+            DirProblem::Io(format!("its storage {} does not read: {e}", dev.display()))
+        })?;
     }
     Ok(Found {
         path,
@@ -121,6 +126,52 @@ pub fn look(path: &Path, how: Look) -> Result<Found, DirProblem> {
         gid: md.gid(),
         mode: md.permissions().mode(),
     })
+}
+
+/// One 4-KiB read at the start of the block device with number `dev`,
+/// with O_DIRECT: from the device, not the page cache, so it blocks when
+/// the storage does (a suspended device-mapper table, a lost SAN path).
+/// A file system on no block device (tmpfs, NFS, btrfs's anonymous
+/// devices), a device without a node in /dev or one this node does not
+/// let root open has nothing to read: Ok.
+fn read_device(dev: u64) -> Result<(), (PathBuf, std::io::Error)> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    let uevent = format!("/sys/dev/block/{major}:{minor}/uevent");
+    let Ok(text) = std::fs::read_to_string(uevent) else {
+        return Ok(());
+    };
+    let Some(name) = text.lines().find_map(|l| l.strip_prefix("DEVNAME=")) else {
+        return Ok(());
+    };
+    let node = Path::new("/dev").join(name);
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&node)
+    {
+        Ok(f) => f,
+        // the device failing or gone; anything else (no node, a device
+        // this node does not let root open) tells nothing about the storage
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EIO | libc::ENXIO | libc::ENODEV)
+            ) =>
+        {
+            return Err((node, e))
+        }
+        Err(_) => return Ok(()),
+    };
+    // O_DIRECT wants a buffer aligned to the logical block size (4 KiB
+    // covers every device); the aligned part of a larger one is.
+    const BLOCK: usize = 4096;
+    let mut buf = vec![0u8; 2 * BLOCK];
+    let at = buf.as_ptr().align_offset(BLOCK);
+    match file.read_at(&mut buf[at..at + BLOCK], 0) {
+        Ok(_) => Ok(()),
+        Err(e) => Err((node, e)),
+    }
 }
 
 /// [`look`] from a child abandoned at `deadline`: a hung storage is

@@ -776,3 +776,70 @@ fn a_link_loop_is_2_and_an_overlong_name_is_6() {
     );
     export(&sb, "long", &long, "*").run("start").expect(6);
 }
+
+// ----------------------------------------------------------------- UML ---
+
+/// Hung storage (issue: faults beyond a crash): the exported file system
+/// sits on a device-mapper device whose table is suspended, so its I/O
+/// queues for ever while listings still answer from the cache. The
+/// monitor at depth 10 must say so within its timeout (a direct read of
+/// the device, in a child abandoned at the deadline), never hang; depth 0
+/// stays quick and true (the export is still there); after the resume
+/// depth 10 passes again.
+#[test]
+fn uml_depth_10_monitor_notices_hung_storage() {
+    use crate::common::uml::{agents_sh, GuestAgent};
+    let vm = uml!();
+    let ex = GuestAgent::new("ex", AGENT)
+        .param("directory", "/run/hung/data")
+        .param("clientspec", "127.0.0.1")
+        .param("fsid", "7");
+    let script = agents_sh(&[ex])
+        + r#"
+modprobe loop; modprobe dm-mod
+dd if=/dev/zero of=/tmp/disk.img bs=1M count=24 2>/dev/null
+L=$(losetup -f --show /tmp/disk.img)
+dmsetup create hung --table "0 $(blockdev --getsz $L) linear $L 0" && dmsetup mknodes
+mkfs.ext4 -q /dev/mapper/hung
+mkdir -p /run/hung && mount /dev/mapper/hung /run/hung && mkdir -p /run/hung/data
+modprobe nfsd; mount -t nfsd nfsd /proc/fs/nfsd 2>/dev/null; rpcbind -w; rpc.mountd
+ex start; val start $?
+OCF_CHECK_LEVEL=10 ex monitor; val deep_before $?
+ls /run/hung/data >/dev/null
+dmsetup suspend hung; val suspended $?
+T0=$(date +%s%N)
+OCF_CHECK_LEVEL=10 OCF_RESKEY_CRM_meta_timeout=8000 ex monitor 2>/tmp/deep.err; val deep_hung $?
+val deep_hung_ms $(( ($(date +%s%N) - T0) / 1000000 ))
+val deep_hung_reason "$(grep -o 'ocf-exit-reason:.*' /tmp/deep.err | tr ' ' _)"
+ex monitor; val shallow_hung $?
+dmsetup resume hung; val resumed $?
+OCF_CHECK_LEVEL=10 ex monitor; val deep_after $?
+ex stop; val stop $?
+umount /run/hung; dmsetup remove hung; losetup -d $L
+"#;
+    let r = vm.run(&script, Duration::from_secs(150));
+    r.assert_ok();
+    let v = |k: &str| r.value(k).unwrap_or_default();
+    let out = &r.output;
+    assert_eq!(
+        (v("start"), v("deep_before"), v("suspended")),
+        ("0".into(), "0".into(), "0".into()),
+        "{out}"
+    );
+    assert_eq!(v("deep_hung"), "1", "depth 10 on hung storage: {out}");
+    let ms: u64 = v("deep_hung_ms").parse().unwrap_or(u64::MAX);
+    assert!(
+        ms < 6000,
+        "the monitor took {ms} ms, not about half its 8-s timeout: {out}"
+    );
+    assert!(
+        v("deep_hung_reason").contains("hung_storage"),
+        "exit reason: {out}"
+    );
+    assert_eq!(v("shallow_hung"), "0", "depth 0 reads no storage: {out}");
+    assert_eq!(
+        (v("resumed"), v("deep_after"), v("stop")),
+        ("0".into(), "0".into(), "0".into()),
+        "{out}"
+    );
+}

@@ -80,6 +80,34 @@ pub fn lockd_sigkill_restarts_grace(release: (u32, u32)) -> bool {
     release < (6, 6)
 }
 
+/// The first release whose `unlock_filesystem` revokes NFSv4 state (opens,
+/// locks, delegations: "admin-revoked"); 6.1 does not, 6.12 does (both
+/// tested), the release between is read from the kernel's history.
+pub const UNLOCK_REVOKES_V4_FROM: (u32, u32) = (6, 9);
+
+/// The kernel-dependent paths nfs-grace takes on this node, in one
+/// sentence for the log at each start: how lockd's NLM grace period
+/// begins, and what a stop on a node shared with another service does.
+/// `lockd_kept_up`: lockd runs with nfsd stopped (NFS client mounts).
+pub fn kernel_paths(release: (u32, u32), lockd_kept_up: bool) -> String {
+    let (major, minor) = release;
+    let grace = match (lockd_kept_up, lockd_sigkill_restarts_grace(release)) {
+        (false, _) => "lockd's NLM grace period begins with lockd, which starts with nfsd",
+        (true, true) => {
+            "lockd stays up for NFS client mounts here: its NLM grace period is restarted by SIGKILL (before 6.6)"
+        }
+        (true, false) => {
+            "lockd stays up for NFS client mounts here and cannot restart its NLM grace period (6.6 and later)"
+        }
+    };
+    let stop = if release >= UNLOCK_REVOKES_V4_FROM {
+        "unlock_filesystem revokes NFSv4 state, so a stop on a node shared with another service keeps nfsd running once the clients free it"
+    } else {
+        "unlock_filesystem keeps NFSv4 state, so a stop on a node shared with another service restarts nfsd when its clients hold NFSv4 state there"
+    };
+    format!("Linux {major}.{minor}: {grace}; {stop}")
+}
+
 /// Whether this kernel has nfsd: loaded already, or loadable.
 pub fn available(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
     if roots.nfsd_mounted() || nfsd_fs_registered() {
@@ -501,6 +529,18 @@ mod tests {
         assert!(parse_scope("").is_err());
         assert!(parse_scope(&"x".repeat(65)).is_err());
         assert!(parse_scope("a/b").unwrap_err().contains("'/'"));
+    }
+
+    #[test]
+    fn kernel_paths_name_the_path_each_kernel_takes() {
+        let old = kernel_paths((6, 1), false);
+        assert!(old.starts_with("Linux 6.1: lockd's NLM grace period begins with lockd"));
+        assert!(old.contains("restarts nfsd"), "{old}");
+        assert!(kernel_paths((6, 1), true).contains("restarted by SIGKILL"));
+        let new = kernel_paths((6, 12), true);
+        assert!(new.contains("cannot restart its NLM grace period"), "{new}");
+        assert!(new.contains("keeps nfsd running"), "{new}");
+        assert!(kernel_paths((6, 8), false).contains("restarts nfsd"));
     }
 
     #[test]

@@ -179,3 +179,39 @@ def timeline(t_event, actions, t_removed, t_up, clients):
             ev.append((t_up + n["new_lock_s"] - t_event, f"{tag}: first new lock"))
     ev.sort(key=lambda e: e[0])
     return [{"t_s": round(t, 3), "what": w} for t, w in ev]
+
+
+def arp_claims(text, addr):
+    """Who claimed `addr` on the segment, from `tcpdump -tt -e -n arp` text:
+    [(time, MAC)] for each ARP reply "addr is-at MAC" and each request sent
+    *from* addr (a gratuitous ARP: the sender's MAC). Probes (sender 0.0.0.0)
+    and requests for addr from others claim nothing."""
+    out = []
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) < 4 or "ARP" not in line:
+            continue
+        try:
+            t = float(f[0])
+        except ValueError:
+            continue
+        words = line.split(": ", 1)[-1].split()
+        if words[:1] == ["Reply"] and len(words) >= 4 and words[1] == addr and words[2] == "is-at":
+            out.append((t, words[3].rstrip(",")))
+        elif words[:1] == ["Request"] and "tell" in words:
+            i = words.index("tell")
+            if i + 1 < len(words) and words[i + 1].rstrip(",") == addr:
+                out.append((t, f[1]))
+    return out
+
+
+def arp_owner_changes(claims):
+    """The claims as runs of one MAC: [(first time, last time, MAC)]. Two nodes
+    answering at once show as a MAC coming back after another took over."""
+    runs = []
+    for t, mac in sorted(claims):
+        if runs and runs[-1][2] == mac:
+            runs[-1] = (runs[-1][0], t, mac)
+        else:
+            runs.append((t, t, mac))
+    return runs

@@ -4,6 +4,7 @@ Everything created here is recorded in Host.cleanups and undone by
 Host.teardown(), which the driver calls from a finally block: UML processes are
 killed by pid (with all their descendants), taps and the bridge removed.
 """
+import contextlib
 import fcntl
 import json
 import logging
@@ -103,11 +104,12 @@ class Host:
         self.run = run_dir
         self.cleanups = []  # (description, callable), undone in reverse order
         self.lock_fd = None
-        self.uml_version = None
+        self.uml = None          # the UML kernel the nodes boot
+        self.uml_version = None  # its release (uname -r in a node)
         self.boot_counts = {}  # node name -> boots so far in this run
 
     # -- preflight
-    def preflight(self, install=True):
+    def preflight(self, kernel="6.1", install=True):
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network devices, UML, loop of kernel modules)")
         self.lock_fd = os.open("/run/hanfs-lab.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -135,20 +137,39 @@ class Host:
             finally:
                 if ours:
                     os.unlink(policy)
-        vers = sorted(os.listdir(T.UML_MODULES)) if os.path.isdir(T.UML_MODULES) else []
-        if not vers:
-            raise LabError(f"no UML kernel modules under {T.UML_MODULES}")
-        self.uml_version = vers[-1]
-        link = f"/lib/modules/{self.uml_version}"
-        target = f"{T.UML_MODULES}/{self.uml_version}"
-        if os.path.realpath(link) != os.path.realpath(target):
-            os.makedirs("/lib/modules", exist_ok=True)
-            if os.path.lexists(link):
-                raise LabError(f"{link} exists and is not the UML modules directory")
-            os.symlink(target, link)
-            log.info("linked %s -> %s (UML's modprobe looks there)", link, target)
+        self._kernel(kernel)
         if not os.path.exists("/dev/net/tun"):
             raise LabError("/dev/net/tun is missing: taps cannot be created")
+
+    def _kernel(self, kernel):
+        """The UML kernel `kernel` names (scripts/uml-kernel.sh: Debian's 6.1,
+        or 6.12 built once and cached), its release, and its module tree
+        linked at /lib/modules/<release>, where the nodes' modprobe looks
+        (their root is the host's)."""
+        r = subprocess.run(["bash", os.path.join(self.repo, "scripts", "uml-kernel.sh"), kernel],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=3600)
+        if r.returncode != 0 or not r.stdout.strip():
+            raise LabError(f"no UML kernel {kernel}: {r.stderr.strip()[-800:]}")
+        self.uml = r.stdout.strip().splitlines()[-1]
+        # a kernel built by uml-kernel.sh carries its (built-in only) module
+        # tree beside it; Debian's has /usr/lib/uml/modules
+        beside = os.path.join(os.path.dirname(self.uml), "lib", "modules")
+        root = beside if os.path.isdir(beside) else T.UML_MODULES
+        vers = sorted(os.listdir(root)) if os.path.isdir(root) else []
+        if len(vers) != 1:
+            raise LabError(f"cannot tell the release of {self.uml}: module trees under {root}: {vers}")
+        self.uml_version = vers[0]
+        link = f"/lib/modules/{self.uml_version}"
+        target = f"{root}/{self.uml_version}"
+        if os.path.realpath(link) != os.path.realpath(target):
+            os.makedirs("/lib/modules", exist_ok=True)
+            if os.path.islink(link):
+                os.unlink(link)  # an earlier run's link to another build of this release
+            elif os.path.lexists(link):
+                raise LabError(f"{link} exists and is not a UML module tree")
+            os.symlink(target, link)
+            log.info("linked %s -> %s (UML's modprobe looks there)", link, target)
+        log.info("UML kernel %s (%s)", self.uml, self.uml_version)
 
     @staticmethod
     def _installed(pkg):
@@ -237,6 +258,29 @@ class Host:
                 p.wait()
         # registered after the network: undone before the bridge goes
         self.cleanups.append((f"tcpdump pid {p.pid}", stop))
+
+    @contextlib.contextmanager
+    def arp_watch(self, path):
+        """ARP on the bridge, as text (epoch times, MACs), into `path` while
+        the block runs."""
+        with open(path, "w") as out:
+            p = subprocess.Popen(["tcpdump", "-i", T.BRIDGE, "-l", "-tt", "-e", "-n", "arp"],
+                                 stdout=out, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1)  # tcpdump attached before the caller's event
+            yield
+        finally:
+            time.sleep(1)
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def link(self, tap, up):
+        """A node's tap up or down (down: the node is cut off the segment, alive)."""
+        sh("ip", "link", "set", tap, "up" if up else "down")
 
     # -- shared disks
     def make_disk(self, path, label, dirs):

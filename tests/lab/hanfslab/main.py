@@ -30,6 +30,9 @@ def parse_args(argv):
                    help="stack under test (default: hanfs)")
     p.add_argument("--compare", action="store_true",
                    help="also run the heartbeat-agent stack, same scenarios, same run (reference)")
+    p.add_argument("--kernel", choices=T.KERNELS, default=T.KERNELS[0],
+                   help="the nodes' User-Mode Linux kernel: Debian's 6.1 (default) or 6.12, "
+                        "built once by scripts/uml-kernel.sh (~13 min) and cached")
     p.add_argument("--scenarios", default=",".join(SCENARIOS),
                    help=f"comma-separated, in order (default: {','.join(SCENARIOS)})")
     p.add_argument("--repeat", type=int, default=1, help="run the scenario list N times (default 1)")
@@ -91,6 +94,9 @@ def example_env(lab, stack, config):
         "FENCE_AGENT": "fence_hanfs_lab",
         "FENCE_PARAMS": f"lab_dir={lab.run} pcmk_host_list={','.join(n.name for n in lab.servers)}"
                         " pcmk_reboot_action=off",
+        # the fence device is reachable from a node cut off the segment (as
+        # IPMI on its own LAN): a node fences only if it reaches the clients
+        "PING_TARGETS": " ".join(c.spec.ip for c in lab.clients),
     }
     if len(config.services) == 1:
         svc = config.services[0]
@@ -204,9 +210,11 @@ def main(argv=None):
     t0 = time.time()
     try:
         with phase("preflight"):
-            host.preflight(install=not args.no_install)
+            host.preflight(kernel=args.kernel, install=not args.no_install)
             report["host"] = host.resources()
             report["host"]["uml_version"] = host.uml_version
+            report["host"]["uml_kernel"] = host.uml
+            report["kernel"] = args.kernel
         bindir = None
         hanfs_error = None
         if any(T.STACKS[s].hanfs for s in stacks):

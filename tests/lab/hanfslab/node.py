@@ -106,7 +106,7 @@ class Node:
         for f in os.listdir(self.ctl):
             os.unlink(os.path.join(self.ctl, f))
         self.lab.write_node_env(self)
-        argv = [T.UML, f"umid={self.umid}", f"uml_dir={self.lab.run}/uml/", f"mem={self.spec.mem_mb}M",
+        argv = [self.lab.host.uml, f"umid={self.umid}", f"uml_dir={self.lab.run}/uml/", f"mem={self.spec.mem_mb}M",
                 "root=/dev/root", "rootfstype=hostfs", "rootflags=/", "ro"]
         for letter, img in zip("bcd", disks):
             # c: shared, the image is not locked (two nodes attach it, one mounts it)

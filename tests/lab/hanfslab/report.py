@@ -45,7 +45,8 @@ def _scenario_lines(s):
 
 def summary(report):
     out = [f"hanfs lab run {report['run_id']}  ({report.get('total_s', 0):.0f} s total, "
-           f"{report.get('clients', '?')} clients)"]
+           f"{report.get('clients', '?')} clients, "
+           f"kernel {report.get('host', {}).get('uml_version', '?')})"]
     if report.get("error"):
         out.append(f"LAB ERROR: {report['error']}")
     ph = report.get("phases", {})

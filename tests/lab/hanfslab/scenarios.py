@@ -5,6 +5,7 @@ import shlex
 import time
 
 from . import analysis, cluster, logs
+from . import topology as T
 from .host import LabError
 
 log = logging.getLogger("lab")
@@ -394,11 +395,65 @@ class Runner:
             raise LabError(f"services not split across the nodes before the crash: {locs}")
         return [self._crash("split+crash", locs[self.services[-1].group])]
 
-    def _crash(self, label, victim):
+    def partition(self):
+        """The node running the (first) service loses its network (its tap
+        goes down on the host), alive: both nodes see the other gone and each
+        asks the fence device (the lab's is reachable from both, as IPMI on a
+        management LAN would be). The recipes' ping heuristic (PING_TARGETS,
+        pcs-examples/fencing.sh) lets only the node that reaches the clients
+        fence: the isolated one is fenced, the other takes over. ARP on the
+        bridge is watched throughout: the floating address must have one
+        owner at a time, and after the cut only the survivor's."""
+        svc = self.services[0]
+        victim = self.where(svc.group)
+        if victim is None:
+            raise LabError(f"group {svc.group} is not running anywhere before the partition")
+        survivor = self.other(victim).name
+        macs = {n.name: n.sh(f"cat /sys/class/net/{T.NIC}/address", timeout=60).out.strip()
+                for n in self.lab.running_servers()}
+        tap = self.lab.node(victim).spec.tap
+        path = os.path.join(self.lab.run, f"arp-partition-{victim}.txt")
+
+        def cut():
+            log.info("partition: %s's link %s down (the node keeps running)", victim, tap)
+            t = time.time()
+            self.lab.host.link(tap, up=False)
+            return t
+
+        def heal():
+            self.lab.host.link(tap, up=True)
+
+        with self.lab.host.arp_watch(path):
+            res = self._crash("partition", victim, event=cut, restore=heal)
+        claims = analysis.arp_claims(open(path).read(), svc.vip)
+        runs = analysis.arp_owner_changes(claims)
+        names = {m: n for n, m in macs.items()}
+        after = sorted({names.get(m, m) for t, m in claims if t >= res["t_event"]})
+        res["arp"] = {"macs": macs, "owners": [{"from": a, "to": b, "node": names.get(m, m)} for a, b, m in runs],
+                      "claimants_after_cut": after}
+        res["checks"].append(_check(f"{svc.vip}: one ARP owner at a time, only {survivor} after the cut",
+                                    after == [survivor] and len({m for _, _, m in runs}) == len(runs),
+                                    "owners in turn: " + " -> ".join(f"{names.get(m, m)} ({b - a:.1f} s)"
+                                                                     for a, b, m in runs)))
+        ok_fences = [e for e in res.get("fence_events", []) if e["target"] == survivor and e["reply"].get("ok")
+                     and e["action"] in ("off", "reboot")]
+        res["checks"].append(_check(f"the isolated node never fenced {survivor}", not ok_fences,
+                                    f"fenced: {ok_fences}" if ok_fences else "never"))
+        res["passed"] = all(c["ok"] for c in res["checks"])
+        self._log(res)
+        return [res]
+
+    def _crash(self, label, victim, event=None, restore=None):
+        """`victim` fails (killed, or `event()` does it and returns when), the
+        other node must fence it and take every service over; then the node
+        is repaired (`restore()` first) and rejoins."""
         survivor = self.other(victim).name
         node = self.lab.node(victim)
-        log.info("%s: killing %s (UML pid %d)", label, victim, node.proc.pid)
-        t = node.kill(why=f"{label} scenario")
+        if event is None:
+            log.info("%s: killing %s (UML pid %d)", label, victim, node.proc.pid)
+            t = node.kill(why=f"{label} scenario")
+        else:
+            t = event()
         res = self._finish(f"{label} {victim}", t, {s.group: survivor for s in self.services},
                            {"victim": victim, "from_node": victim})
         try:
@@ -411,6 +466,8 @@ class Runner:
         # the administrator repairs the node: it boots and rejoins the cluster
         t0 = time.time()
         try:
+            if restore:
+                restore()
             if not node.running():
                 self.lab.boot_server(node)
             node.wait_ready()

@@ -9,14 +9,15 @@ PREFIX = 24
 CLIENTSPEC = f"{SUBNET}.0/{PREFIX}"
 NIC = "vec0"  # the node-side name of a UML vector (tap) interface
 
-UML = "/usr/bin/linux.uml"
-UML_MODULES = "/usr/lib/uml/modules"
+# the nodes' kernel: tests/lab/run --kernel (scripts/uml-kernel.sh finds or builds it)
+KERNELS = ("6.1", "6.12")
+UML_MODULES = "/usr/lib/uml/modules"  # Debian's user-mode-linux (6.1) module tree
 
 # Debian packages the lab needs on the host (the nodes run the host's /usr).
 PACKAGES = [
     "user-mode-linux", "kmod", "e2fsprogs", "iproute2", "tcpdump", "python3", "util-linux", "procps",
     "pacemaker", "pacemaker-cli-utils", "corosync", "pcs", "resource-agents", "fence-agents",
-    "nfs-kernel-server", "nfs-common", "rpcbind",
+    "nfs-kernel-server", "nfs-common", "rpcbind", "iputils-ping",
 ]
 
 
@@ -84,7 +85,7 @@ MIGRATE = Config("migrate", SERVICES[:1], {"nfs": "/data"}, from_stack="heartbea
 
 # scenario -> the configuration it runs on
 SCENARIO_CONFIG = {"move": ACTIVE_PASSIVE, "crash": ACTIVE_PASSIVE, "nfsd_dies": ACTIVE_PASSIVE,
-                   "lock_before_crash": ACTIVE_PASSIVE,
+                   "lock_before_crash": ACTIVE_PASSIVE, "partition": ACTIVE_PASSIVE,
                    "split": TWO_SERVICES,
                    "migrate": MIGRATE}
 

@@ -141,3 +141,28 @@ class OpResults(unittest.TestCase):
             t0 = datetime.datetime(2026, 12, 2, 0, 0).timestamp()
             got = cluster.op_results([d], "nfs-grace", "monitor", t0, t0 + 86400)
         self.assertEqual([(g["rc"], g["text"]) for g in got], [(0, "ok"), (1, "error")])
+
+
+# tcpdump -tt -e -n arp on the lab bridge (lines from a lab run)
+ARP = """\
+1796217975.034880 36:09:8d:27:a8:c3 > 3e:ed:9f:e7:4d:c6, ethertype ARP (0x0806), length 42: Reply 10.77.0.12 is-at 36:09:8d:27:a8:c3, length 28
+1796217992.263934 3e:ed:9f:e7:4d:c6 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.77.0.50 tell 0.0.0.0, length 28
+1796217992.566559 3e:ed:9f:e7:4d:c6 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.77.0.50 tell 10.77.0.50, length 28
+1796217993.100000 52:54:00:00:00:21 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.77.0.50 tell 10.77.0.21, length 28
+1796217993.100100 3e:ed:9f:e7:4d:c6 > 52:54:00:00:00:21, ethertype ARP (0x0806), length 42: Reply 10.77.0.50 is-at 3e:ed:9f:e7:4d:c6, length 28
+garbage line
+1796218001.000000 36:09:8d:27:a8:c3 > 52:54:00:00:00:21, ethertype ARP (0x0806), length 42: Reply 10.77.0.50 is-at 36:09:8d:27:a8:c3, length 28
+"""
+
+
+class ArpClaims(unittest.TestCase):
+    def test_replies_and_gratuitous_requests_claim_probes_and_questions_do_not(self):
+        claims = A.arp_claims(ARP, "10.77.0.50")
+        self.assertEqual([m for _, m in claims],
+                         ["3e:ed:9f:e7:4d:c6", "3e:ed:9f:e7:4d:c6", "36:09:8d:27:a8:c3"])
+        self.assertEqual(A.arp_claims(ARP, "10.77.0.51"), [])
+
+    def test_a_mac_coming_back_shows_as_a_new_run(self):
+        c = [(1.0, "a"), (2.0, "a"), (3.0, "b"), (4.0, "a")]
+        self.assertEqual(A.arp_owner_changes(c), [(1.0, 2.0, "a"), (3.0, 3.0, "b"), (4.0, 4.0, "a")])
+        self.assertEqual(A.arp_owner_changes([]), [])
