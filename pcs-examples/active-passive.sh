@@ -100,10 +100,15 @@ pcs_f resource create "${GROUP}-root" ocf:hanfs:nfs-export \
     --group "$GROUP"
 # The data export (NFSv3 clients mount $VIP:$EXPORT_DIR). unlock_on_stop
 # releases its locks when the export moves away, so the disk can unmount.
+# The second monitor (OCF_CHECK_LEVEL=10) reads the disk under the export,
+# bypassing the cache: hung storage fails it within 10 s, and the cluster
+# moves the service (the disk's stop cannot finish: the node is fenced).
 pcs_f resource create "${GROUP}-data" ocf:hanfs:nfs-export \
     directory="$EXPORT_DIR" clientspec="$CLIENTSPEC" fsid="$DATA_FSID" \
     options="$EXPORT_OPTIONS" unlock_on_stop=true \
-    op monitor interval=10s timeout=20s op start timeout=40s op stop timeout=60s \
+    op monitor interval=10s timeout=20s \
+       monitor interval=30s timeout=20s OCF_CHECK_LEVEL=10 \
+       start timeout=40s stop timeout=60s \
     --group "$GROUP"
 # The floating address (with gratuitous ARPs so clients find it at once).
 # Its monitor records the clients' TCP connections in $TICKLE_DIR; after a

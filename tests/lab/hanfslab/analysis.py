@@ -215,3 +215,37 @@ def arp_owner_changes(claims):
         else:
             runs.append((t, t, mac))
     return runs
+
+
+def _median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return None if not n else (xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2)
+
+
+def soak_verdict(rounds):
+    """Whether a soak's rounds degrade. `rounds`: [{pause_s, hanfs_s,
+    footprint: {name: count}}] in order. Compared: the last third against
+    the first third (pauses and hanfs agent times by median, footprints by
+    maximum). Returns (summary, [problems])."""
+    pauses = [r["pause_s"] for r in rounds if r.get("pause_s") is not None]
+    summary = {"rounds": len(rounds), "median_pause_s": _median(pauses),
+               "worst_pause_s": max(pauses) if pauses else None}
+    k = len(rounds) // 3
+    if k == 0:
+        return summary, []
+    first, last = rounds[:k], rounds[-k:]
+    problems = []
+    for key, what in (("pause_s", "longest pause"), ("hanfs_s", "hanfs agent time on the path")):
+        a = _median([r[key] for r in first if r.get(key) is not None])
+        b = _median([r[key] for r in last if r.get(key) is not None])
+        if a is not None and b is not None and b > 1.5 * a + 1.0:
+            problems.append(f"{what} grew: median {a:.1f} s in the first {k} rounds, {b:.1f} s in the last {k}")
+    names = sorted({n for r in rounds for n in r.get("footprint", {})})
+    for n in names:
+        a = max((r["footprint"][n] for r in first if n in r.get("footprint", {})), default=None)
+        b = max((r["footprint"][n] for r in last if n in r.get("footprint", {})), default=None)
+        # a few more is churn (a notifier still draining); more is a leak
+        if a is not None and b is not None and b > a + max(2, a // 10):
+            problems.append(f"{n} grew: at most {a} in the first {k} rounds, {b} in the last {k}")
+    return summary, problems

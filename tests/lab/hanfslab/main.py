@@ -14,6 +14,7 @@ from .clients import Workload
 from .host import Host, LabError, write_json
 from .lab import Lab
 from .report import summary
+from . import scenarios as scenarios_mod
 from .scenarios import Runner
 
 log = logging.getLogger("lab")
@@ -35,6 +36,8 @@ def parse_args(argv):
                         "built once by scripts/uml-kernel.sh (~13 min) and cached")
     p.add_argument("--scenarios", default=",".join(SCENARIOS),
                    help=f"comma-separated, in order (default: {','.join(SCENARIOS)})")
+    p.add_argument("--soak", type=int, default=20, metavar="N",
+                   help="failovers in the soak scenario (default 20), alternating move and crash")
     p.add_argument("--repeat", type=int, default=1, help="run the scenario list N times (default 1)")
     p.add_argument("--clients", type=int, choices=(1, 2), default=None,
                    help="client nodes (default: 2 if the machine has the memory)")
@@ -190,6 +193,7 @@ def run_stack(host, run_id, stack, args, n_clients, bindir, reference):
 
 def main(argv=None):
     args = parse_args(argv)
+    scenarios_mod.SOAK_ROUNDS = args.soak
     for s in args.scenarios.split(","):
         if s not in T.SCENARIO_CONFIG:
             sys.exit(f"unknown scenario {s!r} (known: {', '.join(T.SCENARIO_CONFIG)})")

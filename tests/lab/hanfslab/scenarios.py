@@ -16,6 +16,8 @@ SETTLE = 5
 # lock_before_crash rounds that must kill within 100 ms of the grant;
 # HANFS_LAB_LOCK_ROUNDS overrides
 LOCK_ROUNDS = int(os.environ.get("HANFS_LAB_LOCK_ROUNDS", "10"))
+# soak failovers (tests/lab/run --soak N sets it)
+SOAK_ROUNDS = 20
 
 # Takes an exclusive POSIX lock on argv[1] (created), then writes "GRANTED
 # <time>" to argv[2] (a host file) and holds the lock until killed.
@@ -198,20 +200,89 @@ class Runner:
         if home is None:
             raise LabError(f"group {group} is not running anywhere before the move")
         for target in (self.other(home).name, home):
-            src = self.where(group)
-            t = time.time()
-            log.info("move: pcs resource move %s %s (from %s)", group, target, src)
-            h = self.lab.node(src).spawn(f"pcs resource move {group} {target}", timeout=900)
-            r = self._finish(f"move {src}->{target}", t, {group: target}, {"from_node": src})
-            try:
-                pr = h.wait()
-                r["pcs_move"] = {"rc": pr.rc, "seconds": round(pr.t_end - t, 1), "out": pr.out[-400:]}
-            except LabError as e:
-                r["pcs_move"] = {"error": str(e)}
-            self._log(r)
+            r = self._move_to(group, target)
             out.append(r)
             if "error" in r:
                 break
+        return out
+
+    def _move_to(self, group, target):
+        src = self.where(group)
+        t = time.time()
+        log.info("move: pcs resource move %s %s (from %s)", group, target, src)
+        h = self.lab.node(src).spawn(f"pcs resource move {group} {target}", timeout=900)
+        r = self._finish(f"move {src}->{target}", t, {group: target}, {"from_node": src})
+        try:
+            pr = h.wait()
+            r["pcs_move"] = {"rc": pr.rc, "seconds": round(pr.t_end - t, 1), "out": pr.out[-400:]}
+        except LabError as e:
+            r["pcs_move"] = {"error": str(e)}
+        self._log(r)
+        return r
+
+    def soak(self):
+        """SOAK_ROUNDS failovers of the (first) service in a row, alternating a
+        `pcs resource move` to the other node and a crash + fence of the node
+        running it (repaired and rejoined before the next round). Every round
+        is judged like its single scenario; the last one also carries the
+        verdict on degradation (analysis.soak_verdict): pauses, hanfs agent
+        times, and the nodes' footprint (processes, files in the holding,
+        recovery and runtime directories) must not grow."""
+        svc = self.services[0]
+        out = []
+        for i in range(SOAK_ROUNDS):
+            node = self.where(svc.group)
+            if node is None:
+                raise LabError(f"soak round {i + 1}: group {svc.group} is not running anywhere")
+            if i % 2 == 0:
+                r = self._move_to(svc.group, self.other(node).name)
+            else:
+                r = self._crash("soak crash", node)
+            r["soak_round"] = i + 1
+            pauses = [c["writer"].get("max_pause_s") for c in r["clients"].values() if c.get("writer")]
+            r["pause_s"] = max((p for p in pauses if p is not None), default=None)
+            r["hanfs_s"] = (r.get("critical_path") or {}).get("hanfs_s")
+            r["footprint"] = self._footprint(svc)
+            log.info("soak round %d/%d: %s, pause %s s, footprint %s", i + 1, SOAK_ROUNDS,
+                     "PASSED" if r["passed"] else "FAILED", r["pause_s"], r["footprint"])
+            out.append(r)
+            if "error" in r or "repair_error" in r:
+                break
+        summary, problems = analysis.soak_verdict(out)
+        last = out[-1]
+        last["soak"] = dict(summary, problems=problems)
+        last["checks"].append(_check(f"{len(out)} soak rounds ({SOAK_ROUNDS} asked) without degradation",
+                                     len(out) == SOAK_ROUNDS and not problems,
+                                     "; ".join(problems) or f"median pause {summary['median_pause_s']} s, "
+                                                             f"worst {summary['worst_pause_s']} s"))
+        last["passed"] = all(c["ok"] for c in last["checks"])
+        return out
+
+    # What a soak counts on the servers after each round: files the agents
+    # keep (holding and recovery directories on the shared disk, runtime
+    # state) and processes (all, and those hanfs starts: notifiers, watchers,
+    # nfsdcld).
+    FOOTPRINT = {
+        "holding files": "find {mount}/.nfs-ha/statd -mindepth 1 | wc -l",
+        "recovery files": "find {mount}/.nfs-ha/v4recovery -mindepth 1 | wc -l",
+        "runtime files": "find /run/hanfs /run/resource-agents -mindepth 1 2>/dev/null | wc -l",
+        "processes": "ps -e --no-headers | wc -l",
+        "hanfs processes": "pgrep -c -f 'sm-notify|hanfs|nfsdcld' || true",
+    }
+
+    def _footprint(self, svc):
+        out = {}
+        where = self.where(svc.group)
+        for n in self.lab.running_servers():
+            for name, cmd in self.FOOTPRINT.items():
+                if name in ("holding files", "recovery files") and n.name != where:
+                    continue  # the shared disk is mounted where the service runs
+                try:
+                    v = int(n.sh(cmd.format(mount=svc.mount), timeout=60).out.split()[-1])
+                except (LabError, ValueError, IndexError):
+                    continue
+                key = name if name in ("holding files", "recovery files") else f"{name} on {n.name}"
+                out[key] = v
         return out
 
     def migrate(self):
@@ -439,6 +510,46 @@ class Runner:
                      and e["action"] in ("off", "reboot")]
         res["checks"].append(_check(f"the isolated node never fenced {survivor}", not ok_fences,
                                     f"fenced: {ok_fences}" if ok_fences else "never"))
+        res["passed"] = all(c["ok"] for c in res["checks"])
+        self._log(res)
+        return [res]
+
+    def hung_storage(self):
+        """The disk under the (first) service stops answering on the node
+        running it (`dmsetup suspend --nolockfs`: its I/O queues for ever,
+        nothing is flushed), the node otherwise healthy. nfs-export's depth-10
+        monitor must notice within its timeout; the group's stop cannot finish
+        (the file system cannot unmount), so the cluster fences the node and
+        the other one takes over. No hanfs action may run past its timeout."""
+        svc = self.services[0]
+        victim = self.where(svc.group)
+        if victim is None:
+            raise LabError(f"group {svc.group} is not running anywhere before the storage hangs")
+        name = os.path.basename(svc.disk)
+
+        def hang():
+            log.info("hung_storage: dmsetup suspend --nolockfs %s on %s", name, victim)
+            t = time.time()
+            self.lab.node(victim).sh(f"dmsetup suspend --nolockfs {name}", timeout=60)
+            return t
+
+        res = self._crash("hung storage", victim, event=hang)
+        st = cluster.status_from_any(self.lab.running_servers()) or {}
+        hanfs = {rid for rid, r in st.get("resources", {}).items() if (r.get("agent") or "").startswith("ocf:hanfs:")}
+        mine = [a for a in res["agent_actions"] if a["resource"] in hanfs]
+        over = [a for a in mine if a["rc"] == "Timed Out"]
+        res["checks"].append(_check("no hanfs action ran past its timeout", not over,
+                                    f"timed out: {over}" if over else f"{len(mine)} actions, none timed out"))
+        logdirs = [n.logdir for n in self.lab.servers]
+        failed = [dict(m, resource=rid) for rid in sorted(hanfs)
+                  for m in cluster.op_results(logdirs, rid, "monitor", res["t_event"], res["t_end"])
+                  if m["node"] == victim and m["rc"] not in (0, 7)]
+        failed.sort(key=lambda m: m["t"])
+        res["monitor_failures"] = failed
+        if failed:
+            res["detected_s"] = round(failed[0]["t"] - res["t_event"], 1)
+        res["checks"].append(_check("a hanfs monitor reported the hung storage", failed,
+                                    f"first: {failed[0]}" if failed else "no hanfs monitor failed on " + victim))
         res["passed"] = all(c["ok"] for c in res["checks"])
         self._log(res)
         return [res]

@@ -17,7 +17,7 @@ UML_MODULES = "/usr/lib/uml/modules"  # Debian's user-mode-linux (6.1) module tr
 PACKAGES = [
     "user-mode-linux", "kmod", "e2fsprogs", "iproute2", "tcpdump", "python3", "util-linux", "procps",
     "pacemaker", "pacemaker-cli-utils", "corosync", "pcs", "resource-agents", "fence-agents",
-    "nfs-kernel-server", "nfs-common", "rpcbind", "iputils-ping",
+    "nfs-kernel-server", "nfs-common", "rpcbind", "iputils-ping", "dmsetup",
 ]
 
 
@@ -57,8 +57,9 @@ class Service:
 
 
 SERVICES = [
-    Service("nfs", f"{SUBNET}.50", "nfs-vip", "/dev/ubdb", "/srv/nfs", "/srv/nfs/data", 1, "nodea"),
-    Service("nfs2", f"{SUBNET}.51", "nfs2-vip", "/dev/ubdc", "/srv/nfs2", "/srv/nfs2/data", 2, "nodeb"),
+    # the disks as the nodes see them: device-mapper over /dev/ubdb, /dev/ubdc (init.sh)
+    Service("nfs", f"{SUBNET}.50", "nfs-vip", "/dev/mapper/shared-b", "/srv/nfs", "/srv/nfs/data", 1, "nodea"),
+    Service("nfs2", f"{SUBNET}.51", "nfs2-vip", "/dev/mapper/shared-c", "/srv/nfs2", "/srv/nfs2/data", 2, "nodeb"),
 ]
 DISK_MB = 256
 
@@ -86,6 +87,7 @@ MIGRATE = Config("migrate", SERVICES[:1], {"nfs": "/data"}, from_stack="heartbea
 # scenario -> the configuration it runs on
 SCENARIO_CONFIG = {"move": ACTIVE_PASSIVE, "crash": ACTIVE_PASSIVE, "nfsd_dies": ACTIVE_PASSIVE,
                    "lock_before_crash": ACTIVE_PASSIVE, "partition": ACTIVE_PASSIVE,
+                   "hung_storage": ACTIVE_PASSIVE, "soak": ACTIVE_PASSIVE,
                    "split": TWO_SERVICES,
                    "migrate": MIGRATE}
 

@@ -99,6 +99,18 @@ ip link set lo up
 ip link set vec0 up
 ip addr add "$IP/$PREFIX" dev vec0
 
+# --- the shared disks under device-mapper, as LVM or multipath would put
+# them (/dev/mapper/shared-b is /dev/ubdb): the hung_storage scenario
+# suspends one, and its I/O then queues for ever
+if [ "$ROLE" = server ]; then
+  modprobe dm-mod
+  for d in /dev/ubd[b-z]; do
+    [ -b "$d" ] || continue
+    must dmsetup create --noudevsync "shared-${d#/dev/ubd}" --table "0 $(blockdev --getsz "$d") linear $d 0"
+  done
+  dmsetup mknodes
+fi
+
 # --- NFS daemons a node runs at boot
 rpcbind -w
 if [ "$ROLE" = client ]; then

@@ -166,3 +166,23 @@ class ArpClaims(unittest.TestCase):
         c = [(1.0, "a"), (2.0, "a"), (3.0, "b"), (4.0, "a")]
         self.assertEqual(A.arp_owner_changes(c), [(1.0, 2.0, "a"), (3.0, 3.0, "b"), (4.0, 4.0, "a")])
         self.assertEqual(A.arp_owner_changes([]), [])
+
+
+class SoakVerdict(unittest.TestCase):
+    @staticmethod
+    def rounds(pauses, files):
+        return [{"pause_s": p, "hanfs_s": 2.0, "footprint": {"holding files": f}} for p, f in zip(pauses, files)]
+
+    def test_steady_rounds_pass_with_median_and_worst(self):
+        summary, problems = A.soak_verdict(self.rounds([9, 15, 9.5, 14, 9, 15.5], [4] * 6))
+        self.assertEqual(problems, [])
+        self.assertEqual((summary["median_pause_s"], summary["worst_pause_s"]), (11.75, 15.5))
+
+    def test_growing_pauses_and_files_are_problems(self):
+        _, problems = A.soak_verdict(self.rounds([9, 9, 9, 30, 31, 32], [4, 4, 4, 9, 14, 19]))
+        self.assertEqual(len(problems), 2, problems)
+        self.assertIn("longest pause grew", problems[0])
+        self.assertIn("holding files grew", problems[1])
+
+    def test_too_few_rounds_compare_nothing(self):
+        self.assertEqual(A.soak_verdict(self.rounds([9, 50], [1, 90]))[1], [])
