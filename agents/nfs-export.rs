@@ -79,6 +79,15 @@ impl Agent for NfsExport {
             Ok(d) => d,
             Err(p) => return Err(directory_error(&p, &cfg.directory, true)),
         };
+        //    Its storage answers, as the depth-10 monitor checks: a start
+        //    on hung storage fails (within half its timeout), so after such
+        //    a monitor failure the cluster moves the service rather than
+        //    restarting the export in place for ever.
+        let deep = Look::Unchanged { dev: dir.dev };
+        let half = ctx.deadline.within(ctx.deadline.remaining() / 2);
+        if let Err(p) = storage::probe(&dir.path, deep, &half) {
+            return Err(directory_error(&p, &cfg.directory, true));
+        }
         if dir.path != cfg.directory {
             log::info!(
                 "directory {} is {}",

@@ -812,7 +812,16 @@ OCF_CHECK_LEVEL=10 OCF_RESKEY_CRM_meta_timeout=8000 ex monitor 2>/tmp/deep.err; 
 val deep_hung_ms $(( ($(date +%s%N) - T0) / 1000000 ))
 val deep_hung_reason "$(grep -o 'ocf-exit-reason:.*' /tmp/deep.err | tr ' ' _)"
 ex monitor; val shallow_hung $?
+# the cluster's recovery: stop (bounded), and a start that refuses
+T0=$(date +%s%N)
+OCF_RESKEY_CRM_meta_timeout=8000 ex stop; val stop_hung $?
+val stop_hung_ms $(( ($(date +%s%N) - T0) / 1000000 ))
+T0=$(date +%s%N)
+OCF_RESKEY_CRM_meta_timeout=8000 ex start 2>/tmp/start.err; val start_hung $?
+val start_hung_ms $(( ($(date +%s%N) - T0) / 1000000 ))
+val start_hung_reason "$(grep -o 'ocf-exit-reason:.*' /tmp/start.err | tr ' ' _)"
 dmsetup resume hung; val resumed $?
+ex start; val start_after $?
 OCF_CHECK_LEVEL=10 ex monitor; val deep_after $?
 ex stop; val stop $?
 umount /run/hung; dmsetup remove hung; losetup -d $L
@@ -837,9 +846,17 @@ umount /run/hung; dmsetup remove hung; losetup -d $L
         "exit reason: {out}"
     );
     assert_eq!(v("shallow_hung"), "0", "depth 0 reads no storage: {out}");
+    let ms = |k: &str| v(k).parse::<u64>().unwrap_or(u64::MAX);
+    assert!(
+        v("stop_hung") == "0" && ms("stop_hung_ms") < 8000,
+        "stop on hung storage: {out}"
+    );
+    assert_eq!(v("start_hung"), "1", "start on hung storage: {out}");
+    assert!(ms("start_hung_ms") < 6000, "start overran: {out}");
+    assert!(v("start_hung_reason").contains("hung_storage"), "{out}");
     assert_eq!(
-        (v("resumed"), v("deep_after"), v("stop")),
-        ("0".into(), "0".into(), "0".into()),
+        (v("resumed"), v("start_after"), v("deep_after"), v("stop")),
+        ("0".into(), "0".into(), "0".into(), "0".into()),
         "{out}"
     );
 }
