@@ -69,8 +69,9 @@ pcs_f() { pcs -f "$CIB" "$@"; }
 # or add more `stonith create` lines). The lab sets its own fence_hanfs_lab.
 # PING_TARGETS (optional, see fencing.sh): addresses a node must reach on the
 # service network before it may fence the other one.
-# shellcheck source=fencing.sh
+# shellcheck source-path=SCRIPTDIR source=fencing.sh
 . "$(dirname "$0")/fencing.sh"
+# shellcheck disable=SC2046  # one word per node name
 hanfs_fencing "${GROUP}-fence" $(crm_node -l | awk '{print $2}')
 
 # ---- 2. Cluster-wide defaults -----------------------------------------------

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Fencing for the recipes in this directory (sourced, not run): one device,
 # and optionally a network heuristic in front of it.
 #
@@ -26,15 +27,16 @@
 hanfs_fencing() {
   _name=$1; shift
   : "${FENCE_AGENT:?set FENCE_AGENT and FENCE_PARAMS to your fence device (see the Fencing section)}"
-  # shellcheck disable=SC2086  # FENCE_PARAMS, PING_PARAMS: name=value words
+  # shellcheck disable=SC2086  # FENCE_PARAMS: a list of name=value words
   pcs_f stonith create "$_name" "$FENCE_AGENT" ${FENCE_PARAMS:-}
   if [ -n "${PING_TARGETS:-}" ]; then
     _nodes=$(echo "$*" | tr ' ' ',')
+    # shellcheck disable=SC2086  # PING_PARAMS: a list of name=value words
     pcs_f stonith create "${_name}-ping" fence_heuristics_ping \
         ping_targets="$(echo "$PING_TARGETS" | tr ' ' ',')" pcmk_host_list="$_nodes" \
         ${PING_PARAMS:-ping_count=1 ping_good_count=1 ping_timeout=1}
     for _n in "$@"; do
-      pcs_f stonith level add 1 "$_n" "${_name}-ping,$_name"
+      pcs_f stonith level add 1 "$_n" "${_name}-ping" "$_name"
     done
   fi
   pcs_f property set stonith-enabled=true

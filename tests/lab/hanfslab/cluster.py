@@ -128,7 +128,8 @@ def wait_group(servers, group, timeout, on=None):
 _FINISHED = re.compile(
     r"^(?P<ts>\w{3} +\d+ [\d:.]+) (?P<node>\S+) pacemaker-execd\s+\[\d+\] \(log_finished\)\s+\w+: "
     r"(?P<rsc>\S+) (?P<op>\w+) \(call \d+(?:, PID \d+)?\) exited with status (?P<rc>\d+) "
-    r"\(execution time (?P<num>[\d.]+)(?P<unit>ms|s)(?: after being queued [^)]*)?\)")
+    # a failed action's exit reason comes first, in parentheses of its own
+    r"(?:\(.*\) )?\(execution time (?P<num>[\d.]+)(?P<unit>ms|s)(?: after being queued [^)]*)?\)")
 # pacemaker-controld (notice), for every result; used for the ones that did not finish
 # (timeouts), which execd does not log as above:
 #   ... (log_executor_event) \tnotice: Result of stop operation for nfs-fs on nodea: Timed Out | ...

@@ -176,3 +176,20 @@ class TheNodeScriptsFormats(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AgentActions(unittest.TestCase):
+    def test_a_failed_action_with_its_reason_is_counted(self):
+        from hanfslab import cluster
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "pacemaker-1.log"), "w") as f:
+                f.write(
+                    "Dec 02 13:57:13.535 nodea pacemaker-execd     [813] (log_finished) \tinfo: nfs-grace stop "
+                    "(call 61, PID 1493) exited with status 1 (timed out after 60.0s: stopping nfsd (writing 0 to "
+                    "threads) (hung storage, kernel or name service?)) (execution time 59.894s)\n"
+                    "Dec 02 13:55:47.494 nodea pacemaker-execd     [813] (log_finished) \tinfo: nfs-data stop "
+                    "(call 55, PID 1436) exited with status 0 (execution time 1.697s after being queued 1ms)\n")
+            t0 = time.mktime(time.strptime("2026 Dec 02 13:50:00", "%Y %b %d %H:%M:%S"))
+            acts = cluster.agent_actions([d], t0, t0 + 3600)
+        self.assertEqual([(a["resource"], a["rc"], a["seconds"]) for a in acts],
+                         [("nfs-data", 0, 1.697), ("nfs-grace", 1, 59.894)])
