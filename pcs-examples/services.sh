@@ -173,10 +173,15 @@ service() {
   pcs_f resource create "$g-grace" ocf:hanfs:nfs-grace "$@" \
       op monitor interval=10s timeout=20s op start timeout=60s op stop timeout=60s \
       --group "$g"
+  # unlock_on_stop: the export's NLM locks go when it moves, so the disk
+  # unmounts; the second monitor (OCF_CHECK_LEVEL=10) reads the disk under
+  # the export, bypassing the cache: hung storage fails it (active-passive.sh)
   pcs_f resource create "$g-data" ocf:hanfs:nfs-export \
       directory="$mnt/data" clientspec="$CLIENTSPEC" fsid="$fsid" \
       options="$EXPORT_OPTIONS" unlock_on_stop=true \
-      op monitor interval=10s timeout=20s op start timeout=40s op stop timeout=60s \
+      op monitor interval=10s timeout=20s \
+         monitor interval=30s timeout=20s OCF_CHECK_LEVEL=10 \
+         start timeout=40s stop timeout=60s \
       --group "$g"
   pcs_f resource create "$g-ip" ocf:hanfs:float-ip \
       ip="$vip" cidr_netmask="$VIP_CIDR" nic="$NIC" tickle_dir="$mnt/.nfs-ha/tickle" \
