@@ -209,3 +209,74 @@ class Topology(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ThreeNodesPlan(unittest.TestCase):
+    """The scenario's control flow with the cluster faked: which node dies
+    when, what each window expects, what is repaired."""
+
+    def run_plan(self, lands_on):
+        from hanfslab import scenarios as S
+        calls = []
+        locs = {"nfs": "nodea", "nfs2": "nodeb", "nfs3": "nodec"}
+        nodes = {n: types.SimpleNamespace(name=n) for n in ("nodea", "nodeb", "nodec")}
+        lab = types.SimpleNamespace(servers=list(nodes.values()), node=lambda n: nodes[n])
+        w = types.SimpleNamespace(config=T.THREE_SERVICES)
+        r = S.Runner(lab, w)
+        r.where = lambda g: locs[g]
+
+        def crash(label, victim, expect=None, before=None, repair=True, **kw):
+            calls.append(("crash", victim, dict(expect), dict(before), repair))
+            for g, n in expect.items():
+                locs[g] = n if isinstance(n, str) else lands_on
+            return {"scenario": label, "checks": [], "passed": True}
+
+        r._crash = crash
+        r._wait_expected_votes = lambda names, votes: calls.append(("votes", list(names), votes)) or {"waited_s": 1}
+        r._repair = lambda res, ns, restore=None: calls.append(("repair", [n.name for n in ns])) or res.update(
+            after_rejoin_on=dict(locs))
+        saved = cluster.quorum_status
+        cluster.quorum_status = lambda node: {"expected_votes": 1}
+        try:
+            out = r.three_nodes()
+        finally:
+            cluster.quorum_status = saved
+        return out, calls, locs
+
+    def test_plan(self):
+        for lands_on in ("nodea", "nodeb"):
+            out, calls, locs = self.run_plan(lands_on)
+            self.assertEqual(len(out), 2)
+            c1, votes, c2, repair = calls
+            self.assertEqual(c1[:2], ("crash", "nodec"))
+            self.assertEqual(c1[2], {"nfs": "nodea", "nfs2": "nodeb", "nfs3": ("nodea", "nodeb")})
+            self.assertFalse(c1[4])
+            self.assertEqual(votes, ("votes", ["nodea", "nodeb"], 2))
+            self.assertEqual(c2[:2], ("crash", "nodeb"))
+            self.assertEqual(c2[2], {"nfs": "nodea", "nfs2": "nodea", "nfs3": "nodea"})
+            self.assertEqual(c2[3]["nfs3"], lands_on)
+            self.assertEqual(repair, ("repair", ["nodeb", "nodec"]))
+            self.assertEqual(set(locs.values()), {"nodea"})
+            stay = [c for c in out[1]["checks"] if c["name"].startswith("services stay on nodea")]
+            self.assertTrue(stay and stay[0]["ok"])
+
+
+def crm_mon_xml(where):
+    """crm_mon --output-as=xml with group nfs3 (two members) Started on `where`."""
+    rs = "".join(f'<resource id="nfs3-{k}" resource_agent="ocf:hanfs:x" role="Started" active="true" '
+                 f'failed="false" blocked="false"><node name="{where}"/></resource>' for k in ("fs", "ip"))
+    return (f'<pacemaker-result><summary><current_dc present="true" name="nodea"/></summary><nodes/>'
+            f'<resources><group id="nfs3">{rs}</group></resources></pacemaker-result>')
+
+
+class WaitGroupAnyOf(unittest.TestCase):
+    def test_waits_until_the_group_is_on_one_of_the_nodes(self):
+        seen = iter(["nodec", "nodec", "nodeb"])  # still shown on the dead node, then taken over
+        node = types.SimpleNamespace(running=lambda: True,
+                                     sh=lambda *a, **k: types.SimpleNamespace(out=crm_mon_xml(next(seen))))
+        saved = cluster.time.sleep
+        cluster.time.sleep = lambda s: None
+        try:
+            self.assertEqual(cluster.wait_group([node], "nfs3", timeout=10, on=("nodea", "nodeb")), "nodeb")
+        finally:
+            cluster.time.sleep = saved
