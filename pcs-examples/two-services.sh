@@ -24,6 +24,10 @@
 #
 # Run it once, as root, on ONE node of a running two-node cluster; the
 # prerequisites are those of active-passive.sh (for both disks).
+#
+# This is services.sh with two services, kept for its variables (GROUP1,
+# DEVICE1, ... NODE2, FSID2); services.sh takes any number of services, one
+# line each, and documents fencing and quorum for more nodes.
 set -eu
 
 # ---- Parameters (environment variables, with defaults) ----------------------
@@ -57,62 +61,11 @@ FSID2=${FSID2:-2}
 # pseudo-root, clients mount $VIP:$MOUNT/data.
 V4_ROOT=${V4_ROOT:-}
 CIB=${CIB:-/tmp/hanfs-example-cib.xml}
+export CLIENTSPEC EXPORT_OPTIONS VIP_CIDR NIC FSTYPE NFSD_THREADS SERVER_SCOPE GRACE_TIME LEASE_TIME V4_ROOT CIB
 
-pcs cluster cib "$CIB"
-pcs_f() { pcs -f "$CIB" "$@"; }
-
-# ---- 1. Fencing -- REPLACE WITH YOUR REAL FENCE DEVICE -------------------------
-# See active-passive.sh. The lab sets its own fence_hanfs_lab.
-: "${FENCE_AGENT:?set FENCE_AGENT and FENCE_PARAMS to your fence device (see the Fencing section)}"
-FENCE_PARAMS=${FENCE_PARAMS:-}
-# shellcheck disable=SC2086  # FENCE_PARAMS is a list of name=value words
-pcs_f stonith create nfs-fence "$FENCE_AGENT" $FENCE_PARAMS
-pcs_f property set stonith-enabled=true
-pcs_f resource defaults update resource-stickiness=100
-
-# ---- 2. One service group (called twice) -----------------------------------------
-# service GROUP DEVICE MOUNT VIP FSID NODE
-service() {
-  g=$1 dev=$2 mnt=$3 vip=$4 fsid=$5 node=$6
-  pcs_f resource create "$g-fs" ocf:heartbeat:Filesystem \
-      device="$dev" directory="$mnt" fstype="$FSTYPE" \
-      op monitor interval=20s timeout=40s op start timeout=60s op stop timeout=60s \
-      --group "$g"
-  set -- server_scope="$SERVER_SCOPE" recovery_dir="$mnt/.nfs-ha/v4recovery" threads="$NFSD_THREADS"
-  [ -n "$GRACE_TIME" ] && set -- "$@" grace_time="$GRACE_TIME"
-  [ -n "$LEASE_TIME" ] && set -- "$@" lease_time="$LEASE_TIME"
-  pcs_f resource create "$g-grace" ocf:hanfs:nfs-grace "$@" \
-      op monitor interval=10s timeout=20s op start timeout=60s op stop timeout=60s \
-      --group "$g"
-  pcs_f resource create "$g-data" ocf:hanfs:nfs-export \
-      directory="$mnt/data" clientspec="$CLIENTSPEC" fsid="$fsid" \
-      options="$EXPORT_OPTIONS" unlock_on_stop=true \
-      op monitor interval=10s timeout=20s op start timeout=40s op stop timeout=60s \
-      --group "$g"
-  pcs_f resource create "$g-ip" ocf:hanfs:float-ip \
-      ip="$vip" cidr_netmask="$VIP_CIDR" nic="$NIC" tickle_dir="$mnt/.nfs-ha/tickle" \
-      op monitor interval=10s timeout=20s op start timeout=20s op stop timeout=20s \
-      --group "$g"
-  pcs_f resource create "$g-statd" ocf:hanfs:statd-holding \
-      holding_dir="$mnt/.nfs-ha/statd" ip="$vip" \
-      op monitor interval=10s timeout=20s op start timeout=60s op stop timeout=30s \
-      --group "$g"
-  [ -n "$node" ] && pcs_f constraint location "$g" prefers "$node=50"
-  return 0
-}
-# A node has one NFSv4 root (fsid=0), and two services that may share a
-# node cannot both own it: it is either nfsd's automatic pseudo-root or,
-# with V4_ROOT, a node-level export cloned on every node.
-if [ -n "$V4_ROOT" ]; then
-  pcs_f resource create nfs-v4root ocf:hanfs:nfs-export \
-      directory="$V4_ROOT" clientspec="$CLIENTSPEC" fsid=0 options="$EXPORT_OPTIONS,crossmnt" \
-      op monitor interval=30s timeout=20s op start timeout=40s op stop timeout=60s \
-      clone
-fi
-service "$GROUP1" "$DEVICE1" "$MOUNT1" "$VIP1" "$FSID1" "$NODE1"
-service "$GROUP2" "$DEVICE2" "$MOUNT2" "$VIP2" "$FSID2" "$NODE2"
-
-# ---- 3. Activate --------------------------------------------------------------
-pcs cluster cib-push "$CIB" --config
-rm -f "$CIB"
-echo "configured groups $GROUP1 and $GROUP2; watch them with: crm_mon"
+# services.sh does the work: the same groups, fencing and defaults, with
+# these two lines as its SERVICES.
+SERVICES="$GROUP1 $DEVICE1 $MOUNT1 $VIP1 ${NODE1:--} $FSID1
+$GROUP2 $DEVICE2 $MOUNT2 $VIP2 ${NODE2:--} $FSID2"
+export SERVICES
+exec sh "$(dirname "$0")/services.sh"

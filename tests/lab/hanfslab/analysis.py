@@ -249,3 +249,96 @@ def soak_verdict(rounds):
         if a is not None and b is not None and b > a + max(2, a // 10):
             problems.append(f"{n} grew: at most {a} in the first {k} rounds, {b} in the last {k}")
     return summary, problems
+
+
+# A service whose node neither lost it nor restarted nfsd must not notice a
+# failover elsewhere: its writers append every 100 ms; 5 s is well above the
+# UML lab's scheduling hiccups and below the pause an nfsd restart causes
+# on a node taking a service over (3.1-3.5 s in the split run 20261202-080734
+# plus that service's own outage).
+UNAFFECTED_PAUSE_S = 5.0
+
+
+def _is_grace(rsc, agents):
+    return (agents.get(rsc) or "").endswith(":nfs-grace")
+
+
+def service_pauses(groups, tag_group, clients, members, agents, actions, t_event, before=None, after=None):
+    """Per service, what its clients saw in one scenario window, and why.
+
+    groups: the services (group names), in order; tag_group: client tag ->
+    group; clients: the window's per-tag findings (writer_window under
+    "writer", "reconnect_s", "new_lock_s"); members: group -> its resource
+    ids; agents: resource id -> agent; actions: agent_actions of the window;
+    before/after: group -> node before the event / at the end (None where
+    unknown).
+
+    For each group: where it was and ended, whether it moved (None when
+    `before` is unknown) or any member started in the window ("started":
+    moved, or recovered in place), its clients' longest pause (and each
+    client's), when its own address came up on its new node, and every
+    nfs-grace action of ANOTHER service on the node where it ended: a start
+    there restarts that node's nfsd (the arriving service's grace period),
+    so this service's clients reclaim and pause too; a stop restarts nfsd
+    only when NFSv4 state remained on the file system it unexported.
+    "unaffected": it did not move, nothing of it started, and its node's
+    nfsd was not restarted: its clients should not have paused."""
+    before, after = before or {}, after or {}
+    rid_group = {rid: g for g, rids in members.items() for rid in rids}
+    out = {}
+    for g in groups:
+        frm, to = before.get(g), after.get(g)
+        mine = set(members.get(g, []))
+        starts = [a for a in actions if a["resource"] in mine and a["op"] == "start" and a["rc"] == 0
+                  and (to is None or a["node"] == to)]
+        ip_up = [a["t"] for a in starts if (agents.get(a["resource"]) or "").endswith(IP_AGENTS)
+                 or a["resource"].endswith("-ip")]
+        # a service that arrived in this window: only what happened on its
+        # node from its own nfs-grace start on concerns its clients
+        own = [a["t"] - (a["seconds"] or 0) for a in starts if _is_grace(a["resource"], agents)]
+        since = min(own) if own else None
+        restarts = []
+        for a in actions:
+            other = rid_group.get(a["resource"])
+            if (other is None or other == g or a["op"] not in ("start", "stop") or a["node"] != to
+                    or not _is_grace(a["resource"], agents) or (since is not None and a["t"] < since)):
+                continue
+            why = (f"{other} arrived on {to}: its nfs-grace start restarts nfsd for its clients' grace period"
+                   if a["op"] == "start" else
+                   f"{other} left {to}: its nfs-grace stop restarts nfsd if NFSv4 state remained")
+            restarts.append({"t_s": round(a["t"] - t_event, 3), "resource": a["resource"], "op": a["op"],
+                             "rc": a["rc"], "why": why})
+        tags = sorted(t for t, gg in tag_group.items() if gg == g and t in clients)
+        pauses = {t: clients[t].get("writer", {}).get("max_pause_s") for t in tags}
+        known = [p for p in pauses.values() if p is not None]
+        moved = None if frm is None or to is None else frm != to
+        out[g] = {
+            "from": frm, "to": to, "moved": moved, "started": bool(starts),
+            "max_pause_s": max(known) if known else None,
+            "client_pauses": pauses,
+            "all_resumed": all(clients[t].get("writer", {}).get("resumed", True) for t in tags),
+            "address_up_s": round(max(ip_up) - t_event, 3) if ip_up else None,
+            "nfsd_restarts": restarts,
+            "unaffected": moved is False and not starts and not restarts,
+        }
+    return out
+
+
+def describe_service(g, s):
+    """One line of the summary for service_pauses' entry `s`."""
+    if s["moved"]:
+        where = f"moved {s['from']} -> {s['to']}"
+    elif s["moved"] is False:
+        where = f"stayed on {s['to']}" + (" (restarted in place)" if s["started"] else "")
+    else:
+        where = f"on {s['to']}" + (" (started in this window)" if s["started"] else "")
+    pause = "-" if s["max_pause_s"] is None else f"{s['max_pause_s']:.1f}s"
+    line = f"{g}: {where}, clients' longest pause {pause}" + ("" if s["all_resumed"] else " (not resumed)")
+    if s["address_up_s"] is not None:
+        line += f", its address up +{s['address_up_s']:.1f}s"
+    if s["nfsd_restarts"]:
+        line += "; nfsd restarted on its node: " + "; ".join(
+            f"+{r['t_s']:.1f}s {r['why']}" for r in s["nfsd_restarts"])
+    elif s["unaffected"]:
+        line += "; its node's nfsd was not restarted (expected pause ~0)"
+    return line

@@ -99,25 +99,54 @@ def wait_online(servers, names, timeout):
 
 
 def wait_group(servers, group, timeout, on=None):
-    """Wait until every resource of `group` is Started on one node (`on` if given).
-    A failed start of a member on `on` ends the wait at once (Pacemaker will not
-    retry it there: start failures are fatal by default), naming the exit reason."""
+    """Wait until every resource of `group` is Started on one node (`on` if given:
+    a node's name, or a collection of the nodes it may end on). A failed start of
+    a member there ends the wait at once (Pacemaker will not retry it there:
+    start failures are fatal by default), naming the exit reason."""
+    allowed = None if on is None else ({on} if isinstance(on, str) else set(on))
+
     def ok():
         st = status_from_any(servers)
         where = group_location(st, group)
-        if where and (on is None or where == on):
+        if where and (allowed is None or where in allowed):
             return where
-        if st and on:
+        if st and allowed:
             members = st["groups"].get(group, [])
             for f in st["failures"]:
                 key = f.get("op_key") or f.get("id", "")
                 rid = next((m for m in members if key.startswith(m + "_")), None)
-                if rid and f.get("node") == on and f.get("task") == "start":
+                if rid and f.get("node") in allowed and f.get("task") == "start":
                     # crm_mon escapes the exit reason once more inside the attribute
-                    raise LabError(f"{rid} failed to start on {on} ({f.get('exitstatus')}): "
+                    raise LabError(f"{rid} failed to start on {f.get('node')} ({f.get('exitstatus')}): "
                                    f"{html.unescape(f.get('exitreason', ''))}")
         return None
     return wait_for(f"group {group} started" + (f" on {on}" if on else ""), ok, timeout)
+
+
+def parse_quorumtool(text):
+    """`corosync-quorumtool -s` as {expected_votes, total_votes, quorum,
+    quorate, flags}; None for what the text does not say."""
+    out = {"expected_votes": None, "total_votes": None, "quorum": None, "quorate": None, "flags": []}
+    keys = {"Expected votes": "expected_votes", "Total votes": "total_votes", "Quorum": "quorum"}
+    for line in text.splitlines():
+        k, sep, v = line.partition(":")
+        if not sep:
+            continue
+        k, v = k.strip(), v.strip()
+        if k in keys:
+            try:
+                out[keys[k]] = int(v.split()[0])
+            except (ValueError, IndexError):
+                pass
+        elif k == "Quorate":
+            out["quorate"] = v.lower().startswith("yes")
+        elif k == "Flags":
+            out["flags"] = v.split()
+    return out
+
+
+def quorum_status(node, timeout=60):
+    return parse_quorumtool(node.sh("corosync-quorumtool -s 2>&1", timeout=timeout, check=False).out)
 
 
 # ---------------------------------------------------------------- logs

@@ -25,7 +25,7 @@ nodelist {{
 }}
 quorum {{
     provider: corosync_votequorum
-    two_node: 1
+{quorum}
 }}
 logging {{
     to_stderr: yes
@@ -34,6 +34,21 @@ logging {{
     timestamp: hires
 }}
 """
+
+
+def quorum_options(n_servers):
+    """votequorum's options for a lab cluster of n nodes. Two: two_node (it
+    implies wait_for_all). More: last_man_standing, so that after a failure,
+    once the membership has been stable for last_man_standing_window (10 s),
+    expected votes drop to the nodes still there (3 -> 2), and
+    auto_tie_breaker, so that of the last two the one with the lowest node
+    id (nodea) keeps quorum alone; wait_for_all, which votequorum(5) asks
+    for with last_man_standing (a booting node joining a quorate cluster is
+    not held back by it). pcs-examples/services.sh explains the choice."""
+    if n_servers == 2:
+        return ["two_node: 1"]
+    return ["wait_for_all: 1", "last_man_standing: 1", "auto_tie_breaker: 1"]
+
 
 # The same on every node, as an administrator keeps it: fixed ports so a
 # firewall could be opened for them, nothing the agents should do themselves.
@@ -56,16 +71,20 @@ udp-port=32769
 
 
 class Lab:
-    def __init__(self, host, run_id, stack, n_clients, bindir=None):
+    def __init__(self, host, run_id, stack, n_clients, bindir=None, config=None):
         self.host = host
         self.run = host.run
         self.run_id = run_id
         self.stack = stack
         self.bindir = bindir
-        self.servers = [Node(s, self) for s in T.SERVERS]
+        # the configuration decides the servers and the disks (default: what
+        # every two-node configuration boots)
+        config = config or T.ACTIVE_PASSIVE
+        self.servers = [Node(s, self) for s in config.servers]
         self.clients = [Node(s, self) for s in T.CLIENTS[:n_clients]]
         self.nodes = self.servers + self.clients
-        self.disks = [os.path.join(self.run, f"disk-{s.group}.img") for s in T.SERVICES]
+        self.disk_services = list(config.disks)
+        self.disks = [os.path.join(self.run, f"disk-{s.group}.img") for s in self.disk_services]
         self.fencer = Fencer(self, {n.name: n for n in self.servers})
         self.timings = {}
 
@@ -77,12 +96,13 @@ class Lab:
         etc = os.path.join(self.run, "etc")
         os.makedirs(etc, exist_ok=True)
         hosts = ["127.0.0.1 localhost"] + [f"{n.spec.ip} {n.name}" for n in self.nodes]
-        hosts += [f"{s.vip} {s.vip_name}" for s in T.SERVICES]
+        hosts += [f"{s.vip} {s.vip_name}" for s in self.disk_services]
         self._write(etc, "hosts", "\n".join(hosts) + "\n")
         nodes = "\n".join(
             f"    node {{\n        ring0_addr: {n.spec.ip}\n        name: {n.name}\n        nodeid: {i}\n    }}"
             for i, n in enumerate(self.servers, 1))
-        self._write(etc, "corosync.conf", COROSYNC_CONF.format(nodes=nodes))
+        quorum = "\n".join("    " + o for o in quorum_options(len(self.servers)))
+        self._write(etc, "corosync.conf", COROSYNC_CONF.format(nodes=nodes, quorum=quorum))
         extra = "ha-callout=/usr/libexec/hanfs/hanfs-statd-callout" if self.stack.hanfs else ""
         self._write(etc, "nfs.conf", NFS_CONF.format(statd_extra=extra))
         # Debian's nfs-kernel-server init script (behind the heartbeat stack's
@@ -105,7 +125,7 @@ class Lab:
             "STACK": self.stack.name, "BOOT": node.boots,
             "LAB_NODEDIR": os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "node"),
             "LAB_REPO": os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
-            "SHARED_MOUNTS": " ".join(s.mount for s in T.SERVICES),
+            "SHARED_MOUNTS": " ".join(s.mount for s in self.disk_services),
             "HANFS_BIN": self.bindir or "", "HANFS_AGENTS": " ".join(T.HANFS_AGENTS),
             "HANFS_HELPERS": " ".join(T.HANFS_HELPERS),
         }
@@ -120,7 +140,7 @@ class Lab:
     def start(self):
         """Disks, boot every node, wait for the cluster to form. Records phase times."""
         t0 = time.time()
-        for path, svc in zip(self.disks, T.SERVICES):
+        for path, svc in zip(self.disks, self.disk_services):
             # what an administrator creates once on the shared disk: the data
             # directory, and the state directories the example configurations
             # name (nfsinfo: heartbeat nfsserver's /var/lib/nfs; .nfs-ha: hanfs)

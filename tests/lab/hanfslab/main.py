@@ -105,6 +105,11 @@ def example_env(lab, stack, config):
         svc = config.services[0]
         env.update(GROUP=svc.group, SHARED_DEVICE=svc.disk, SHARED_MOUNT=svc.mount, EXPORT_DIR=svc.export,
                    VIP=svc.vip, PREFERRED_NODE=svc.home)
+    elif stack.scripts.get(config.name) == "services.sh":
+        # one line per service: GROUP DEVICE MOUNT VIP NODE FSID
+        env["V4_ROOT"] = "/srv"
+        env["SERVICES"] = "\n".join(f"{svc.group} {svc.disk} {svc.mount} {svc.vip} {svc.home} {svc.data_fsid}"
+                                    for svc in config.services)
     else:
         env["V4_ROOT"] = "/srv"
         for n, svc in enumerate(config.services, 1):
@@ -114,6 +119,13 @@ def example_env(lab, stack, config):
     return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
 
 
+def servers_needed(scenarios):
+    """The server nodes the scenarios' configurations boot, in topology order
+    (a tap each; nodec only for the three-node configuration)."""
+    names = {n.name for s in scenarios.split(",") for n in T.SCENARIO_CONFIG[s].servers}
+    return [n for n in T.SERVERS if n.name in names]
+
+
 def run_config(host, run_id, stack, config, scenarios, args, n_clients, bindir, res):
     """Boot a fresh cluster, configure it with the stack's pcs-examples script for
     `config` (for a migration: the old stack's active/passive one), start the
@@ -121,7 +133,7 @@ def run_config(host, run_id, stack, config, scenarios, args, n_clients, bindir, 
     t = res["timings"].setdefault(config.name, {})
     phase = functools.partial(timed, t)
     boot = T.STACKS[config.from_stack] if config.from_stack else stack
-    lab = Lab(host, f"{run_id}-{stack.name}-{config.name[:3]}", boot, n_clients, bindir)
+    lab = Lab(host, f"{run_id}-{stack.name}-{config.name[:3]}", boot, n_clients, bindir, config=config)
     try:
         with phase("cluster_boot_and_formation"):
             lab.start()
@@ -239,13 +251,13 @@ def main(argv=None):
                     log.error("%s", e)
         n_clients = args.clients
         if n_clients is None:
-            need = sum(s.mem_mb for s in T.SERVERS + T.CLIENTS) + 1024
+            need = sum(s.mem_mb for s in servers_needed(args.scenarios) + T.CLIENTS) + 1024
             n_clients = 2 if report["host"]["mem_available_mb"] >= need else 1
         report["clients"] = n_clients
         if n_clients == 1:
             log.warning("one client only: lock checks run from the same client (cannot see NFSv3 lock loss)")
         with phase("network"):
-            host.network([s for s in T.SERVERS + T.CLIENTS[:n_clients]])
+            host.network([s for s in servers_needed(args.scenarios) + T.CLIENTS[:n_clients]])
             if args.capture:
                 host.capture(os.path.join(run, "bridge.pcap"), "arp or port 2049 or port 111")
         for i, name in enumerate(stacks):

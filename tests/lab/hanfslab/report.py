@@ -1,4 +1,5 @@
 """The printed summary of a run (the JSON report holds everything)."""
+from .analysis import describe_service
 
 
 def _fmt_s(x):
@@ -26,6 +27,12 @@ def _scenario_lines(s):
                      f"  new lock {_fmt_s(c.get('new_lock_s')):>6}  errors {wr.get('errors', '-'):>3}"
                      f"  other client's locks {lock:<22} acked writes missing {wc.get('missing', '-')}"
                      f" bad {wc.get('bad_checksum', '-')}")
+    # per service (when there are several): moved or not, its clients'
+    # longest pause, and the nfsd restarts that explain a pause
+    svcs = s.get("services", {})
+    if len(svcs) > 1:
+        for g, x in svcs.items():
+            lines.append("    service " + describe_service(g, x))
     for c in s.get("checks", []):
         if not c["ok"]:
             lines.append(f"    x {c['name']}: {c['detail']}")

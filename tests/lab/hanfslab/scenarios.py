@@ -110,13 +110,15 @@ class Runner:
 
     # -- one scenario window, from its event to the checks
     def _finish(self, name, t_event, expect, extra):
-        """expect: group -> the node it must end on."""
-        res = {"scenario": name, "t_event": t_event, "expected_on": expect, **extra}
+        """expect: group -> the node it must end on (or a tuple of the nodes it
+        may end on: expected_on then names the one it did)."""
+        res = {"scenario": name, "t_event": t_event, "expected_on": dict(expect), **extra}
         try:
             if "error" in res:
                 raise LabError(res["error"])
             for g, node in expect.items():
-                cluster.wait_group(self.lab.running_servers(), g, timeout=600, on=node)
+                where = cluster.wait_group(self.lab.running_servers(), g, timeout=600, on=node)
+                res["expected_on"][g] = where
             res["t_service_back"] = time.time()
             res["service_back_s"] = round(res["t_service_back"] - t_event, 1)
             res["t_writers_resumed"] = self._wait_resumed(res["t_service_back"] - 1)
@@ -145,6 +147,7 @@ class Runner:
                 res["error"] = f"verify: {e}"
         res["agent_actions"] = cluster.agent_actions([n.logdir for n in self.lab.servers], t_event - 1, t_end)
         self._timeline(res, t_event, t_end)
+        res["services"] = self._service_pauses(res, t_event)
         res["nlm_grace_watch"] = self._nlm_watch(res)
         res["fence_events"] = self.lab.fencer.events_since(t_event - 1)
         res["checks"] = judge(res)
@@ -173,11 +176,24 @@ class Runner:
                 c["new_lock_s"] = c["newlock"]["new_lock_s"]
         res["timeline"] = analysis.timeline(t_event, res["agent_actions"], t_removed, t_up, res["clients"])
 
+    def _service_pauses(self, res, t_event):
+        """Per service: moved or not, its clients' longest pause, and the nfsd
+        restarts on its node that explain a pause (analysis.service_pauses)."""
+        try:
+            st = cluster.status_from_any(self.lab.running_servers()) or {}
+        except LabError:
+            st = {}
+        agents = {rid: r.get("agent") for rid, r in st.get("resources", {}).items()}
+        tag_group = {self.w.tag(c, svc, v): svc.group for c in self.w.clients for svc, v, _ in self.w.mounts()}
+        return analysis.service_pauses([s.group for s in self.services], tag_group, res["clients"],
+                                       st.get("groups", {}), agents, res["agent_actions"], t_event,
+                                       before=res.get("before_on"), after=res.get("running_on"))
+
     def _nlm_watch(self, res):
         """statd-holding's NLM grace watcher, as it left its status on the node
         the service runs on (its verdict, when it ended lockd's grace)."""
         out = {}
-        for node in set(res.get("expected_on", {}).values()):
+        for node in {n for n in res.get("expected_on", {}).values() if isinstance(n, str)}:
             try:
                 r = self.lab.node(node).sh("for f in /run/hanfs/statd-holding/*.nlm; do [ -f \"$f\" ] && "
                                            "{ echo \"== $f\"; cat \"$f\"; echo; }; done; true", timeout=60)
@@ -464,7 +480,7 @@ class Runner:
         locs = {s.group: self.where(s.group) for s in self.services}
         if None in locs.values() or len(set(locs.values())) != len(locs):
             raise LabError(f"services not split across the nodes before the crash: {locs}")
-        return [self._crash("split+crash", locs[self.services[-1].group])]
+        return [self._crash("split+crash", locs[self.services[-1].group], before=locs)]
 
     def partition(self):
         """The node running the (first) service loses its network (its tap
@@ -554,34 +570,56 @@ class Runner:
         self._log(res)
         return [res]
 
-    def _crash(self, label, victim, event=None, restore=None):
+    def _crash(self, label, victim, event=None, restore=None, expect=None, before=None, repair=True):
         """`victim` fails (killed, or `event()` does it and returns when), the
-        other node must fence it and take every service over; then the node
-        is repaired (`restore()` first) and rejoins."""
-        survivor = self.other(victim).name
+        others must fence it and take its services over: `expect` (group ->
+        node, or a tuple of the nodes it may end on; default: every service
+        on the other node of two); `before`: group -> node before the event,
+        when the caller knows it (the per-service report then tells moved
+        from stayed). Then the node is repaired (`restore()` first) and
+        rejoins, unless repair=False (the caller repairs it: _repair)."""
         node = self.lab.node(victim)
+        if expect is None:
+            expect = {s.group: self.other(victim).name for s in self.services}
+        if before:
+            # the victim's services first: the timeline follows the first one
+            expect = dict(sorted(expect.items(), key=lambda kv: before.get(kv[0]) != victim))
         if event is None:
             log.info("%s: killing %s (UML pid %d)", label, victim, node.proc.pid)
             t = node.kill(why=f"{label} scenario")
         else:
             t = event()
-        res = self._finish(f"{label} {victim}", t, {s.group: survivor for s in self.services},
-                           {"victim": victim, "from_node": victim})
+        extra = {"victim": victim, "from_node": victim}
+        if before:
+            extra["before_on"] = dict(before)
+        res = self._finish(f"{label} {victim}", t, expect, extra)
+        witness = next((n for n in self.lab.running_servers() if n.name != victim), None)
         try:
-            res["pacemaker_fence_history"] = cluster.fence_history(self.lab.node(survivor), victim)
+            if witness is None:
+                raise LabError("no server left running to ask")
+            res["pacemaker_fence_history"] = cluster.fence_history(witness, victim)
         except LabError as e:
             res["pacemaker_fence_history"] = [{"error": str(e)}]
         res["checks"].append(fence_check(res))
         res["passed"] = all(c["ok"] for c in res["checks"])
         self._log(res)
-        # the administrator repairs the node: it boots and rejoins the cluster
+        if repair:
+            self._repair(res, [node], restore)
+        return res
+
+    def _repair(self, res, nodes, restore=None):
+        """The administrator repairs the nodes: they boot and rejoin the
+        cluster; recorded in `res` (repair_rejoin_s, after_rejoin_on, or
+        repair_error, which fails it)."""
         t0 = time.time()
         try:
             if restore:
                 restore()
-            if not node.running():
-                self.lab.boot_server(node)
-            node.wait_ready()
+            for node in nodes:
+                if not node.running():
+                    self.lab.boot_server(node)
+            for node in nodes:
+                node.wait_ready()
             cluster.wait_online(self.lab.running_servers(), [n.name for n in self.lab.servers], timeout=600)
             res["repair_rejoin_s"] = round(time.time() - t0, 1)
             # the rejoining node must not take the services back (stickiness)
@@ -593,12 +631,100 @@ class Runner:
             # in run 20261202-085848, 6 s after the rejoin) leaves the
             # survivor with no fence device, so it fences nobody and starts
             # nothing
-            for s in self.services:
-                cluster.wait_group([node], s.group, timeout=300)
+            for node in nodes:
+                for s in self.services:
+                    cluster.wait_group([node], s.group, timeout=300)
         except LabError as e:
             res["repair_error"] = str(e)
             res["passed"] = False
         return res
+
+    def _wait_expected_votes(self, names, votes, timeout=120):
+        """Until corosync on the running nodes `names` counts `votes` expected
+        votes and is quorate (last_man_standing lowers them once the new
+        membership has been stable for its window, 10 s); returns their
+        `corosync-quorumtool -s` summaries and the wait."""
+        t0 = time.time()
+        nodes = [self.lab.node(n) for n in names]
+        last = {}
+        while time.time() - t0 < timeout:
+            last = {n.name: cluster.quorum_status(n) for n in nodes}
+            if all(q["expected_votes"] == votes and q["quorate"] for q in last.values()):
+                return {"waited_s": round(time.time() - t0, 1), "nodes": last}
+            time.sleep(2)
+        raise LabError(f"expected votes not {votes} on {names} after {timeout} s: {last}")
+
+    def three_nodes(self):
+        """Three nodes, three services, each at home on its own node
+        (pcs-examples/services.sh). The third service's node (nodec) is
+        killed: that service moves to a survivor, fenced first; the other two
+        services stay where they are and their clients keep working (only
+        the node taking the service over restarts its nfsd, for the arriving
+        clients' grace). The killed node stays down. Once corosync on the
+        two survivors has lowered its expected votes to 2
+        (last_man_standing), a second node is killed: nodeb, so that the one
+        left is nodea, which auto_tie_breaker (lowest node id) keeps quorate
+        alone; all three services must end on nodea. Then both nodes are
+        repaired and rejoin, and the services stay on nodea (stickiness).
+        Two windows, each judged like every crash, with per-service pauses
+        (res["services"])."""
+        servers = [n.name for n in self.lab.servers]
+        if len(servers) != 3:
+            raise LabError(f"three_nodes needs three server nodes, the configuration has {servers}")
+        locs = {s.group: self.where(s.group) for s in self.services}
+        homes = {s.group: s.home for s in self.services}
+        if locs != homes:
+            # a repetition: the last one left everything on nodea; the
+            # administrator moves the services home (each move is a failover
+            # for its clients, not measured here) and the clients settle
+            log.info("three_nodes: services at %s, moving them home (pcs resource relocate run)", locs)
+            t = time.time()
+            self.lab.servers[0].sh("pcs resource relocate run", timeout=900, check=False)
+            for g, n in homes.items():
+                cluster.wait_group(self.lab.running_servers(), g, timeout=600, on=n)
+            self._wait_confirmed(self._wait_resumed(time.time() - 1))
+            log.info("three_nodes: services home after %.1f s", time.time() - t)
+            locs = {s.group: self.where(s.group) for s in self.services}
+        if locs != homes:
+            raise LabError(f"services not each on its own node before the first crash: {locs}, homes {homes}")
+        last = servers[0]                                   # nodea: the auto_tie_breaker node
+        first = self.services[-1].home                      # nodec
+        second = next(n for n in servers if n not in (last, first))  # nodeb
+        survivors = [n for n in servers if n != first]
+        out = []
+        # 1: nodec dies; its service may go to either survivor, the others stay
+        expect = {g: (n if n != first else tuple(survivors)) for g, n in locs.items()}
+        r1 = self._crash("three_nodes crash 1/2", first, expect=expect, before=locs, repair=False)
+        out.append(r1)
+        if "error" in r1:
+            return out
+        try:
+            r1["quorum_after"] = self._wait_expected_votes(survivors, len(survivors))
+        except LabError as e:
+            r1["quorum_error"] = str(e)
+            r1["checks"].append(_check("expected votes lowered to the survivors (last_man_standing)", False, str(e)))
+            r1["passed"] = False
+            self._log(r1)
+            return out
+        r1["checks"].append(_check("expected votes lowered to the survivors (last_man_standing)", True,
+                                   f"{len(survivors)} after {r1['quorum_after']['waited_s']} s"))
+        # 2: nodeb dies; everything ends on nodea
+        locs2 = {s.group: self.where(s.group) for s in self.services}
+        r2 = self._crash("three_nodes crash 2/2", second, expect={g: last for g in locs2}, before=locs2,
+                         repair=False)
+        out.append(r2)
+        try:
+            r2["quorum_after"] = {last: cluster.quorum_status(self.lab.node(last))}
+        except LabError as e:
+            r2["quorum_after"] = {"error": str(e)}
+        # the administrator repairs both; the services stay on nodea
+        self._repair(r2, [self.lab.node(second), self.lab.node(first)])
+        if "repair_error" not in r2:
+            moved = {g: n for g, n in r2.get("after_rejoin_on", {}).items() if n != last}
+            r2["checks"].append(_check(f"services stay on {last} after the repaired nodes rejoin", not moved,
+                                       f"moved back: {moved}" if moved else f"all on {last}"))
+            r2["passed"] = all(c["ok"] for c in r2["checks"])
+        return out
 
 
 def _check(name, ok, detail):
@@ -647,5 +773,14 @@ def judge(res):
     have = all("writes" in c for c in res["clients"].values())
     checks.append(_check("every acknowledged write present and intact", have and not bad,
                          f"{bad}" if bad else ("all present" if have else "not verified")))
+    # services the event did not touch (did not move, nothing of them
+    # started, their node's nfsd not restarted): their clients kept working
+    calm = {g: s for g, s in res.get("services", {}).items() if s["unaffected"]}
+    if calm:
+        slow = {g: s["max_pause_s"] for g, s in calm.items()
+                if s["max_pause_s"] is None or s["max_pause_s"] >= analysis.UNAFFECTED_PAUSE_S}
+        checks.append(_check(f"services not touched kept working (pause < {analysis.UNAFFECTED_PAUSE_S:.0f} s)",
+                             not slow, f"paused: {slow}" if slow else
+                             ", ".join(f"{g} {s['max_pause_s']:.1f}s" for g, s in calm.items())))
     return checks
 

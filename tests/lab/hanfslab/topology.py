@@ -36,6 +36,7 @@ class NodeSpec:
 SERVERS = [
     NodeSpec("nodea", "server", f"{SUBNET}.11", 512),
     NodeSpec("nodeb", "server", f"{SUBNET}.12", 512),
+    NodeSpec("nodec", "server", f"{SUBNET}.13", 512),  # the three-node configuration's only
 ]
 CLIENTS = [
     NodeSpec("client1", "client", f"{SUBNET}.21", 320),
@@ -62,6 +63,9 @@ SERVICES = [
     Service("nfs2", f"{SUBNET}.51", "nfs2-vip", "/dev/mapper/shared-c", "/srv/nfs2", "/srv/nfs2/data", 2, "nodeb"),
 ]
 DISK_MB = 256
+# the three-node configuration's third service (its disk is the nodes'
+# third, device-mapper over /dev/ubdd, init.sh)
+SERVICE3 = Service("nfs3", f"{SUBNET}.52", "nfs3-vip", "/dev/mapper/shared-d", "/srv/nfs3", "/srv/nfs3/data", 3, "nodec")
 
 
 @dataclass
@@ -73,6 +77,11 @@ class Config:
     # set: the cluster starts configured by this other stack (its
     # active-passive script), and the scenario moves it to the stack under test
     from_stack: str = None
+    # the server nodes it boots, and the services whose disks they get (and
+    # whose addresses /etc/hosts names): two nodes and the first two disks
+    # unless a configuration says otherwise
+    servers: list = field(default_factory=lambda: SERVERS[:2])
+    disks: list = field(default_factory=lambda: SERVICES[:2])
 
 
 ACTIVE_PASSIVE = Config("active-passive", SERVICES[:1], {"nfs": "/data"})
@@ -80,6 +89,14 @@ ACTIVE_PASSIVE = Config("active-passive", SERVICES[:1], {"nfs": "/data"})
 # exports the nodes' /srv (the mount points' parent) as the root, see
 # pcs-examples/two-services.sh V4_ROOT
 TWO_SERVICES = Config("two-services", SERVICES, {"nfs": "/nfs/data", "nfs2": "/nfs2/data"})
+
+# three nodes, three services, one preferring each node, configured by
+# pcs-examples/services.sh; corosync with last_man_standing, wait_for_all
+# and auto_tie_breaker (lab.py: quorum_options), so the last node can carry
+# all three
+THREE_SERVICES = Config("three-services", SERVICES[:2] + [SERVICE3],
+                        {"nfs": "/nfs/data", "nfs2": "/nfs2/data", "nfs3": "/nfs3/data"},
+                        servers=SERVERS[:3], disks=SERVICES[:2] + [SERVICE3])
 
 # a heartbeat-agent cluster, moved to hanfs by pcs-examples/migrate-from-heartbeat.sh
 MIGRATE = Config("migrate", SERVICES[:1], {"nfs": "/data"}, from_stack="heartbeat")
@@ -89,6 +106,7 @@ SCENARIO_CONFIG = {"move": ACTIVE_PASSIVE, "crash": ACTIVE_PASSIVE, "nfsd_dies":
                    "lock_before_crash": ACTIVE_PASSIVE, "partition": ACTIVE_PASSIVE,
                    "hung_storage": ACTIVE_PASSIVE, "soak": ACTIVE_PASSIVE,
                    "split": TWO_SERVICES,
+                   "three_nodes": THREE_SERVICES,
                    "migrate": MIGRATE}
 
 
@@ -102,7 +120,8 @@ class Stack:
 
 
 STACKS = {
-    "hanfs": Stack("hanfs", {"active-passive": "active-passive.sh", "two-services": "two-services.sh"}, True),
+    "hanfs": Stack("hanfs", {"active-passive": "active-passive.sh", "two-services": "two-services.sh",
+                             "three-services": "services.sh"}, True),
     # the heartbeat nfsserver owns the node's whole NFS server: one service per
     # node, so no two-services configuration exists for it
     "heartbeat": Stack("heartbeat", {"active-passive": "heartbeat-active-passive.sh"}, False,
