@@ -303,7 +303,10 @@ impl Agent for NfsGrace {
         if st.phase == Phase::Starting {
             return Err(OcfError::generic("start did not complete on this node"));
         }
-        // 2. nfsd runs, as this resource started it.
+        // 2. nfsd runs, as this resource started it: judged after any start
+        //    or stop of another instance under way here (one arriving
+        //    restarts nfsd for its grace, which is no failure of this one).
+        let _lock = ctx.node_lock()?;
         let threads = roots.threads().unwrap_or(0);
         if threads == 0 {
             return Err(OcfError::generic("nfsd is not running (0 threads)"));
