@@ -324,6 +324,15 @@ impl Agent for NfsGrace {
                 node.nfsdcld.pid
             )));
         }
+        // NFSv4.0 clients that only reclaimed are recorded here (nfsd does
+        // not): else the next takeover loses their locks.
+        match records::record_v4_0_bounded(&ctx.deadline, &node.storage, &roots.clients()) {
+            Ok(0) => {}
+            Ok(n) => log::info!(
+                "recorded {n} NFSv4.0 client(s) that reclaimed without being recorded again"
+            ),
+            Err(e) => log::warn!("{e}"),
+        }
         if node.storage != st.config.recovery_dir {
             // Sharing the node: keep this service's copy of the records
             // current, so that it can leave (or its node fail) with them.

@@ -322,6 +322,17 @@ wait_v4_grace_end() {
     val v4_grace_secs $(( $(date +%s) - T0 ))
 }
 unexport_it() { exportfs -u 127.0.0.1:$S; echo $S > /proc/fs/nfsd/unlock_filesystem; }
+# The clients recorded in a database (what the next start there offers).
+records() {
+    python3 -c "
+import sqlite3, sys
+c = sqlite3.connect('file:' + sys.argv[1] + '/main.sqlite?mode=ro', uri=True)
+cur, rec = c.execute('SELECT current, recovery FROM grace').fetchone()
+ids = set()
+for e in {cur, rec} - {0}:
+    ids |= {r[0] for r in c.execute('SELECT id FROM \"rec-%016x\"' % e)}
+print(len(ids))" $1
+}
 "#
 }
 
@@ -454,6 +465,63 @@ dmesg | grep -E 'NFSD|lockd' | tail -8
         "NFSv4 grace lasted {secs} s of 30:\n{}",
         r.output
     );
+}
+
+/// An NFSv4.0 client (no RECLAIM_COMPLETE: its grace runs to the end)
+/// keeps its lock through two takeovers in a row: after the first, in which
+/// it only reclaimed, it must still be recorded for the second (seen lost
+/// in the lab's three_nodes scenario, run 20261202-140121: "lost 4 locks").
+/// nfsd does not record it again; nfs-grace's monitor does.
+#[test]
+fn uml_nfsv4_0_client_keeps_its_lock_through_two_takeovers() {
+    let vm = uml!();
+    let script = prelude(15, 10, 15)
+        + r#"
+disk
+modprobe nfsd; rpcbind -w; rpc.mountd
+ag start; val start1 $?
+export_it
+modprobe nfsv4; mkdir -p /tmp/m
+timeout 60 mount -t nfs -o vers=4.0 127.0.0.1:/ /tmp/m; val mount $?
+echo Y > /proc/fs/lockd/nlm_end_grace
+hold /tmp/m/data/lockme LOCKED
+server_lock lock_before
+val records_before "$(records $S/nfsdcld)"
+# takeover (the same disk, as on the node taking over) and the grace to its end
+takeover() {
+    unexport_it; ag stop; val stop$1 $?
+    umount $S; mount -o loop /tmp/disk.img $S
+    ag start; val start$1 $?; export_it
+    server_lock lock_after$1
+    # the cluster's monitor, as every 10 s: it records the reclaimed 4.0 client
+    ag monitor; val monitor$1 $?
+    T0=$(date +%s); for i in $(seq 1 300); do [ "$(v4grace)" = Y ] && break; sleep 0.1; done
+    val grace_end$1 $(v4grace)
+    val records_after$1 "$(records $S/nfsdcld)"
+}
+takeover 2
+takeover 3
+val lost $(dmesg | grep -c 'lost .* locks')
+"#;
+    let r = vm.run(&script, uml_timeout());
+    r.assert_ok();
+    for (k, v) in [
+        ("start1", "0"),
+        ("mount", "0"),
+        ("LOCKED", "yes"),
+        ("lock_before", "yes"),
+        ("start2", "0"),
+        ("lock_after2", "yes"),
+        ("monitor2", "0"),
+        ("grace_end2", "Y"),
+        ("records_after2", "1"),
+        ("start3", "0"),
+        ("lock_after3", "yes"),
+        ("grace_end3", "Y"),
+        ("lost", "0"),
+    ] {
+        expect_value(&r, k, v);
+    }
 }
 
 /// Moving a running NFS server to hanfs (pcs-examples/migrate-from-heartbeat.sh):
@@ -757,17 +825,6 @@ modprobe loop; mount -o loop /tmp/a.img $E/a; mount -o loop /tmp/b.img $E/b; chm
 svc() { INST=$1; d=$2; shift 2; OCF_RESOURCE_INSTANCE=$INST ag "$@" recovery_dir=$E/$d/.cld; }
 svc1() { svc svc1 a "$@"; }
 svc2() { svc svc2 b "$@"; }
-# The clients recorded in a database (what the next start there offers).
-records() {
-    python3 -c "
-import sqlite3, sys
-c = sqlite3.connect('file:' + sys.argv[1] + '/main.sqlite?mode=ro', uri=True)
-cur, rec = c.execute('SELECT current, recovery FROM grace').fetchone()
-ids = set()
-for e in {cur, rec} - {0}:
-    ids |= {r[0] for r in c.execute('SELECT id FROM \"rec-%016x\"' % e)}
-print(len(ids))" $1
-}
 cld_on() { for p in $(pgrep -x nfsdcld); do ls -l /proc/$p/fd; done | grep -q "$1/main.sqlite" && echo yes || echo no; }
 modprobe nfsd; rpcbind -w; rpc.mountd
 exportfs -o rw,fsid=0,no_subtree_check,insecure,crossmnt 127.0.0.1:$E

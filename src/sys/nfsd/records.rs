@@ -216,6 +216,24 @@ impl ClientDb {
         Ok(n)
     }
 
+    /// Record `recs` in the current epoch (clients nfsd serves now), so
+    /// that they may reclaim at the next start whatever the end of a grace
+    /// period in progress drops. Returns how many were new.
+    pub fn add_current(&mut self, recs: &[Record]) -> Result<usize> {
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| format!("{path}: cannot lock: {e}"))?;
+        let (cur, _) =
+            read_epochs(&tx).map_err(|e| format!("{path}: cannot read the grace table: {e}"))?;
+        let n = Self::insert(&tx, cur, recs)
+            .map_err(|e| format!("{path}: cannot add client records: {e}"))?;
+        tx.commit()
+            .map_err(|e| format!("{path}: cannot commit: {e}"))?;
+        Ok(n)
+    }
+
     /// Make `recs` exactly the clients that may reclaim at the next start
     /// (a database no nfsdcld serves: a copy).
     pub fn replace_with(&mut self, recs: &[Record]) -> Result<()> {
@@ -273,6 +291,41 @@ pub fn merge_bounded(deadline: &Deadline, from: &Path, into: &Path) -> OcfResult
         into.display()
     );
     Ok(())
+}
+
+/// Record the NFSv4.0 clients nfsd serves now in the database nfsdcld
+/// serves (`serving`), in a child bounded by `deadline` (at most 10 s).
+///
+/// nfsd records an NFSv4.0 client (in nfsdcld's current epoch) only at its
+/// first OPEN_CONFIRM; one that only reclaims after a takeover (its opens
+/// need no confirmation then) is not recorded again, and the end of that
+/// grace period drops the epoch it was recorded in: at the next takeover
+/// its reclaims are refused and its locks lost (Linux 6.1 and 6.12, test
+/// `uml_nfsv4_0_client_keeps_its_lock_through_two_takeovers`). NFSv4.1+
+/// clients are recorded at RECLAIM_COMPLETE and need nothing. Returns how
+/// many were new.
+pub fn record_v4_0_bounded(
+    deadline: &Deadline,
+    serving: &Path,
+    clients: &[super::NfsdClient],
+) -> OcfResult<usize> {
+    let recs: Vec<Record> = (clients.iter())
+        .filter(|c| c.minor_version == Some(0) && c.confirmed())
+        .filter_map(|c| c.name_bytes())
+        .map(|id| Record {
+            id,
+            princhash: None,
+        })
+        .collect();
+    if recs.is_empty() {
+        return Ok(0);
+    }
+    let what = format!("recording the NFSv4.0 clients in {}", serving.display());
+    let n = bounded::run(&deadline.within(Duration::from_secs(10)), &what, || {
+        (ClientDb::open(serving).and_then(|mut db| db.add_current(&recs)))
+            .map_err(|e| format!("{what}: {e}"))
+    })?;
+    Ok(n)
 }
 
 /// [`mirror`] the serving database to `copy` in a child bounded by
