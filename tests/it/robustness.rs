@@ -408,3 +408,118 @@ fn nfs_grace_state_and_node_files() {
         let _ = std::fs::remove_file(inside(&sb, node));
     }
 }
+
+// ------------------------------------------- instances started at once ---
+
+/// Run `a` and `b` at once (each on its own thread).
+fn at_once(
+    a: impl FnOnce() -> AgentRun + Send,
+    b: impl FnOnce() -> AgentRun + Send,
+) -> [AgentRun; 2] {
+    std::thread::scope(|s| {
+        let ta = s.spawn(a);
+        let tb = s.spawn(b);
+        [ta.join().unwrap(), tb.join().unwrap()]
+    })
+}
+
+/// A state file that parses (JSON) and is root's, mode 0600.
+#[track_caller]
+fn intact(sb: &Sandbox, path: &str) -> serde_json::Value {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(inside(sb, path)).unwrap();
+    assert!(
+        m.is_file() && m.uid() == 0 && m.mode() & 0o777 == 0o600,
+        "{path}: {m:?}"
+    );
+    serde_json::from_slice(&read_inside(sb, path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Two nfs-export resources (own directories and fsids) started at once,
+/// many times: both start, both states are intact and their own, both
+/// monitors pass. The same resource started twice at once (recovery):
+/// it ends exported once, its state intact.
+#[test]
+fn nfs_export_instances_started_at_once() {
+    let sb = sandbox!();
+    let (a, b) = (export_dir(&sb, "pa"), export_dir(&sb, "pb"));
+    let ra = || export(&sb, "pa", &a, "41");
+    let rb = || export(&sb, "pb", &b, "42");
+    for round in 0..8 {
+        for r in at_once(|| ra().run("start"), || rb().run("start")) {
+            assert_eq!(r.code, 0, "round {round}: {}", r.stderr);
+        }
+        for (inst, dir) in [("pa", &a), ("pb", &b)] {
+            let st = intact(
+                &sb,
+                &format!("/run/resource-agents/hanfs-nfs-export-{inst}"),
+            );
+            assert_eq!(st["instance"], inst, "round {round}");
+            assert_eq!(st["directory"], dir.to_str().unwrap(), "round {round}");
+        }
+        ra().run("monitor").expect(0);
+        rb().run("monitor").expect(0);
+        ra().run("stop").expect(0);
+        rb().run("stop").expect(0);
+    }
+    for round in 0..8 {
+        for r in at_once(|| ra().run("start"), || ra().run("start")) {
+            assert_eq!(r.code, 0, "round {round}: {}", r.stderr);
+        }
+        let etab = String::from_utf8_lossy(&read_inside(&sb, "/var/lib/nfs/etab")).into_owned();
+        let lines = etab
+            .lines()
+            .filter(|l| l.starts_with(&format!("{}\t", a.display())))
+            .count();
+        assert_eq!(lines, 1, "round {round}: etab:\n{etab}");
+        intact(&sb, "/run/resource-agents/hanfs-nfs-export-pa");
+        ra().run("monitor").expect(0);
+        ra().run("stop").expect(0);
+        ra().run("monitor").expect(7);
+    }
+}
+
+/// Two float-ip resources (two addresses on one interface) started at
+/// once, many times: both up, both states intact, both monitors pass; the
+/// same one started twice at once ends with its address up once.
+#[test]
+fn float_ip_instances_started_at_once() {
+    let sb = sandbox!();
+    let _peer = sb.veth_peer(&["192.0.2.1/24"], &["192.0.2.100/24"]);
+    let ra = || float_ip(&sb, "fa", "192.0.2.11");
+    let rb = || float_ip(&sb, "fb", "192.0.2.12");
+    for round in 0..6 {
+        for r in at_once(|| ra().run("start"), || rb().run("start")) {
+            assert_eq!(r.code, 0, "round {round}: {}", r.stderr);
+        }
+        assert!(
+            holds(&sb, "192.0.2.11") && holds(&sb, "192.0.2.12"),
+            "round {round}"
+        );
+        intact(&sb, "/run/resource-agents/hanfs-float-ip-fa");
+        intact(&sb, "/run/resource-agents/hanfs-float-ip-fb");
+        ra().run("monitor").expect(0);
+        rb().run("monitor").expect(0);
+        ra().run("stop").expect(0);
+        rb().run("stop").expect(0);
+        assert!(
+            !holds(&sb, "192.0.2.11") && !holds(&sb, "192.0.2.12"),
+            "round {round}"
+        );
+    }
+    for round in 0..6 {
+        let both = at_once(|| ra().run("start"), || ra().run("start"));
+        for r in &both {
+            assert_eq!(r.code, 0, "round {round}: {}", r.stderr);
+        }
+        let n = sb
+            .sh_ok("ip -4 -o addr show")
+            .matches("192.0.2.11/24")
+            .count();
+        assert_eq!(n, 1, "round {round}");
+        intact(&sb, "/run/resource-agents/hanfs-float-ip-fa");
+        ra().run("monitor").expect(0);
+        ra().run("stop").expect(0);
+        ra().run("monitor").expect(7);
+    }
+}
