@@ -523,3 +523,35 @@ fn float_ip_instances_started_at_once() {
         ra().run("monitor").expect(7);
     }
 }
+
+// --------------------------------------------------------- statd-holding ---
+
+/// statd-holding's registration (`/run/hanfs/statd-holding/<instance>.json`,
+/// which statd's callout reads too) damaged: a monitor says what is wrong
+/// (1); stop succeeds (0) and writes nothing where a link points.
+#[test]
+fn statd_holding_registration() {
+    let sb = sandbox!();
+    let hold = sb.path("hold");
+    std::fs::create_dir_all(&hold).unwrap();
+    let res = || {
+        sb.agent("statd-holding")
+            .env("OCF_RESOURCE_INSTANCE", "h")
+            .param("holding_dir", hold.to_str().unwrap())
+            .param("ip", VIP)
+    };
+    sb.sh_ok("mkdir -p /run/hanfs/statd-holding");
+    let reg = "/run/hanfs/statd-holding/h.json";
+    let good = serde_json::to_vec(&serde_json::json!({
+        "instance": "h", "holding_dir": hold, "holding_id": [1, 2],
+        "statd_dir": "/var/lib/nfs", "ips": [VIP], "active": true
+    }))
+    .unwrap();
+    for d in DAMAGES {
+        let p = plant(&sb, reg, &good, d);
+        check(res(), "monitor", d, 1, state_reason(d));
+        check(res(), "stop", d, 0, &[]);
+        p.target_unchanged();
+        let _ = std::fs::remove_file(inside(&sb, reg));
+    }
+}
