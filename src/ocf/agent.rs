@@ -94,11 +94,13 @@ pub fn state_file(runtime_dir: &Path, agent: &str, instance: &str) -> PathBuf {
 
 /// An agent's runtime state file (an instance's, or a per-node one such as
 /// `hanfs-<agent>.node`): JSON, read without following a symlink, as a
-/// regular file of at most [`crate::sys::fsfile::STATE_CAP`] bytes.
+/// regular file of at most [`crate::sys::fsfile::STATE_CAP`] bytes, owned
+/// by root ([`crate::sys::fsfile::read_trusted_file`]).
 /// `None`: no file. A file that is not such a state (empty, torn, garbled,
-/// a FIFO) is an error (1): the state is then unknown, never "stopped".
+/// a FIFO, another user's) is an error (1): the state is then unknown,
+/// never "stopped".
 pub fn load_state<T: serde::de::DeserializeOwned>(path: &Path) -> OcfResult<Option<T>> {
-    let Some(bytes) = crate::sys::fsfile::read_own_file(path, crate::sys::fsfile::STATE_CAP)?
+    let Some(bytes) = crate::sys::fsfile::read_trusted_file(path, crate::sys::fsfile::STATE_CAP)?
     else {
         return Ok(None);
     };
@@ -642,5 +644,35 @@ mod tests {
             load_state::<Vec<u32>>(&p).unwrap_err().code,
             OcfCode::ErrGeneric
         );
+    }
+
+    // Property tests: whatever bytes a state file holds, loading it gives
+    // a state or an error (1), never a panic; what is saved loads back.
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_state_file_loads_or_is_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("hanfs-x-a");
+            std::fs::write(&p, &bytes).unwrap();
+            if let Err(e) = load_state::<serde_json::Value>(&p) {
+                prop_assert_eq!(e.code, OcfCode::ErrGeneric);
+                prop_assert!(e.reason.contains("is damaged"), "{}", e);
+            }
+            if let Err(e) = load_state::<Vec<u32>>(&p) {
+                prop_assert_eq!(e.code, OcfCode::ErrGeneric);
+            }
+        }
+
+        #[test]
+        fn states_round_trip(v in proptest::collection::btree_map(any::<String>(), any::<(u64, Option<i32>)>(), 0..6)) {
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("hanfs-x-a");
+            save_state(&p, &v).unwrap();
+            prop_assert_eq!(load_state(&p).unwrap(), Some(v));
+        }
     }
 }

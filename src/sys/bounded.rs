@@ -134,6 +134,11 @@ where
     match unsafe { fork() }.map_err(start)? {
         ForkResult::Child => {
             drop(rd);
+            // A panic is answered through the pipe, not printed: the
+            // default hook takes locks (stderr, backtraces) that another
+            // thread of a multi-threaded caller (the unit tests) may have
+            // held at the fork, and would wait on them for ever.
+            std::panic::set_hook(Box::new(|_| {}));
             let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
                 Ok(Ok(v)) => Answer::Value(v),
                 Ok(Err(m)) => Answer::Failed(m),

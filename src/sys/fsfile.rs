@@ -46,6 +46,9 @@ pub enum BadFile {
     NotRegular(&'static str),
     /// More than the cap.
     TooLarge(u64),
+    /// Owned by this user id: neither root nor us, so written by someone
+    /// who could not have been an agent ([`read_trusted_file`]).
+    WrongOwner(u32),
     Io(std::io::Error),
 }
 
@@ -63,6 +66,9 @@ impl std::fmt::Display for FileError {
             BadFile::SymbolicLink => write!(f, "{p} is a symbolic link (not followed)"),
             BadFile::NotRegular(kind) => write!(f, "{p} is {kind}, not a regular file"),
             BadFile::TooLarge(cap) => write!(f, "{p} is larger than {cap} bytes"),
+            BadFile::WrongOwner(uid) => {
+                write!(f, "{p} is owned by user {uid}, not root (not trusted)")
+            }
             BadFile::Io(e) => write!(f, "cannot read {p}: {e}"),
         }
     }
@@ -146,7 +152,23 @@ pub fn open_regular(path: &Path, follow: bool) -> Result<Option<(File, u64)>, Fi
 /// meanwhile cannot go over). A FIFO, device or link is refused at once
 /// instead of blocking or reading for ever. `None` when it does not exist.
 pub fn read_own_file(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, FileError> {
+    read_capped(path, cap, false)
+}
+
+/// [`read_own_file`] for a file only an agent writes (the runtime states
+/// and registrations, written by root into root's directories): one owned
+/// by another user is refused too ([`BadFile::WrongOwner`]), checked on the
+/// open file. Such a file was planted, not written by an agent, and must
+/// never decide what is stopped, killed or removed. Root's files are
+/// trusted by everyone (statd's callout reads root's registrations as
+/// statd's user), a user's own by that user.
+pub fn read_trusted_file(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, FileError> {
+    read_capped(path, cap, true)
+}
+
+fn read_capped(path: &Path, cap: u64, trusted: bool) -> Result<Option<Vec<u8>>, FileError> {
     use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
     let Some((f, len)) = open_regular(path, false)? else {
         return Ok(None);
     };
@@ -154,6 +176,12 @@ pub fn read_own_file(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, FileError
         path: path.to_path_buf(),
         problem,
     };
+    if trusted {
+        let uid = f.metadata().map_err(|e| fail(BadFile::Io(e)))?.uid();
+        if uid != 0 && uid != nix::unistd::geteuid().as_raw() {
+            return Err(fail(BadFile::WrongOwner(uid)));
+        }
+    }
     if len > cap {
         return Err(fail(BadFile::TooLarge(cap)));
     }
@@ -301,6 +329,29 @@ mod tests {
         let e = open_regular(Path::new("/dev/zero"), true).unwrap_err();
         assert!(matches!(e.problem, BadFile::NotRegular("a device")), "{e}");
         assert_eq!(read_opt(&p).unwrap().as_deref(), Some("12345"));
+    }
+
+    /// A file of another user where only an agent writes is refused by
+    /// [`read_trusted_file`] (root's and our own are read), and still read
+    /// by [`read_own_file`] (statd's records are statd's user's).
+    #[test]
+    fn trusted_files_are_root_s_or_ours() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("state");
+        std::fs::write(&p, b"{}").unwrap();
+        assert_eq!(read_trusted_file(&p, 5).unwrap().unwrap(), b"{}");
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("not root: cannot give a file to another user; skipped");
+            return;
+        }
+        std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+        let e = read_trusted_file(&p, 5).unwrap_err();
+        assert!(matches!(e.problem, BadFile::WrongOwner(65534)), "{e}");
+        assert!(e.to_string().contains("owned by user 65534"), "{e}");
+        assert_eq!(read_own_file(&p, 5).unwrap().unwrap(), b"{}");
+        assert!(read_trusted_file(&d.path().join("none"), 5)
+            .unwrap()
+            .is_none());
     }
 
     #[test]

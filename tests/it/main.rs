@@ -10,5 +10,6 @@ mod metadata;
 mod nfs_export;
 mod nfs_grace;
 mod readme;
+mod robustness;
 mod sandbox_selftest;
 mod statd_holding;

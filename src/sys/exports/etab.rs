@@ -550,4 +550,76 @@ mod tests {
         .unwrap();
         assert_eq!(state_directory(&conf), Path::new("/shared/nfs"));
     }
+
+    // Property tests: any bytes in etab are read without a panic; what
+    // exportfs writes reads back exactly.
+    use proptest::prelude::*;
+
+    /// A client or option word: what exportfs writes there (no blank, no
+    /// parenthesis, no comma).
+    fn word() -> impl Strategy<Value = String> {
+        let chars: Vec<char> = "abcXYZ019.*@:/-_=".chars().collect();
+        proptest::collection::vec(proptest::sample::select(chars), 1..12)
+            .prop_map(String::from_iter)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_line_parses_or_is_skipped(line in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_line(&line);
+            prop_assert!(unescape(&line).len() <= line.len());
+        }
+
+        #[test]
+        fn escape_round_trips_any_path(tail in proptest::collection::vec(1u8.., 0..64)) {
+            let mut raw = b"/".to_vec();
+            raw.extend(tail);
+            let path = PathBuf::from(std::ffi::OsString::from_vec(raw.clone()));
+            let e = escape(&path);
+            prop_assert!(!e.iter().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()));
+            prop_assert_eq!(unescape(&e), raw);
+        }
+
+        #[test]
+        fn exportfs_lines_round_trip(
+            tail in proptest::collection::vec(1u8.., 0..40),
+            client in word(),
+            options in proptest::collection::vec(word(), 0..6),
+        ) {
+            let mut raw = b"/".to_vec();
+            raw.extend(tail);
+            let directory = PathBuf::from(std::ffi::OsString::from_vec(raw));
+            let mut line = escape(&directory);
+            line.extend(format!("\t{client}({})\n", options.join(",")).bytes());
+            let want = Export { directory, client, options };
+            prop_assert_eq!(parse_line(&line), Some(want.clone()));
+            let d = tempfile::tempdir().unwrap();
+            let t = ExportTable::at(d.path().join("etab"));
+            std::fs::write(t.path(), &line).unwrap();
+            prop_assert_eq!(t.read_all().unwrap(), vec![want.clone()]);
+            prop_assert_eq!(t.exports_of(&want.directory).unwrap(), vec![want]);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// A whole table of garbage: every reader answers (an empty or
+        /// partial list, or a verification failure), none panics.
+        #[test]
+        fn any_table_is_read_without_a_panic(text in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            let d = tempfile::tempdir().unwrap();
+            let t = ExportTable::at(d.path().join("etab"));
+            std::fs::write(t.path(), &text).unwrap();
+            let all = t.read_all().unwrap();
+            prop_assert!(all.len() <= text.split(|&b| b == b'\n').count());
+            let c = ExportClient { spec: "*".into(), etab: "*".into() };
+            let _ = t.verify(Path::new("/srv/a"), &[c], Fsid::parse("7").ok()).unwrap();
+            let conf = d.path().join("nfs.conf");
+            std::fs::write(&conf, &text).unwrap();
+            prop_assert!(state_directory(&conf).is_absolute());
+        }
+    }
 }

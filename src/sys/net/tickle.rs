@@ -579,4 +579,72 @@ mod tests {
         assert_eq!(unserved_ports(&conns, &listening), [20048].into());
         assert!(unserved_ports(&conns, &[2049, 20048].into()).is_empty());
     }
+
+    // Property tests: any list file is read without a panic, keeping only
+    // connections of the address; a list written reads back exactly.
+    use proptest::prelude::*;
+
+    fn v4() -> impl Strategy<Value = std::net::Ipv4Addr> {
+        any::<[u8; 4]>()
+            .prop_map(std::net::Ipv4Addr::from)
+            .prop_filter("a client address", |a| {
+                !a.is_unspecified() && !a.is_multicast()
+            })
+    }
+
+    fn v6() -> impl Strategy<Value = std::net::SocketAddrV6> {
+        (any::<[u8; 16]>(), 1u16.., any::<u32>())
+            .prop_map(|(a, port, scope)| std::net::SocketAddrV6::new(a.into(), port, 0, scope))
+            .prop_filter("a client address", |a| {
+                !a.ip().is_unspecified() && !a.ip().is_multicast()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_gives_only_connections_of_the_address(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let ip: IpAddr = "192.0.2.10".parse().unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            let l = ConnectionList::parse(&text, ip);
+            prop_assert!(l.connections.iter().all(|c| c.local.ip() == ip));
+            prop_assert!(l.connections.len() + l.skipped <= text.lines().count());
+        }
+
+        #[test]
+        fn lists_round_trip_v4(
+            lport in 1u16..,
+            remotes in proptest::collection::vec((v4(), 1u16..), 0..8),
+        ) {
+            let ip: IpAddr = "192.0.2.10".parse().unwrap();
+            let conns: Vec<Connection> = remotes
+                .iter()
+                .map(|&(a, p)| Connection {
+                    local: SocketAddr::new(ip, lport),
+                    remote: SocketAddr::new(a.into(), p),
+                })
+                .collect();
+            let back = ConnectionList::parse(&ConnectionList::render(&conns), ip);
+            let want: BTreeSet<Connection> = conns.into_iter().collect();
+            prop_assert_eq!(back.skipped, 0);
+            prop_assert_eq!(back.connections, want.into_iter().collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn lists_round_trip_v6(
+            local in v6(),
+            remotes in proptest::collection::vec(v6(), 0..8),
+        ) {
+            let ip = IpAddr::V6(*local.ip());
+            let conns: Vec<Connection> = remotes
+                .into_iter()
+                .map(|r| Connection { local: local.into(), remote: r.into() })
+                .collect();
+            let back = ConnectionList::parse(&ConnectionList::render(&conns), ip);
+            let want: BTreeSet<Connection> = conns.into_iter().collect();
+            prop_assert_eq!(back.skipped, 0);
+            prop_assert_eq!(back.connections, want.into_iter().collect::<Vec<_>>());
+        }
+    }
 }

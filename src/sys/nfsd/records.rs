@@ -84,6 +84,11 @@ impl ClientDb {
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
         let path = dir.join(DB_FILE);
+        // A symbolic link (or a FIFO, a directory) in the database's place
+        // is refused, not followed: the records are written, and must never
+        // be written elsewhere. (SQLite's own NOFOLLOW would refuse a
+        // recovery_dir reached through a link too.)
+        crate::sys::fsfile::open_regular(&path, false).map_err(|e| e.to_string())?;
         let conn =
             Connection::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let mut db = ClientDb { conn, path };
@@ -536,5 +541,89 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.contains("cannot create"), "{e}");
+    }
+
+    /// A damaged database in recovery_dir (empty, torn, garbage, a sparse
+    /// huge file, a link elsewhere) is an error naming it, or (empty) a new
+    /// database; a link is not followed, and its target is left as it was.
+    #[test]
+    fn damaged_databases_are_errors_and_links_are_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let good = d.path().join("good");
+        ClientDb::open(&good)
+            .unwrap()
+            .add_reclaimable(&[Record {
+                id: b"c1".to_vec(),
+                princhash: None,
+            }])
+            .unwrap();
+        let whole = std::fs::read(good.join(DB_FILE)).unwrap();
+        let damaged = d.path().join("damaged");
+        std::fs::create_dir(&damaged).unwrap();
+        let db = damaged.join(DB_FILE);
+        for (what, bytes) in [
+            ("torn", whole[..whole.len() / 2].to_vec()),
+            (
+                "garbage",
+                (0..5000u32).map(|i| (i * 7 % 251) as u8).collect(),
+            ),
+        ] {
+            std::fs::write(&db, &bytes).unwrap();
+            let e = ClientDb::open(&damaged).and_then(|c| c.reclaimable()).err();
+            let e = e.unwrap_or_else(|| panic!("{what}: read as a database"));
+            assert!(e.contains(&db.display().to_string()), "{what}: {e}");
+        }
+        std::fs::File::create(&db)
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        assert!(ClientDb::open(&damaged).is_err(), "a sparse file of zeros");
+        std::fs::write(&db, b"").unwrap();
+        assert_eq!(ClientDb::open(&damaged).unwrap().reclaimable().unwrap(), []);
+        std::fs::remove_file(&db).unwrap();
+        std::os::unix::fs::symlink(good.join(DB_FILE), &db).unwrap();
+        let e = ClientDb::open(&damaged).err().unwrap();
+        assert!(e.contains("is a symbolic link (not followed)"), "{e}");
+        std::fs::remove_file(&db).unwrap();
+        std::os::unix::fs::symlink(d.path().join("elsewhere"), &db).unwrap();
+        assert!(ClientDb::open(&damaged).is_err());
+        assert!(
+            !d.path().join("elsewhere").exists(),
+            "created through the link"
+        );
+        assert_eq!(
+            std::fs::read(good.join(DB_FILE)).unwrap(),
+            whole,
+            "target changed"
+        );
+        // A recovery_dir reached through a link to a directory is fine.
+        let via = d.path().join("via");
+        std::os::unix::fs::symlink(&good, &via).unwrap();
+        assert_eq!(
+            ids(&ClientDb::open(&via).unwrap().reclaimable().unwrap()),
+            ["c1"]
+        );
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Any bytes as the database: opened and read, or an error; never
+        /// a panic.
+        #[test]
+        fn any_database_file_is_read_or_an_error(
+            bytes in proptest::collection::vec(any::<u8>(), 0..3000),
+            sqlite_header in any::<bool>(),
+        ) {
+            let d = tempfile::tempdir().unwrap();
+            let mut data = if sqlite_header { b"SQLite format 3\0".to_vec() } else { Vec::new() };
+            data.extend(bytes);
+            std::fs::write(d.path().join(DB_FILE), &data).unwrap();
+            if let Ok(db) = ClientDb::open(d.path()) {
+                let _ = db.reclaimable();
+            }
+        }
     }
 }

@@ -261,8 +261,15 @@ pub fn place_local(
 /// state it already knows) never ignores ours. Recorded before use.
 pub fn next_state(holding: &Path, owner: Option<(u32, u32)>, now: u64) -> io::Result<i32> {
     let path = holding.join(STATE_FILE);
+    // What cannot be a state we sent (garbage, above the 32-bit range) is
+    // no record: the time then gives a state the clients do not know.
     let prev: u64 = match crate::sys::fsfile::read_own_file(&path, 64)? {
-        Some(b) => String::from_utf8_lossy(&b).trim().parse().unwrap_or(0),
+        Some(b) => String::from_utf8_lossy(&b)
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&n| n <= i32::MAX as u64)
+            .unwrap_or(0),
         None => 0,
     };
     // The state is a 32-bit signed number on the wire.
@@ -516,5 +523,44 @@ mod tests {
         let c = next_state(d.path(), None, 5000).unwrap();
         assert_eq!(c, 5001);
         assert!(next_state(d.path(), None, u64::from(u32::MAX)).unwrap() % 2 == 1);
+    }
+
+    // Property test: whatever the state file holds (garbage, a huge
+    // number, nothing), the next state is odd, positive and a 32-bit
+    // number, and a second takeover gets a larger one (unless it wrapped).
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_state_file_gives_a_valid_next_state(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..40),
+                any::<u64>().prop_map(|n| n.to_string().into_bytes()),
+            ],
+            now in any::<u64>(),
+        ) {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(d.path().join(STATE_FILE), &bytes).unwrap();
+            let a = next_state(d.path(), None, now).unwrap();
+            prop_assert!(a > 0 && a % 2 == 1, "{}", a);
+            let b = next_state(d.path(), None, now).unwrap();
+            prop_assert!(b > a || b == 1, "{} then {}", a, b);
+        }
+    }
+
+    /// A state file holding the largest 64-bit number overflowed
+    /// `prev + 2` (a panic where overflow is checked, a silent wrap
+    /// elsewhere), and one above the 32-bit range wrapped the state sent
+    /// to 1, which clients that know state 1 ignore. Neither can be a
+    /// state this agent sent: the time decides.
+    #[test]
+    fn a_state_no_agent_wrote_counts_as_none() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [u64::MAX, 5_000_000_000, u64::from(u32::MAX)] {
+            std::fs::write(d.path().join(STATE_FILE), n.to_string()).unwrap();
+            assert_eq!(next_state(d.path(), None, 1000).unwrap(), 1001, "{n}");
+        }
     }
 }

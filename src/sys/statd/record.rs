@@ -266,4 +266,63 @@ mod tests {
         assert_eq!(set.keys().collect::<Vec<_>>(), vec!["192.0.2.55"]);
         assert_eq!(list_names(d.path()), vec!["192.0.2.55", "empty", "subdir"]);
     }
+
+    // Property tests: any text in a record file is read without a panic,
+    // keeping only well-formed lines; statd's lines read back exactly.
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        let chars: Vec<char> = "abz09.:-_\u{fc}".chars().collect();
+        proptest::collection::vec(proptest::sample::select(chars), 1..30)
+            .prop_map(String::from_iter)
+    }
+
+    fn record() -> impl Strategy<Value = MonitorRecord> {
+        (any::<[u32; 4]>(), any::<[u8; 16]>(), name(), name()).prop_map(
+            |(n, cookie, mon_name, my_name)| MonitorRecord {
+                callback: n[0],
+                prog: n[1],
+                vers: n[2],
+                proc_: n[3],
+                cookie,
+                mon_name,
+                my_name,
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_gives_only_well_formed_records(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let text = String::from_utf8_lossy(&bytes);
+            for r in parse_records(&text) {
+                prop_assert!(valid_field(&r.mon_name) && valid_field(&r.my_name));
+                prop_assert_eq!(MonitorRecord::parse(&r.to_line()), Some(r));
+            }
+        }
+
+        #[test]
+        fn statd_lines_round_trip(recs in proptest::collection::vec(record(), 0..5)) {
+            let text = render(&recs);
+            prop_assert_eq!(parse_records(&text), recs.clone());
+            // Torn at any point: only the complete lines count.
+            let cut = (0..=text.len() / 2).rev().find(|&i| text.is_char_boundary(i)).unwrap();
+            let whole = text[..cut].matches('\n').count();
+            prop_assert_eq!(parse_records(&text[..cut]), recs[..whole].to_vec());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn any_record_file_is_read_without_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(d.path().join("192.0.2.5"), &bytes).unwrap();
+            let set = read_dir(d.path()).unwrap();
+            prop_assert!(set.values().all(|v| !v.is_empty()));
+        }
+    }
 }

@@ -199,16 +199,21 @@ impl Registry {
     pub fn save(&self, reg: &Registration) -> OcfResult<()> {
         self.ensure()?;
         ocf::save_state_readable(&self.file(&reg.instance), reg)?;
-        // The lock file must exist before anyone takes it.
+        // The lock file must exist before anyone takes it. Created only
+        // where nothing is (O_EXCL): a link planted there, even a dangling
+        // one, is not followed, so nothing is created where it points.
         let lf = self.lock_file(&reg.instance);
-        if !lf.exists() {
-            std::fs::write(&lf, b"")
-                .and_then(|()| {
-                    std::fs::set_permissions(&lf, std::fs::Permissions::from_mode(0o644))
-                })
-                .or_generic(|| format!("cannot create {}", lf.display()))?;
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lf)
+            .and_then(|_| std::fs::set_permissions(&lf, std::fs::Permissions::from_mode(0o644)));
+        match created {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                Err(e).or_generic(|| format!("cannot create {}", lf.display()))
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     pub fn remove(&self, instance: &str) -> io::Result<()> {
@@ -368,6 +373,21 @@ mod tests {
         assert_eq!(names, ["a"]);
     }
 
+    /// A link planted where the lock file goes is not followed: save
+    /// creates nothing where it points, and the lock is done without.
+    #[test]
+    fn a_link_for_the_lock_file_is_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Registry::at(d.path().join("reg"));
+        r.ensure().unwrap();
+        let target = d.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, r.lock_file("a")).unwrap();
+        r.save(&reg("a")).unwrap();
+        assert!(!target.exists(), "created through the link");
+        assert!(r.lock("a", Duration::from_millis(10)).is_none());
+        assert_eq!(r.load("a").unwrap().unwrap(), reg("a"));
+    }
+
     #[test]
     fn draining() {
         let mut g = reg("a");
@@ -377,5 +397,43 @@ mod tests {
         assert!(g.receives_callouts(99));
         assert!(!g.receives_callouts(100));
         assert_eq!(safe_name("..hidden"), "hidden");
+    }
+
+    // Property tests: any registration file is loaded or skipped, never a
+    // panic; what is saved loads back under the instance's name.
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_registration_file_loads_or_is_skipped(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let d = tempfile::tempdir().unwrap();
+            let r = Registry::at(d.path());
+            std::fs::write(r.file("a"), &bytes).unwrap();
+            let loaded = r.load("a");
+            prop_assert_eq!(r.list().len(), usize::from(matches!(loaded, Ok(Some(_)))));
+        }
+
+        #[test]
+        fn registrations_round_trip(
+            instance in any::<String>(),
+            ids in any::<(u64, u64, u64, u64, bool)>(),
+            ips in proptest::collection::vec(any::<String>(), 0..3),
+        ) {
+            let d = tempfile::tempdir().unwrap();
+            let r = Registry::at(d.path());
+            let g = Registration {
+                instance: instance.clone(),
+                holding_id: (ids.0, ids.1),
+                ips,
+                active: ids.4,
+                drain_until: ids.2,
+                reconciled_at: ids.3,
+                ..reg("x")
+            };
+            r.save(&g).unwrap();
+            prop_assert_eq!(r.load(&instance).unwrap(), Some(g));
+        }
     }
 }

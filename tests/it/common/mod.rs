@@ -166,6 +166,7 @@ pub struct AgentCmd<'a> {
     agent: String,
     params: BTreeMap<String, String>,
     env: BTreeMap<String, String>,
+    limit: Option<Duration>,
 }
 
 impl<'a> AgentCmd<'a> {
@@ -179,6 +180,12 @@ impl<'a> AgentCmd<'a> {
     }
     pub fn timeout_ms(self, ms: u64) -> Self {
         self.env("OCF_RESKEY_CRM_meta_timeout", &ms.to_string())
+    }
+    /// Killed (SIGKILL, exit code 137) if still running after `limit`: a
+    /// test of a hang fails instead of hanging itself.
+    pub fn within(mut self, limit: Duration) -> Self {
+        self.limit = Some(limit);
+        self
     }
     /// A recurring monitor (interval > 0) instead of a probe.
     pub fn interval_ms(self, ms: u64) -> Self {
@@ -204,11 +211,14 @@ impl<'a> AgentCmd<'a> {
             Some(sb) => {
                 let mut c = Command::new("nsenter");
                 c.args(["-t", &sb.pid().to_string(), "-n", "-m", "--"]);
-                c.arg(bin(&self.agent));
                 c
             }
-            None => Command::new(bin(&self.agent)),
+            None => Command::new("env"),
         };
+        if let Some(l) = self.limit {
+            c.args(["timeout", "-s", "KILL", &format!("{:.1}", l.as_secs_f64())]);
+        }
+        c.arg(bin(&self.agent));
         c.arg(action).stdin(Stdio::null());
         for (k, v) in self.params_env() {
             c.env(k, v);
@@ -250,6 +260,7 @@ pub fn host_agent(agent: &str) -> AgentCmd<'static> {
         agent: agent.into(),
         params: BTreeMap::new(),
         env: BTreeMap::new(),
+        limit: None,
     }
 }
 
@@ -319,6 +330,7 @@ impl Sandbox {
             agent: agent.into(),
             params: BTreeMap::new(),
             env: BTreeMap::new(),
+            limit: None,
         }
     }
 
