@@ -206,6 +206,19 @@ impl ClientDb {
     /// Let `recs` reclaim at the next nfsd start too (a database nfsdcld may
     /// be serving). Returns how many were new.
     pub fn add_reclaimable(&mut self, recs: &[Record]) -> Result<usize> {
+        // during a grace period the next start offers the recovery epoch
+        self.add(recs, |cur, rec| if rec != 0 { rec } else { cur })
+    }
+
+    /// Record `recs` in the current epoch (clients nfsd serves now), so
+    /// that they may reclaim at the next start whatever the end of a grace
+    /// period in progress drops. Returns how many were new.
+    pub fn add_current(&mut self, recs: &[Record]) -> Result<usize> {
+        self.add(recs, |cur, _| cur)
+    }
+
+    /// Insert `recs` into the epoch `which(current, recovery)` names.
+    fn add(&mut self, recs: &[Record], which: fn(i64, i64) -> i64) -> Result<usize> {
         let path = self.path.display().to_string();
         let tx = self
             .conn
@@ -213,26 +226,7 @@ impl ClientDb {
             .map_err(|e| format!("{path}: cannot lock: {e}"))?;
         let (cur, rec) =
             read_epochs(&tx).map_err(|e| format!("{path}: cannot read the grace table: {e}"))?;
-        let into = if rec != 0 { rec } else { cur };
-        let n = Self::insert(&tx, into, recs)
-            .map_err(|e| format!("{path}: cannot add client records: {e}"))?;
-        tx.commit()
-            .map_err(|e| format!("{path}: cannot commit: {e}"))?;
-        Ok(n)
-    }
-
-    /// Record `recs` in the current epoch (clients nfsd serves now), so
-    /// that they may reclaim at the next start whatever the end of a grace
-    /// period in progress drops. Returns how many were new.
-    pub fn add_current(&mut self, recs: &[Record]) -> Result<usize> {
-        let path = self.path.display().to_string();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| format!("{path}: cannot lock: {e}"))?;
-        let (cur, _) =
-            read_epochs(&tx).map_err(|e| format!("{path}: cannot read the grace table: {e}"))?;
-        let n = Self::insert(&tx, cur, recs)
+        let n = Self::insert(&tx, which(cur, rec), recs)
             .map_err(|e| format!("{path}: cannot add client records: {e}"))?;
         tx.commit()
             .map_err(|e| format!("{path}: cannot commit: {e}"))?;
@@ -455,6 +449,25 @@ mod tests {
             ["a", "c"],
             "b never came back"
         );
+    }
+
+    /// An NFSv4.0 client that only reclaimed is in no epoch but the
+    /// recovery one, which the end of grace drops; recorded in the current
+    /// one while nfsd serves it, it may reclaim at the next start.
+    #[test]
+    fn a_client_recorded_current_during_grace_outlives_its_end() {
+        let d = tempfile::tempdir().unwrap();
+        let mut db = ClientDb::open(d.path()).unwrap();
+        client_seen(&db, "v4.0 client");
+        grace_start(&db); // a takeover: it reclaims, nfsd records nothing
+        let rec = Record {
+            id: b"v4.0 client".to_vec(),
+            princhash: None,
+        };
+        assert_eq!(db.add_current(std::slice::from_ref(&rec)).unwrap(), 1);
+        assert_eq!(db.add_current(&[rec]).unwrap(), 0, "idempotent");
+        grace_done(&db);
+        assert_eq!(ids(&db.reclaimable().unwrap()), ["v4.0 client"]);
     }
 
     #[test]

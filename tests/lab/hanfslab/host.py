@@ -249,15 +249,8 @@ class Host:
         p = subprocess.Popen(["tcpdump", "-i", T.BRIDGE, "-s", "160", "-U", "-w", path, bpf],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        def stop():
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
         # registered after the network: undone before the bridge goes
-        self.cleanups.append((f"tcpdump pid {p.pid}", stop))
+        self.cleanups.append((f"tcpdump pid {p.pid}", lambda: _end(p)))
 
     @contextlib.contextmanager
     def arp_watch(self, path):
@@ -271,12 +264,7 @@ class Host:
             yield
         finally:
             time.sleep(1)
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            _end(p)
 
     def link(self, tap, up):
         """A node's tap up or down (down: the node is cut off the segment, alive)."""
@@ -316,6 +304,16 @@ class Host:
             os.close(self.lock_fd)
             self.lock_fd = None
         return errors
+
+
+def _end(p):
+    """Stop a helper process (tcpdump): SIGTERM, SIGKILL 10 s later."""
+    p.terminate()
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
 
 
 def write_json(path, obj):
