@@ -163,7 +163,7 @@ pub fn apply(reg: &Registration, registry: &Registry, op: &Op) -> Result<Change,
         Op::Add { name, records } => holding::add(h, name, records, None),
         Op::Remove { name, mon_name } => holding::remove(h, name, mon_name, None),
     };
-    r.map_err(|e| format!("{}: {e}", h.display()))
+    r.map_err(|e| format!("{}: {}", h.display(), holding::io_reason(&e)))
 }
 
 /// Handle one callout: every registration receiving callouts, each in a

@@ -197,11 +197,21 @@ impl Reconciled {
 
 /// An I/O error as an exit reason says it: "No space left on device",
 /// without Rust's " (os error 28)".
+/// (Also under the tempfile crate's "... (os error 28) at path ..."
+/// wrapping, which hides the OS error from `raw_os_error`.)
 pub fn io_reason(e: &io::Error) -> String {
-    let s = e.to_string();
+    let text = e.to_string();
+    let code = e.raw_os_error().or_else(|| {
+        let (_, rest) = text.split_once(" (os error ")?;
+        rest.split(')').next()?.parse().ok()
+    });
+    let Some(code) = code else {
+        return text;
+    };
+    let s = io::Error::from_raw_os_error(code).to_string();
     match s.rsplit_once(" (os error ") {
-        Some((text, _)) if e.raw_os_error().is_some() => text.to_string(),
-        _ => s,
+        Some((text, _)) => text.to_string(),
+        None => s,
     }
 }
 
@@ -573,10 +583,11 @@ mod tests {
             io_reason(&io::Error::from_raw_os_error(libc::ENOSPC)),
             "No space left on device"
         );
-        assert_eq!(
-            io_reason(&io::Error::other("x (os error 1)")),
-            "x (os error 1)"
-        );
+        assert_eq!(io_reason(&io::Error::other("odd")), "odd");
+        // tempfile's error names its temporary file: the reason does not
+        let full = tempfile::NamedTempFile::new_in("/nonexistent-hanfs-dir").unwrap_err();
+        assert!(full.to_string().contains(" at path "), "{full}");
+        assert_eq!(io_reason(&full), "No such file or directory", "{full}");
     }
 
     #[test]

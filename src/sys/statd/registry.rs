@@ -244,6 +244,7 @@ impl Registry {
     /// Create [`Registry::unrecorded_dir`] for the callout, which runs as
     /// statd's user `owner` (mode 0700: nobody else reads it).
     pub fn prepare_unrecorded(&self, instance: &str, owner: Option<(u32, u32)>) -> OcfResult<()> {
+        self.ensure()?;
         let d = self.unrecorded_dir(instance);
         let show = || format!("cannot create {}", d.display());
         match std::fs::create_dir(&d) {
