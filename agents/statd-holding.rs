@@ -4,13 +4,16 @@
 //! mechanism is in `hanfs::sys::statd`: the holding directory, the node's
 //! registry the callout reads, sm-notify, the NLM grace watcher.
 //!
-//! - start: take the holding directory over (its clients, a new NSM state
-//!   number), give the clients to this node's statd, register for the
-//!   callout and copy what statd has, notify from each address, watch the
-//!   reclaims to end lockd's grace early.
-//! - monitor: registered here (else 7); statd's clients copied into the
-//!   holding directory (the callout's safety net); clients notified again
-//!   when lockd restarted under them.
+//! - start: run rpc.statd if it is not running (without notifying), take
+//!   the holding directory over (its clients, a new NSM state number),
+//!   give the clients to this node's statd, register for the callout and
+//!   copy what statd has, notify from each address, watch the reclaims to
+//!   end lockd's grace early.
+//! - monitor: registered here (else 7); rpc.statd runs (else 1: no new
+//!   NFSv3 client can lock); statd's clients copied into the holding
+//!   directory (the callout's safety net), and 1 naming those that cannot
+//!   be written there; clients notified again when lockd restarted under
+//!   them.
 //! - stop: a last copy, the registration kept draining for late callouts,
 //!   the notifiers and the watcher ended.
 

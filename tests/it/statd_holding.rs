@@ -1009,23 +1009,13 @@ grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
 #[test]
 fn uml_statd_down_refuses_new_lock_holders_until_start_runs_it() {
     let vm = uml!();
-    let script = guest_prelude()
-        + &format!("CALLOUT={}\n", bin("hanfs-statd-callout").display())
+    let script = guest_nfs3_service()
         + r#"
-modprobe nfsd; modprobe nfsv3; modprobe veth
-rpcbind -w; rpc.statd --no-notify -H $CALLOUT; rpc.mountd
-mkdir -p $S/a/data; chmod 777 $S/a/data; : > $S/a/data/f; chmod 666 $S/a/data/f
-grace svc1 $S/a/cld start; val grace1 $?
-exportfs -o rw,no_root_squash,fsid=7,no_subtree_check,insecure '*':$S/a/data
-hold start; val hold1 $?
-"# + GUEST_CLIENTS
-        + r#"
-grep -q "mount1=0" /tmp/out && grep -q "mount2=0" /tmp/out || { cat /tmp/out /tmp/c*.mount; exit 1; }
 waitfor() { for i in $(seq 1 600); do grep -q "^$1=" /tmp/out && return 0; sleep 0.1; done; return 1; }
 # lockjob CLIENT KEY BYTE: a non-blocking lock of byte BYTE, kept until
 # /tmp/stop; prints KEY=ok, or KEY=<errno name> when refused
 lockjob() {
-    client $1 "python3 -c "
+    client $1 "python3 -c \"
 import errno, fcntl, os, time
 f = open('/tmp/mc/f', 'r+')
 try:
@@ -1035,7 +1025,7 @@ except OSError as e:
     raise SystemExit
 print('$2=ok', flush=True)
 while not os.path.exists('/tmp/stop'): time.sleep(0.2)
-""
+\""
     waitfor $2
 }
 lockd_locks() { awk -v p="$(pgrep -x lockd | head -1)" '$2 == "POSIX" && $5 == p' /proc/locks | wc -l; }
@@ -1077,18 +1067,20 @@ hold stop; grace svc1 $S/a/cld stop
         ("grace1", "0"),
         ("hold1", "0"),
         ("c1_first", "ok"),
-        ("recorded_before", "10.1.0.2 "),
+        ("recorded_before", "10.1.0.2"),
         ("statd_gone", "yes"),
         ("monitor_dead", "1"),
         ("c1_more", "ok"),
         ("c2_dead", "ENOLCK"),
-        ("recorded_dead", "10.1.0.2 "),
+        ("recorded_dead", "10.1.0.2"),
         ("stop", "0"),
         ("restart", "0"),
-        ("statd_args", "/usr/sbin/rpc.statd --no-notify "),
+        ("statd_args", "/usr/sbin/rpc.statd --no-notify"),
         ("monitor_back", "0"),
         ("c2_back", "ok"),
-        ("recorded_after", "10.1.0.2 10.2.0.2 "),
+        ("recorded_after", "10.1.0.2 10.2.0.2"),
+        // c1's two locks and c2's, all still held after the recovery
+        ("locks_now", "3"),
     ] {
         assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
     }
@@ -1132,6 +1124,22 @@ hold stop; grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
     ] {
         assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
     }
+}
+
+/// The start of the UML lock scenarios: `guest_prelude`, the server
+/// (nfsd through nfs-grace svc1, rpc.statd with the hanfs callout, the
+/// export $S/a/data, statd-holding started) and [`GUEST_CLIENTS`].
+fn guest_nfs3_service() -> String {
+    guest_prelude()
+        + &format!("CALLOUT={}\n", bin("hanfs-statd-callout").display())
+        + r#"
+modprobe nfsd; modprobe nfsv3; modprobe veth
+rpcbind -w; rpc.statd --no-notify -H $CALLOUT; rpc.mountd
+mkdir -p $S/a/data; chmod 777 $S/a/data; : > $S/a/data/f; chmod 666 $S/a/data/f
+grace svc1 $S/a/cld start; val grace1 $?
+exportfs -o rw,no_root_squash,fsid=7,no_subtree_check,insecure '*':$S/a/data
+hold start; val hold1 $?
+"# + GUEST_CLIENTS
 }
 
 /// Shell text for the UML lock scenarios: two NFSv3 clients c1 and c2,
@@ -1182,21 +1190,11 @@ client() { job=$((job+1)); echo "$2" > /tmp/c$1.job.$job; }
 /// (lockd's grace ended before the clients are notified, as an unsafe
 /// early end would).
 fn nlm_scenario(n: usize, mode: &str) -> String {
-    guest_prelude()
-        + &format!(
-            "N={n}; MODE={mode}; CALLOUT={callout}\n",
-            callout = bin("hanfs-statd-callout").display()
-        )
+    guest_nfs3_service()
+        + &format!("N={n}; MODE={mode}\n")
         + r#"
 now() { date +%s.%N; }
-modprobe nfsd; modprobe nfsv3; modprobe veth
-rpcbind -w; rpc.statd --no-notify -H $CALLOUT; rpc.mountd
-mkdir -p $S/a/data; chmod 777 $S/a/data; : > $S/a/data/f; chmod 666 $S/a/data/f
-grace svc1 $S/a/cld start; val grace1 $?
-exportfs -o rw,no_root_squash,fsid=7,no_subtree_check,insecure '*':$S/a/data
-hold start; val hold1 $?
-"# + GUEST_CLIENTS
-        + r#"# c1: the holder, N locks, held until /tmp/stop
+# c1: the holder, N locks, held until /tmp/stop
 client 1 "python3 -c \"
 import fcntl, os, time
 f = open('/tmp/mc/f', 'r+')
