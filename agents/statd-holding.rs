@@ -105,14 +105,14 @@ impl Agent for StatdHolding {
         let statd = StatdDir::find(cfg.statd_dir.as_deref())?;
         let owner = statd.owner().ok();
         let sm_notify = notify::program()?;
-        // Without rpc.statd no new NFSv3 client can lock: run it (the
-        // recovery after it died), with its callout if it has none.
-        statedir::start_statd_if_absent(&ctx.deadline)?;
-        statedir::warn_without_callout();
         notify::stop_all(&registry.notify_root(ctx.instance()), &[], &ctx.deadline)?;
 
         // 2. The clients the previous holder recorded.
         let taken = holding::take(&cfg.holding_dir, owner, &ctx.deadline)?;
+        // Without rpc.statd no new NFSv3 client can lock: run it (the
+        // recovery after it died), with the callout nfs.conf names.
+        statedir::start_statd_if_absent(&ctx.deadline)?;
+        statedir::warn_without_callout();
 
         // 3. Give them to this node's statd (noting first those statd
         //    already monitored in this grace period: their lockd is back).

@@ -287,6 +287,7 @@ fn lock_on_crashed_node_is_notified_from_the_new_node() {
     let node2 = sandbox!();
     let _reap = Reap(&node2, "sm-notify");
     node(&node2, &[]);
+    let _statd2 = Statd::start(&node2, true);
     let peer = node2.veth_peer(
         &[
             "192.0.2.1/24",
@@ -796,7 +797,7 @@ fn holding_dir_on_shared_storage() {
     let _reap = Reap(&sb, "sm-notify");
     node(&sb, &["192.0.2.10/32"]);
     // statd's user owns sm/, as on Debian.
-    sb.sh_ok("chown statd /var/lib/nfs/sm /var/lib/nfs/sm.bak");
+    let _statd = Statd::start(&sb, true);
     let mnt = sb.path("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let hold = mnt.join("hold");
@@ -846,6 +847,7 @@ fn ocf_tester_passes() {
     let sb = sandbox!();
     node(&sb, &["192.0.2.10/32"]);
     let hold = holding_dir(&sb, "hold");
+    let _statd = Statd::start(&sb, true);
     sb.install_agents();
     sb.expect_ocf_tester_passes(
         AGENT,

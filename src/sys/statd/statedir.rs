@@ -232,9 +232,14 @@ pub fn start_statd_if_absent(deadline: &Deadline) -> OcfResult<bool> {
     log::warn!("rpc.statd is not running: starting it ({what})");
     let out = process::run(&mut cmd, deadline)?;
     if !out.success() {
+        let said = out.last_words();
         return Err(OcfError::generic(format!(
             "rpc.statd is not running and {what} failed: {}",
-            out.last_words()
+            if said.is_empty() {
+                "see its messages in syslog (is rpcbind running?)"
+            } else {
+                &said
+            }
         )));
     }
     deadline
