@@ -74,13 +74,10 @@ fn existing_dir(opt: Option<&String>, what: &str) -> Result<Option<PathBuf>, Str
 /// statd's monitor list into the holding directory.
 fn import_statd(holding_dir: &Path, statd: &StatdDir) -> Result<String, String> {
     let sm = statd.sm();
-    let r = holding::reconcile(&sm, holding_dir, statd.owner().ok(), None, || ()).map_err(|e| {
-        format!(
-            "cannot copy {} to {}: {e}",
-            sm.display(),
-            holding_dir.display()
-        )
-    })?;
+    let r = holding::reconcile(&sm, holding_dir, statd.owner().ok(), None, || ());
+    if let Some(why) = r.unrecorded_reason(holding_dir) {
+        return Err(format!("copying {}: {why}", sm.display()));
+    }
     Ok(format!(
         "NFSv3: {} client(s) monitored in {}, {} added or updated in {}",
         r.local,

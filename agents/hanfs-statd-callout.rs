@@ -28,10 +28,9 @@ fn main() -> ExitCode {
         log::debug!("{what}: nothing to do");
         return ExitCode::SUCCESS;
     }
-    for (instance, outcome) in callout::handle(&event, &Registry::default(), callout::BUDGET) {
-        if let Err(e) = outcome {
-            log::warn!("{instance}: {args:?} not recorded: {e}");
-        }
-    }
+    // Failures are logged (at error level: syslog, and stderr, which
+    // rpc.statd run in the foreground passes on) and remembered for the
+    // monitor, by `handle`.
+    callout::handle(&event, &Registry::default(), callout::BUDGET);
     ExitCode::SUCCESS
 }

@@ -4,20 +4,23 @@
 //! mechanism is in `hanfs::sys::statd`: the holding directory, the node's
 //! registry the callout reads, sm-notify, the NLM grace watcher.
 //!
-//! - start: take the holding directory over (its clients, a new NSM state
-//!   number), give the clients to this node's statd, register for the
-//!   callout and copy what statd has, notify from each address, watch the
-//!   reclaims to end lockd's grace early.
-//! - monitor: registered here (else 7); statd's clients copied into the
-//!   holding directory (the callout's safety net); clients notified again
-//!   when lockd restarted under them.
+//! - start: run rpc.statd if it is not running (without notifying), take
+//!   the holding directory over (its clients, a new NSM state number),
+//!   give the clients to this node's statd, register for the callout and
+//!   copy what statd has, notify from each address, watch the reclaims to
+//!   end lockd's grace early.
+//! - monitor: registered here (else 7); rpc.statd runs (else 1: no new
+//!   NFSv3 client can lock); statd's clients copied into the holding
+//!   directory (the callout's safety net), and 1 naming those that cannot
+//!   be written there; clients notified again when lockd restarted under
+//!   them.
 //! - stop: a last copy, the registration kept draining for late callouts,
 //!   the notifiers and the watcher ended.
 
 use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params, ResultExt};
-use hanfs::sys::statd::holding::{self, Taken, FULL_RECONCILE_EVERY};
+use hanfs::sys::statd::holding::{self, Reconciled, Taken, FULL_RECONCILE_EVERY};
 use hanfs::sys::statd::nlmgrace::{self, Notified, Watch, WatchSettings};
-use hanfs::sys::statd::registry::{self, Registration, Registry};
+use hanfs::sys::statd::registry::{self, Registration, Registry, Unrecorded};
 use hanfs::sys::statd::statedir::{self, StatdDir};
 use hanfs::sys::statd::{notify, resolve};
 use hanfs::sys::storage::{self, DirProblem, Look};
@@ -70,7 +73,10 @@ impl Agent for StatdHolding {
             Err(p @ DirProblem::TimedOut(_)) => return Err(OcfError::generic(p.to_string())),
             Err(p) => return Err(OcfError::generic(format!("holding_dir {show}: {p}"))),
         }
-        statedir::warn_without_callout();
+        // (start runs rpc.statd if absent, and says what it runs)
+        if ctx.inv.action == Action::ValidateAll {
+            statedir::warn_without_callout();
+        }
         Ok(())
     }
 
@@ -103,6 +109,10 @@ impl Agent for StatdHolding {
 
         // 2. The clients the previous holder recorded.
         let taken = holding::take(&cfg.holding_dir, owner, &ctx.deadline)?;
+        // Without rpc.statd no new NFSv3 client can lock: run it (the
+        // recovery after it died), with the callout nfs.conf names.
+        statedir::start_statd_if_absent(&ctx.deadline)?;
+        statedir::warn_without_callout();
 
         // 3. Give them to this node's statd (noting first those statd
         //    already monitored in this grace period: their lockd is back).
@@ -136,9 +146,12 @@ impl Agent for StatdHolding {
             fully_reconciled_at: 0,
             lockd: registry::lockd_now(),
         };
+        registry.prepare_unrecorded(ctx.instance(), owner)?;
         register(&registry, &reg)?;
         let t0 = registry::now_secs();
+        let noted = registry.unrecorded(ctx.instance());
         let r = holding::reconcile_registered(&ctx.deadline, &reg, None)?;
+        settle_unrecorded(&registry, &reg, &noted, &r)?;
         (reg.reconciled_at, reg.fully_reconciled_at) = (t0, t0);
         if !r.written.is_empty() {
             log::info!(
@@ -183,11 +196,17 @@ impl Agent for StatdHolding {
                     let sync = (ctx.deadline)
                         .within(Duration::from_secs(10).min(ctx.deadline.remaining() / 2));
                     match holding::reconcile_registered(&sync, &reg, None) {
-                        Ok(r) if !r.written.is_empty() => log::info!(
-                            "final copy: {} client file(s) added to holding_dir",
-                            r.written.len()
-                        ),
-                        Ok(_) => {}
+                        Ok(r) => {
+                            if !r.written.is_empty() {
+                                log::info!(
+                                    "final copy: {} client file(s) added to holding_dir",
+                                    r.written.len()
+                                );
+                            }
+                            if let Some(why) = r.unrecorded_reason(&reg.holding_dir) {
+                                log::error!("final copy: {why}: lost at the next takeover");
+                            }
+                        }
                         Err(e) => log::warn!("final copy to holding_dir failed: {e}"),
                     }
                     reg.active = false;
@@ -230,10 +249,16 @@ impl Agent for StatdHolding {
             );
         }
 
-        // 2. statd's clients in the holding directory: those changed since
-        //    the last pass, and now and then all.
+        // 2. rpc.statd runs (else no new client can lock: 1).
+        statedir::require_statd()?;
+
+        // 3. statd's clients in the holding directory: those changed since
+        //    the last pass, and now and then all (at once when the callout
+        //    could not record some).
         let now = registry::now_secs();
-        let full = reg.reconciled_at > now
+        let noted = registry.unrecorded(ctx.instance());
+        let full = !noted.is_empty()
+            || reg.reconciled_at > now
             || now.saturating_sub(reg.fully_reconciled_at) >= FULL_RECONCILE_EVERY;
         // A margin for coarse file time stamps.
         let since = (!full).then(|| reg.reconciled_at.saturating_sub(2));
@@ -242,19 +267,28 @@ impl Agent for StatdHolding {
         if full {
             reg.fully_reconciled_at = now;
         }
+        if !r.failed.is_empty() {
+            reg.fully_reconciled_at = 0; // all again next time
+        }
 
-        // 3. lockd restarted under the clients: they are told to reclaim.
+        // 4. lockd restarted under the clients: they are told to reclaim.
         let renotified = renotify_after_lockd_restart(ctx, cfg, &registry, &mut reg);
         if let Err(e) = registry.save(&reg) {
             log::warn!("cannot update the registration: {e}");
         }
-        if !r.written.is_empty() {
+        let noted_now: Vec<&str> = noted.iter().map(|u| u.name.as_str()).collect();
+        let unexpected: Vec<&str> = (r.written.iter().map(String::as_str))
+            .filter(|w| !noted_now.contains(w))
+            .collect();
+        if !unexpected.is_empty() {
             log::warn!(
                 "added {} client(s) missing from holding_dir: {} (is rpc.statd running with the hanfs callout?)",
-                r.written.len(),
-                r.written.join(" ")
+                unexpected.len(),
+                unexpected.join(" ")
             );
         }
+        // 5. Every client recorded (else 1, naming them).
+        settle_unrecorded(&registry, &reg, &noted, &r)?;
         renotified
     }
 }
@@ -303,6 +337,35 @@ fn floating_address(tok: &str) -> Result<IpAddr, String> {
         return Err("a loopback address, which cannot be a floating address".into());
     }
     Ok(a)
+}
+
+/// After a complete reconcile: forget the clients the callout could not
+/// record (`noted`) that are recorded now or no longer monitored, saying
+/// so; an error (1) naming the clients still not recorded: they would not
+/// be notified after a failover. (A callout failing again meanwhile is
+/// caught by the next monitor: statd rewrote that client's sm/ file.)
+fn settle_unrecorded(
+    registry: &Registry,
+    reg: &Registration,
+    noted: &[Unrecorded],
+    r: &Reconciled,
+) -> OcfResult<()> {
+    for u in noted {
+        if !r.failed.iter().any(|(n, _)| *n == u.name) {
+            log::warn!(
+                "{} is in holding_dir now; the statd callout could not record it: {}",
+                u.name,
+                u.why
+            );
+            if let Err(e) = registry.clear_unrecorded(&reg.instance, &u.name) {
+                log::warn!("{e}");
+            }
+        }
+    }
+    match r.unrecorded_reason(&reg.holding_dir) {
+        Some(why) => Err(OcfError::generic(why)),
+        None => Ok(()),
+    }
 }
 
 /// Save the registration the callout reads.

@@ -155,7 +155,8 @@ fn resource<'a>(sb: &'a Sandbox, hold: &Path) -> AgentCmd<'a> {
 struct Statd<'a> {
     sb: &'a Sandbox,
     nsm: PathBuf,
-    _daemons: Vec<Daemon>,
+    /// rpc.statd, then rpcbind.
+    daemons: Vec<Daemon>,
 }
 
 impl<'a> Statd<'a> {
@@ -164,11 +165,12 @@ impl<'a> Statd<'a> {
         let daemons = start_statd(sb.pid(), |s| sb.sh_ok(s), callout.as_deref(), sb.dir.path());
         let nsm = sb.path("nsmrpc.py");
         std::fs::write(&nsm, NSM_CLIENT).unwrap();
-        Statd {
-            sb,
-            nsm,
-            _daemons: daemons,
-        }
+        Statd { sb, nsm, daemons }
+    }
+
+    /// rpc.statd dies (SIGKILL, as in a crash); rpcbind stays.
+    fn kill_statd(&mut self) {
+        drop(self.daemons.remove(0));
     }
 
     /// SM_MON of `mon` by `my`, with `cookie`; returns once statd answered.
@@ -193,26 +195,32 @@ fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
 
-/// sm-notify processes alive in the sandbox's mount namespace.
-fn live_notifiers(sb: &Sandbox) -> String {
-    sb.sh_ok(
+/// Processes named `comm` alive in the sandbox's mount namespace.
+fn live(sb: &Sandbox, comm: &str) -> String {
+    sb.sh_ok(&format!(
         r#"me=$(readlink /proc/self/ns/mnt); for p in /proc/[0-9]*; do
              [ "$(readlink $p/ns/mnt 2>/dev/null)" = "$me" ] || continue
-             [ "$(cat $p/comm 2>/dev/null)" = sm-notify ] || continue
-             grep -q '^State:[[:space:]]*[RSD]' $p/status 2>/dev/null && echo ${p#/proc/}
-           done; true"#,
-    )
+             [ "$(cat $p/comm 2>/dev/null)" = {comm} ] || continue
+             grep -q '^State:[[:space:]]*[RSD]' $p/status 2>/dev/null && echo ${{p#/proc/}}
+           done; true"#
+    ))
     .trim()
     .to_string()
 }
 
-/// Kills any sm-notify left in the sandbox when a test ends, passed or
-/// failed (the tests check themselves that stop leaves none).
-struct ReapNotifiers<'a>(&'a Sandbox);
+/// sm-notify processes alive in the sandbox's mount namespace.
+fn live_notifiers(sb: &Sandbox) -> String {
+    live(sb, "sm-notify")
+}
 
-impl Drop for ReapNotifiers<'_> {
+/// Kills any process named `.1` left in the sandbox when a test ends,
+/// passed or failed (sm-notify: the tests check themselves that stop
+/// leaves none; rpc.statd: the daemon an agent started).
+struct Reap<'a>(&'a Sandbox, &'static str);
+
+impl Drop for Reap<'_> {
     fn drop(&mut self) {
-        let pids = live_notifiers(self.0);
+        let pids = live(self.0, self.1);
         if !pids.is_empty() {
             let _ = self.0.sh(&format!(
                 "kill -9 {}",
@@ -277,8 +285,9 @@ fn lock_on_crashed_node_is_notified_from_the_new_node() {
 
     // Node 2, with the client on its link.
     let node2 = sandbox!();
-    let _reap = ReapNotifiers(&node2);
+    let _reap = Reap(&node2, "sm-notify");
     node(&node2, &[]);
+    let _statd2 = Statd::start(&node2, true);
     let peer = node2.veth_peer(
         &[
             "192.0.2.1/24",
@@ -526,6 +535,165 @@ fn monitor_copies_clients_when_statd_has_no_callout() {
     agent().run("stop").expect(0);
 }
 
+/// Make the sandbox's /etc/nfs.conf name the built callout as statd's HA
+/// callout, as the meta-data tells administrators to (for an rpc.statd
+/// started without -H, by the agent).
+fn nfs_conf_with_callout(sb: &Sandbox) {
+    sb.sh_ok(&format!(
+        "printf '[statd]\\nha-callout=%s\\n' {} > /run/.test-nfs.conf && mount --bind /run/.test-nfs.conf /etc/nfs.conf",
+        bin("hanfs-statd-callout").display()
+    ));
+}
+
+/// Issue 12, 4: rpc.statd dies on the active node. The monitor fails
+/// (1) saying so; the recovery (stop, start) runs rpc.statd again without
+/// notifying anyone, with the same NSM state number and the clients it
+/// monitored, and with the callout from nfs.conf: a client locking
+/// afterwards is in the holding directory when its SM_MON returns.
+#[test]
+fn statd_dies_monitor_fails_and_start_runs_it_again() {
+    let sb = sandbox!();
+    let _reap = Reap(&sb, "rpc.statd");
+    node(&sb, &["192.0.2.10/32"]);
+    nfs_conf_with_callout(&sb);
+    let hold = holding_dir(&sb, "hold");
+    let mut statd = Statd::start(&sb, true);
+    let agent = || resource(&sb, &hold).param("notify_timeout", "1");
+    agent().run("start").expect(0);
+    let c1 = "a1".repeat(16);
+    statd.mon("192.0.2.61", "node1", &c1);
+    assert!(hold.join("192.0.2.61").exists());
+    let state = sb.sh_ok("od -An -tx1 /var/lib/nfs/state");
+
+    statd.kill_statd();
+    let m = agent().interval_ms(30_000).run("monitor");
+    m.expect_reason(1, "rpc.statd is not running: ");
+    assert!(m.stderr.contains("(ENOLCK)"), "{}", m.stderr);
+    agent().run("monitor").expect(1); // a probe says so too
+
+    agent().run("stop").expect(0);
+    let st = agent().run("start");
+    st.expect(0);
+    assert!(
+        st.stderr
+            .contains("rpc.statd is not running: starting it (")
+            && st.stderr.contains("rpc.statd --no-notify)"),
+        "{}",
+        st.stderr
+    );
+    assert!(
+        !st.stderr.contains("without an HA callout"),
+        "statd must run the callout from nfs.conf:\n{}",
+        st.stderr
+    );
+    assert_eq!(live(&sb, "rpc.statd").split_whitespace().count(), 1);
+    agent().interval_ms(30_000).run("monitor").expect(0);
+    // statd came back without notifying: same state, same clients.
+    assert_eq!(sb.sh_ok("od -An -tx1 /var/lib/nfs/state"), state);
+    assert_eq!(sb.sh_ok("ls /var/lib/nfs/sm").trim(), "192.0.2.61");
+    // A later client is recorded by the callout before statd answers.
+    let c2 = "a2".repeat(16);
+    statd.mon("192.0.2.62", "node1", &c2);
+    assert_eq!(
+        read(&hold.join("192.0.2.62")),
+        line("192.0.2.62", "node1", &c2)
+    );
+    // A second start finds statd running and leaves it alone.
+    agent().run("stop").expect(0);
+    let again = agent().run("start");
+    again.expect(0);
+    assert!(!again.stderr.contains("starting it"), "{}", again.stderr);
+    agent().run("stop").expect(0);
+}
+
+/// Issue 12, 7: the shared storage under the holding directory is full,
+/// then read-only, while clients lock. The callout (run by rpc.statd)
+/// cannot record them: it logs at error level (here on statd's stderr),
+/// statd still answers, and the monitor fails naming the clients and the
+/// error; once the storage takes writes again the monitor records them
+/// and passes.
+#[test]
+fn full_or_read_only_holding_storage_fails_the_monitor_until_recorded() {
+    let sb = sandbox!();
+    node(&sb, &["192.0.2.10/32"]);
+    let mnt = sb.path("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let hold = mnt.join("hold");
+    let h = hold.display().to_string();
+    sb.sh_ok(&format!(
+        "mount -t tmpfs -o size=64k,mode=755 small {m} && mkdir {h}",
+        m = mnt.display()
+    ));
+    let statd = Statd::start(&sb, true);
+    let agent = || resource(&sb, &hold).param("notify_timeout", "1");
+    let monitor = || agent().interval_ms(30_000).run("monitor");
+    // (the small file system is mounted in the sandbox only)
+    let held =
+        |c: &str| String::from_utf8_lossy(&sb.sh(&format!("cat {h}/{c}")).stdout).into_owned();
+    agent().run("start").expect(0);
+
+    // Full: a filler takes every block.
+    sb.sh_ok(&format!(
+        "dd if=/dev/zero of={}/fill bs=4k 2>/dev/null; true",
+        mnt.display()
+    ));
+    let (ca, cb) = ("b1".repeat(16), "b2".repeat(16));
+    statd.mon("192.0.2.71", "node1", &ca);
+    statd.mon("192.0.2.72", "node1", &cb);
+    assert_eq!(held("192.0.2.71") + &held("192.0.2.72"), "");
+    let statd_log = read(&sb.path("statd.log"));
+    assert!(
+        statd_log
+            .contains("ERROR: test: cannot record NFSv3 lock holder 192.0.2.71 in holding_dir")
+            && statd_log.contains("No space left on device"),
+        "the callout's error is not in statd's log:\n{statd_log}"
+    );
+    assert_eq!(
+        sb.sh_ok("ls /run/hanfs/statd-holding/test.unrecorded")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["192.0.2.71", "192.0.2.72"]
+    );
+    monitor().expect_reason(
+        1,
+        &format!(
+            "cannot record 2 NFSv3 lock holders in holding_dir {h}: No space left on device (192.0.2.71, 192.0.2.72)"
+        ),
+    );
+    // Still full: still failing (remembered, not a one-off).
+    monitor().expect(1);
+
+    // Space again: the monitor records them, says so, and passes.
+    sb.sh_ok(&format!("rm {}/fill", mnt.display()));
+    let m = monitor();
+    m.expect(0);
+    assert!(
+        m.stderr
+            .contains("192.0.2.71 is in holding_dir now; the statd callout could not record it"),
+        "{}",
+        m.stderr
+    );
+    assert_eq!(held("192.0.2.71"), line("192.0.2.71", "node1", &ca));
+    assert_eq!(held("192.0.2.72"), line("192.0.2.72", "node1", &cb));
+    assert_eq!(sb.sh_ok("ls /run/hanfs/statd-holding/test.unrecorded"), "");
+    monitor().expect(0);
+
+    // Read-only: the same, with that error.
+    sb.sh_ok(&format!("mount -o remount,ro {}", mnt.display()));
+    let cc = "b3".repeat(16);
+    statd.mon("192.0.2.73", "node1", &cc);
+    monitor().expect_reason(
+        1,
+        &format!(
+            "cannot record 1 NFSv3 lock holder in holding_dir {h}: Read-only file system (192.0.2.73)"
+        ),
+    );
+    sb.sh_ok(&format!("mount -o remount,rw {}", mnt.display()));
+    monitor().expect(0);
+    assert_eq!(held("192.0.2.73"), line("192.0.2.73", "node1", &cc));
+    agent().run("stop").expect(0);
+}
+
 /// Issue 14, 4: the callout (run by rpc.statd, which waits for it) reads
 /// the registry and sm/ without blocking: a FIFO in either is skipped at
 /// once, and statd goes on recording clients.
@@ -626,10 +794,10 @@ fn the_root_monitor_treats_sm_as_untrusted() {
 #[test]
 fn holding_dir_on_shared_storage() {
     let sb = sandbox!();
-    let _reap = ReapNotifiers(&sb);
+    let _reap = Reap(&sb, "sm-notify");
     node(&sb, &["192.0.2.10/32"]);
     // statd's user owns sm/, as on Debian.
-    sb.sh_ok("chown statd /var/lib/nfs/sm /var/lib/nfs/sm.bak");
+    let _statd = Statd::start(&sb, true);
     let mnt = sb.path("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let hold = mnt.join("hold");
@@ -679,6 +847,7 @@ fn ocf_tester_passes() {
     let sb = sandbox!();
     node(&sb, &["192.0.2.10/32"]);
     let hold = holding_dir(&sb, "hold");
+    let _statd = Statd::start(&sb, true);
     sb.install_agents();
     sb.expect_ocf_tester_passes(
         AGENT,
@@ -832,6 +1001,95 @@ grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
     assert_ne!(states[0], states[1], "a new state number:\n{}", r.output);
 }
 
+/// Issue 12, 4, in a UML guest with the real kernel lockd and two real
+/// NFSv3 clients: rpc.statd dies on the server. The monitor fails; c1,
+/// which lockd monitors already, still gets new locks; c2, a new lock
+/// holder, is refused (ENOLCK: lockd cannot register it with statd)
+/// and, being refused, is not recorded. The recovery (stop, start) runs
+/// rpc.statd again (with the callout from nfs.conf); c2's lock is then
+/// granted and c2 is in the holding directory.
+#[test]
+fn uml_statd_down_refuses_new_lock_holders_until_start_runs_it() {
+    let vm = uml!();
+    let script = guest_nfs3_service()
+        + r#"
+waitfor() { for i in $(seq 1 600); do grep -q "^$1=" /tmp/out && return 0; sleep 0.1; done; return 1; }
+# lockjob CLIENT KEY BYTE: a non-blocking lock of byte BYTE, kept until
+# /tmp/stop; prints KEY=ok, or KEY=<errno name> when refused
+lockjob() {
+    client $1 "python3 -c \"
+import errno, fcntl, os, time
+f = open('/tmp/mc/f', 'r+')
+try:
+    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, $3)
+except OSError as e:
+    print('$2=' + errno.errorcode.get(e.errno, str(e.errno)), flush=True)
+    raise SystemExit
+print('$2=ok', flush=True)
+while not os.path.exists('/tmp/stop'): time.sleep(0.2)
+\""
+    waitfor $2
+}
+lockd_locks() { awk -v p="$(pgrep -x lockd | head -1)" '$2 == "POSIX" && $5 == p' /proc/locks | wc -l; }
+lockjob 1 c1_first 0
+val recorded_before "$(ls $S/a/hold | tr '\n' ' ')"
+# rpc.statd crashes
+kill -9 $(cat /run/rpc.statd.pid); sleep 0.5
+val statd_gone $(kill -0 $(cat /run/rpc.statd.pid) 2>/dev/null && echo no || echo yes)
+hold monitor 2> /tmp/mon.err; val monitor_dead $?
+val monitor_reason "$(sed -n 's/^ocf-exit-reason://p' /tmp/mon.err)"
+lockjob 1 c1_more 10
+lockjob 2 c2_dead 20
+val recorded_dead "$(ls $S/a/hold | tr '\n' ' ')"
+# the recovery: statd's callout configured in nfs.conf, as documented
+printf '[statd]\nha-callout=%s\n' $CALLOUT > /run/nfs.conf; mount --bind /run/nfs.conf /etc/nfs.conf
+hold stop; val stop $?
+hold start 2> /tmp/start.err; val restart $?
+grep -i statd /tmp/start.err
+val statd_args "$(tr '\0' ' ' < /proc/$(cat /run/rpc.statd.pid)/cmdline)"
+hold monitor; val monitor_back $?
+lockjob 2 c2_back 20
+val recorded_after "$(ls $S/a/hold | tr '\n' ' ')"
+sleep 3
+val locks_now "$(lockd_locks)"
+val reclaim_failures $(dmesg | grep -c 'failed to reclaim')
+dmesg | grep -i -E 'lockd|statd' | tail -5
+touch /tmp/stop; sleep 1
+cat /tmp/out
+hold stop; grace svc1 $S/a/cld stop
+"#;
+    let r = vm.run(&script, Duration::from_secs(240));
+    r.assert_ok();
+    eprintln!(
+        "after the recovery: {:?} NLM locks on the server, {:?} refused reclaims on the clients",
+        r.value("locks_now"),
+        r.value("reclaim_failures")
+    );
+    for (k, v) in [
+        ("grace1", "0"),
+        ("hold1", "0"),
+        ("c1_first", "ok"),
+        ("recorded_before", "10.1.0.2"),
+        ("statd_gone", "yes"),
+        ("monitor_dead", "1"),
+        ("c1_more", "ok"),
+        ("c2_dead", "ENOLCK"),
+        ("recorded_dead", "10.1.0.2"),
+        ("stop", "0"),
+        ("restart", "0"),
+        ("statd_args", "/usr/sbin/rpc.statd --no-notify"),
+        ("monitor_back", "0"),
+        ("c2_back", "ok"),
+        ("recorded_after", "10.1.0.2 10.2.0.2"),
+        // c1's two locks and c2's, all still held after the recovery
+        ("locks_now", "3"),
+    ] {
+        assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
+    }
+    let reason = r.value("monitor_reason").unwrap_or_default();
+    assert!(reason.starts_with("rpc.statd is not running: "), "{reason}");
+}
+
 /// In a UML guest with the real lockd: with no NFSv3 client recorded and
 /// one NFS service on the node, start ends lockd's grace (nobody can
 /// reclaim; new locks need not wait); with a second nfs-grace resource on
@@ -870,35 +1128,28 @@ hold stop; grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
     }
 }
 
-/// The two-client lock scenario of the NLM grace tests below, in one UML
-/// guest: the server (nfsd, lockd, rpc.statd with the hanfs callout, the
-/// address 192.0.2.10 on lo) in the initial namespaces, and two NFSv3
-/// clients, each in its own network, mount and UTS namespace (own lockd
-/// instance, rpcbind and rpc.statd, reached over a veth pair): c1 holds
-/// `N` byte-range locks (bytes 0, 2, 4, ...) on one file; c2 is the other
-/// lock owner. `takeover` simulates the move the way the other UML tests
-/// do: statd-holding stops, nfsd stops (lockd drops every lock), nfsd
-/// starts again (a new NLM grace), statd-holding starts and notifies c1.
-/// `$1` of the script decides what happens at the takeover: `early` (the
-/// agent's default), `monitored` (the same, but c1 asks for a new lock
-/// before it is notified, as a client does whose applications lock during
-/// the failover: statd monitors it then, not when it reclaims), `control`
-/// (lockd's grace ended before the clients are notified, as an unsafe
-/// early end would).
-fn nlm_scenario(n: usize, mode: &str) -> String {
+/// The start of the UML lock scenarios: `guest_prelude`, the server
+/// (nfsd through nfs-grace svc1, rpc.statd with the hanfs callout, the
+/// export $S/a/data, statd-holding started) and [`GUEST_CLIENTS`].
+fn guest_nfs3_service() -> String {
     guest_prelude()
-        + &format!(
-            "N={n}; MODE={mode}; CALLOUT={callout}\n",
-            callout = bin("hanfs-statd-callout").display()
-        )
+        + &format!("CALLOUT={}\n", bin("hanfs-statd-callout").display())
         + r#"
-now() { date +%s.%N; }
 modprobe nfsd; modprobe nfsv3; modprobe veth
 rpcbind -w; rpc.statd --no-notify -H $CALLOUT; rpc.mountd
 mkdir -p $S/a/data; chmod 777 $S/a/data; : > $S/a/data/f; chmod 666 $S/a/data/f
 grace svc1 $S/a/cld start; val grace1 $?
 exportfs -o rw,no_root_squash,fsid=7,no_subtree_check,insecure '*':$S/a/data
 hold start; val hold1 $?
+"# + GUEST_CLIENTS
+}
+
+/// Shell text for the UML lock scenarios: two NFSv3 clients c1 and c2,
+/// each in its own network, mount and UTS namespace (own lockd instance,
+/// rpcbind and rpc.statd; addresses 10.1.0.2, 10.2.0.2, reached over a
+/// veth pair), mounting 192.0.2.10:$S/a/data on /tmp/mc; `client C
+/// SCRIPT` runs SCRIPT in client C (output appended to /tmp/out).
+const GUEST_CLIENTS: &str = r#"
 for c in 1 2; do
     ip netns add c$c; ip link add v$c type veth peer name v${c}c; ip link set v${c}c netns c$c
     ip addr add 10.$c.0.1/24 dev v$c; ip link set v$c up
@@ -923,6 +1174,28 @@ for i in $(seq 1 900); do [ -e /tmp/c1.ready ] && [ -e /tmp/c2.ready ] && break;
 grep -q "mount1=0" /tmp/out && grep -q "mount2=0" /tmp/out || { cat /tmp/out /tmp/c*.mount /tmp/c*.log; ip -n c1 addr; ip -n c1 route; ip netns exec c1 rpcinfo -p 192.0.2.10; dmesg | tail; exit 1; }
 job=0
 client() { job=$((job+1)); echo "$2" > /tmp/c$1.job.$job; }
+"#;
+
+/// The two-client lock scenario of the NLM grace tests below, in one UML
+/// guest: the server (nfsd, lockd, rpc.statd with the hanfs callout, the
+/// address 192.0.2.10 on lo) in the initial namespaces, and two NFSv3
+/// clients, each in its own network, mount and UTS namespace (own lockd
+/// instance, rpcbind and rpc.statd, reached over a veth pair): c1 holds
+/// `N` byte-range locks (bytes 0, 2, 4, ...) on one file; c2 is the other
+/// lock owner. `takeover` simulates the move the way the other UML tests
+/// do: statd-holding stops, nfsd stops (lockd drops every lock), nfsd
+/// starts again (a new NLM grace), statd-holding starts and notifies c1.
+/// `$1` of the script decides what happens at the takeover: `early` (the
+/// agent's default), `monitored` (the same, but c1 asks for a new lock
+/// before it is notified, as a client does whose applications lock during
+/// the failover: statd monitors it then, not when it reclaims), `control`
+/// (lockd's grace ended before the clients are notified, as an unsafe
+/// early end would).
+fn nlm_scenario(n: usize, mode: &str) -> String {
+    guest_nfs3_service()
+        + &format!("N={n}; MODE={mode}\n")
+        + r#"
+now() { date +%s.%N; }
 # c1: the holder, N locks, held until /tmp/stop
 client 1 "python3 -c \"
 import fcntl, os, time

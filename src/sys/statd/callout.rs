@@ -163,7 +163,7 @@ pub fn apply(reg: &Registration, registry: &Registry, op: &Op) -> Result<Change,
         Op::Add { name, records } => holding::add(h, name, records, None),
         Op::Remove { name, mon_name } => holding::remove(h, name, mon_name, None),
     };
-    r.map_err(|e| format!("{}: {e}", h.display()))
+    r.map_err(|e| format!("{}: {}", h.display(), holding::io_reason(&e)))
 }
 
 /// Handle one callout: every registration receiving callouts, each in a
@@ -193,7 +193,7 @@ pub fn handle(
     let jobs = match planned {
         Ok(j) => j,
         Err(e) => {
-            log::warn!("{e}");
+            log::error!("{e}: {} not recorded", event_word(event));
             return vec![("(all)".to_string(), Err(e.to_string()))];
         }
     };
@@ -203,12 +203,14 @@ pub fn handle(
         .iter()
         .map(|(reg, op)| {
             let what = format!("updating {}", reg.holding_dir.display());
-            (reg, bounded::spawn(&what, || apply(reg, registry, op)))
+            (reg, op, bounded::spawn(&what, || apply(reg, registry, op)))
         })
         .collect();
     let mut out = Vec::new();
-    for (reg, job) in running {
-        let outcome = job.and_then(|j| j.wait(&deadline));
+    for (reg, op, job) in running {
+        let outcome = job
+            .and_then(|j| j.wait(&deadline))
+            .map_err(|e| e.to_string());
         match &outcome {
             Ok(ch) => log::info!(
                 "{} {:?} -> {} {:?}",
@@ -217,14 +219,36 @@ pub fn handle(
                 reg.holding_dir.display(),
                 ch
             ),
-            Err(e) => log::warn!("{}: {e}", reg.instance),
+            Err(e) => match op {
+                Op::Add { name, .. } => log::error!(
+                    "{}: cannot record NFSv3 lock holder {name} in holding_dir ({e}): it is not protected against a failover until it is; statd-holding's monitor fails until then",
+                    reg.instance
+                ),
+                Op::Remove { name, .. } => log::warn!(
+                    "{}: cannot remove {name}, no longer monitored, from holding_dir ({e}): a stale record costs one needless notification",
+                    reg.instance
+                ),
+            },
         }
-        out.push((
-            reg.instance.clone(),
-            outcome.map(|_| ()).map_err(|e| e.to_string()),
-        ));
+        remember(registry, reg, op, &outcome);
+        out.push((reg.instance.clone(), outcome.map(|_| ())));
     }
     out
+}
+
+/// Note a client the callout could not record, for the monitor to report
+/// and retry ([`Registry::unrecorded`]); forget it once it is recorded or
+/// no longer monitored.
+fn remember(registry: &Registry, reg: &Registration, op: &Op, outcome: &Result<Change, String>) {
+    let r = match (op, outcome) {
+        (Op::Add { name, .. }, Err(e)) => registry.note_unrecorded(&reg.instance, name, e),
+        (Op::Add { name, .. } | Op::Remove { name, .. }, _) => {
+            registry.clear_unrecorded(&reg.instance, name)
+        }
+    };
+    if let Err(e) = r {
+        log::error!("{}: {e}", reg.instance);
+    }
 }
 
 fn event_word(e: &Event) -> String {
@@ -309,6 +333,39 @@ mod tests {
         let del = Event::parse(&args("del-client 192.0.2.5 vm"));
         handle(&del, &registry, BUDGET);
         assert!(!reg.holding_dir.join("192.0.2.5").exists());
+    }
+
+    /// A client the callout cannot write is remembered for the monitor,
+    /// and forgotten once recorded or no longer monitored.
+    #[test]
+    fn unrecorded_clients_are_remembered_until_recorded() {
+        let (d, registry, reg) = setup();
+        registry.prepare_unrecorded(&reg.instance, None).unwrap();
+        let sm = d.path().join("nfs/sm");
+        std::fs::write(sm.join("192.0.2.5"), line("192.0.2.5", "vm")).unwrap();
+        std::fs::create_dir(reg.holding_dir.join("192.0.2.5")).unwrap();
+        let add = Event::parse(&args("add-client 192.0.2.5 vm"));
+        let r = handle(&add, &registry, BUDGET);
+        assert!(r[0].1.is_err(), "{r:?}");
+        let noted = registry.unrecorded("svc");
+        assert_eq!(noted.len(), 1, "{noted:?}");
+        assert_eq!(noted[0].name, "192.0.2.5");
+        assert!(noted[0].why.contains("is a directory"), "{noted:?}");
+        std::fs::remove_dir(reg.holding_dir.join("192.0.2.5")).unwrap();
+        assert_eq!(handle(&add, &registry, BUDGET)[0].1, Ok(()));
+        assert!(registry.unrecorded("svc").is_empty());
+        // del-client forgets it too
+        std::fs::write(reg.holding_dir.join("192.0.2.5"), "").unwrap();
+        registry.note_unrecorded("svc", "192.0.2.5", "x").unwrap();
+        handle(
+            &Event::parse(&args("del-client 192.0.2.5 vm")),
+            &registry,
+            BUDGET,
+        );
+        assert!(registry.unrecorded("svc").is_empty());
+        registry.note_unrecorded("svc", "192.0.2.5", "x").unwrap();
+        registry.remove("svc").unwrap();
+        assert!(!registry.unrecorded_dir("svc").exists());
     }
 
     #[test]

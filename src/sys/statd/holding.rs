@@ -155,6 +155,64 @@ pub struct Reconciled {
     pub local: usize,
     /// Local record files not compared (unchanged since the last time).
     pub unchanged: usize,
+    /// Local clients that could not be recorded (file name, why): the
+    /// holding directory is full, read-only, failing.
+    pub failed: Vec<(String, String)>,
+}
+
+/// At most this many client names in an exit reason (it must stay short).
+const NAMES_IN_REASON: usize = 5;
+
+impl Reconciled {
+    /// The exit reason for the clients not recorded in `holding`, if any:
+    /// "cannot record 2 NFSv3 lock holders in holding_dir /x: No space
+    /// left on device (c1, c2)".
+    pub fn unrecorded_reason(&self, holding: &Path) -> Option<String> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let mut why: Vec<&str> = Vec::new();
+        for (_, e) in &self.failed {
+            if !why.contains(&e.as_str()) {
+                why.push(e);
+            }
+        }
+        let n = self.failed.len();
+        let mut names: Vec<&str> = (self.failed.iter().take(NAMES_IN_REASON))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let more = format!("+{} more", n.saturating_sub(NAMES_IN_REASON));
+        if n > NAMES_IN_REASON {
+            names.push(&more);
+        }
+        Some(format!(
+            "cannot record {n} NFSv3 lock holder{} in holding_dir {}: {} ({})",
+            if n == 1 { "" } else { "s" },
+            holding.display(),
+            why.join("; "),
+            names.join(", ")
+        ))
+    }
+}
+
+/// An I/O error as an exit reason says it: "No space left on device",
+/// without Rust's " (os error 28)".
+/// (Also under the tempfile crate's "... (os error 28) at path ..."
+/// wrapping, which hides the OS error from `raw_os_error`.)
+pub fn io_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    let code = e.raw_os_error().or_else(|| {
+        let (_, rest) = text.split_once(" (os error ")?;
+        rest.split(')').next()?.parse().ok()
+    });
+    let Some(code) = code else {
+        return text;
+    };
+    let s = io::Error::from_raw_os_error(code).to_string();
+    match s.rsplit_once(" (os error ") {
+        Some((text, _)) => text.to_string(),
+        None => s,
+    }
 }
 
 /// Make sure every client in this node's `sm/` is in the holding
@@ -165,13 +223,16 @@ pub struct Reconciled {
 /// With `since` (unix seconds), only the local files changed since then
 /// are looked at: statd replaces a record file whenever it changes, so
 /// that is every change, and a monitor stays cheap with many clients.
+///
+/// A client that cannot be written (full or read-only storage) does not
+/// stop the others: it is reported in [`Reconciled::failed`].
 pub fn reconcile<L>(
     local_sm: &Path,
     holding: &Path,
     owner: Option<(u32, u32)>,
     since: Option<u64>,
     lock: impl Fn() -> L,
-) -> io::Result<Reconciled> {
+) -> Reconciled {
     let mut out = Reconciled::default();
     for name in record::list_names(local_sm) {
         if let Some(since) = since {
@@ -200,11 +261,13 @@ pub fn reconcile<L>(
             continue;
         }
         out.local += 1;
-        if add(holding, &name, &local, owner)? == Change::Written {
-            out.written.push(name);
+        match add(holding, &name, &local, owner) {
+            Ok(Change::Written) => out.written.push(name),
+            Ok(_) => {}
+            Err(e) => out.failed.push((name, io_reason(&e))),
         }
     }
-    Ok(out)
+    out
 }
 
 /// What placing held records into this node's `sm/` did.
@@ -356,19 +419,13 @@ pub fn reconcile_registered(
         reg.holding_dir_unchanged()?;
         let statd = StatdDir::new(&reg.statd_dir);
         let registry = Registry::default();
-        reconcile(
+        Ok(reconcile(
             &statd.sm(),
             &reg.holding_dir,
             statd.owner().ok(),
             since,
             || registry.lock(&reg.instance, super::callout::LOCK_WAIT),
-        )
-        .map_err(|e| {
-            format!(
-                "cannot copy statd's clients to holding_dir {}: {e}",
-                reg.holding_dir.display()
-            )
-        })
+        ))
     })?)
 }
 
@@ -466,24 +523,78 @@ mod tests {
         std::fs::create_dir_all(&h).unwrap();
         std::fs::write(sm.join("192.0.2.5"), rec("192.0.2.5", "n1", 1).to_line()).unwrap();
         std::fs::write(h.join("192.0.2.9"), rec("192.0.2.9", "n0", 9).to_line()).unwrap();
-        let r = reconcile(&sm, &h, None, None, || ()).unwrap();
+        let r = reconcile(&sm, &h, None, None, || ());
         assert_eq!(r.written, vec!["192.0.2.5"]);
         assert_eq!(record::list_names(&h), vec!["192.0.2.5", "192.0.2.9"]);
-        let r = reconcile(&sm, &h, None, None, || ()).unwrap();
+        let r = reconcile(&sm, &h, None, None, || ());
         assert!(r.written.is_empty());
         // Only files changed since a given time.
         std::fs::write(sm.join("192.0.2.6"), rec("192.0.2.6", "n1", 6).to_line()).unwrap();
         let future = crate::sys::statd::registry::now_secs() + 100;
-        let r = reconcile(&sm, &h, None, Some(future), || ()).unwrap();
+        let r = reconcile(&sm, &h, None, Some(future), || ());
         assert_eq!((r.local, r.unchanged), (0, 2));
         assert!(!h.join("192.0.2.6").exists());
-        let r = reconcile(&sm, &h, None, Some(0), || ()).unwrap();
+        let r = reconcile(&sm, &h, None, Some(0), || ());
         assert_eq!(r.written, vec!["192.0.2.6"]);
         std::fs::remove_file(sm.join("192.0.2.6")).unwrap();
         // An emptied sm/ leaves the holding directory alone.
         std::fs::remove_file(sm.join("192.0.2.5")).unwrap();
-        reconcile(&sm, &h, None, None, || ()).unwrap();
+        reconcile(&sm, &h, None, None, || ());
         assert_eq!(record::list_names(&h).len(), 3);
+    }
+
+    /// A client that cannot be written does not stop the others, and the
+    /// reason names it with the error as a person reads it.
+    #[test]
+    fn reconcile_reports_the_clients_it_cannot_record() {
+        let d = tempfile::tempdir().unwrap();
+        let (sm, h) = (d.path().join("sm"), d.path().join("h"));
+        std::fs::create_dir_all(&sm).unwrap();
+        for c in ["192.0.2.5", "192.0.2.6", "192.0.2.7"] {
+            std::fs::write(sm.join(c), rec(c, "n1", 1).to_line()).unwrap();
+        }
+        // a directory where 192.0.2.5's and .7's record files go
+        std::fs::create_dir_all(h.join("192.0.2.5")).unwrap();
+        std::fs::create_dir_all(h.join("192.0.2.7")).unwrap();
+        let r = reconcile(&sm, &h, None, None, || ());
+        assert_eq!(r.written, vec!["192.0.2.6"]);
+        let names: Vec<&str> = r.failed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["192.0.2.5", "192.0.2.7"]);
+        let why = r.unrecorded_reason(Path::new("/x")).unwrap();
+        assert!(
+            why.starts_with("cannot record 2 NFSv3 lock holders in holding_dir /x: ")
+                && why.contains("192.0.2.5 is a directory")
+                && why.ends_with(" (192.0.2.5, 192.0.2.7)"),
+            "{why}"
+        );
+        let mut many = Reconciled::default();
+        assert_eq!(many.unrecorded_reason(Path::new("/x")), None);
+        for i in 0..7 {
+            many.failed
+                .push((format!("c{i}"), "No space left on device".into()));
+        }
+        many.failed[6].1 = "Read-only file system".into();
+        assert_eq!(
+            many.unrecorded_reason(Path::new("/x")).unwrap(),
+            "cannot record 7 NFSv3 lock holders in holding_dir /x: No space left on device; Read-only file system (c0, c1, c2, c3, c4, +2 more)"
+        );
+        let one = Reconciled {
+            failed: vec![("c".into(), "e".into())],
+            ..Default::default()
+        };
+        assert!(one
+            .unrecorded_reason(Path::new("/x"))
+            .unwrap()
+            .starts_with("cannot record 1 NFSv3 lock holder in"));
+        assert_eq!(
+            io_reason(&io::Error::from_raw_os_error(libc::ENOSPC)),
+            "No space left on device"
+        );
+        assert_eq!(io_reason(&io::Error::other("odd")), "odd");
+        // tempfile's error names its temporary file: the reason does not
+        let full = tempfile::NamedTempFile::new_in("/nonexistent-hanfs-dir").unwrap_err();
+        assert!(full.to_string().contains(" at path "), "{full}");
+        assert_eq!(io_reason(&full), "No such file or directory", "{full}");
     }
 
     #[test]

@@ -91,6 +91,15 @@ pub struct Registration {
     pub lockd: Option<crate::sys::procs::ProcId>,
 }
 
+/// A client the callout could not record ([`Registry::unrecorded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrecorded {
+    /// Its record file's name in sm/ (usually the client's address).
+    pub name: String,
+    /// The callout's error.
+    pub why: String,
+}
+
 pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -224,7 +233,69 @@ impl Registry {
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        match std::fs::remove_dir_all(self.unrecorded_dir(instance)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Where the callout remembers the clients it could not record in the
+    /// instance's holding directory (one file per client, named like its
+    /// record file, holding the error), for the monitor to report.
+    pub fn unrecorded_dir(&self, instance: &str) -> PathBuf {
+        self.dir.join(format!("{}.unrecorded", safe_name(instance)))
+    }
+
+    /// Create [`Registry::unrecorded_dir`] for the callout, which runs as
+    /// statd's user `owner` (mode 0700: nobody else reads it).
+    pub fn prepare_unrecorded(&self, instance: &str, owner: Option<(u32, u32)>) -> OcfResult<()> {
+        self.ensure()?;
+        let d = self.unrecorded_dir(instance);
+        let show = || format!("cannot create {}", d.display());
+        match std::fs::create_dir(&d) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e).or_generic(show)?,
+            _ => {}
+        }
+        if let (Some((u, g)), true) = (owner, nix::unistd::geteuid().is_root()) {
+            std::os::unix::fs::lchown(&d, Some(u), Some(g)).or_generic(show)?;
+        }
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).or_generic(show)
+    }
+
+    /// The callout could not record client file `name` for `instance`.
+    pub fn note_unrecorded(&self, instance: &str, name: &str, why: &str) -> OcfResult<()> {
+        if !super::record::valid_file_name(name) {
+            return Ok(());
+        }
+        let p = self.unrecorded_dir(instance).join(name);
+        crate::sys::fsfile::write_atomic(&p, format!("{why}\n").as_bytes(), 0o600)
+    }
+
+    /// Client file `name` is recorded (or no longer monitored).
+    pub fn clear_unrecorded(&self, instance: &str, name: &str) -> OcfResult<()> {
+        if !super::record::valid_file_name(name) {
+            return Ok(());
+        }
+        crate::sys::fsfile::remove_opt(&self.unrecorded_dir(instance).join(name))
+    }
+
+    /// The clients the callout could not record for `instance`. The
+    /// directory is the statd user's: what is not a small regular file
+    /// with a record file's name is skipped.
+    pub fn unrecorded(&self, instance: &str) -> Vec<Unrecorded> {
+        let d = self.unrecorded_dir(instance);
+        let mut v: Vec<Unrecorded> = super::record::list_names(&d)
+            .into_iter()
+            .filter_map(|name| {
+                let why = crate::sys::fsfile::read_own_file(&d.join(&name), 4096).ok()??;
+                Some(Unrecorded {
+                    name,
+                    why: String::from_utf8_lossy(&why).trim().to_string(),
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
     }
 
     /// Forget the instances stopped longer ago than the drain time.

@@ -5,11 +5,14 @@
 //! `/etc/nfs.conf` overrides both. statd and sm-notify drop root for the
 //! owner of `sm/`, so files made for them must belong to that owner.
 
-use crate::ocf::{OcfError, OcfResult};
+use crate::ocf::{Deadline, OcfError, OcfResult};
 use crate::sys::procs::{self, Ns};
+use crate::sys::{process, program};
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 /// A statd state directory (`sm/`, `sm.bak/`, `state`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +189,71 @@ pub fn running_statd(conf: &NfsConf) -> Vec<RunningStatd> {
         .collect()
 }
 
+/// The monitor's check: an rpc.statd runs in this network namespace.
+/// Without it lockd cannot register a new NFSv3 lock holder (SM_MON) and
+/// refuses its locks (the client gets ENOLCK); clients already monitored
+/// keep locking, but nothing new is protected, so this is a failure (1).
+pub fn require_statd() -> OcfResult<()> {
+    if running_statd(&NfsConf::load()).is_empty() {
+        return Err(OcfError::generic(
+            "rpc.statd is not running: lockd refuses NFSv3 locks of new clients (ENOLCK) until it runs again; start runs it",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether systemd manages this node's network namespace (it is PID 1's
+/// and systemd booted it): then rpc.statd is started as its unit.
+fn systemd_here() -> bool {
+    Path::new("/run/systemd/system").is_dir() && procs::shares_namespace(1, Ns::Net)
+}
+
+/// Start rpc.statd when none runs in this network namespace, without
+/// notifying anyone (statd-holding notifies, from the floating
+/// addresses): `systemctl start rpc-statd.service` where systemd manages
+/// the node (the unit sets RPC_STATD_NO_NOTIFY=1; its rpc-statd-notify
+/// runs once a boot), else `rpc.statd --no-notify`, which returns once
+/// statd serves. Either way statd reads its HA callout from nfs.conf.
+/// Returns whether it had to start it.
+pub fn start_statd_if_absent(deadline: &Deadline) -> OcfResult<bool> {
+    if !running_statd(&NfsConf::load()).is_empty() {
+        return Ok(false);
+    }
+    let mut cmd = if systemd_here() {
+        let mut c = program::command("systemctl");
+        c.args(["start", "rpc-statd.service"]);
+        c
+    } else {
+        let mut c = Command::new(program::require("rpc.statd", "nfs-utils or nfs-common")?);
+        c.arg("--no-notify");
+        c
+    };
+    let what = process::describe(&cmd);
+    log::warn!("rpc.statd is not running: starting it ({what})");
+    let out = process::run(&mut cmd, deadline)?;
+    if !out.success() {
+        let said = out.last_words();
+        return Err(OcfError::generic(format!(
+            "rpc.statd is not running and {what} failed: {}",
+            if said.is_empty() {
+                "see its messages in syslog (is rpcbind running?)"
+            } else {
+                &said
+            }
+        )));
+    }
+    deadline
+        .poll(Duration::from_millis(20), || {
+            (!running_statd(&NfsConf::load()).is_empty()).then_some(())
+        })
+        .ok_or_else(|| {
+            OcfError::generic(format!(
+                "rpc.statd is not running: {what} succeeded but no rpc.statd runs"
+            ))
+        })?;
+    Ok(true)
+}
+
 /// Warn when rpc.statd will not run the hanfs callout: then new clients
 /// reach the holding directory only at the next monitor.
 pub fn warn_without_callout() {
@@ -193,7 +261,7 @@ pub fn warn_without_callout() {
     let statds = running_statd(&conf);
     if statds.is_empty() {
         log::warn!(
-            "no rpc.statd runs here: NFSv3 clients cannot lock until it does (run it with --no-notify and the hanfs callout)"
+            "no rpc.statd runs here: NFSv3 clients cannot lock until it does (statd-holding's start starts it)"
         );
     }
     for s in statds {
