@@ -83,9 +83,7 @@ impl Agent for NfsExport {
         //    on hung storage fails (within half its timeout), so after such
         //    a monitor failure the cluster moves the service rather than
         //    restarting the export in place for ever.
-        let deep = Look::Unchanged { dev: dir.dev };
-        let half = ctx.deadline.within(ctx.deadline.remaining() / 2);
-        if let Err(p) = storage::probe(&dir.path, deep, &half) {
+        if let Err(p) = storage_answers(ctx, &dir.path, dir.dev) {
             return Err(directory_error(&p, &cfg.directory, true));
         }
         if dir.path != cfg.directory {
@@ -218,9 +216,7 @@ impl Agent for NfsExport {
         //    system, and so does the storage under it; hung storage is
         //    said within half the monitor's timeout, not at its end.
         if ctx.check_level() >= 10 {
-            let unchanged = Look::Unchanged { dev: state.dev };
-            let half = ctx.deadline.within(ctx.deadline.remaining() / 2);
-            if let Err(p) = storage::probe(&state.directory, unchanged, &half) {
+            if let Err(p) = storage_answers(ctx, &state.directory, state.dev) {
                 return Err(directory_error(&p, &state.directory, false));
             }
         }
@@ -417,6 +413,14 @@ fn not_started_here(cfg: &Config) -> OcfError {
 /// usable (monitor), with the code for it: at start missing here, not a
 /// directory or a link loop is this node's problem (2), a real path too
 /// long is the configuration's (6).
+/// The deep look at the exported directory (still itself, on device
+/// `dev`, listable, its storage answering a direct read), given half the
+/// action's remaining time: hung storage is said with time to spare.
+fn storage_answers(ctx: &Ctx, dir: &Path, dev: u64) -> Result<(), DirProblem> {
+    let half = ctx.deadline.within(ctx.deadline.remaining() / 2);
+    storage::probe(dir, Look::Unchanged { dev }, &half).map(|_| ())
+}
+
 fn directory_error(p: &DirProblem, dir: &Path, at_start: bool) -> OcfError {
     let shown = dir.display().to_string();
     let d = ocf::echo(&shown);
