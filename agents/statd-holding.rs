@@ -18,6 +18,7 @@
 //!   the notifiers and the watcher ended.
 
 use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params, ResultExt};
+use hanfs::sys::nfsd::ProcRoots;
 use hanfs::sys::statd::holding::{self, Reconciled, Taken, FULL_RECONCILE_EVERY};
 use hanfs::sys::statd::nlmgrace::{self, Notified, Watch, WatchSettings};
 use hanfs::sys::statd::registry::{self, Registration, Registry, Unrecorded};
@@ -86,12 +87,11 @@ impl Agent for StatdHolding {
         // 1. Already started: notifying again outside the grace period
         //    would make clients reclaim and fail, so only resynchronize. A
         //    holding directory another instance uses is refused.
-        if let Ok(Some(reg)) = registry.load(ctx.instance()) {
-            if reg.active {
-                log::info!("already started; not notifying again");
-                holding::reconcile_registered(&ctx.deadline, &reg, None)?;
-                return Ok(());
-            }
+        let previous = registry.load(ctx.instance()).ok().flatten();
+        if let Some(reg) = previous.as_ref().filter(|r| r.active) {
+            log::info!("already started; not notifying again");
+            holding::reconcile_registered(&ctx.deadline, reg, None)?;
+            return Ok(());
         }
         if let Some(other) = (registry.list().into_iter())
             .find(|r| r.active && r.holding_dir == cfg.holding_dir && r.instance != ctx.instance())
@@ -162,6 +162,27 @@ impl Agent for StatdHolding {
 
         // 5. Notify from each floating address; watch them reclaim (or,
         //    with nobody to notify, end lockd's grace where that is safe).
+        //    Only into a grace period: outside one lockd refuses every
+        //    reclaim, and a client's lockd forgets each lock whose reclaim
+        //    was refused (fs/lockd/clntlock.c, reclaimer), so it would not
+        //    reclaim it at the next takeover. No grace means lockd kept
+        //    running, and kept the locks: a restart in place (statd died).
+        if ProcRoots::default().grace_state().refuses_reclaims() {
+            let kept = previous.and_then(|p| p.lockd).is_some_and(|p| Some(p) == reg.lockd);
+            let why = "no grace period is in force on this node, so lockd would refuse their reclaims";
+            if kept {
+                log::info!(
+                    "not notifying the {} client(s) in holding_dir: lockd has run since this resource last started here and holds their locks; {why}",
+                    taken.held.len()
+                );
+            } else {
+                log::error!(
+                    "not notifying the {} client(s) in holding_dir: {why}; locks they held on another node are lost",
+                    taken.held.len()
+                );
+            }
+            return register(&registry, &reg);
+        }
         let root = registry.notify_root(ctx.instance());
         let held = (&taken.held, taken.state);
         let mut jobs = notify::start(&root, &cfg.ips, held, owner, &sm_notify, &mut reg.notifiers)?;

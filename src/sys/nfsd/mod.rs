@@ -120,6 +120,14 @@ pub struct GraceState {
 }
 
 impl GraceState {
+    /// lockd would refuse an NLM reclaim now: nfsd, and with it lockd,
+    /// runs in this network namespace and no grace period is in force
+    /// (the kernel's `locks_in_grace` asks lockd's and nfsd's). False when
+    /// it cannot tell.
+    pub fn refuses_reclaims(&self) -> bool {
+        self.nfsd_running && !self.v4 && self.nlm == Some(false)
+    }
+
     pub fn any(&self) -> bool {
         self.v4 || self.nlm == Some(true)
     }

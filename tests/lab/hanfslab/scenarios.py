@@ -403,6 +403,117 @@ class Runner:
             res["cleanup_error"] = str(e)
         return [res]
 
+    def statd_dies(self):
+        """rpc.statd is killed (-9) on the node running the (first) service.
+        While it is gone, lockd cannot monitor a client that asks for its
+        first lock: that lock must be refused (ENOLCK) or, if granted, its
+        client recorded in the holding directory, never granted unrecorded.
+        statd-holding's monitor must report statd's death (1); Pacemaker
+        recovers statd-holding alone, in place (its start runs rpc.statd;
+        it is the group's last resource), the clients keep their locks. Then
+        a client takes a new lock with statd back and the node is killed:
+        after the takeover that lock is still the client's."""
+        svc = self.services[0]
+        group = svc.group
+        node = self.where(group)
+        if node is None:
+            raise LabError(f"group {group} is not running anywhere before statd dies")
+        st = cluster.status_from_any(self.lab.running_servers()) or {}
+        members = st.get("groups", {}).get(group, [])
+        holding = next((rid for rid in members
+                        if (st["resources"][rid].get("agent") or "").endswith(":statd-holding")), None)
+        if holding is None:
+            raise LabError(f"no statd-holding resource in group {group}: {members}")
+        holder, other = self.lab.clients[0], self.lab.clients[-1]
+        if holder is other:
+            raise LabError("statd_dies needs two client nodes")
+        mnt = f"/mnt/{group}-v3"
+        server = self.lab.node(node)
+        t = time.time()
+        log.info("statd_dies: kill -9 rpc.statd on %s (%s's statd-holding is %s)", node, group, holding)
+        r = server.sh("pid=$(pidof rpc.statd) && kill -9 $pid && sleep 0.2 && ! pidof rpc.statd && echo killed $pid",
+                      timeout=60, check=False)
+        extra = {"from_node": node, "holding_resource": holding, "kill": {"rc": r.rc, "out": r.out[-300:]}}
+        during = None
+        if r.rc != 0:
+            extra["error"] = f"could not kill rpc.statd on {node} (rc {r.rc}): {r.out[-300:]}"
+        else:
+            # a client that holds no lock on this file yet asks for one while
+            # statd is gone (lockd monitors a host at its first lock only, and
+            # the workload's clients are monitored already: the answer shows
+            # what lockd does without statd, on this node's current state)
+            a = holder.sh(f"timeout 50 python3 -c {shlex.quote(TRY_LOCK)} {mnt}/statd-dies-during",
+                          timeout=90, check=False)
+            during = a.out.strip().splitlines()[-1] if a.out.strip() else f"rc {a.rc}"
+            extra["lock_while_statd_dead"] = {"verdict": during, "seconds": round(a.t_end - t, 1),
+                                              "statd_back_by_then": self._restarted(holding, t)}
+            log.info("statd_dies: %s's lock attempt with statd dead: %s", holder.name, during)
+            deadline = t + 180
+            while time.time() < deadline and not self._restarted(holding, t):
+                time.sleep(1)
+        res = self._finish(f"statd dies on {node}", t, {group: node}, extra)
+        logdirs = [n.logdir for n in self.lab.servers]
+        mons = cluster.op_results(logdirs, holding, "monitor", t - 1, res["t_end"])
+        res["holding_monitor_results"] = mons
+        failed = [m for m in mons if m["rc"] != 0]
+        res["checks"].append(_check(f"{holding}'s monitor reported statd's death as a failure (1)",
+                                    failed and failed[0]["rc"] == 1,
+                                    f"first failed result: {failed[0]}" if failed else f"no failed monitor: {mons}"))
+        started = sorted({a["resource"] for a in res["agent_actions"] if a["op"] == "start"})
+        res["checks"].append(_check(f"only {holding} was recovered", started == [holding],
+                                    f"started in the window: {started}"))
+        recorded = server.sh(f"grep -rlF {holder.spec.ip} {svc.mount}/.nfs-ha/statd 2>/dev/null | head -3; true",
+                             timeout=60).out.split()
+        res["holder_records"] = recorded
+        if during is not None:
+            ok = "No locks available" in during or (during == "TAKEN" and recorded)
+            res["checks"].append(_check("no lock granted with statd dead unless its client is recorded", ok,
+                                        f"{holder.name}'s attempt: {during}; its records: {recorded or 'none'}"))
+        res["passed"] = all(c["ok"] for c in res["checks"])
+        self._log(res)
+        out = [res]
+        if "error" in res:
+            return out
+        try:
+            server.sh(f"pcs resource cleanup {holding}", timeout=120, check=False)
+            cluster.wait_group(self.lab.running_servers(), group, timeout=300, on=node)
+        except LabError as e:
+            res["cleanup_error"] = str(e)
+            return out
+        # statd is back: a new lock now must survive the next failover
+        flag = os.path.join(self.w.dir, "statd-dies-after.granted")
+        path = f"{mnt}/statd-dies-after"
+        h = holder.spawn(f"exec python3 -c {shlex.quote(HOLD_NEW_LOCK)} {path} {flag}", timeout=3600)
+        deadline = time.time() + 120
+        while not os.path.exists(flag):
+            if time.time() > deadline or h.done():
+                h.cancel()
+                res["checks"].append(_check(f"{holder.name} gets a new lock once statd is back", False,
+                                            f"no grant on {path} within 120 s"))
+                res["passed"] = False
+                return out
+            time.sleep(0.05)
+        time.sleep(2)  # the grant reached the client: statd recorded it first
+        crash = self._crash("statd_dies: crash after the new lock", node)
+        try:
+            r = other.sh(f"timeout 200 python3 -c {shlex.quote(TRY_LOCK)} {path}", timeout=240, check=False)
+            verdict = r.out.strip().splitlines()[-1] if r.out.strip() else f"rc {r.rc}"
+        except LabError as e:
+            verdict = f"error: {e}"
+        crash["other_client_attempt"] = verdict
+        crash["checks"].append(_check(f"the lock taken after statd came back is still {holder.name}'s",
+                                      verdict == "HELD", f"{other.name}'s attempt: {verdict}"))
+        crash["passed"] = all(c["ok"] for c in crash["checks"])
+        log.info("%s: %s's attempt: %s -> %s", crash["scenario"], other.name, verdict,
+                 "PASSED" if crash["passed"] else "FAILED")
+        h.cancel()
+        try:
+            h.wait(within=30)
+        except LabError:
+            pass
+        out.append(crash)
+        return out
+
     def _restarted(self, rsc, t_from):
         return any(m["rc"] == 0 for m in cluster.op_results([n.logdir for n in self.lab.servers], rsc, "start",
                                                             t_from, time.time() + 1))
