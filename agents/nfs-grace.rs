@@ -15,17 +15,17 @@
 
 #[path = "nfs-grace/plan.rs"]
 mod plan;
+#[path = "nfs-grace/state.rs"]
+mod state;
 
 use hanfs::ocf::{self, Action, Agent, Ctx, OcfCode, OcfError, OcfResult, Params};
 use hanfs::sys::exports::ExportTable;
 use hanfs::sys::fsfile;
-use hanfs::sys::nfsd::server::{self, ServerSettings};
-use hanfs::sys::nfsd::{cld, records};
-use hanfs::sys::nfsd::{mounts, GraceState, NfsdVersions, ProcRoots};
-use hanfs::sys::procs::ProcId;
+use hanfs::sys::nfsd::server;
+use hanfs::sys::nfsd::{cld, mounts, records, ProcRoots};
 use hanfs::sys::storage::{self, DirProblem, Look};
 use plan::{Leave, NfsdAfterLeave, StartPlan, StopPlan};
-use serde::{Deserialize, Serialize};
+use state::{node_file, others, read_node, Config, NodeCld, NodeSettings, Phase, State};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -255,26 +255,28 @@ impl Agent for NfsGrace {
         if stop_stray_nfsdcld {
             cld::stop_on(mine, None, &ctx.deadline)?;
         }
-        let revoked = wait_revoked_freed(&roots, ctx, started.node.lease_time);
-        match plan::nfsd_after_leave(roots.v4_state_unexported(&ExportTable::system()), revoked) {
+        let revoked = roots.v4_revoked_states();
+        let remaining = ctx.deadline.remaining();
+        let revoked = match plan::revoked_wait(revoked, started.node.lease_time, remaining) {
+            None => 0,
+            Some(wait) => {
+                log::info!(
+                    "{revoked} NFSv4 states revoked by unlock_filesystem are still held (this kernel revokes, from Linux 6.9): waiting up to {:.1} s for their clients to free them",
+                    wait.as_secs_f64()
+                );
+                roots.wait_revoked_freed(&ctx.deadline.within(wait))
+            }
+        };
+        let after =
+            plan::nfsd_after_leave(roots.v4_state_unexported(&ExportTable::system()), revoked);
+        match after {
             NfsdAfterLeave::Keep => log::info!(
                 "nfsd keeps running for {others}: no NFSv4 state is left on unexported file systems"
             ),
-            NfsdAfterLeave::Restart { pinned, revoked } => {
-                let mut held: Vec<String> = Vec::new();
-                if !pinned.is_empty() {
-                    let devs: Vec<String> =
-                        pinned.iter().map(|(a, b)| format!("{a}:{b}")).collect();
-                    held.push(format!("devices {}", devs.join(", ")));
-                }
-                if revoked > 0 {
-                    held.push(format!(
-                        "{revoked} revoked states their clients have not freed"
-                    ));
-                }
+            NfsdAfterLeave::Restart { .. } => {
                 log::warn!(
                     "NFSv4 state remains on unexported file systems ({}): restarting nfsd to release it; the clients of {others} get a new grace period",
-                    held.join("; ")
+                    after.held()
                 );
                 server::stop(&roots, &ctx.deadline)?;
                 // This resource's file systems are free now. Bringing nfsd
@@ -346,7 +348,7 @@ impl Agent for NfsGrace {
         //    reclaim can come through it.
         server::log_grace(&roots, false);
         let versions = roots.versions().unwrap_or_default();
-        if end_nlm_grace_now(cfg.end_grace_early, &roots.grace_state(), &versions) {
+        if plan::end_nlm_grace_now(cfg.end_grace_early, &roots.grace_state(), &versions) {
             log::info!(
                 "NFSv4 grace is over and nfsd serves no NFSv3: ending lockd's grace period early"
             );
@@ -410,120 +412,6 @@ fn move_nfsdcld(ctx: &Ctx, node: &NodeCld, next: &Config, copies: &[PathBuf]) ->
     Ok(())
 }
 
-/// The checked parameters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Config {
-    /// What nfsd runs with: shared by every nfs-grace resource on a node.
-    node: NodeSettings,
-    /// This service's client-recovery records (on its shared storage).
-    recovery_dir: PathBuf,
-    threads: u32,
-    end_grace_early: bool,
-}
-
-/// The settings one nfsd (one node) can have only once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct NodeSettings {
-    lease_time: u32,
-    grace_time: u32,
-    nlm_grace_time: u32,
-    server_scope: String,
-}
-
-impl Config {
-    fn server(&self) -> ServerSettings {
-        ServerSettings {
-            lease: self.node.lease_time,
-            grace: self.node.grace_time,
-            nlm_grace: self.node.nlm_grace_time,
-            threads: self.threads,
-            scope: self.node.server_scope.clone(),
-            port: server::NFS_PORT,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Phase {
-    /// Written before nfsd is touched: a failed start leaves a record, so
-    /// that stop cleans up and a probe does not answer "stopped".
-    Starting,
-    Started,
-}
-
-/// This instance's record on this node (`Ctx::state_file`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct State {
-    phase: Phase,
-    config: Config,
-}
-
-/// The node's nfsdcld, shared by every nfs-grace resource on the node, and
-/// the recovery_dir whose database it serves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct NodeCld {
-    nfsdcld: ProcId,
-    storage: PathBuf,
-}
-
-/// Not an instance's state file (`hanfs-nfs-grace.node`).
-fn node_file(ctx: &Ctx) -> PathBuf {
-    ctx.runtime_dir().join("hanfs-nfs-grace.node")
-}
-
-/// Linux 6.9 and later revoke NFSv4 state in unlock_filesystem (nfs-export
-/// stop), but a revoked state keeps its file system busy until its client
-/// frees it, which it does once its next SEQUENCE reply tells it (seconds,
-/// on an active client). Wait for that, at most min(lease time, 10 s) and
-/// half the time left; return how many are still held (0 on kernels that
-/// do not revoke: nothing to wait for).
-fn wait_revoked_freed(roots: &ProcRoots, ctx: &Ctx, lease_time: u32) -> usize {
-    let revoked = roots.v4_revoked_states();
-    if revoked == 0 {
-        return 0;
-    }
-    let wait = Duration::from_secs(u64::from(lease_time.min(10))).min(ctx.deadline.remaining() / 2);
-    log::info!(
-        "{revoked} NFSv4 states revoked by unlock_filesystem are still held (this kernel revokes, from Linux 6.9): waiting up to {:.1} s for their clients to free them",
-        wait.as_secs_f64()
-    );
-    let t0 = std::time::Instant::now();
-    match ctx
-        .deadline
-        .within(wait)
-        .poll(Duration::from_millis(100), || {
-            (roots.v4_revoked_states() == 0).then_some(())
-        }) {
-        Some(()) => {
-            log::info!(
-                "the clients freed their revoked NFSv4 states after {:.1} s",
-                t0.elapsed().as_secs_f64()
-            );
-            0
-        }
-        None => roots.v4_revoked_states(),
-    }
-}
-
-fn read_node(ctx: &Ctx) -> Option<NodeCld> {
-    ocf::load_state(&node_file(ctx)).ok().flatten()
-}
-
-/// The other nfs-grace resources recorded as active on this node.
-fn others(ctx: &Ctx) -> Vec<(String, State)> {
-    ctx.other_instances()
-        .into_iter()
-        .filter_map(|f| match ocf::load_state::<State>(&f.path) {
-            Ok(st) => Some((f.instance, st?)),
-            Err(e) => {
-                log::warn!("ignoring nfs-grace resource {}: {e}", f.instance);
-                None
-            }
-        })
-        .collect()
-}
-
 /// Whether `dir` (or, when missing, its parent) is a directory, checked in
 /// a child process so that dead shared storage cannot hang the agent.
 fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
@@ -549,20 +437,6 @@ fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
             )))
         }
     }
-}
-
-/// The one early end of lockd's grace that is safe to decide here: the
-/// NFSv4 grace is over (the kernel ended it, every recorded client having
-/// reclaimed, or its time ran out) and nfsd serves no NFSv3, so no NLM
-/// reclaim can arrive through it; the NLM grace would only hold up new
-/// NFSv4 locks. (Unknown versions count as serving NFSv3.)
-fn end_nlm_grace_now(enabled: bool, g: &GraceState, versions: &NfsdVersions) -> bool {
-    enabled
-        && g.nfsd_running
-        && !g.v4
-        && g.nlm == Some(true)
-        && !versions.entries.is_empty()
-        && !versions.needs_lockd()
 }
 
 #[cfg(test)]
@@ -664,83 +538,5 @@ mod tests {
             ("server_scope", "s"),
         ])
         .unwrap();
-    }
-
-    #[test]
-    fn node_settings_must_agree() {
-        let a = conf(&[]).unwrap();
-        let b = conf(&[("threads", "16"), ("end_grace_early", "false")]).unwrap();
-        assert_eq!(
-            a.node.difference(&b.node),
-            None,
-            "threads and end_grace_early are per resource"
-        );
-        let c = conf(&[("server_scope", "other")]).unwrap();
-        assert_eq!(
-            a.node.difference(&c.node).unwrap(),
-            "server_scope=\"hanfs\" here, \"other\" there"
-        );
-        let d = conf(&[("recovery_dir", "/elsewhere/cld")]).unwrap();
-        assert_eq!(
-            a.node.difference(&d.node),
-            None,
-            "each service has its own records"
-        );
-    }
-
-    #[test]
-    fn nlm_grace_ends_early_only_when_no_nfsv3_reclaim_can_come() {
-        let v4only = NfsdVersions::parse("-3 +4 +4.1 +4.2");
-        let v3 = NfsdVersions::parse("+3 +4 +4.1 +4.2");
-        let g = |v4, nlm| GraceState {
-            nfsd_running: true,
-            v4,
-            nlm,
-        };
-        assert!(end_nlm_grace_now(true, &g(false, Some(true)), &v4only));
-        assert!(
-            !end_nlm_grace_now(false, &g(false, Some(true)), &v4only),
-            "disabled"
-        );
-        assert!(
-            !end_nlm_grace_now(true, &g(false, Some(true)), &v3),
-            "NFSv3 clients may still reclaim"
-        );
-        assert!(
-            !end_nlm_grace_now(true, &g(true, Some(true)), &v4only),
-            "NFSv4 grace still on"
-        );
-        assert!(
-            !end_nlm_grace_now(true, &g(false, Some(false)), &v4only),
-            "nothing to end"
-        );
-        assert!(
-            !end_nlm_grace_now(true, &g(false, Some(true)), &NfsdVersions::default()),
-            "versions unknown"
-        );
-        let stopped = GraceState {
-            nfsd_running: false,
-            v4: false,
-            nlm: Some(true),
-        };
-        assert!(!end_nlm_grace_now(true, &stopped, &v4only));
-    }
-
-    #[test]
-    fn state_round_trip() {
-        let st = State {
-            phase: Phase::Started,
-            config: conf(&[]).unwrap(),
-        };
-        let j = serde_json::to_string(&st).unwrap();
-        assert!(j.contains("\"phase\":\"started\""), "{j}");
-        let back: State = serde_json::from_str(&j).unwrap();
-        assert_eq!(back.config, st.config);
-        let n = NodeCld {
-            nfsdcld: ProcId { pid: 42, start: 7 },
-            storage: "/srv/a/cld".into(),
-        };
-        let back: NodeCld = serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
-        assert_eq!(back, n);
     }
 }
