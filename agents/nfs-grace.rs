@@ -4,28 +4,23 @@
 //! (nfsdcld on shared storage) and server scope; stopped so that the
 //! service's file system can be unmounted. See metadata/nfs-grace.xml.
 //!
-//! One node, one nfsd, one nfsdcld, one database: when several services
-//! share a node, nfsdcld serves the recovery_dir of the one that came
-//! first (the node's "serving" database); the records of each service that
-//! joins are merged into it before nfsd restarts, and it is copied back to
-//! every other service's recovery_dir after the start, at each monitor and
-//! at stop, so that each service carries its clients' records when it
-//! leaves or its node fails. What start and stop decide about the other
-//! services is in [`plan`].
+//! One node has one nfsd, one nfsdcld and one database, whatever number of
+//! services it runs: what start and stop decide about the other services
+//! is in [`plan`], from what the node records ([`state`]).
 
 #[path = "nfs-grace/plan.rs"]
 mod plan;
 #[path = "nfs-grace/state.rs"]
 mod state;
 
-use hanfs::ocf::{self, Action, Agent, Ctx, OcfCode, OcfError, OcfResult, Params};
+use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::exports::ExportTable;
 use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::server;
 use hanfs::sys::nfsd::{cld, mounts, records, ProcRoots};
-use hanfs::sys::storage::{self, DirProblem, Look};
-use plan::{Leave, NfsdAfterLeave, StartPlan, StopPlan};
-use state::{node_file, others, read_node, Config, NodeCld, NodeSettings, Phase, State};
+use hanfs::sys::storage::{self, DirProblem};
+use plan::{NfsdAfterLeave, StartPlan, StopPlan};
+use state::{others, read_node, Config, NodeCld, NodeSettings, Phase, State};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -125,13 +120,7 @@ impl Agent for NfsGrace {
             records::merge_bounded(&ctx.deadline, c, &plan.serving)?;
         }
         let cld_id = cld::ensure(&plan.serving, node.map(|n| n.nfsdcld), &ctx.deadline)?;
-        ocf::save_state(
-            &node_file(ctx),
-            &NodeCld {
-                nfsdcld: cld_id,
-                storage: plan.serving.clone(),
-            },
-        )?;
+        state::save_node(ctx, cld_id, &plan.serving)?;
 
         // 4. nfsd starts (its grace period with it), tracked by nfsdcld,
         //    with lockd's grace for NFSv3 (how, this kernel decides: said
@@ -210,7 +199,7 @@ impl Agent for NfsGrace {
             StopPlan::Last { nfsdcld } => {
                 server::stop(&roots, &ctx.deadline)?;
                 cld::stop_on(mine, nfsdcld, &ctx.deadline)?;
-                fsfile::remove_state(&node_file(ctx))?;
+                state::forget_node(ctx)?;
                 if let Some(pid) = server::lockd_thread() {
                     log::info!(
                         "lockd (pid {pid}) keeps running for NFS client mounts on this node"
@@ -240,19 +229,13 @@ impl Agent for NfsGrace {
 
         // 3c. Others stay: our clients' latest records go with the service,
         //     and nfsd keeps running unless it pins our file systems.
-        let Leave {
-            others,
-            save_from,
-            stop_stray_nfsdcld,
-            nfsdcld,
-        } = leave;
-        let others = others.join(", ");
-        if let Some(serving) = save_from {
+        let others = leave.others.join(", ");
+        if let Some(serving) = leave.save_from {
             if let Err(e) = records::mirror_bounded(&ctx.deadline, &serving, mine, false) {
                 log::error!("{e}: NFSv4 clients that first came since the last monitor may not reclaim where the service goes next");
             }
         }
-        if stop_stray_nfsdcld {
+        if leave.stop_stray_nfsdcld {
             cld::stop_on(mine, None, &ctx.deadline)?;
         }
         let revoked = roots.v4_revoked_states();
@@ -283,10 +266,9 @@ impl Agent for NfsGrace {
                 // back is for the others: if it fails, their monitors report
                 // it; failing this stop would only get the node fenced.
                 let back = server::start(&roots, &started.server(), &ctx.deadline).and_then(|()| {
-                    match nfsdcld {
-                        Some(id) => cld::check_tracking(id, &ctx.deadline),
-                        None => Ok(()),
-                    }
+                    leave
+                        .nfsdcld
+                        .map_or(Ok(()), |id| cld::check_tracking(id, &ctx.deadline))
                 });
                 if let Err(e) = back {
                     log::error!("nfsd could not be restarted for {others}: {e}");
@@ -359,8 +341,7 @@ impl Agent for NfsGrace {
 
     fn reload(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let Some(mut st) = ctx.load_state::<State>()? else {
-            return Err(OcfError::new(
-                OcfCode::ErrGeneric,
+            return Err(OcfError::generic(
                 "not started on this node: nothing to reload",
             ));
         };
@@ -394,15 +375,12 @@ fn move_nfsdcld(ctx: &Ctx, node: &NodeCld, next: &Config, copies: &[PathBuf]) ->
     let restart = || -> OcfResult<()> {
         let pipefs = cld::pipefs_dir(&ctx.deadline)?;
         let id = cld::start(&next.recovery_dir, &pipefs, &ctx.deadline)?;
-        let moved = NodeCld {
-            nfsdcld: id,
-            storage: next.recovery_dir.clone(),
-        };
-        ocf::save_state(&node_file(ctx), &moved)?;
+        let moved = &next.recovery_dir;
+        state::save_node(ctx, id, moved)?;
         server::start(&roots, &next.server(), &ctx.deadline)?;
         cld::check_tracking(id, &ctx.deadline)?;
-        for c in copies.iter().filter(|c| **c != moved.storage) {
-            records::mirror_bounded(&ctx.deadline, &moved.storage, c, false)?;
+        for c in copies.iter().filter(|c| *c != moved) {
+            records::mirror_bounded(&ctx.deadline, moved, c, false)?;
         }
         Ok(())
     };
@@ -412,26 +390,18 @@ fn move_nfsdcld(ctx: &Ctx, node: &NodeCld, next: &Config, copies: &[PathBuf]) ->
     Ok(())
 }
 
-/// Whether `dir` (or, when missing, its parent) is a directory, checked in
-/// a child process so that dead shared storage cannot hang the agent.
+/// Whether `dir` (or, when missing, its parent: start creates it) is a
+/// directory, on storage that answers.
 fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
-    let within = ctx.deadline.within(Duration::from_secs(10));
     let shown = dir.display();
-    let missing = match storage::probe(dir, Look::Stat, &within) {
-        Ok(_) => return Ok(()),
-        Err(DirProblem::NotADirectory) => {
-            return Err(OcfError::args(format!(
-                "recovery_dir {shown} is not a directory"
-            )))
+    match storage::probe_dir_or_parent(dir, &ctx.deadline.within(Duration::from_secs(10))) {
+        Ok(()) => Ok(()),
+        Err(p @ DirProblem::NotADirectory) => {
+            Err(OcfError::args(format!("recovery_dir {shown} {p}")))
         }
-        Err(p @ DirProblem::TimedOut(_)) => return Err(OcfError::generic(p.to_string())),
-        Err(p) => p,
-    };
-    match dir.parent().map(|d| storage::probe(d, Look::Stat, &within)) {
-        Some(Ok(_)) => Ok(()),
-        Some(Err(p @ DirProblem::TimedOut(_))) => Err(OcfError::generic(p.to_string())),
-        _ => {
-            log::debug!("recovery_dir {shown}: {missing}");
+        Err(p @ DirProblem::TimedOut(_)) => Err(OcfError::generic(p.to_string())),
+        Err(p) => {
+            log::debug!("recovery_dir {shown}: {p}");
             Err(OcfError::args(format!(
                 "recovery_dir {shown} does not exist, nor its parent (is the shared file system mounted?)"
             )))
@@ -442,7 +412,7 @@ fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hanfs::ocf::Metadata;
+    use hanfs::ocf::{Metadata, OcfCode};
 
     fn params(v: &[(&str, &str)]) -> Params {
         let meta = Metadata::parse(NfsGrace::METADATA).unwrap();
@@ -483,43 +453,28 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_named() {
+        let long = "x".repeat(65);
         for (k, v, needle) in [
-            (
-                "lease_time",
-                "5",
-                "parameter lease_time=\"5\": out of range",
-            ),
-            (
-                "grace_time",
-                "4000",
-                "parameter grace_time=\"4000\": out of range",
-            ),
-            (
-                "grace_time",
-                "20",
-                "parameter grace_time=\"20\": shorter than lease_time=90",
-            ),
-            (
-                "nlm_grace_time",
-                "300",
-                "parameter nlm_grace_time=\"300\": out of range",
-            ),
-            ("threads", "0", "parameter threads=\"0\": out of range"),
-            (
-                "threads",
-                "many",
-                "parameter threads=\"many\": not an integer",
-            ),
+            ("lease_time", "5", "out of range"),
+            ("grace_time", "4000", "out of range"),
+            ("grace_time", "20", "shorter than lease_time=90"),
+            ("nlm_grace_time", "300", "out of range"),
+            ("threads", "0", "out of range"),
+            ("threads", "many", "not an integer"),
             ("recovery_dir", "var/lib/nfs", "not an absolute path"),
             ("recovery_dir", "/srv/../etc", "'..'"),
             ("recovery_dir", "/", "root directory"),
             ("server_scope", "my scope", "contains ' '"),
-            ("server_scope", &"x".repeat(65), "1 to 64 characters"),
+            ("server_scope", &long, "1 to 64 characters"),
             ("end_grace_early", "perhaps", "not a boolean"),
         ] {
             let e = conf(&[(k, v)]).unwrap_err();
             assert_eq!(e.code, OcfCode::ErrConfigured, "{k}={v}: {e}");
-            assert!(e.reason.contains(needle), "{k}={v}: {e}");
+            let named = format!("parameter {k}=\"{v}\": ");
+            assert!(
+                e.reason.contains(&named) && e.reason.contains(needle),
+                "{k}={v}: {e}"
+            );
         }
         let p = params(&[("server_scope", "x")]);
         let e = p.check_declared().unwrap_err();

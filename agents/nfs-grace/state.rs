@@ -3,11 +3,12 @@
 //! whose database it serves (one file for every instance). The plans in
 //! [`crate::plan`] decide from these.
 
-use hanfs::ocf::{self, Ctx};
+use hanfs::ocf::{self, Ctx, OcfResult};
+use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::server::{self, ServerSettings};
 use hanfs::sys::procs::ProcId;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The checked parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,12 +68,27 @@ pub struct NodeCld {
 }
 
 /// Not an instance's state file (`hanfs-nfs-grace.node`).
-pub fn node_file(ctx: &Ctx) -> PathBuf {
+fn node_file(ctx: &Ctx) -> PathBuf {
     ctx.runtime_dir().join("hanfs-nfs-grace.node")
 }
 
+/// The node's nfsdcld as recorded (`None` when absent or damaged).
 pub fn read_node(ctx: &Ctx) -> Option<NodeCld> {
     ocf::load_state(&node_file(ctx)).ok().flatten()
+}
+
+/// Record that `nfsdcld` serves the database in `storage`.
+pub fn save_node(ctx: &Ctx, nfsdcld: ProcId, storage: &Path) -> OcfResult<()> {
+    let node = NodeCld {
+        nfsdcld,
+        storage: storage.to_path_buf(),
+    };
+    ocf::save_state(&node_file(ctx), &node)
+}
+
+/// The last nfs-grace resource has left the node, and nfsdcld with it.
+pub fn forget_node(ctx: &Ctx) -> OcfResult<()> {
+    fsfile::remove_state(&node_file(ctx))
 }
 
 /// The other nfs-grace resources recorded as active on this node.
