@@ -185,24 +185,7 @@ impl Agent for FloatIp {
         let ip = cfg.ip;
         // 1. Held here (else 7), on nic when one is given.
         let view = NodeView::read(&ctx.deadline, &ip)?;
-        let held = view.holders(&ip);
-        let Some(first) = held.first() else {
-            return Err(OcfError::not_running(format!(
-                "ip {ip} is not on this node"
-            )));
-        };
-        let addr = match &cfg.nic {
-            Some(nic) => match held.iter().find(|a| &view.name_of(a.link_index) == nic) {
-                Some(a) => *a,
-                None => {
-                    return Err(OcfError::generic(format!(
-                        "ip {ip} is on interface {}, not on nic {nic}",
-                        view.name_of(first.link_index)
-                    )))
-                }
-            },
-            None => *first,
-        };
+        let addr = view.held_on(ip, cfg.nic.as_deref())?;
 
         // 2. Usable: the link up, no duplicate detected, the label right.
         let Some(link) = view.link(addr.link_index) else {

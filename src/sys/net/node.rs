@@ -43,6 +43,28 @@ impl NodeView {
         self.addrs.iter().filter(|a| a.ip() == *ip).collect()
     }
 
+    /// Where monitor finds `ip`: on `nic` when one is given, else on the
+    /// first interface holding it. Not held here: not running (7); held
+    /// elsewhere than on `nic`: failed (1).
+    pub fn held_on(&self, ip: IpAddr, nic: Option<&str>) -> OcfResult<&InterfaceAddress> {
+        let held = self.holders(&ip);
+        let Some(first) = held.first() else {
+            return Err(OcfError::not_running(format!(
+                "ip {ip} is not on this node"
+            )));
+        };
+        let Some(nic) = nic else {
+            return Ok(first);
+        };
+        match held.iter().find(|a| self.name_of(a.link_index) == nic) {
+            Some(a) => Ok(a),
+            None => Err(OcfError::generic(format!(
+                "ip {ip} is on interface {}, not on nic {nic}",
+                self.name_of(first.link_index)
+            ))),
+        }
+    }
+
     /// Add `new` to its link; one that appeared there meanwhile is taken
     /// as added.
     pub fn add(&mut self, new: &NewAddress) -> OcfResult<()> {
