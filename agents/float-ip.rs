@@ -20,14 +20,17 @@ use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::fsfile;
 use hanfs::sys::net::announce::{self, Announcement};
 use hanfs::sys::net::duplicate::{self, ClaimWatch};
-use hanfs::sys::net::netlink::{check_interface_name, check_label_fits};
-use hanfs::sys::net::placement::{place, subnet_of, Placement};
-use hanfs::sys::net::subnet::parse_prefix_len;
+use hanfs::sys::net::netlink::{
+    check_interface_name, check_label_fits, parse_label, parse_lifetime,
+};
+use hanfs::sys::net::node::Target;
+use hanfs::sys::net::placement::{place, Placement};
+use hanfs::sys::net::subnet::{parse_floating_ip, parse_prefix_len};
 use hanfs::sys::net::sysctl;
 use hanfs::sys::net::tickle;
-use hanfs::sys::net::{net_error, InterfaceAddress, Link, NewAddress, NodeView, Subnet};
+use hanfs::sys::net::{net_error, InterfaceAddress, NewAddress, NodeView, Subnet};
 use hanfs::sys::nfsd::mounts;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,7 +68,8 @@ impl Agent for FloatIp {
         let ip = cfg.ip;
         // Where the address goes: the interface, which must be up.
         let (mut view, placement) = resolve(ctx, cfg)?;
-        let target = Target::new(cfg, placement);
+        let label = cfg.full_label(&placement.link.name);
+        let target = Target::new(ip, label, placement);
         let (link, nic) = (&target.link, &target.link.name);
         if !link.is_up() {
             return Err(OcfError::generic(format!(
@@ -181,24 +185,7 @@ impl Agent for FloatIp {
         let ip = cfg.ip;
         // 1. Held here (else 7), on nic when one is given.
         let view = NodeView::read(&ctx.deadline, &ip)?;
-        let held = view.holders(&ip);
-        let Some(first) = held.first() else {
-            return Err(OcfError::not_running(format!(
-                "ip {ip} is not on this node"
-            )));
-        };
-        let addr = match &cfg.nic {
-            Some(nic) => match held.iter().find(|a| &view.name_of(a.link_index) == nic) {
-                Some(a) => *a,
-                None => {
-                    return Err(OcfError::generic(format!(
-                        "ip {ip} is on interface {}, not on nic {nic}",
-                        view.name_of(first.link_index)
-                    )))
-                }
-            },
-            None => *first,
-        };
+        let addr = view.held_on(ip, cfg.nic.as_deref())?;
 
         // 2. Usable: the link up, no duplicate detected, the label right.
         let Some(link) = view.link(addr.link_index) else {
@@ -285,31 +272,6 @@ impl Config {
     }
 }
 
-fn parse_ip(s: &str) -> Result<IpAddr, String> {
-    if s.contains('/') {
-        return Err("has a prefix length: give the bare address in ip and the prefix length in cidr_netmask".into());
-    }
-    let ip: IpAddr = s
-        .parse()
-        .map_err(|_| "not an IPv4 or IPv6 address".to_string())?;
-    let why = match ip {
-        _ if ip.is_unspecified() => "the unspecified address",
-        _ if ip.is_loopback() => "a loopback address",
-        _ if ip.is_multicast() => "a multicast address",
-        IpAddr::V4(a) if a.is_broadcast() => "the limited broadcast address",
-        IpAddr::V6(a) if is_link_local(&a) => {
-            "link-local: it is only valid on one link; use a global or unique-local address"
-        }
-        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => "IPv4-mapped: write the IPv4 address",
-        _ => return Ok(ip),
-    };
-    Err(why.into())
-}
-
-fn is_link_local(a: &Ipv6Addr) -> bool {
-    a.segments()[0] & 0xffc0 == 0xfe80
-}
-
 /// The address must be a host of its subnet, not its network or broadcast
 /// address.
 fn check_host_address(ip: IpAddr, prefix_len: u8, whose: &str) -> OcfResult<()> {
@@ -325,39 +287,8 @@ fn check_host_address(ip: IpAddr, prefix_len: u8, whose: &str) -> OcfResult<()> 
     ))
 }
 
-fn parse_label(label: &str, ip: &IpAddr, nic: Option<&str>) -> Result<String, String> {
-    if ip.is_ipv6() {
-        return Err(
-            "cannot be used with an IPv6 ip: IPv6 addresses have no labels (leave label unset)"
-                .into(),
-        );
-    }
-    if label.contains(':') {
-        return Err("give only the part after the colon (nfs for eth0:nfs)".into());
-    }
-    if !label
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-    {
-        return Err("may contain only letters, digits, '_', '-' and '.'".into());
-    }
-    // Without nic, the shortest possible interface name is one character.
-    check_label_fits(label, nic.unwrap_or("x"))?;
-    Ok(label.to_string())
-}
-
-fn parse_lifetime(s: &str) -> Result<Option<u32>, String> {
-    if s.eq_ignore_ascii_case("forever") || s.eq_ignore_ascii_case("infinity") {
-        return Ok(None);
-    }
-    match s.parse::<u32>() {
-        Ok(n) if n < u32::MAX => Ok(Some(n)),
-        _ => Err("neither a number of seconds nor forever".into()),
-    }
-}
-
 fn configure(p: &Params) -> OcfResult<Config> {
-    let ip = p.value("ip", parse_ip)?;
+    let ip = p.value("ip", parse_floating_ip)?;
     let prefix_len = p.optional("cidr_netmask", |s| parse_prefix_len(s, &ip))?;
     if let Some(len) = prefix_len {
         check_host_address(ip, len, "")?;
@@ -424,68 +355,6 @@ fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
         );
     }
     Ok((view, placement))
-}
-
-/// Where start puts the address: the interface, the subnet, the label.
-struct Target {
-    ip: IpAddr,
-    link: Link,
-    subnet: Subnet,
-    label: Option<String>,
-}
-
-impl Target {
-    fn new(cfg: &Config, placement: Placement) -> Target {
-        let label = match cfg.ip {
-            IpAddr::V4(_) => cfg.full_label(&placement.link.name),
-            IpAddr::V6(_) => None,
-        };
-        Target {
-            ip: cfg.ip,
-            subnet: subnet_of(cfg.ip, &placement),
-            link: placement.link,
-            label,
-        }
-    }
-
-    /// Whether the address is already up as wanted (start is idempotent).
-    /// Refuses when another interface of this node holds it; removes it
-    /// when it is here but unusable (failed DAD) or wrongly labelled.
-    fn already_up(&self, view: &mut NodeView) -> OcfResult<bool> {
-        let (ip, nic) = (self.ip, &self.link.name);
-        let held: Vec<InterfaceAddress> = view.holders(&ip).into_iter().cloned().collect();
-        if let Some(other) = held.iter().find(|a| a.link_index != self.link.index) {
-            let name = view.name_of(other.link_index);
-            return Err(OcfError::generic(format!(
-                "ip {ip} is already on interface {name} of this node, not on nic {nic}: stop the resource (which removes it) or fix nic"
-            )));
-        }
-        let Some(mine) = held.iter().find(|a| a.link_index == self.link.index) else {
-            return Ok(false);
-        };
-        let label_ok = self.label.is_none() || mine.label == self.label;
-        if !mine.dad_failed && label_ok {
-            if mine.subnet.prefix_len() != self.subnet.prefix_len() {
-                log::warn!(
-                    "{ip} is already on {nic} as {}, not /{}",
-                    mine.subnet,
-                    self.subnet.prefix_len()
-                );
-            }
-            log::info!("{ip} is already on {nic}");
-            return Ok(true);
-        }
-        let why = if label_ok {
-            "its duplicate address detection failed"
-        } else {
-            "with the wrong label"
-        };
-        log::info!("{ip} is on {nic} but {why}: adding it again");
-        view.rt
-            .delete_address(self.link.index, &mine.subnet)
-            .map_err(|e| net_error(format_args!("cannot remove {} from {nic}", mine.subnet), e))?;
-        Ok(false)
-    }
 }
 
 /// Start ran out of time: what was done and what was not.

@@ -4,28 +4,23 @@
 //! (nfsdcld on shared storage) and server scope; stopped so that the
 //! service's file system can be unmounted. See metadata/nfs-grace.xml.
 //!
-//! One node, one nfsd, one nfsdcld, one database: when several services
-//! share a node, nfsdcld serves the recovery_dir of the one that came
-//! first (the node's "serving" database); the records of each service that
-//! joins are merged into it before nfsd restarts, and it is copied back to
-//! every other service's recovery_dir after the start, at each monitor and
-//! at stop, so that each service carries its clients' records when it
-//! leaves or its node fails. What start and stop decide about the other
-//! services is in [`plan`].
+//! One node has one nfsd, one nfsdcld and one database, whatever number of
+//! services it runs: what start and stop decide about the other services
+//! is in [`plan`], from what the node records ([`state`]).
 
 #[path = "nfs-grace/plan.rs"]
 mod plan;
+#[path = "nfs-grace/state.rs"]
+mod state;
 
-use hanfs::ocf::{self, Action, Agent, Ctx, OcfCode, OcfError, OcfResult, Params};
+use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::exports::ExportTable;
 use hanfs::sys::fsfile;
-use hanfs::sys::nfsd::server::{self, ServerSettings};
-use hanfs::sys::nfsd::{cld, records};
-use hanfs::sys::nfsd::{mounts, GraceState, NfsdVersions, ProcRoots};
-use hanfs::sys::procs::ProcId;
-use hanfs::sys::storage::{self, DirProblem, Look};
-use plan::{Leave, NfsdAfterLeave, StartPlan, StopPlan};
-use serde::{Deserialize, Serialize};
+use hanfs::sys::nfsd::server;
+use hanfs::sys::nfsd::{cld, mounts, records, ProcRoots};
+use hanfs::sys::storage::{self, DirProblem};
+use plan::{NfsdAfterLeave, StartPlan, StopPlan};
+use state::{others, read_node, Config, NodeCld, NodeSettings, Phase, State};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -125,13 +120,7 @@ impl Agent for NfsGrace {
             records::merge_bounded(&ctx.deadline, c, &plan.serving)?;
         }
         let cld_id = cld::ensure(&plan.serving, node.map(|n| n.nfsdcld), &ctx.deadline)?;
-        ocf::save_state(
-            &node_file(ctx),
-            &NodeCld {
-                nfsdcld: cld_id,
-                storage: plan.serving.clone(),
-            },
-        )?;
+        state::save_node(ctx, cld_id, &plan.serving)?;
 
         // 4. nfsd starts (its grace period with it), tracked by nfsdcld,
         //    with lockd's grace for NFSv3 (how, this kernel decides: said
@@ -210,7 +199,7 @@ impl Agent for NfsGrace {
             StopPlan::Last { nfsdcld } => {
                 server::stop(&roots, &ctx.deadline)?;
                 cld::stop_on(mine, nfsdcld, &ctx.deadline)?;
-                fsfile::remove_state(&node_file(ctx))?;
+                state::forget_node(ctx)?;
                 if let Some(pid) = server::lockd_thread() {
                     log::info!(
                         "lockd (pid {pid}) keeps running for NFS client mounts on this node"
@@ -240,51 +229,46 @@ impl Agent for NfsGrace {
 
         // 3c. Others stay: our clients' latest records go with the service,
         //     and nfsd keeps running unless it pins our file systems.
-        let Leave {
-            others,
-            save_from,
-            stop_stray_nfsdcld,
-            nfsdcld,
-        } = leave;
-        let others = others.join(", ");
-        if let Some(serving) = save_from {
+        let others = leave.others.join(", ");
+        if let Some(serving) = leave.save_from {
             if let Err(e) = records::mirror_bounded(&ctx.deadline, &serving, mine, false) {
                 log::error!("{e}: NFSv4 clients that first came since the last monitor may not reclaim where the service goes next");
             }
         }
-        if stop_stray_nfsdcld {
+        if leave.stop_stray_nfsdcld {
             cld::stop_on(mine, None, &ctx.deadline)?;
         }
-        let revoked = wait_revoked_freed(&roots, ctx, started.node.lease_time);
-        match plan::nfsd_after_leave(roots.v4_state_unexported(&ExportTable::system()), revoked) {
+        let revoked = roots.v4_revoked_states();
+        let remaining = ctx.deadline.remaining();
+        let revoked = match plan::revoked_wait(revoked, started.node.lease_time, remaining) {
+            None => 0,
+            Some(wait) => {
+                log::info!(
+                    "{revoked} NFSv4 states revoked by unlock_filesystem are still held (this kernel revokes, from Linux 6.9): waiting up to {:.1} s for their clients to free them",
+                    wait.as_secs_f64()
+                );
+                roots.wait_revoked_freed(&ctx.deadline.within(wait))
+            }
+        };
+        let after =
+            plan::nfsd_after_leave(roots.v4_state_unexported(&ExportTable::system()), revoked);
+        match after {
             NfsdAfterLeave::Keep => log::info!(
                 "nfsd keeps running for {others}: no NFSv4 state is left on unexported file systems"
             ),
-            NfsdAfterLeave::Restart { pinned, revoked } => {
-                let mut held: Vec<String> = Vec::new();
-                if !pinned.is_empty() {
-                    let devs: Vec<String> =
-                        pinned.iter().map(|(a, b)| format!("{a}:{b}")).collect();
-                    held.push(format!("devices {}", devs.join(", ")));
-                }
-                if revoked > 0 {
-                    held.push(format!(
-                        "{revoked} revoked states their clients have not freed"
-                    ));
-                }
+            NfsdAfterLeave::Restart { .. } => {
                 log::warn!(
                     "NFSv4 state remains on unexported file systems ({}): restarting nfsd to release it; the clients of {others} get a new grace period",
-                    held.join("; ")
+                    after.held()
                 );
                 server::stop(&roots, &ctx.deadline)?;
                 // This resource's file systems are free now. Bringing nfsd
                 // back is for the others: if it fails, their monitors report
                 // it; failing this stop would only get the node fenced.
                 let back = server::start(&roots, &started.server(), &ctx.deadline).and_then(|()| {
-                    match nfsdcld {
-                        Some(id) => cld::check_tracking(id, &ctx.deadline),
-                        None => Ok(()),
-                    }
+                    leave
+                        .nfsdcld
+                        .map_or(Ok(()), |id| cld::check_tracking(id, &ctx.deadline))
                 });
                 if let Err(e) = back {
                     log::error!("nfsd could not be restarted for {others}: {e}");
@@ -346,7 +330,7 @@ impl Agent for NfsGrace {
         //    reclaim can come through it.
         server::log_grace(&roots, false);
         let versions = roots.versions().unwrap_or_default();
-        if end_nlm_grace_now(cfg.end_grace_early, &roots.grace_state(), &versions) {
+        if plan::end_nlm_grace_now(cfg.end_grace_early, &roots.grace_state(), &versions) {
             log::info!(
                 "NFSv4 grace is over and nfsd serves no NFSv3: ending lockd's grace period early"
             );
@@ -357,8 +341,7 @@ impl Agent for NfsGrace {
 
     fn reload(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         let Some(mut st) = ctx.load_state::<State>()? else {
-            return Err(OcfError::new(
-                OcfCode::ErrGeneric,
+            return Err(OcfError::generic(
                 "not started on this node: nothing to reload",
             ));
         };
@@ -392,15 +375,12 @@ fn move_nfsdcld(ctx: &Ctx, node: &NodeCld, next: &Config, copies: &[PathBuf]) ->
     let restart = || -> OcfResult<()> {
         let pipefs = cld::pipefs_dir(&ctx.deadline)?;
         let id = cld::start(&next.recovery_dir, &pipefs, &ctx.deadline)?;
-        let moved = NodeCld {
-            nfsdcld: id,
-            storage: next.recovery_dir.clone(),
-        };
-        ocf::save_state(&node_file(ctx), &moved)?;
+        let moved = &next.recovery_dir;
+        state::save_node(ctx, id, moved)?;
         server::start(&roots, &next.server(), &ctx.deadline)?;
         cld::check_tracking(id, &ctx.deadline)?;
-        for c in copies.iter().filter(|c| **c != moved.storage) {
-            records::mirror_bounded(&ctx.deadline, &moved.storage, c, false)?;
+        for c in copies.iter().filter(|c| *c != moved) {
+            records::mirror_bounded(&ctx.deadline, moved, c, false)?;
         }
         Ok(())
     };
@@ -410,140 +390,18 @@ fn move_nfsdcld(ctx: &Ctx, node: &NodeCld, next: &Config, copies: &[PathBuf]) ->
     Ok(())
 }
 
-/// The checked parameters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Config {
-    /// What nfsd runs with: shared by every nfs-grace resource on a node.
-    node: NodeSettings,
-    /// This service's client-recovery records (on its shared storage).
-    recovery_dir: PathBuf,
-    threads: u32,
-    end_grace_early: bool,
-}
-
-/// The settings one nfsd (one node) can have only once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct NodeSettings {
-    lease_time: u32,
-    grace_time: u32,
-    nlm_grace_time: u32,
-    server_scope: String,
-}
-
-impl Config {
-    fn server(&self) -> ServerSettings {
-        ServerSettings {
-            lease: self.node.lease_time,
-            grace: self.node.grace_time,
-            nlm_grace: self.node.nlm_grace_time,
-            threads: self.threads,
-            scope: self.node.server_scope.clone(),
-            port: server::NFS_PORT,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Phase {
-    /// Written before nfsd is touched: a failed start leaves a record, so
-    /// that stop cleans up and a probe does not answer "stopped".
-    Starting,
-    Started,
-}
-
-/// This instance's record on this node (`Ctx::state_file`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct State {
-    phase: Phase,
-    config: Config,
-}
-
-/// The node's nfsdcld, shared by every nfs-grace resource on the node, and
-/// the recovery_dir whose database it serves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct NodeCld {
-    nfsdcld: ProcId,
-    storage: PathBuf,
-}
-
-/// Not an instance's state file (`hanfs-nfs-grace.node`).
-fn node_file(ctx: &Ctx) -> PathBuf {
-    ctx.runtime_dir().join("hanfs-nfs-grace.node")
-}
-
-/// Linux 6.9 and later revoke NFSv4 state in unlock_filesystem (nfs-export
-/// stop), but a revoked state keeps its file system busy until its client
-/// frees it, which it does once its next SEQUENCE reply tells it (seconds,
-/// on an active client). Wait for that, at most min(lease time, 10 s) and
-/// half the time left; return how many are still held (0 on kernels that
-/// do not revoke: nothing to wait for).
-fn wait_revoked_freed(roots: &ProcRoots, ctx: &Ctx, lease_time: u32) -> usize {
-    let revoked = roots.v4_revoked_states();
-    if revoked == 0 {
-        return 0;
-    }
-    let wait = Duration::from_secs(u64::from(lease_time.min(10))).min(ctx.deadline.remaining() / 2);
-    log::info!(
-        "{revoked} NFSv4 states revoked by unlock_filesystem are still held (this kernel revokes, from Linux 6.9): waiting up to {:.1} s for their clients to free them",
-        wait.as_secs_f64()
-    );
-    let t0 = std::time::Instant::now();
-    match ctx
-        .deadline
-        .within(wait)
-        .poll(Duration::from_millis(100), || {
-            (roots.v4_revoked_states() == 0).then_some(())
-        }) {
-        Some(()) => {
-            log::info!(
-                "the clients freed their revoked NFSv4 states after {:.1} s",
-                t0.elapsed().as_secs_f64()
-            );
-            0
-        }
-        None => roots.v4_revoked_states(),
-    }
-}
-
-fn read_node(ctx: &Ctx) -> Option<NodeCld> {
-    ocf::load_state(&node_file(ctx)).ok().flatten()
-}
-
-/// The other nfs-grace resources recorded as active on this node.
-fn others(ctx: &Ctx) -> Vec<(String, State)> {
-    ctx.other_instances()
-        .into_iter()
-        .filter_map(|f| match ocf::load_state::<State>(&f.path) {
-            Ok(st) => Some((f.instance, st?)),
-            Err(e) => {
-                log::warn!("ignoring nfs-grace resource {}: {e}", f.instance);
-                None
-            }
-        })
-        .collect()
-}
-
-/// Whether `dir` (or, when missing, its parent) is a directory, checked in
-/// a child process so that dead shared storage cannot hang the agent.
+/// Whether `dir` (or, when missing, its parent: start creates it) is a
+/// directory, on storage that answers.
 fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
-    let within = ctx.deadline.within(Duration::from_secs(10));
     let shown = dir.display();
-    let missing = match storage::probe(dir, Look::Stat, &within) {
-        Ok(_) => return Ok(()),
-        Err(DirProblem::NotADirectory) => {
-            return Err(OcfError::args(format!(
-                "recovery_dir {shown} is not a directory"
-            )))
+    match storage::probe_dir_or_parent(dir, &ctx.deadline.within(Duration::from_secs(10))) {
+        Ok(()) => Ok(()),
+        Err(p @ DirProblem::NotADirectory) => {
+            Err(OcfError::args(format!("recovery_dir {shown} {p}")))
         }
-        Err(p @ DirProblem::TimedOut(_)) => return Err(OcfError::generic(p.to_string())),
-        Err(p) => p,
-    };
-    match dir.parent().map(|d| storage::probe(d, Look::Stat, &within)) {
-        Some(Ok(_)) => Ok(()),
-        Some(Err(p @ DirProblem::TimedOut(_))) => Err(OcfError::generic(p.to_string())),
-        _ => {
-            log::debug!("recovery_dir {shown}: {missing}");
+        Err(p @ DirProblem::TimedOut(_)) => Err(OcfError::generic(p.to_string())),
+        Err(p) => {
+            log::debug!("recovery_dir {shown}: {p}");
             Err(OcfError::args(format!(
                 "recovery_dir {shown} does not exist, nor its parent (is the shared file system mounted?)"
             )))
@@ -551,24 +409,10 @@ fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
     }
 }
 
-/// The one early end of lockd's grace that is safe to decide here: the
-/// NFSv4 grace is over (the kernel ended it, every recorded client having
-/// reclaimed, or its time ran out) and nfsd serves no NFSv3, so no NLM
-/// reclaim can arrive through it; the NLM grace would only hold up new
-/// NFSv4 locks. (Unknown versions count as serving NFSv3.)
-fn end_nlm_grace_now(enabled: bool, g: &GraceState, versions: &NfsdVersions) -> bool {
-    enabled
-        && g.nfsd_running
-        && !g.v4
-        && g.nlm == Some(true)
-        && !versions.entries.is_empty()
-        && !versions.needs_lockd()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hanfs::ocf::Metadata;
+    use hanfs::ocf::{Metadata, OcfCode};
 
     fn params(v: &[(&str, &str)]) -> Params {
         let meta = Metadata::parse(NfsGrace::METADATA).unwrap();
@@ -609,43 +453,28 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_named() {
+        let long = "x".repeat(65);
         for (k, v, needle) in [
-            (
-                "lease_time",
-                "5",
-                "parameter lease_time=\"5\": out of range",
-            ),
-            (
-                "grace_time",
-                "4000",
-                "parameter grace_time=\"4000\": out of range",
-            ),
-            (
-                "grace_time",
-                "20",
-                "parameter grace_time=\"20\": shorter than lease_time=90",
-            ),
-            (
-                "nlm_grace_time",
-                "300",
-                "parameter nlm_grace_time=\"300\": out of range",
-            ),
-            ("threads", "0", "parameter threads=\"0\": out of range"),
-            (
-                "threads",
-                "many",
-                "parameter threads=\"many\": not an integer",
-            ),
+            ("lease_time", "5", "out of range"),
+            ("grace_time", "4000", "out of range"),
+            ("grace_time", "20", "shorter than lease_time=90"),
+            ("nlm_grace_time", "300", "out of range"),
+            ("threads", "0", "out of range"),
+            ("threads", "many", "not an integer"),
             ("recovery_dir", "var/lib/nfs", "not an absolute path"),
             ("recovery_dir", "/srv/../etc", "'..'"),
             ("recovery_dir", "/", "root directory"),
             ("server_scope", "my scope", "contains ' '"),
-            ("server_scope", &"x".repeat(65), "1 to 64 characters"),
+            ("server_scope", &long, "1 to 64 characters"),
             ("end_grace_early", "perhaps", "not a boolean"),
         ] {
             let e = conf(&[(k, v)]).unwrap_err();
             assert_eq!(e.code, OcfCode::ErrConfigured, "{k}={v}: {e}");
-            assert!(e.reason.contains(needle), "{k}={v}: {e}");
+            let named = format!("parameter {k}=\"{v}\": ");
+            assert!(
+                e.reason.contains(&named) && e.reason.contains(needle),
+                "{k}={v}: {e}"
+            );
         }
         let p = params(&[("server_scope", "x")]);
         let e = p.check_declared().unwrap_err();
@@ -664,83 +493,5 @@ mod tests {
             ("server_scope", "s"),
         ])
         .unwrap();
-    }
-
-    #[test]
-    fn node_settings_must_agree() {
-        let a = conf(&[]).unwrap();
-        let b = conf(&[("threads", "16"), ("end_grace_early", "false")]).unwrap();
-        assert_eq!(
-            a.node.difference(&b.node),
-            None,
-            "threads and end_grace_early are per resource"
-        );
-        let c = conf(&[("server_scope", "other")]).unwrap();
-        assert_eq!(
-            a.node.difference(&c.node).unwrap(),
-            "server_scope=\"hanfs\" here, \"other\" there"
-        );
-        let d = conf(&[("recovery_dir", "/elsewhere/cld")]).unwrap();
-        assert_eq!(
-            a.node.difference(&d.node),
-            None,
-            "each service has its own records"
-        );
-    }
-
-    #[test]
-    fn nlm_grace_ends_early_only_when_no_nfsv3_reclaim_can_come() {
-        let v4only = NfsdVersions::parse("-3 +4 +4.1 +4.2");
-        let v3 = NfsdVersions::parse("+3 +4 +4.1 +4.2");
-        let g = |v4, nlm| GraceState {
-            nfsd_running: true,
-            v4,
-            nlm,
-        };
-        assert!(end_nlm_grace_now(true, &g(false, Some(true)), &v4only));
-        assert!(
-            !end_nlm_grace_now(false, &g(false, Some(true)), &v4only),
-            "disabled"
-        );
-        assert!(
-            !end_nlm_grace_now(true, &g(false, Some(true)), &v3),
-            "NFSv3 clients may still reclaim"
-        );
-        assert!(
-            !end_nlm_grace_now(true, &g(true, Some(true)), &v4only),
-            "NFSv4 grace still on"
-        );
-        assert!(
-            !end_nlm_grace_now(true, &g(false, Some(false)), &v4only),
-            "nothing to end"
-        );
-        assert!(
-            !end_nlm_grace_now(true, &g(false, Some(true)), &NfsdVersions::default()),
-            "versions unknown"
-        );
-        let stopped = GraceState {
-            nfsd_running: false,
-            v4: false,
-            nlm: Some(true),
-        };
-        assert!(!end_nlm_grace_now(true, &stopped, &v4only));
-    }
-
-    #[test]
-    fn state_round_trip() {
-        let st = State {
-            phase: Phase::Started,
-            config: conf(&[]).unwrap(),
-        };
-        let j = serde_json::to_string(&st).unwrap();
-        assert!(j.contains("\"phase\":\"started\""), "{j}");
-        let back: State = serde_json::from_str(&j).unwrap();
-        assert_eq!(back.config, st.config);
-        let n = NodeCld {
-            nfsdcld: ProcId { pid: 42, start: 7 },
-            storage: "/srv/a/cld".into(),
-        };
-        let back: NodeCld = serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
-        assert_eq!(back, n);
     }
 }

@@ -9,12 +9,15 @@
 //! recovery_dir. A service that leaves takes its copy; if nfsdcld served
 //! its recovery_dir, nfsdcld moves to another service's copy (nfsd
 //! restarts); else nfsd keeps running unless NFSv4 state pins the
-//! leaving service's file system.
+//! leaving service's file system. Once nfsd runs, [`end_nlm_grace_now`]
+//! is the monitor's one decision about grace.
 
-use super::{Config, NodeCld, NodeSettings, Phase, State};
+use crate::state::{Config, NodeCld, NodeSettings, Phase, State};
 use hanfs::ocf::{OcfError, OcfResult};
+use hanfs::sys::nfsd::{GraceState, NfsdVersions};
 use hanfs::sys::procs::ProcId;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What a start does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +207,51 @@ pub fn nfsd_after_leave(pinned: Vec<(u32, u32)>, revoked: usize) -> NfsdAfterLea
     } else {
         NfsdAfterLeave::Restart { pinned, revoked }
     }
+}
+
+impl NfsdAfterLeave {
+    /// What holds the file systems, for the log: "devices 8:1, 8:2; 2
+    /// revoked states their clients have not freed" (empty for `Keep`).
+    pub fn held(&self) -> String {
+        let NfsdAfterLeave::Restart { pinned, revoked } = self else {
+            return String::new();
+        };
+        let mut held: Vec<String> = Vec::new();
+        if !pinned.is_empty() {
+            let devs: Vec<String> = pinned.iter().map(|(a, b)| format!("{a}:{b}")).collect();
+            held.push(format!("devices {}", devs.join(", ")));
+        }
+        if *revoked > 0 {
+            held.push(format!(
+                "{revoked} revoked states their clients have not freed"
+            ));
+        }
+        held.join("; ")
+    }
+}
+
+/// How long a leaving service waits for the clients to free the NFSv4
+/// states that unlock_filesystem revoked (Linux 6.9 and later; a revoked
+/// state keeps its file system busy until its client frees it, which an
+/// active client does at its next SEQUENCE): `None` when none is held
+/// (kernels that do not revoke, or nothing to free), else min(lease time,
+/// 10 s) and at most half the `remaining` time of the stop.
+pub fn revoked_wait(revoked: usize, lease_time: u32, remaining: Duration) -> Option<Duration> {
+    (revoked > 0).then(|| Duration::from_secs(u64::from(lease_time.min(10))).min(remaining / 2))
+}
+
+/// The one early end of lockd's grace that is safe to decide here: the
+/// NFSv4 grace is over (the kernel ended it, every recorded client having
+/// reclaimed, or its time ran out) and nfsd serves no NFSv3, so no NLM
+/// reclaim can arrive through it; the NLM grace would only hold up new
+/// NFSv4 locks. (Unknown versions count as serving NFSv3.)
+pub fn end_nlm_grace_now(enabled: bool, g: &GraceState, versions: &NfsdVersions) -> bool {
+    enabled
+        && g.nfsd_running
+        && !g.v4
+        && g.nlm == Some(true)
+        && !versions.entries.is_empty()
+        && !versions.needs_lockd()
 }
 
 /// One node has one nfsd: every resource sharing it must agree on these.
@@ -509,19 +557,118 @@ mod tests {
     #[test]
     fn nfsd_restarts_only_to_release_pinned_file_systems() {
         assert_eq!(nfsd_after_leave(vec![], 0), NfsdAfterLeave::Keep);
+        assert_eq!(NfsdAfterLeave::Keep.held(), "");
+        let pinned = nfsd_after_leave(vec![(7, 1), (8, 2)], 0);
         assert_eq!(
-            nfsd_after_leave(vec![(7, 1)], 0),
+            pinned,
             NfsdAfterLeave::Restart {
-                pinned: vec![(7, 1)],
+                pinned: vec![(7, 1), (8, 2)],
                 revoked: 0
             }
         );
+        assert_eq!(pinned.held(), "devices 7:1, 8:2");
+        let revoked = nfsd_after_leave(vec![], 2);
         assert_eq!(
-            nfsd_after_leave(vec![], 2),
+            revoked,
             NfsdAfterLeave::Restart {
                 pinned: vec![],
                 revoked: 2
             }
         );
+        assert_eq!(
+            revoked.held(),
+            "2 revoked states their clients have not freed"
+        );
+        assert_eq!(
+            nfsd_after_leave(vec![(7, 1)], 1).held(),
+            "devices 7:1; 1 revoked states their clients have not freed"
+        );
+    }
+
+    #[test]
+    fn revoked_states_are_awaited_briefly_and_only_when_held() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            revoked_wait(0, 90, s(60)),
+            None,
+            "nothing revoked (before 6.9)"
+        );
+        assert_eq!(revoked_wait(3, 90, s(60)), Some(s(10)), "at most 10 s");
+        assert_eq!(revoked_wait(3, 10, s(60)), Some(s(10)));
+        assert_eq!(revoked_wait(1, 90, s(8)), Some(s(4)), "half the time left");
+        assert_eq!(revoked_wait(1, 90, s(0)), Some(s(0)));
+    }
+
+    #[test]
+    fn nlm_grace_ends_early_only_when_no_nfsv3_reclaim_can_come() {
+        let v4only = NfsdVersions::parse("-3 +4 +4.1 +4.2");
+        let v3 = NfsdVersions::parse("+3 +4 +4.1 +4.2");
+        let g = |v4, nlm| GraceState {
+            nfsd_running: true,
+            v4,
+            nlm,
+        };
+        assert!(end_nlm_grace_now(true, &g(false, Some(true)), &v4only));
+        for (enabled, grace, versions, why) in [
+            (false, g(false, Some(true)), &v4only, "disabled"),
+            (
+                true,
+                g(false, Some(true)),
+                &v3,
+                "NFSv3 clients may still reclaim",
+            ),
+            (true, g(true, Some(true)), &v4only, "NFSv4 grace still on"),
+            (true, g(false, Some(false)), &v4only, "nothing to end"),
+            (true, g(false, None), &v4only, "no lockd grace file"),
+            (
+                true,
+                g(false, Some(true)),
+                &NfsdVersions::default(),
+                "versions unknown",
+            ),
+        ] {
+            assert!(!end_nlm_grace_now(enabled, &grace, versions), "{why}");
+        }
+        let stopped = GraceState {
+            nfsd_running: false,
+            v4: false,
+            nlm: Some(true),
+        };
+        assert!(!end_nlm_grace_now(true, &stopped, &v4only), "nfsd stopped");
+    }
+
+    #[test]
+    fn node_settings_must_agree() {
+        let a = cfg("/a/cld");
+        let mut b = cfg("/b/cld");
+        b.threads = 16;
+        b.end_grace_early = false;
+        assert_eq!(
+            a.node.difference(&b.node),
+            None,
+            "threads, end_grace_early and recovery_dir are per resource"
+        );
+        for (change, want) in [
+            (
+                &(|n: &mut NodeSettings| n.lease_time = 60) as &dyn Fn(&mut NodeSettings),
+                "lease_time=90 here, 60 there",
+            ),
+            (
+                &|n: &mut NodeSettings| n.grace_time = 120,
+                "grace_time=90 here, 120 there",
+            ),
+            (
+                &|n: &mut NodeSettings| n.nlm_grace_time = 30,
+                "nlm_grace_time=90 here, 30 there",
+            ),
+            (
+                &|n: &mut NodeSettings| n.server_scope = "other".into(),
+                "server_scope=\"hanfs\" here, \"other\" there",
+            ),
+        ] {
+            let mut c = cfg("/a/cld");
+            change(&mut c.node);
+            assert_eq!(a.node.difference(&c.node).as_deref(), Some(want));
+        }
     }
 }

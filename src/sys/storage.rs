@@ -190,6 +190,23 @@ pub fn probe(path: &Path, how: Look, deadline: &Deadline) -> Result<Found, DirPr
     }
 }
 
+/// [`probe`] of a directory that may be created when missing: `dir`, and
+/// when it is not there (missing, or any problem but "not a directory"),
+/// its parent. Ok when either is a directory; else `dir`'s problem, or
+/// the parent's when the storage did not answer for it.
+pub fn probe_dir_or_parent(dir: &Path, deadline: &Deadline) -> Result<(), DirProblem> {
+    let missing = match probe(dir, Look::Stat, deadline) {
+        Ok(_) => return Ok(()),
+        Err(p @ (DirProblem::NotADirectory | DirProblem::TimedOut(_))) => return Err(p),
+        Err(p) => p,
+    };
+    match dir.parent().map(|d| probe(d, Look::Stat, deadline)) {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(p @ DirProblem::TimedOut(_))) => Err(p),
+        _ => Err(missing),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +249,21 @@ mod tests {
         ));
         std::fs::remove_dir(&real).unwrap();
         assert_eq!(probe(&d.path, unchanged, &dl()), Err(DirProblem::Missing));
+    }
+
+    #[test]
+    fn a_directory_to_create_needs_its_parent() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("file"), "x").unwrap();
+        let at = |n: &str| probe_dir_or_parent(&t.path().join(n), &dl());
+        assert_eq!(at(""), Ok(()), "there");
+        assert_eq!(at("new"), Ok(()), "missing, its parent there");
+        assert_eq!(at("file"), Err(DirProblem::NotADirectory));
+        assert_eq!(at("nope/new"), Err(DirProblem::Missing), "nor its parent");
+        assert!(
+            matches!(at("file/new"), Err(DirProblem::Io(_))),
+            "parent a file"
+        );
+        assert_eq!(probe_dir_or_parent(Path::new("/"), &dl()), Ok(()));
     }
 }

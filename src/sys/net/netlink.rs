@@ -163,6 +163,40 @@ pub fn check_label_fits(label: &str, nic: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Parse `label` as float-ip takes it: the part after `nic:` of an IPv4
+/// address's label (`nic` unknown yet when `None`).
+pub fn parse_label(label: &str, ip: &IpAddr, nic: Option<&str>) -> Result<String, String> {
+    if ip.is_ipv6() {
+        return Err(
+            "cannot be used with an IPv6 ip: IPv6 addresses have no labels (leave label unset)"
+                .into(),
+        );
+    }
+    if label.contains(':') {
+        return Err("give only the part after the colon (nfs for eth0:nfs)".into());
+    }
+    if !label
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        return Err("may contain only letters, digits, '_', '-' and '.'".into());
+    }
+    // Without nic, the shortest possible interface name is one character.
+    check_label_fits(label, nic.unwrap_or("x"))?;
+    Ok(label.to_string())
+}
+
+/// Parse a preferred lifetime: seconds, or `forever` / `infinity` (`None`).
+pub fn parse_lifetime(s: &str) -> Result<Option<u32>, String> {
+    if s.eq_ignore_ascii_case("forever") || s.eq_ignore_ascii_case("infinity") {
+        return Ok(None);
+    }
+    match s.parse::<u32>() {
+        Ok(n) if n < u32::MAX => Ok(Some(n)),
+        _ => Err("neither a number of seconds nor forever".into()),
+    }
+}
+
 /// An address held by an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceAddress {

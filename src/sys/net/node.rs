@@ -2,7 +2,8 @@
 //! start, stop and monitor decide from, and the removal of a floating
 //! address from every interface that holds it.
 
-use super::{net_error, sysctl, InterfaceAddress, Link, NewAddress, RouteSocket};
+use super::placement::{subnet_of, Placement};
+use super::{net_error, sysctl, InterfaceAddress, Link, NewAddress, RouteSocket, Subnet};
 use crate::ocf::{Deadline, OcfError, OcfResult};
 use std::net::IpAddr;
 
@@ -40,6 +41,28 @@ impl NodeView {
     /// Where `ip` is held on this node.
     pub fn holders(&self, ip: &IpAddr) -> Vec<&InterfaceAddress> {
         self.addrs.iter().filter(|a| a.ip() == *ip).collect()
+    }
+
+    /// Where monitor finds `ip`: on `nic` when one is given, else on the
+    /// first interface holding it. Not held here: not running (7); held
+    /// elsewhere than on `nic`: failed (1).
+    pub fn held_on(&self, ip: IpAddr, nic: Option<&str>) -> OcfResult<&InterfaceAddress> {
+        let held = self.holders(&ip);
+        let Some(first) = held.first() else {
+            return Err(OcfError::not_running(format!(
+                "ip {ip} is not on this node"
+            )));
+        };
+        let Some(nic) = nic else {
+            return Ok(first);
+        };
+        match held.iter().find(|a| self.name_of(a.link_index) == nic) {
+            Some(a) => Ok(a),
+            None => Err(OcfError::generic(format!(
+                "ip {ip} is on interface {}, not on nic {nic}",
+                self.name_of(first.link_index)
+            ))),
+        }
     }
 
     /// Add `new` to its link; one that appeared there meanwhile is taken
@@ -116,6 +139,68 @@ fn drags_secondaries(a: &InterfaceAddress, all: &[InterfaceAddress]) -> bool {
                 && b.subnet.prefix_len() == a.subnet.prefix_len()
                 && a.subnet.contains(&b.ip())
         })
+}
+
+/// Where start puts the address: the interface, the subnet, the label.
+pub struct Target {
+    pub ip: IpAddr,
+    pub link: Link,
+    pub subnet: Subnet,
+    /// The full IPv4 label (`eth0:nfs`); IPv6 addresses have none.
+    pub label: Option<String>,
+}
+
+impl Target {
+    /// `ip` on the placement's interface, with its full IPv4 label
+    /// (`eth0:nfs`; ignored for IPv6, whose addresses have none).
+    pub fn new(ip: IpAddr, label: Option<String>, placement: Placement) -> Target {
+        let label = label.filter(|_| ip.is_ipv4());
+        Target {
+            ip,
+            subnet: subnet_of(ip, &placement),
+            link: placement.link,
+            label,
+        }
+    }
+
+    /// Whether the address is already up as wanted (start is idempotent).
+    /// Refuses when another interface of this node holds it; removes it
+    /// when it is here but unusable (failed DAD) or wrongly labelled.
+    pub fn already_up(&self, view: &mut NodeView) -> OcfResult<bool> {
+        let (ip, nic) = (self.ip, &self.link.name);
+        let held: Vec<InterfaceAddress> = view.holders(&ip).into_iter().cloned().collect();
+        if let Some(other) = held.iter().find(|a| a.link_index != self.link.index) {
+            let name = view.name_of(other.link_index);
+            return Err(OcfError::generic(format!(
+                "ip {ip} is already on interface {name} of this node, not on nic {nic}: stop the resource (which removes it) or fix nic"
+            )));
+        }
+        let Some(mine) = held.iter().find(|a| a.link_index == self.link.index) else {
+            return Ok(false);
+        };
+        let label_ok = self.label.is_none() || mine.label == self.label;
+        if !mine.dad_failed && label_ok {
+            if mine.subnet.prefix_len() != self.subnet.prefix_len() {
+                log::warn!(
+                    "{ip} is already on {nic} as {}, not /{}",
+                    mine.subnet,
+                    self.subnet.prefix_len()
+                );
+            }
+            log::info!("{ip} is already on {nic}");
+            return Ok(true);
+        }
+        let why = if label_ok {
+            "its duplicate address detection failed"
+        } else {
+            "with the wrong label"
+        };
+        log::info!("{ip} is on {nic} but {why}: adding it again");
+        view.rt
+            .delete_address(self.link.index, &mine.subnet)
+            .map_err(|e| net_error(format_args!("cannot remove {} from {nic}", mine.subnet), e))?;
+        Ok(false)
+    }
 }
 
 #[cfg(test)]

@@ -103,6 +103,35 @@ impl fmt::Display for Subnet {
     }
 }
 
+/// Parse `ip` as float-ip takes it: a bare IPv4 or IPv6 address that can
+/// float (not unspecified, loopback, multicast, broadcast, IPv6 link-local
+/// or IPv4-mapped), without a prefix length (that is `cidr_netmask`).
+pub fn parse_floating_ip(s: &str) -> Result<IpAddr, String> {
+    if s.contains('/') {
+        return Err("has a prefix length: give the bare address in ip and the prefix length in cidr_netmask".into());
+    }
+    let ip: IpAddr = s
+        .parse()
+        .map_err(|_| "not an IPv4 or IPv6 address".to_string())?;
+    let why = match ip {
+        _ if ip.is_unspecified() => "the unspecified address",
+        _ if ip.is_loopback() => "a loopback address",
+        _ if ip.is_multicast() => "a multicast address",
+        IpAddr::V4(a) if a.is_broadcast() => "the limited broadcast address",
+        IpAddr::V6(a) if is_link_local(&a) => {
+            "link-local: it is only valid on one link; use a global or unique-local address"
+        }
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => "IPv4-mapped: write the IPv4 address",
+        _ => return Ok(ip),
+    };
+    Err(why.into())
+}
+
+/// fe80::/10.
+pub fn is_link_local(a: &Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
 /// Parse a netmask as `cidr_netmask` accepts it: a prefix length (`24`,
 /// `/24`, `64`), or for IPv4 also a dotted mask (`255.255.255.0`) whose
 /// ones are contiguous. Zero is refused: a floating address with a /0

@@ -14,10 +14,11 @@ pub mod mounts;
 pub mod records;
 pub mod server;
 
-use crate::ocf::{OcfError, OcfResult, ResultExt};
+use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
 use crate::sys::exports::ExportTable;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The agent whose instances run nfsd on a node (their state files say
 /// which nfs-grace resources are started, or starting, here).
@@ -448,6 +449,25 @@ impl ProcRoots {
     /// not freed yet (see [`revoked_states`]), over every client.
     pub fn v4_revoked_states(&self) -> usize {
         self.client_states().iter().map(|s| revoked_states(s)).sum()
+    }
+
+    /// Wait until `deadline` (polling every 100 ms) for the clients to free
+    /// the NFSv4 states that unlock_filesystem revoked; how many are still
+    /// held then.
+    pub fn wait_revoked_freed(&self, deadline: &Deadline) -> usize {
+        let t0 = Instant::now();
+        match deadline.poll(Duration::from_millis(100), || {
+            (self.v4_revoked_states() == 0).then_some(())
+        }) {
+            Some(()) => {
+                log::info!(
+                    "the clients freed their revoked NFSv4 states after {:.1} s",
+                    t0.elapsed().as_secs_f64()
+                );
+                0
+            }
+            None => self.v4_revoked_states(),
+        }
     }
 
     /// Devices that hold NFSv4 state but are no longer in `exports`: what
