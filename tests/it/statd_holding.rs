@@ -1475,6 +1475,11 @@ fn uml_nlm_grace_ends_early_when_statd_knew_the_client_before_the_grace() {
             ("locks_after_reclaim", "301"),
         ],
     );
+    eprintln!(
+        "known: TCP connections to 192.0.2.10 before the notification: {:?}; watch: {}",
+        r.value("lockd_conns"),
+        r.value("watch").unwrap_or_default()
+    );
     // no record rule can have fired: without the connection the watcher
     // waits for lockd's own timer (60 s)
     assert!(ended < 30.0, "{ended}\n{}", r.output);
