@@ -408,6 +408,7 @@ fn watch_settings<'a>(
         runtime_dir: ctx.runtime_dir(),
         sm: statd.sm(),
         notify_dirs: reg.notifiers.iter().map(|n| n.dir.clone()).collect(),
+        ips: cfg.ips.clone(),
         settle: cfg.end_nlm_grace_early.then_some(cfg.reclaim_settle),
     }
 }

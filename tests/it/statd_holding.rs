@@ -1194,9 +1194,12 @@ client() { job=$((job+1)); echo "$2" > /tmp/c$1.job.$job; }
 /// `$1` of the script decides what happens at the takeover: `early` (the
 /// agent's default), `monitored` (the same, but c1 asks for a new lock
 /// before it is notified, as a client does whose applications lock during
-/// the failover: statd monitors it then, not when it reclaims), `control`
+/// the failover: statd monitors it then, not when it reclaims), `known`
+/// (the same, then c1's statd record is dated an hour back: as on a node
+/// whose statd monitored c1 before the grace began, no record tells the
+/// watcher that c1 is back, only its connection to lockd), `control`
 /// (lockd's grace ended before the clients are notified, as an unsafe
-/// early end would).
+/// early end would), `known-control` (both).
 fn nlm_scenario(n: usize, mode: &str) -> String {
     guest_nfs3_service()
         + &format!("N={n}; MODE={mode}\n")
@@ -1227,7 +1230,7 @@ val locks_after_stop "$(lockd_locks)"
 grace svc1 $S/a/cld start; val grace2 $?
 exportfs -o rw,no_root_squash,fsid=7,no_subtree_check,insecure '*':$S/a/data
 val nlm_grace_at_start $(cat /proc/fs/lockd/nlm_end_grace)
-if [ $MODE = monitored ]; then
+if [ $MODE != early ] && [ $MODE != control ]; then
     client 1 "python3 -c \"
 import fcntl, os, time
 f = open('/tmp/mc/f', 'r+')
@@ -1237,6 +1240,7 @@ while not os.path.exists('/tmp/stop'): time.sleep(0.2)
 \""
     for i in $(seq 1 200); do [ -e /var/lib/nfs/sm/10.1.0.2 ] && break; sleep 0.1; done
     val monitored_before "$(ls /var/lib/nfs/sm | tr '\n' ' ')"
+    case $MODE in known*) touch -d '1 hour ago' /var/lib/nfs/sm/10.1.0.2; val lockd_conns "$(ss -Htn state established | grep -c '192.0.2.10:')";; esac
 fi
 # c2: the other owner keeps trying to take the LAST lock of the set; a
 # second process of c2 waits for a new, non-conflicting lock
@@ -1261,7 +1265,7 @@ if [ $MODE = shared ]; then
     INST=svc2 hold start holding_dir=$S/b/hold notify_timeout=1; val hold_other $?
 fi
 T0=$(now)
-if [ $MODE = control ]; then echo Y > /proc/fs/lockd/nlm_end_grace; export OCF_RESKEY_end_nlm_grace_early=false; fi
+if [ $MODE = control ] || [ $MODE = known-control ]; then echo Y > /proc/fs/lockd/nlm_end_grace; export OCF_RESKEY_end_nlm_grace_early=false; fi
 ( while [ "$(cat /proc/fs/lockd/nlm_end_grace)" = N ]; do sleep 0.05; done; echo "grace_end=$(now)" >> /tmp/out ) &
 hold start; val hold2 $?
 client 2 "python3 -c \"
@@ -1271,7 +1275,7 @@ fcntl.lockf(f, fcntl.LOCK_EX, 1, 100000)
 print('new_lock=%.3f' % time.time(), flush=True)
 \""
 for i in $(seq 1 1200); do grep -q "^new_lock=" /tmp/out && break; sleep 0.1; done
-if [ $MODE = monitored ]; then for i in $(seq 1 300); do grep -q "^early_lock=" /tmp/out && break; sleep 0.1; done; fi
+if [ $MODE = monitored ] || [ $MODE = known ]; then for i in $(seq 1 300); do grep -q "^early_lock=" /tmp/out && break; sleep 0.1; done; fi
 sleep 2
 val locks_after_reclaim "$(lockd_locks)"
 val watch "$(tr -d '\n' < /run/hanfs/statd-holding/svc1.nlm)"
@@ -1304,10 +1308,16 @@ fn nlm_times(r: &common::uml::UmlResult) -> (Option<f64>, Option<f64>, Option<f6
 #[test]
 fn uml_nlm_grace_control_unsafe_end_loses_locks() {
     let vm = uml!();
-    let r = vm.run(&nlm_scenario(300, "control"), Duration::from_secs(280));
+    unsafe_end_loses_locks(&vm, "control");
+}
+
+/// A control mode: a lock stolen from the reclaiming client and reclaims
+/// refused.
+fn unsafe_end_loses_locks(vm: &common::uml::Uml, mode: &str) {
+    let r = vm.run(&nlm_scenario(300, mode), Duration::from_secs(280));
     r.assert_ok();
     let (grace_end, new_lock, stolen) = nlm_times(&r);
-    eprintln!("control: grace end {grace_end:?} s, new lock {new_lock:?} s, stolen {stolen:?} s after start");
+    eprintln!("{mode}: grace end {grace_end:?} s, new lock {new_lock:?} s, stolen {stolen:?} s after start");
     eprintln!("{}", r.output);
     assert!(stolen.is_some(), "expected a stolen lock:\n{}", r.output);
     assert_ne!(
@@ -1406,9 +1416,15 @@ fn uml_nlm_grace_ends_early_once_every_lock_is_reclaimed() {
 #[test]
 fn uml_nlm_grace_ends_early_when_clients_locked_before_the_notification() {
     let vm = uml!();
+    early_lock_end(&vm, "monitored");
+}
+
+/// `early_end` for the modes where c1 asks for a new lock before it is
+/// notified: that lock, too, only after the grace ended.
+fn early_lock_end(vm: &common::uml::Uml, mode: &str) -> (common::uml::UmlResult, f64) {
     let (r, ended) = early_end(
-        &vm,
-        "monitored",
+        vm,
+        mode,
         &[
             ("monitored_before", "10.1.0.2"),
             ("locks_after_reclaim", "301"),
@@ -1424,6 +1440,7 @@ fn uml_nlm_grace_ends_early_when_clients_locked_before_the_notification() {
         "the new lock came before the grace ended?\n{}",
         r.output
     );
+    (r, ended)
 }
 
 /// Two services on the node: the other one's notified client never
@@ -1456,4 +1473,35 @@ fn uml_nlm_grace_waits_for_another_services_clients() {
     );
     // lockd's own timer ended it (60 s, rounded up to its 10 s ticks)
     assert!(grace_end.expect("grace ended") > 50.0, "{}", r.output);
+}
+
+/// The shared-node case (issue 9): statd on this node monitored the
+/// client holding 300 locks before the grace began, so it writes no new
+/// record when the client asks for a lock or reclaims; the client's lockd
+/// asked for a new lock before it was notified (its connection to lockd is
+/// there before the notification, and the reclaims use it). Only the
+/// connection shows the client is back: the watcher still waits for its
+/// answer and for the lock table to stay quiet, ends the grace long
+/// before its 60 s, and the other owner never gets a held lock.
+#[test]
+fn uml_nlm_grace_ends_early_when_statd_knew_the_client_before_the_grace() {
+    let vm = uml!();
+    let (r, ended) = early_lock_end(&vm, "known");
+    eprintln!(
+        "known: TCP connections to 192.0.2.10 before the notification: {:?}; watch: {}",
+        r.value("lockd_conns"),
+        r.value("watch").unwrap_or_default()
+    );
+    // no record rule can have fired: without the connection the watcher
+    // waits for lockd's own timer (60 s)
+    assert!(ended < 30.0, "{ended}\n{}", r.output);
+}
+
+/// Its control: the same client and contender, but lockd's grace ended
+/// before the notification: reclaims are refused and the contender takes
+/// a lock the client still believes it holds (the test above would fail).
+#[test]
+fn uml_nlm_grace_control_statd_knew_the_client_unsafe_end_loses_locks() {
+    let vm = uml!();
+    unsafe_end_loses_locks(&vm, "known-control");
 }

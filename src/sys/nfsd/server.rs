@@ -455,16 +455,22 @@ fn rpc_call_udp(
     Ok(buf[24..n].to_vec())
 }
 
-/// The UDP port of lockd (NLM, program 100021 version 4): the fixed port
-/// when one is configured, else rpcbind's answer (PMAPPROC_GETPORT).
-fn lockd_udp_port(roots: &ProcRoots) -> Option<u16> {
-    if let Ok(p) = super::read_num(&roots.sysctl_nfs.join("nlm_udpport")) {
+/// The port of lockd (NLM, program 100021 version 4) over UDP or TCP: the
+/// fixed port when one is configured, else rpcbind's answer
+/// (PMAPPROC_GETPORT).
+pub fn lockd_port(roots: &ProcRoots, tcp: bool) -> Option<u16> {
+    let (knob, proto) = if tcp {
+        ("nlm_tcpport", 6)
+    } else {
+        ("nlm_udpport", 17)
+    };
+    if let Ok(p) = super::read_num(&roots.sysctl_nfs.join(knob)) {
         if p > 0 {
             return u16::try_from(p).ok();
         }
     }
     let mut args = Vec::new();
-    for w in [100_021u32, 4, 17, 0] {
+    for w in [100_021u32, 4, proto, 0] {
         args.extend_from_slice(&w.to_be_bytes());
     }
     let rpcbind = SocketAddr::from((Ipv4Addr::LOCALHOST, 111));
@@ -491,7 +497,7 @@ pub fn restart_nlm_grace(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()
         nix::sys::signal::Signal::SIGKILL,
     )
     .or_generic(|| format!("cannot signal lockd (pid {pid})"))?;
-    let port = lockd_udp_port(roots);
+    let port = lockd_port(roots, false);
     deadline
         .poll(Duration::from_millis(50), || {
             if let Some(p) = port {

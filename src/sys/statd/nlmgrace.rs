@@ -41,12 +41,14 @@
 use super::notify;
 use super::registry::Registry;
 use crate::ocf::{Deadline, OcfResult};
+use crate::sys::net::tickle::Connection;
 use crate::sys::nfsd::{self, ProcRoots};
 use crate::sys::procs::ProcId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::io::Read;
+use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -162,6 +164,9 @@ pub struct Client {
     pub answered: bool,
     /// Its lockd sent this node a lock since start (statd recorded it anew).
     pub back: bool,
+    /// It has a TCP connection to lockd on one of this service's
+    /// addresses, accepted by lockd in this grace ([`connected_clients`]).
+    pub connected: bool,
 }
 
 /// The nfs-grace resources of the node.
@@ -185,6 +190,9 @@ pub struct Observation {
     /// The other active statd-holding instances: (name, done in this grace).
     pub others: Vec<(String, bool)>,
     pub node: NodeGrace,
+    /// Why connections to lockd are no evidence in this grace (see
+    /// [`connections_count`]); `None`: they are.
+    pub connections_ignored: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,11 +243,15 @@ pub fn decide(o: &Observation, settle: Duration) -> (bool, Verdict) {
             Verdict::Wait(format!("not answered yet: {}", silent.join(" "))),
         );
     }
-    let away = names(&|c| !c.back);
+    let away = names(&|c| !c.back && !c.connected);
     if !away.is_empty() {
+        let why = match &o.connections_ignored {
+            Some(w) => format!(" (connections to lockd not counted: {w})"),
+            None => String::new(),
+        };
         return (
             false,
-            Verdict::Wait(format!("no lock reclaimed yet by {}", away.join(" "))),
+            Verdict::Wait(format!("no lock reclaimed yet by {}{why}", away.join(" "))),
         );
     }
     if o.quiet < settle {
@@ -298,6 +310,66 @@ pub fn lock_digest(text: &str, lockd_pid: Option<i32>) -> (usize, u64) {
     (lines.len(), h.finish())
 }
 
+/// The notified clients (name → addresses) with an established TCP
+/// connection from one of their addresses to lockd's TCP `port` on one of
+/// this service's addresses `ips`: their lockd (client side, the one
+/// transport per server address it sends new locks and reclaims on:
+/// fs/lockd/clntlock.c reclaimer, host.c nlm_bind_host) reached this
+/// node's lockd. A client whose name resolves to several addresses counts
+/// from any of them.
+pub fn connected_clients(
+    conns: &[Connection],
+    ips: &[IpAddr],
+    port: u16,
+    addrs: &BTreeMap<String, Vec<IpAddr>>,
+) -> BTreeSet<String> {
+    let peers: BTreeSet<IpAddr> = conns
+        .iter()
+        .filter(|c| c.local.port() == port && ips.contains(&c.local.ip()))
+        .map(|c| c.remote.ip())
+        .collect();
+    addrs
+        .iter()
+        .filter(|(_, a)| a.iter().any(|ip| peers.contains(ip)))
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// Whether a connection to lockd says anything about this grace period:
+/// only when every connection lockd has was accepted in it. A lockd that
+/// starts (lockd_up, when nfsd starts) begins its grace with no socket,
+/// and its stop (the last lockd_down) closes every one; but a grace
+/// restarted without a new lockd (SIGKILL on kernels before 6.6,
+/// fs/lockd/svc.c restart_grace) keeps the connections made before it,
+/// from clients whose locks it has just dropped. So: `lockd_age`, the
+/// age of lockd's thread, must be under `grace` (lockd's grace length,
+/// `nlm_grace_period` rounded up to lockd's 10-s ticks): a grace that is
+/// still on then began with that thread. `Err`: why not.
+pub fn connections_count(lockd_age: Option<Duration>, grace: Duration) -> Result<(), String> {
+    match lockd_age {
+        None => Err("lockd's age is unknown".into()),
+        Some(a) if a >= grace => Err(format!(
+            "lockd's thread is {}s old, older than its {}s grace: the grace was restarted without a new lockd, whose earlier connections remain",
+            a.as_secs(),
+            grace.as_secs()
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// How long ago process `p` started (from `/proc/uptime` and its start
+/// in clock ticks).
+fn age(p: ProcId) -> Option<Duration> {
+    let up: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let tck = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()?? as f64;
+    Duration::try_from_secs_f64(up - p.start as f64 / tck).ok()
+}
+
 /// `/proc/locks`, at most [`LOCKS_CAP`] (`None`: unreadable or larger).
 fn read_locks() -> Option<String> {
     let f = std::fs::File::open("/proc/locks").ok()?;
@@ -350,6 +422,10 @@ pub struct Watch {
     pub sm: PathBuf,
     /// The private sm-notify directories (who has not answered).
     pub notify_dirs: Vec<PathBuf>,
+    /// This service's floating addresses (its clients' lockd connects there).
+    pub ips: Vec<IpAddr>,
+    /// Lockd's grace length, rounded up to lockd's 10-s ticks.
+    pub grace_len: Duration,
     pub grace: GraceId,
     pub runtime_dir: PathBuf,
     /// nfs-grace's node lock, held by its starts and stops (nfsd restarts).
@@ -380,7 +456,40 @@ impl Watch {
             .collect()
     }
 
-    fn observe(&self, quiet_since: Instant) -> Observation {
+    /// The clients' addresses: a name that is an address is that address,
+    /// any other is resolved (once, by the watcher; a name that does not
+    /// resolve has no connection to show).
+    fn client_addrs(&self) -> BTreeMap<String, Vec<IpAddr>> {
+        (self.baseline.keys())
+            .map(|n| {
+                let a = match n.parse::<IpAddr>() {
+                    Ok(ip) => vec![ip],
+                    Err(_) => super::resolve::forward_addrs(n).unwrap_or_default(),
+                };
+                (n.clone(), a)
+            })
+            .collect()
+    }
+
+    /// The clients connected to lockd now ([`connected_clients`]), or why
+    /// connections do not count.
+    fn connected(&self, addrs: &BTreeMap<String, Vec<IpAddr>>) -> Result<BTreeSet<String>, String> {
+        connections_count(self.grace.lockd.and_then(age), self.grace_len)?;
+        let port = nfsd::server::lockd_port(&self.roots, true)
+            .ok_or("lockd's TCP port is unknown (rpcbind?)")?;
+        let d = Deadline::after(Duration::from_secs(1));
+        let mut conns = Vec::new();
+        for ip in &self.ips {
+            conns.extend(
+                crate::sys::net::sockdiag::established_to(*ip, &d)
+                    .map_err(|e| format!("cannot list TCP connections: {e}"))?,
+            );
+        }
+        Ok(connected_clients(&conns, &self.ips, port, addrs))
+    }
+
+    fn observe(&self, quiet_since: Instant, addrs: &BTreeMap<String, Vec<IpAddr>>) -> Observation {
+        let connected = self.connected(addrs);
         let pending: Vec<String> = self
             .notify_dirs
             .iter()
@@ -410,12 +519,14 @@ impl Watch {
                         name: name.clone(),
                         answered: !pending.contains(name),
                         back: self.early.contains(name) || (now.is_some() && now != *base),
+                        connected: connected.as_ref().is_ok_and(|c| c.contains(name)),
                     }
                 })
                 .collect(),
             quiet: quiet_since.elapsed(),
             others,
             node: node_grace(&self.runtime_dir),
+            connections_ignored: connected.err(),
         }
     }
 
@@ -458,17 +569,18 @@ impl Watch {
         let mut back: usize = 0;
         let mut done = false;
         let mut said = String::new();
+        let addrs = self.client_addrs();
         loop {
             let now = read_locks().map(|t| lock_digest(&t, lockd_pid));
             if now.is_none() || now != last {
                 quiet_since = Instant::now();
                 last = now;
             }
-            let o = self.observe(quiet_since);
+            let o = self.observe(quiet_since, &addrs);
             let b = o
                 .clients
                 .iter()
-                .map(|c| c.back as usize + c.answered as usize)
+                .map(|c| c.back as usize + c.answered as usize + c.connected as usize)
                 .sum();
             if b != back {
                 back = b;
@@ -486,7 +598,7 @@ impl Watch {
             }
             match v {
                 Verdict::End => {
-                    if let Some(v) = self.end(t0, last.map_or(0, |l| l.0)) {
+                    if let Some(v) = self.end(t0, last.map_or(0, |l| l.0), &addrs) {
                         return v;
                     }
                     if t0.elapsed() >= self.life {
@@ -513,14 +625,19 @@ impl Watch {
     /// End the grace, under nfs-grace's node lock (so that no nfsd restart,
     /// which starts a new grace period for other clients, slips in between
     /// the last look and the write).
-    fn end(&self, t0: Instant, locks: usize) -> Option<Verdict> {
+    fn end(
+        &self,
+        t0: Instant,
+        locks: usize,
+        addrs: &BTreeMap<String, Vec<IpAddr>>,
+    ) -> Option<Verdict> {
         // Held by an nfs-grace start or stop under way: look again later.
         let _lock = crate::sys::fsfile::lock_exclusive(
             &self.grace_lock,
             &crate::ocf::Deadline::after(Duration::from_secs(2)),
         )
         .ok()?;
-        let again = self.observe(Instant::now());
+        let again = self.observe(Instant::now(), addrs);
         if again.grace_on != Some(true) || !again.same_grace {
             let why = "the grace period changed at the last moment".to_string();
             log::info!("lockd's grace period is not ended early: {why}");
@@ -620,6 +737,8 @@ pub struct WatchSettings<'a> {
     pub sm: PathBuf,
     /// The notifiers' private directories (who has not answered).
     pub notify_dirs: Vec<PathBuf>,
+    /// The service's floating addresses.
+    pub ips: Vec<IpAddr>,
     pub settle: Option<Duration>,
 }
 
@@ -666,6 +785,8 @@ pub fn watch(w: WatchSettings, notified: Notified, deadline: &Deadline) {
         early: notified.early,
         sm: w.sm,
         notify_dirs: w.notify_dirs,
+        ips: w.ips,
+        grace_len: Duration::from_secs(u64::from(grace_secs).div_ceil(10) * 10),
         grace: grace.clone(),
         grace_lock: crate::ocf::node_lock_file(&w.runtime_dir, "nfs-grace"),
         runtime_dir: w.runtime_dir,
@@ -720,11 +841,13 @@ mod tests {
                     name: "10.1.0.2".into(),
                     answered: true,
                     back: true,
+                    connected: false,
                 },
                 Client {
                     name: "10.1.0.3".into(),
                     answered: true,
                     back: true,
+                    connected: false,
                 },
             ],
             quiet: Duration::from_secs(6),
@@ -733,6 +856,7 @@ mod tests {
                 resources: 1,
                 keep_timers: vec![],
             },
+            connections_ignored: None,
         }
     }
 
@@ -772,6 +896,78 @@ mod tests {
             matches!(&v, Verdict::Wait(w) if w.contains("still arriving")),
             "{v:?}"
         );
+    }
+
+    #[test]
+    fn a_connection_to_lockd_counts_as_back_unless_ignored() {
+        // statd monitored the client before the grace: no new record
+        let mut o = obs();
+        o.clients[1].back = false;
+        o.clients[1].connected = true;
+        assert_eq!(decide(&o, s()), (true, Verdict::End));
+        // the answer is still needed, and the quiet after it
+        o.clients[1].answered = false;
+        assert!(matches!(decide(&o, s()).1, Verdict::Wait(w) if w.contains("not answered")));
+        o.clients[1].answered = true;
+        o.quiet = Duration::from_secs(1);
+        assert!(matches!(decide(&o, s()).1, Verdict::Wait(w) if w.contains("still arriving")));
+        // no record, no connection (a UDP client, or one that holds none):
+        // the full grace, and the verdict says why connections did not count
+        o.quiet = s();
+        o.clients[1].connected = false;
+        o.connections_ignored = Some("lockd's age is unknown".into());
+        let (_, v) = decide(&o, s());
+        assert!(
+            matches!(&v, Verdict::Wait(w) if w.contains("no lock reclaimed yet by 10.1.0.3 (connections to lockd not counted: lockd's age is unknown)")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn connections_count_only_from_lockd_on_a_service_address() {
+        let c = |l: &str, r: &str| Connection {
+            local: l.parse().unwrap(),
+            remote: r.parse().unwrap(),
+        };
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        let conns = [
+            c("192.0.2.10:4045", "10.1.0.2:801"),      // lockd, our address
+            c("192.0.2.10:2049", "10.2.0.2:700"),      // nfsd, not lockd
+            c("192.0.2.11:4045", "10.3.0.2:802"),      // lockd, another service's address
+            c("192.0.2.10:4045", "[2001:db8::5]:900"), // second address of "multi"
+        ];
+        let addrs: BTreeMap<String, Vec<IpAddr>> = [
+            ("10.1.0.2", vec![ip("10.1.0.2")]),
+            ("c2", vec![ip("10.2.0.2")]),
+            ("c3", vec![ip("10.3.0.2")]),
+            ("multi", vec![ip("10.9.0.9"), ip("2001:db8::5")]),
+            ("unresolved", vec![]),
+        ]
+        .into_iter()
+        .map(|(n, a)| (n.to_string(), a))
+        .collect();
+        let got = connected_clients(&conns, &[ip("192.0.2.10")], 4045, &addrs);
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec!["10.1.0.2".to_string(), "multi".to_string()]
+        );
+        assert!(connected_clients(&conns, &[ip("192.0.2.10")], 4046, &addrs).is_empty());
+    }
+
+    #[test]
+    fn connections_count_only_when_lockd_began_this_grace() {
+        let g = Duration::from_secs(90);
+        assert!(connections_count(Some(Duration::from_secs(5)), g).is_ok());
+        // a grace restarted by SIGKILL keeps lockd and its old connections
+        let e = connections_count(Some(Duration::from_secs(3600)), g).unwrap_err();
+        assert!(e.contains("without a new lockd"), "{e}");
+        assert!(connections_count(Some(g), g).is_err());
+        assert!(connections_count(None, g).is_err());
+        // nlm_grace_period 0: lockd's own length is unknown here
+        assert!(connections_count(Some(Duration::from_secs(1)), Duration::ZERO).is_err());
+        // this process is younger than a day
+        let me = ProcId::of(std::process::id() as i32).unwrap();
+        assert!(age(me).unwrap() < Duration::from_secs(86400));
     }
 
     #[test]
