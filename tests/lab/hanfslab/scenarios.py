@@ -171,7 +171,7 @@ class Runner:
         for tag, c in res["clients"].items():
             w = c.get("writer", {})
             c["reconnect_s"] = round(w["resumed_at"] - t_up, 3) if t_up and w.get("resumed_at") else None
-            if t_up:
+            if t_up and tag in self.w.newlockers:
                 c["newlock"] = analysis.newlock_window(self.w.newlock_log(tag), t_up, t_end)
                 c["new_lock_s"] = c["newlock"]["new_lock_s"]
         res["timeline"] = analysis.timeline(t_event, res["agent_actions"], t_removed, t_up, res["clients"])
@@ -184,7 +184,7 @@ class Runner:
         except LabError:
             st = {}
         agents = {rid: r.get("agent") for rid, r in st.get("resources", {}).items()}
-        tag_group = {self.w.tag(c, svc, v): svc.group for c in self.w.clients for svc, v, _ in self.w.mounts()}
+        tag_group = self.w.tag_group()
         return analysis.service_pauses([s.group for s in self.services], tag_group, res["clients"],
                                        st.get("groups", {}), agents, res["agent_actions"], t_event,
                                        before=res.get("before_on"), after=res.get("running_on"))
