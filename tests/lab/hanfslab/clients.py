@@ -96,12 +96,15 @@ class Workload:
             raise LabError(f"--identities {self.identities}: at most {ID_MAX} identities in all "
                            f"(the lab's /{T.PREFIX}), here {len(self.clients)} client nodes")
         svc = self.config.services[0]
-        for c in self.clients:
+        t0 = time.time()
+        handles = []
+        for c in self.clients:  # the client nodes at once
             spec = " ".join(f"{n},{ip}" for n, ip in self.identity_names(c))
-            t0 = time.time()
-            c.sh(f"sh {NODE_DIR}/identities.sh {T.NIC} {T.PREFIX} {svc.vip} {svc.export} "
-                 f"{self.config.v4_paths[svc.group]} {V4_EVERY} {spec}",
-                 timeout=timeout or 120 + 15 * self.identities)
+            handles.append((c, c.spawn(f"sh {NODE_DIR}/identities.sh {T.NIC} {T.PREFIX} {svc.vip} {svc.export} "
+                                       f"{self.config.v4_paths[svc.group]} {V4_EVERY} {spec}",
+                                       timeout=timeout or 120 + 15 * self.identities)))
+        for c, h in handles:
+            h.wait(check=True)
             log.info("%s: %d identities up, mounted, in %.0f s", c.name, self.identities, time.time() - t0)
 
     def writer_log(self, tag):
