@@ -342,3 +342,59 @@ def describe_service(g, s):
     elif s["unaffected"]:
         line += "; its node's nfsd was not restarted (expected pause ~0)"
     return line
+
+
+def percentile(xs, p):
+    """The p-th percentile (0-100) of xs, nearest rank (an observed value); None if empty."""
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    k = max(1, -(-len(xs) * p // 100))  # ceil(n * p / 100), at least the first
+    return xs[int(k) - 1]
+
+
+def pause_stats(pauses):
+    """Median, p99 and worst of the writers' longest pauses (seconds)."""
+    xs = [x for x in pauses if x is not None]
+    return {"n": len(xs), "median_s": percentile(xs, 50), "p99_s": percentile(xs, 99),
+            "worst_s": max(xs) if xs else None}
+
+
+def notify_reclaim_summary(calls, ip_identity, vips, t_up):
+    """From the bridge's statd/NLM calls of one window (rpccap.calls): per
+    identity (ip_identity: its address -> its name) the SM_NOTIFYs the
+    floating addresses sent it and the ones it answered, and its NLM reclaims;
+    overall, the last notification answered and the last reclaim answered,
+    in seconds after "address up" (t_up), and the identities that were sent
+    more than one notification (distinct xids: not retransmissions) or none."""
+    per = {name: {"notify_calls": 0, "notify_xids": set(), "notify_answered": 0, "reclaims": 0,
+                  "last_notify_answered": None, "last_reclaim": None} for name in ip_identity.values()}
+    for c in calls:
+        if c.kind == "notify" and c.src in vips and c.dst in ip_identity:
+            p = per[ip_identity[c.dst]]
+            p["notify_calls"] += 1
+            p["notify_xids"].add(c.xid)
+            if c.t_reply is not None:
+                p["notify_answered"] += 1
+                p["last_notify_answered"] = max(p["last_notify_answered"] or 0, c.t_reply)
+        elif c.kind == "reclaim" and c.dst in vips and c.src in ip_identity:
+            p = per[ip_identity[c.src]]
+            p["reclaims"] += 1
+            t = c.t_reply if c.t_reply is not None else c.t
+            p["last_reclaim"] = max(p["last_reclaim"] or 0, t)
+
+    def rel(t):
+        return round(t - t_up, 3) if t is not None and t_up is not None else None
+    notified = [p["last_notify_answered"] for p in per.values() if p["last_notify_answered"]]
+    reclaimed = [p["last_reclaim"] for p in per.values() if p["last_reclaim"]]
+    return {
+        "identities": len(per),
+        "notified": len(notified),
+        "reclaimed": len(reclaimed),
+        "last_notify_answered_s": rel(max(notified)) if notified else None,
+        "last_reclaim_s": rel(max(reclaimed)) if reclaimed else None,
+        "more_than_one_notification": sorted(n for n, p in per.items() if len(p["notify_xids"]) > 1),
+        "retransmitted_notification": sorted(n for n, p in per.items() if p["notify_calls"] > len(p["notify_xids"])),
+        "not_notified": sorted(n for n, p in per.items() if not p["notify_answered"]),
+        "no_reclaim_seen": sorted(n for n, p in per.items() if not p["reclaims"]),
+    }

@@ -7,6 +7,7 @@ import time
 from . import logs
 from .host import LabError
 from .node import NODE_DIR
+from . import topology as T
 
 log = logging.getLogger("lab")
 VERSIONS = {"v3": "vers=3", "v4": "vers=4.2"}
@@ -19,6 +20,16 @@ VERSIONS = {"v3": "vers=3", "v4": "vers=4.2"}
 # names the server address (README: "Two services on one node").
 V4_OTHERS = "vers=4.0"
 NLOCKS = 3
+# --identities N: every client node also carries N NFS client identities
+# (node/identities.sh builds them), each mounting the first service with
+# NFSv3 and every V4_EVERY-th also with NFSv4.2; each writer holds one lock
+# file and its data file (ID_NLOCKS)
+ID_NLOCKS = 1
+V4_EVERY = 4
+# identity addresses: the lab's /24 from .100 (servers .11-.13, clients .2x,
+# floating .5x), so at most 150 in all until the lab's subnet grows
+ID_BASE = 100
+ID_MAX = 150
 
 
 class Workload:
@@ -27,9 +38,10 @@ class Workload:
     holding locks and appending, and a prober trying to take the locks the
     *other* client holds on the same mount."""
 
-    def __init__(self, lab, config):
+    def __init__(self, lab, config, identities=0):
         self.lab = lab
         self.config = config
+        self.identities = identities
         self.clients = lab.clients
         self.dir = os.path.join(lab.run, "work", f"{lab.stack.name}-{config.name}")
         self.writers = {}  # tag -> Handle
@@ -46,7 +58,54 @@ class Workload:
         return f"{client.name}-{svc.group}-{v}"
 
     def tags(self):
-        return [self.tag(c, svc, v) for c in self.clients for svc, v, _ in self.mounts()]
+        return ([self.tag(c, svc, v) for c in self.clients for svc, v, _ in self.mounts()]
+                + [t for c in self.clients for t, _, _ in self.identity_mounts(c)])
+
+    def tag_group(self):
+        """tag -> the service group it writes to."""
+        out = {self.tag(c, svc, v): svc.group for c in self.clients for svc, v, _ in self.mounts()}
+        out.update({t: self.config.services[0].group for c in self.clients for t, _, _ in self.identity_mounts(c)})
+        return out
+
+    # -- identities: many NFS clients in one client node (node/identities.sh)
+    def identity_names(self, client):
+        ci = self.clients.index(client)
+        return [(f"{client.name}-id{k:03d}", f"{T.SUBNET}.{ID_BASE + ci * self.identities + k}")
+                for k in range(self.identities)]
+
+    def identity_mounts(self, client):
+        """(tag, version, mount point inside the identity) of every identity mount of `client`."""
+        out = []
+        for k, (name, _) in enumerate(self.identity_names(client)):
+            for v in VERSIONS:
+                if v == "v3" or k % V4_EVERY == 0:
+                    out.append((f"{name}-{v}", v, f"/mnt/{name}-{v}"))
+        return out
+
+    def identity_of(self, tag):
+        return tag.rsplit("-", 1)[0]
+
+    def in_identity(self, tag, cmd):
+        """`cmd` run in the identity's network, UTS and mount namespaces."""
+        return f"exec nsenter -t $(cat /tmp/hanfs-ids/{self.identity_of(tag)}.pid) -n -u -m {cmd}"
+
+    def make_identities(self, timeout=None):
+        if not self.identities:
+            return
+        if self.identities * len(self.clients) > ID_MAX:
+            raise LabError(f"--identities {self.identities}: at most {ID_MAX} identities in all "
+                           f"(the lab's /{T.PREFIX}), here {len(self.clients)} client nodes")
+        svc = self.config.services[0]
+        t0 = time.time()
+        handles = []
+        for c in self.clients:  # the client nodes at once
+            spec = " ".join(f"{n},{ip}" for n, ip in self.identity_names(c))
+            handles.append((c, c.spawn(f"sh {NODE_DIR}/identities.sh {T.NIC} {T.PREFIX} {svc.vip} {svc.export} "
+                                       f"{self.config.v4_paths[svc.group]} {V4_EVERY} {spec}",
+                                       timeout=timeout or 120 + 15 * self.identities)))
+        for c, h in handles:
+            h.wait(check=True)
+            log.info("%s: %d identities up, mounted, in %.0f s", c.name, self.identities, time.time() - t0)
 
     def writer_log(self, tag):
         return os.path.join(self.dir, f"writer-{tag}.log")
@@ -82,19 +141,27 @@ class Workload:
                 self.writers[tag] = c.spawn(
                     f"exec python3 {NODE_DIR}/writer.py {tag} {mnt} {self.writer_log(tag)} {NLOCKS}",
                     timeout=6 * 3600)
+            for tag, v, mnt in self.identity_mounts(c):
+                self.writers[tag] = c.spawn(self.in_identity(
+                    tag, f"python3 {NODE_DIR}/writer.py {tag} {mnt} {self.writer_log(tag)} {ID_NLOCKS}"),
+                    timeout=6 * 3600)
         self._wait_logs(self.writers, self.writer_log, "READY", lambda p: logs.read_writer(p).ready,
-                        warmup_timeout)
+                        warmup_timeout + 5 * self.identities)
         for i, c in enumerate(self.clients):
             peer = self.clients[(i + 1) % len(self.clients)]
             for svc, v, mnt in self.mounts():
                 ptag = self.tag(peer, svc, v)
                 files = [f"{mnt}/{ptag}.lock{k}" for k in range(NLOCKS)] + [f"{mnt}/{ptag}.data"]
+                if svc is self.config.services[0]:
+                    # the peer's identities' locks, through this node's own mount of that version
+                    files += [f"{mnt}/{itag}.{f}" for itag, iv, _ in self.identity_mounts(peer) if iv == v
+                              for f in [f"lock{k}" for k in range(ID_NLOCKS)] + ["data"]]
                 tag = self.tag(c, svc, v)
                 self.probers[tag] = c.spawn(
                     f"exec python3 {NODE_DIR}/prober.py {self.prober_log(tag)} {' '.join(files)}",
                     timeout=6 * 3600)
         self._wait_logs(self.probers, self.prober_log, "HELD",
-                        lambda p: any(r.held for r in logs.read_prober(p)), warmup_timeout)
+                        lambda p: any(r.held for r in logs.read_prober(p)), warmup_timeout + 5 * self.identities)
         # an application taking a new lock every second (a file nobody holds)
         for c in self.clients:
             for svc, v, mnt in self.mounts():
@@ -139,6 +206,11 @@ class Workload:
         out = {}
         for c in self.clients:
             files = " ".join(f"{mnt}/{self.tag(c, svc, v)}.data" for svc, v, mnt in self.mounts())
+            # an identity's file is read through its node's own mount of that
+            # version (same export, same server; the record is there once
+            # fsync returned)
+            first = {v: mnt for svc, v, mnt in self.mounts() if svc is self.config.services[0]}
+            files += "".join(f" {first[v]}/{tag}.data" for tag, v, _ in self.identity_mounts(c))
             t0 = time.time()
             r = c.sh(f"python3 {NODE_DIR}/verify.py {files}", timeout=timeout)
             for path, res in json.loads(r.out.strip().splitlines()[-1]).items():

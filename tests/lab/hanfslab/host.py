@@ -244,9 +244,9 @@ class Host:
                 f.write("1")
             sh("ip", "link", "set", s.tap, "master", T.BRIDGE, "up")
 
-    def capture(self, path, bpf):
+    def capture(self, path, bpf, snaplen=160):
         """tcpdump on the bridge until teardown (headers only)."""
-        p = subprocess.Popen(["tcpdump", "-i", T.BRIDGE, "-s", "160", "-U", "-w", path, bpf],
+        p = subprocess.Popen(["tcpdump", "-i", T.BRIDGE, "-s", str(snaplen), "-U", "-w", path, bpf],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         # registered after the network: undone before the bridge goes

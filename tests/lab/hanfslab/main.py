@@ -1,5 +1,6 @@
 """tests/lab/run: build, boot, run the scenarios, report, tear down."""
 import argparse
+import dataclasses
 import contextlib
 import functools
 import logging
@@ -41,6 +42,12 @@ def parse_args(argv):
     p.add_argument("--repeat", type=int, default=1, help="run the scenario list N times (default 1)")
     p.add_argument("--clients", type=int, choices=(1, 2), default=None,
                    help="client nodes (default: 2 if the machine has the memory)")
+    p.add_argument("--identities", type=int, default=0, metavar="N",
+                   help="NFS client identities per client node, besides the node's own mounts (default 0): "
+                        "each its own network, UTS and mount namespace, address, rpcbind, rpc.statd and "
+                        "NFSv4 client, mounting the first service with NFSv3 (every 4th also NFSv4.2), "
+                        "holding a lock and writing; implies a capture of statd and NLM traffic "
+                        "(SM_NOTIFY and lock reclaim times)")
     p.add_argument("--out", help="run directory (default: out/lab/<run id> in the repository)")
     p.add_argument("--no-install", action="store_true", help="fail instead of apt-get installing packages")
     p.add_argument("--no-build", action="store_true", help="use target/release as it is")
@@ -153,9 +160,10 @@ def run_config(host, run_id, stack, config, scenarios, args, n_clients, bindir, 
         with phase("services_start"):
             for svc in config.services:
                 cluster.wait_group(lab.servers, svc.group, timeout=600, on=svc.home)
-        w = Workload(lab, config)
+        w = Workload(lab, config, identities=args.identities)
         with phase("clients_mount_and_warmup"):
             w.mount()
+            w.make_identities()
             w.start()
         runner = Runner(lab, w, stack)
         try:
@@ -205,6 +213,11 @@ def run_stack(host, run_id, stack, args, n_clients, bindir, reference):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.identities:
+        # room for each identity's daemons, writers and NFS client state
+        T.CLIENTS[:] = [dataclasses.replace(c, mem_mb=c.mem_mb + T.ID_MEM_MB * args.identities)
+                        for c in T.CLIENTS]
+        args.capture = True
     scenarios_mod.SOAK_ROUNDS = args.soak
     for s in args.scenarios.split(","):
         if s not in T.SCENARIO_CONFIG:
@@ -259,7 +272,10 @@ def main(argv=None):
         with phase("network"):
             host.network([s for s in servers_needed(args.scenarios) + T.CLIENTS[:n_clients]])
             if args.capture:
-                host.capture(os.path.join(run, "bridge.pcap"), "arp or port 2049 or port 111")
+                # statd (SM_NOTIFY) and lockd (NLM) ports too: the identities' figures
+                host.capture(os.path.join(run, "bridge.pcap"),
+                             "arp or port 2049 or port 111 or port 662 or port 2020 or port 32803",
+                             snaplen=400 if args.identities else 160)
         for i, name in enumerate(stacks):
             stack = T.STACKS[name]
             if stack.hanfs and hanfs_error:

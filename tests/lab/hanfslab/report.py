@@ -15,7 +15,10 @@ def _scenario_lines(s):
     if s.get("repair_rejoin_s") is not None:
         head += f", repaired node rejoined in {s['repair_rejoin_s']:.1f}s"
     lines.append(head)
+    ids = s.get("identities")
     for tag, c in sorted(s.get("clients", {}).items()):
+        if ids and "-id" in tag:
+            continue  # one line for them all, below
         wr = c.get("writer", {})
         pr = c.get("prober", {})
         wc = c.get("writes", {})
@@ -27,6 +30,8 @@ def _scenario_lines(s):
                      f"  new lock {_fmt_s(c.get('new_lock_s')):>6}  errors {wr.get('errors', '-'):>3}"
                      f"  other client's locks {lock:<22} acked writes missing {wc.get('missing', '-')}"
                      f" bad {wc.get('bad_checksum', '-')}")
+    if ids:
+        lines.append("    " + describe_identities(s))
     # per service (when there are several): moved or not, its clients'
     # longest pause, and the nfsd restarts that explain a pause
     svcs = s.get("services", {})
@@ -48,6 +53,25 @@ def _scenario_lines(s):
         if parts:
             lines.append("    agent actions: " + " ".join(parts))
     return lines
+
+
+def describe_identities(s):
+    """One line for the --identities writers of a scenario window."""
+    ids = s["identities"]
+    p = ids.get("pause", {})
+    idc = {t: c for t, c in s.get("clients", {}).items() if "-id" in t}
+    errs = sum(c.get("writer", {}).get("errors", 0) for c in idc.values())
+    lost = sum(1 for c in idc.values() if c.get("prober", {}).get("acquired"))
+    missing = sum(c.get("writes", {}).get("missing", 0) for c in idc.values())
+    line = (f"identities: {ids.get('identities', '?')} ({len(idc)} mounts), pause median {_fmt_s(p.get('median_s'))}"
+            f" p99 {_fmt_s(p.get('p99_s'))} worst {_fmt_s(p.get('worst_s'))}; errors {errs}, locks lost {lost}, missing writes {missing};"
+            f" notified {ids.get('notified', '?')}, last SM_NOTIFY answered +{_fmt_s(ids.get('last_notify_answered_s'))}"
+            f" after address up, {ids.get('reclaimed', '?')} reclaimed, last NLM reclaim +{_fmt_s(ids.get('last_reclaim_s'))}")
+    if ids.get("more_than_one_notification"):
+        line += f"; >1 notification: {','.join(ids['more_than_one_notification'])}"
+    if ids.get("capture_error"):
+        line += f"; capture: {ids['capture_error']}"
+    return line
 
 
 def summary(report):

@@ -4,7 +4,7 @@ import os
 import shlex
 import time
 
-from . import analysis, cluster, logs
+from . import analysis, cluster, logs, rpccap
 from . import topology as T
 from .host import LabError
 
@@ -148,6 +148,8 @@ class Runner:
         res["agent_actions"] = cluster.agent_actions([n.logdir for n in self.lab.servers], t_event - 1, t_end)
         self._timeline(res, t_event, t_end)
         res["services"] = self._service_pauses(res, t_event)
+        if self.w.identities:
+            res["identities"] = self._identities(res, t_event, t_end)
         res["nlm_grace_watch"] = self._nlm_watch(res)
         res["fence_events"] = self.lab.fencer.events_since(t_event - 1)
         res["checks"] = judge(res)
@@ -171,7 +173,7 @@ class Runner:
         for tag, c in res["clients"].items():
             w = c.get("writer", {})
             c["reconnect_s"] = round(w["resumed_at"] - t_up, 3) if t_up and w.get("resumed_at") else None
-            if t_up:
+            if t_up and tag in self.w.newlockers:
                 c["newlock"] = analysis.newlock_window(self.w.newlock_log(tag), t_up, t_end)
                 c["new_lock_s"] = c["newlock"]["new_lock_s"]
         res["timeline"] = analysis.timeline(t_event, res["agent_actions"], t_removed, t_up, res["clients"])
@@ -184,10 +186,29 @@ class Runner:
         except LabError:
             st = {}
         agents = {rid: r.get("agent") for rid, r in st.get("resources", {}).items()}
-        tag_group = {self.w.tag(c, svc, v): svc.group for c in self.w.clients for svc, v, _ in self.w.mounts()}
+        tag_group = self.w.tag_group()
         return analysis.service_pauses([s.group for s in self.services], tag_group, res["clients"],
                                        st.get("groups", {}), agents, res["agent_actions"], t_event,
                                        before=res.get("before_on"), after=res.get("running_on"))
+
+    def _identities(self, res, t_event, t_end):
+        """--identities: the pause over every identity's writers (median, p99,
+        worst), and from the bridge capture the SM_NOTIFYs and NLM reclaims
+        of the identities after "address up" (analysis.notify_reclaim_summary)."""
+        names = {c: self.w.identity_names(c) for c in self.w.clients}
+        ids = {self.w.identity_of(t) for c in self.w.clients for t, _, _ in self.w.identity_mounts(c)}
+        pauses = [c["writer"].get("max_pause_s") for t, c in res["clients"].items()
+                  if self.w.identity_of(t) in ids]
+        out = {"per_client_node": self.w.identities, "pause": analysis.pause_stats(pauses)}
+        pcap = os.path.join(self.lab.run, "bridge.pcap")
+        try:
+            calls = rpccap.calls(pcap, t_event - 1, t_end)
+            ip_identity = {ip: n for ns in names.values() for n, ip in ns}
+            out.update(analysis.notify_reclaim_summary(
+                calls, ip_identity, {s.vip for s in self.services}, res.get("t_address_up")))
+        except (OSError, ValueError) as e:
+            out["capture_error"] = str(e)
+        return out
 
     def _nlm_watch(self, res):
         """statd-holding's NLM grace watcher, as it left its status on the node

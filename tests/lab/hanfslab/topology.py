@@ -43,6 +43,10 @@ CLIENTS = [
     NodeSpec("client2", "client", f"{SUBNET}.22", 320),
 ]
 
+# client memory added per --identities identity (rpcbind, rpc.statd, sleep,
+# one or two python writers, the namespace's lockd and NFS client)
+ID_MEM_MB = 24
+
 
 @dataclass
 class Service:
