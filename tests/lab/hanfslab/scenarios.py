@@ -516,15 +516,7 @@ class Runner:
             time.sleep(0.05)
         time.sleep(2)  # the grant reached the client: statd recorded it first
         crash = self._crash("statd_dies: crash after the new lock", node)
-        try:
-            r = other.sh(f"timeout 200 python3 -c {shlex.quote(TRY_LOCK)} {path}", timeout=240, check=False)
-            verdict = r.out.strip().splitlines()[-1] if r.out.strip() else f"rc {r.rc}"
-        except LabError as e:
-            verdict = f"error: {e}"
-        crash["other_client_attempt"] = verdict
-        crash["checks"].append(_check(f"the lock taken after statd came back is still {holder.name}'s",
-                                      verdict == "HELD", f"{other.name}'s attempt: {verdict}"))
-        crash["passed"] = all(c["ok"] for c in crash["checks"])
+        verdict = self._still_held(crash, holder, other, path, "the lock taken after statd came back")
         log.info("%s: %s's attempt: %s -> %s", crash["scenario"], other.name, verdict,
                  "PASSED" if crash["passed"] else "FAILED")
         h.cancel()
@@ -534,6 +526,21 @@ class Runner:
             pass
         out.append(crash)
         return out
+
+    def _still_held(self, res, holder, other, path, what):
+        """After a takeover: `other` tries once to take `path`'s lock, which
+        `holder` took before; it must find it held. Recorded in `res`
+        (other_client_attempt, a check); returns the attempt's verdict."""
+        try:
+            r = other.sh(f"timeout 200 python3 -c {shlex.quote(TRY_LOCK)} {path}", timeout=240, check=False)
+            verdict = r.out.strip().splitlines()[-1] if r.out.strip() else f"rc {r.rc}"
+        except LabError as e:
+            verdict = f"error: {e}"
+        res["other_client_attempt"] = verdict
+        res["checks"].append(_check(f"{what} is still {holder.name}'s", verdict == "HELD",
+                                    f"{other.name}'s attempt: {verdict}"))
+        res["passed"] = all(c["ok"] for c in res["checks"])
+        return verdict
 
     def _restarted(self, rsc, t_from):
         return any(m["rc"] == 0 for m in cluster.op_results([n.logdir for n in self.lab.servers], rsc, "start",
@@ -580,15 +587,7 @@ class Runner:
             res["kill_after_grant_ms"] = round((kill - granted) * 1000, 1)
             res["kill_in_window"] = kill - granted < 0.1
             counted += res["kill_in_window"]
-            try:
-                r = other.sh(f"timeout 200 python3 -c {shlex.quote(TRY_LOCK)} {path}", timeout=240, check=False)
-                verdict = r.out.strip().splitlines()[-1] if r.out.strip() else f"rc {r.rc}"
-            except LabError as e:
-                verdict = f"error: {e}"
-            res["other_client_attempt"] = verdict
-            res["checks"].append(_check(f"the lock taken just before the crash is still {holder.name}'s",
-                                        verdict == "HELD", f"{other.name}'s attempt: {verdict}"))
-            res["passed"] = all(c["ok"] for c in res["checks"])
+            verdict = self._still_held(res, holder, other, path, "the lock taken just before the crash")
             log.info("%s: kill %.1f ms after the grant%s; %s's attempt: %s -> %s", res["scenario"],
                      res["kill_after_grant_ms"], "" if res["kill_in_window"] else " (late: not counted)",
                      other.name, verdict, "PASSED" if res["passed"] else "FAILED")
