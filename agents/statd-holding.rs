@@ -162,25 +162,16 @@ impl Agent for StatdHolding {
 
         // 5. Notify from each floating address; watch them reclaim (or,
         //    with nobody to notify, end lockd's grace where that is safe).
-        //    Only into a grace period: outside one lockd refuses every
-        //    reclaim, and a client's lockd forgets each lock whose reclaim
-        //    was refused (fs/lockd/clntlock.c, reclaimer), so it would not
-        //    reclaim it at the next takeover. No grace means lockd kept
-        //    running, and kept the locks: a restart in place (statd died).
-        if ProcRoots::default().grace_state().refuses_reclaims() {
-            let kept = previous.and_then(|p| p.lockd).is_some_and(|p| Some(p) == reg.lockd);
-            let why = "no grace period is in force on this node, so lockd would refuse their reclaims";
-            if kept {
-                log::info!(
-                    "not notifying the {} client(s) in holding_dir: lockd has run since this resource last started here and holds their locks; {why}",
-                    taken.held.len()
-                );
-            } else {
-                log::error!(
-                    "not notifying the {} client(s) in holding_dir: {why}; locks they held on another node are lost",
-                    taken.held.len()
-                );
-            }
+        //    Not after a restart in place (statd died): lockd still holds
+        //    the clients' locks and is in no grace period, so it would
+        //    refuse their reclaims, and a client's lockd forgets each lock
+        //    whose reclaim was refused (fs/lockd/clntlock.c, reclaimer):
+        //    it would not reclaim it at the next takeover.
+        if in_place(ctx, previous.as_ref(), &reg) {
+            log::info!(
+                "not notifying the {} client(s) in holding_dir: lockd has kept their locks since this resource last started here (no nfsd restart, no grace period since; a notification would make them reclaim, be refused and forget those locks)",
+                taken.held.len()
+            );
             return register(&registry, &reg);
         }
         let root = registry.notify_root(ctx.instance());
@@ -390,6 +381,21 @@ fn settle_unrecorded(
 }
 
 /// Save the registration the callout reads.
+/// A start on the node where this resource last started, with lockd's
+/// locks still there: no grace period in force, the same lockd thread,
+/// no nfs-grace start (a new grace) since that start, and lockd holding
+/// NLM locks. Then the clients need no notification.
+fn in_place(ctx: &Ctx, previous: Option<&Registration>, now: &Registration) -> bool {
+    let Some(prev) = previous else { return false };
+    let since_grace = nlmgrace::grace_began(&ctx.runtime_dir())
+        .is_some_and(|(began, _)| (prev.reconciled_at as i64) > began);
+    prev.lockd.is_some()
+        && prev.lockd == now.lockd
+        && since_grace
+        && ProcRoots::default().grace_state().refuses_reclaims()
+        && nlmgrace::lockd_locks().is_some_and(|n| n > 0)
+}
+
 fn register(registry: &Registry, reg: &Registration) -> OcfResult<()> {
     (registry.save(reg)).or_generic(|| format!("cannot register in {}", registry.dir.display()))
 }

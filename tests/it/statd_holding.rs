@@ -1230,7 +1230,7 @@ val locks_after_stop "$(lockd_locks)"
 grace svc1 $S/a/cld start; val grace2 $?
 exportfs -o rw,no_root_squash,fsid=7,no_subtree_check,insecure '*':$S/a/data
 val nlm_grace_at_start $(cat /proc/fs/lockd/nlm_end_grace)
-if [ $MODE != early ] && [ $MODE != control ]; then
+if [ $MODE = monitored ] || [ $MODE = known ] || [ $MODE = known-control ]; then
     client 1 "python3 -c \"
 import fcntl, os, time
 f = open('/tmp/mc/f', 'r+')

@@ -371,6 +371,13 @@ fn age(p: ProcId) -> Option<Duration> {
 }
 
 /// `/proc/locks`, at most [`LOCKS_CAP`] (`None`: unreadable or larger).
+/// How many NLM locks lockd holds on this node (its entries in
+/// `/proc/locks`); `None` when its thread or the table cannot be read.
+pub fn lockd_locks() -> Option<usize> {
+    let pid = nfsd::server::lockd_thread()?;
+    Some(lock_digest(&read_locks()?, Some(pid)).0)
+}
+
 fn read_locks() -> Option<String> {
     let f = std::fs::File::open("/proc/locks").ok()?;
     let mut s = String::new();
