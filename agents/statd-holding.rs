@@ -387,8 +387,10 @@ fn settle_unrecorded(
 /// NLM locks. Then the clients need no notification.
 fn in_place(ctx: &Ctx, previous: Option<&Registration>, now: &Registration) -> bool {
     let Some(prev) = previous else { return false };
+    // whole seconds: a start (or monitor) in the second the grace began
+    // counts as after it (a new grace is still refused by the checks below)
     let since_grace = nlmgrace::grace_began(&ctx.runtime_dir())
-        .is_some_and(|(began, _)| (prev.reconciled_at as i64) > began);
+        .is_some_and(|(began, _)| (prev.reconciled_at as i64) >= began);
     prev.lockd.is_some()
         && prev.lockd == now.lockd
         && since_grace

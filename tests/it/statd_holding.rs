@@ -1046,6 +1046,7 @@ val recorded_dead "$(ls $S/a/hold | tr '\n' ' ')"
 # the recovery: statd's callout configured in nfs.conf, as documented
 printf '[statd]\nha-callout=%s\n' $CALLOUT > /run/nfs.conf; mount --bind /run/nfs.conf /etc/nfs.conf
 hold stop; val stop $?
+val grace_flags "v4=$(cat /proc/fs/nfsd/v4_end_grace) nlm=$(cat /proc/fs/lockd/nlm_end_grace) threads=$(cat /proc/fs/nfsd/threads) lockd=$(pgrep -x lockd | tr "\n" " ")"
 hold start 2> /tmp/start.err; val restart $?
 grep -i statd /tmp/start.err
 val statd_args "$(tr '\0' ' ' < /proc/$(cat /run/rpc.statd.pid)/cmdline)"
