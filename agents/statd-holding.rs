@@ -380,7 +380,6 @@ fn settle_unrecorded(
     }
 }
 
-/// Save the registration the callout reads.
 /// A start on the node where this resource last started, with lockd's
 /// locks still there: no grace period in force, the same lockd thread,
 /// no nfs-grace start (a new grace) since that start, and lockd holding
@@ -398,6 +397,7 @@ fn in_place(ctx: &Ctx, previous: Option<&Registration>, now: &Registration) -> b
         && nlmgrace::lockd_locks().is_some_and(|n| n > 0)
 }
 
+/// Save the registration the callout reads.
 fn register(registry: &Registry, reg: &Registration) -> OcfResult<()> {
     (registry.save(reg)).or_generic(|| format!("cannot register in {}", registry.dir.display()))
 }

@@ -50,6 +50,19 @@ impl ProcId {
         })
     }
 
+    /// How long ago it started (from `/proc/uptime` and its start in
+    /// clock ticks).
+    pub fn age(&self) -> Option<std::time::Duration> {
+        let up: f64 = std::fs::read_to_string("/proc/uptime")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        let tck = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()?? as f64;
+        std::time::Duration::try_from_secs_f64(up - self.start as f64 / tck).ok()
+    }
+
     /// Still running, and still the same process.
     pub fn alive(&self) -> bool {
         matches!(stat(self.pid), Some(s) if s.start == self.start && s.is_live())
@@ -132,6 +145,13 @@ pub fn named(name: &str) -> Vec<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_age_is_how_long_ago_it_started() {
+        // this process is younger than a day
+        let me = ProcId::of(std::process::id() as i32).unwrap();
+        assert!(me.age().unwrap() < std::time::Duration::from_secs(86400));
+    }
 
     #[test]
     fn identity_and_lookup() {

@@ -357,20 +357,6 @@ pub fn connections_count(lockd_age: Option<Duration>, grace: Duration) -> Result
     }
 }
 
-/// How long ago process `p` started (from `/proc/uptime` and its start
-/// in clock ticks).
-fn age(p: ProcId) -> Option<Duration> {
-    let up: f64 = std::fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    let tck = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()?? as f64;
-    Duration::try_from_secs_f64(up - p.start as f64 / tck).ok()
-}
-
-/// `/proc/locks`, at most [`LOCKS_CAP`] (`None`: unreadable or larger).
 /// How many NLM locks lockd holds on this node (its entries in
 /// `/proc/locks`); `None` when its thread or the table cannot be read.
 pub fn lockd_locks() -> Option<usize> {
@@ -378,6 +364,7 @@ pub fn lockd_locks() -> Option<usize> {
     Some(lock_digest(&read_locks()?, Some(pid)).0)
 }
 
+/// `/proc/locks`, at most [`LOCKS_CAP`] (`None`: unreadable or larger).
 fn read_locks() -> Option<String> {
     let f = std::fs::File::open("/proc/locks").ok()?;
     let mut s = String::new();
@@ -481,7 +468,7 @@ impl Watch {
     /// The clients connected to lockd now ([`connected_clients`]), or why
     /// connections do not count.
     fn connected(&self, addrs: &BTreeMap<String, Vec<IpAddr>>) -> Result<BTreeSet<String>, String> {
-        connections_count(self.grace.lockd.and_then(age), self.grace_len)?;
+        connections_count(self.grace.lockd.and_then(|p| p.age()), self.grace_len)?;
         let port = nfsd::server::lockd_port(&self.roots, true)
             .ok_or("lockd's TCP port is unknown (rpcbind?)")?;
         let d = Deadline::after(Duration::from_secs(1));
@@ -972,9 +959,6 @@ mod tests {
         assert!(connections_count(None, g).is_err());
         // nlm_grace_period 0: lockd's own length is unknown here
         assert!(connections_count(Some(Duration::from_secs(1)), Duration::ZERO).is_err());
-        // this process is younger than a day
-        let me = ProcId::of(std::process::id() as i32).unwrap();
-        assert!(age(me).unwrap() < Duration::from_secs(86400));
     }
 
     #[test]
