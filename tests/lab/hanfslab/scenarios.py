@@ -504,16 +504,12 @@ class Runner:
         # statd is back: a new lock now must survive the next failover
         flag = os.path.join(self.w.dir, "statd-dies-after.granted")
         path = f"{mnt}/statd-dies-after"
-        h = holder.spawn(f"exec python3 -c {shlex.quote(HOLD_NEW_LOCK)} {path} {flag}", timeout=3600)
-        deadline = time.time() + 120
-        while not os.path.exists(flag):
-            if time.time() > deadline or h.done():
-                h.cancel()
-                res["checks"].append(_check(f"{holder.name} gets a new lock once statd is back", False,
-                                            f"no grant on {path} within 120 s"))
-                res["passed"] = False
-                return out
-            time.sleep(0.05)
+        h = self._hold_new_lock(holder, path, flag, within=120, poll=0.05)
+        if h is None:
+            res["checks"].append(_check(f"{holder.name} gets a new lock once statd is back", False,
+                                        f"no grant on {path} within 120 s"))
+            res["passed"] = False
+            return out
         time.sleep(2)  # the grant reached the client: statd recorded it first
         crash = self._crash("statd_dies: crash after the new lock", node)
         verdict = self._still_held(crash, holder, other, path, "the lock taken after statd came back")
@@ -526,6 +522,21 @@ class Runner:
             pass
         out.append(crash)
         return out
+
+    @staticmethod
+    def _hold_new_lock(holder, path, flag, within, poll):
+        """`holder` takes a new exclusive lock on `path` and keeps it
+        (HOLD_NEW_LOCK); returns once the host sees the grant in `flag`
+        (polled every `poll` s), with the holder's handle, or None (the
+        holder cancelled) when no grant came within `within` s."""
+        h = holder.spawn(f"exec python3 -c {shlex.quote(HOLD_NEW_LOCK)} {path} {flag}", timeout=3600)
+        deadline = time.time() + within
+        while not os.path.exists(flag):
+            if time.time() > deadline or h.done():
+                h.cancel()
+                return None
+            time.sleep(poll)
+        return h
 
     def _still_held(self, res, holder, other, path, what):
         """After a takeover: `other` tries once to take `path`'s lock, which
@@ -572,13 +583,9 @@ class Runner:
                 raise LabError(f"group {group} is not running anywhere before round {i + 1}")
             flag = os.path.join(self.w.dir, f"lock-before-crash-{i + 1}.granted")
             path = f"{mnt}/lock-before-crash-{i + 1}"
-            h = holder.spawn(f"exec python3 -c {shlex.quote(HOLD_NEW_LOCK)} {path} {flag}", timeout=3600)
-            deadline = time.time() + 60
-            while not os.path.exists(flag):
-                if time.time() > deadline or h.done():
-                    h.cancel()
-                    raise LabError(f"round {i + 1}: {holder.name} got no lock on {path}")
-                time.sleep(0.002)
+            h = self._hold_new_lock(holder, path, flag, within=60, poll=0.002)
+            if h is None:
+                raise LabError(f"round {i + 1}: {holder.name} got no lock on {path}")
             seen = time.time()
             granted = float(open(flag).read().split()[1])
             res = self._crash(f"lock-before-crash {i + 1}/{LOCK_ROUNDS}", victim)
