@@ -74,7 +74,7 @@ fn existing_dir(opt: Option<&String>, what: &str) -> Result<Option<PathBuf>, Str
 /// statd's monitor list into the holding directory.
 fn import_statd(holding_dir: &Path, statd: &StatdDir) -> Result<String, String> {
     let sm = statd.sm();
-    let r = holding::reconcile(&sm, holding_dir, statd.owner().ok(), None, || ());
+    let r = holding::reconcile(&sm, holding_dir, statd.owner().ok(), None, || (), |_| ());
     if let Some(why) = r.unrecorded_reason(holding_dir) {
         return Err(format!("copying {}: {why}", sm.display()));
     }

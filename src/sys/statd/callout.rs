@@ -176,6 +176,22 @@ pub fn handle(
     budget: Duration,
 ) -> Vec<(String, Result<(), String>)> {
     let deadline = Deadline::after(budget);
+    // A client every instance holds already (each one reclaiming after a
+    // takeover): nothing to do, said at once from the markers on /run,
+    // without a child or the shared storage (see registry's notes).
+    if let Event::Add { mon_name, .. } = event {
+        let now = registry::now_secs();
+        let regs: Vec<Registration> = (registry.list().into_iter())
+            .filter(|r| r.receives_callouts(now))
+            .collect();
+        if regs
+            .iter()
+            .all(|r| registry.is_recorded(&r.instance, mon_name))
+        {
+            log::debug!("{}: recorded already", event_word(event));
+            return regs.into_iter().map(|r| (r.instance, Ok(()))).collect();
+        }
+    }
     // The reads (registry, sm/) count against the budget too: done in a
     // child that is abandoned at the deadline.
     let planned = bounded::run(&deadline, "reading the registrations and sm/", || {
@@ -202,6 +218,11 @@ pub fn handle(
     let running: Vec<_> = jobs
         .iter()
         .map(|(reg, op)| {
+            if let Op::Remove { mon_name, .. } = op {
+                if let Err(e) = registry.forget_recorded(&reg.instance, mon_name) {
+                    log::warn!("{}: {e}", reg.instance);
+                }
+            }
             let what = format!("updating {}", reg.holding_dir.display());
             (reg, op, bounded::spawn(&what, || apply(reg, registry, op)))
         })
@@ -242,9 +263,11 @@ pub fn handle(
 fn remember(registry: &Registry, reg: &Registration, op: &Op, outcome: &Result<Change, String>) {
     let r = match (op, outcome) {
         (Op::Add { name, .. }, Err(e)) => registry.note_unrecorded(&reg.instance, name, e),
-        (Op::Add { name, .. } | Op::Remove { name, .. }, _) => {
+        (Op::Add { name, records }, Ok(_)) => {
+            registry.note_recorded(&reg.instance, records);
             registry.clear_unrecorded(&reg.instance, name)
         }
+        (Op::Remove { name, .. }, _) => registry.clear_unrecorded(&reg.instance, name),
     };
     if let Err(e) = r {
         log::error!("{}: {e}", reg.instance);
@@ -335,12 +358,61 @@ mod tests {
         assert!(!reg.holding_dir.join("192.0.2.5").exists());
     }
 
+    /// A client held already is answered from its marker, without the
+    /// holding directory; del-client takes the marker away first.
+    #[test]
+    fn a_recorded_client_is_answered_from_its_marker() {
+        let (d, registry, reg) = setup();
+        registry
+            .prepare_for_callout(&reg.instance, None, &Default::default())
+            .unwrap();
+        let sm = d.path().join("nfs/sm");
+        std::fs::write(sm.join("192.0.2.5"), line("192.0.2.5", "vm")).unwrap();
+        let add = Event::parse(&args("add-client 192.0.2.5 vm"));
+        assert!(!registry.is_recorded("svc", "192.0.2.5"));
+        assert_eq!(
+            handle(&add, &registry, BUDGET),
+            vec![("svc".into(), Ok(()))]
+        );
+        assert!(registry.is_recorded("svc", "192.0.2.5"));
+        // the shortcut does not look at the holding directory
+        let held = reg.holding_dir.join("192.0.2.5");
+        std::fs::remove_file(&held).unwrap();
+        assert_eq!(
+            handle(&add, &registry, BUDGET),
+            vec![("svc".into(), Ok(()))]
+        );
+        assert!(!held.exists());
+        // del-client: the marker goes, and the next add writes again
+        std::fs::write(&held, line("192.0.2.5", "vm")).unwrap();
+        handle(
+            &Event::parse(&args("del-client 192.0.2.5 vm")),
+            &registry,
+            BUDGET,
+        );
+        assert!(!held.exists() && !registry.is_recorded("svc", "192.0.2.5"));
+        handle(&add, &registry, BUDGET);
+        assert!(held.exists() && registry.is_recorded("svc", "192.0.2.5"));
+        // a start marks what it took, and only that
+        let mut taken = record::RecordSet::new();
+        let r = MonitorRecord::parse(&line("192.0.2.6", "old")).unwrap();
+        taken.insert("192.0.2.6".into(), vec![r]);
+        registry.prepare_for_callout("svc", None, &taken).unwrap();
+        assert!(registry.is_recorded("svc", "192.0.2.6"));
+        assert!(!registry.is_recorded("svc", "192.0.2.5"));
+        // a link planted for a marker is no marker
+        std::os::unix::fs::symlink(&held, registry.recorded_dir("svc").join("192.0.2.7")).unwrap();
+        assert!(!registry.is_recorded("svc", "192.0.2.7"));
+    }
+
     /// A client the callout cannot write is remembered for the monitor,
     /// and forgotten once recorded or no longer monitored.
     #[test]
     fn unrecorded_clients_are_remembered_until_recorded() {
         let (d, registry, reg) = setup();
-        registry.prepare_unrecorded(&reg.instance, None).unwrap();
+        registry
+            .prepare_for_callout(&reg.instance, None, &Default::default())
+            .unwrap();
         let sm = d.path().join("nfs/sm");
         std::fs::write(sm.join("192.0.2.5"), line("192.0.2.5", "vm")).unwrap();
         std::fs::create_dir(reg.holding_dir.join("192.0.2.5")).unwrap();

@@ -79,14 +79,18 @@ fn remove_file(path: &Path) -> io::Result<bool> {
     }
 }
 
-/// `existing` with each of `new` put in place of the line with the same
-/// mon_name (or appended): one line per mon_name.
+/// `existing` with those of `new` whose mon_name it lacks appended: one
+/// line per mon_name, and a line already held is kept as it is. Its
+/// `my_name` and cookie are an earlier lock manager's, but nothing here
+/// reads them (see the module notes; [`place_local`] puts this node's name
+/// in, and statd replaces the line when lockd monitors the client again).
+/// So a client that reclaims after a takeover, whose SM_MON changes only
+/// those two fields, costs the holding directory no write.
 pub fn merge(existing: &[MonitorRecord], new: &[MonitorRecord]) -> Vec<MonitorRecord> {
     let mut out: Vec<MonitorRecord> = Vec::with_capacity(existing.len() + new.len());
     for r in existing.iter().chain(new) {
-        match out.iter_mut().find(|o| o.mon_name == r.mon_name) {
-            Some(o) => *o = r.clone(),
-            None => out.push(r.clone()),
+        if !out.iter().any(|o| o.mon_name == r.mon_name) {
+            out.push(r.clone());
         }
     }
     out
@@ -149,8 +153,12 @@ pub fn remove(
 /// What a reconcile did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reconciled {
-    /// Holding files written (a local client was missing or changed).
+    /// Holding files written (a local client was missing).
     pub written: Vec<String>,
+    /// Those of `written` whose record statd wrote less than
+    /// [`IN_FLIGHT_SECS`] ago: the callout may still be on its way.
+    #[serde(default)]
+    pub in_flight: Vec<String>,
     /// Local record files compared.
     pub local: usize,
     /// Local record files not compared (unchanged since the last time).
@@ -215,10 +223,15 @@ pub fn io_reason(e: &io::Error) -> String {
     }
 }
 
+/// How long after statd writes a client's record the callout may still be
+/// copying it: its time limit, and a margin for coarse time stamps.
+pub const IN_FLIGHT_SECS: u64 = super::callout::BUDGET.as_secs() + 2;
+
 /// Make sure every client in this node's `sm/` is in the holding
 /// directory (additions only, see the module notes). `lock` is taken
 /// around each file's read-merge-write, so it cannot interleave with the
-/// callout's update of the same file.
+/// callout's update of the same file; `held` is told the records found in
+/// (or written to) the holding directory.
 ///
 /// With `since` (unix seconds), only the local files changed since then
 /// are looked at: statd replaces a record file whenever it changes, so
@@ -232,15 +245,17 @@ pub fn reconcile<L>(
     owner: Option<(u32, u32)>,
     since: Option<u64>,
     lock: impl Fn() -> L,
+    held: impl Fn(&[MonitorRecord]),
 ) -> Reconciled {
     let mut out = Reconciled::default();
+    let now = registry::now_secs();
     for name in record::list_names(local_sm) {
+        let changed = std::fs::symlink_metadata(local_sm.join(&name))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
         if let Some(since) = since {
-            let changed = std::fs::symlink_metadata(local_sm.join(&name))
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs());
             if changed.is_some_and(|c| c < since) {
                 out.unchanged += 1;
                 continue;
@@ -262,8 +277,15 @@ pub fn reconcile<L>(
         }
         out.local += 1;
         match add(holding, &name, &local, owner) {
-            Ok(Change::Written) => out.written.push(name),
-            Ok(_) => {}
+            Ok(change) => {
+                held(&local);
+                if change == Change::Written {
+                    if changed.is_some_and(|c| c + IN_FLIGHT_SECS > now) {
+                        out.in_flight.push(name.clone());
+                    }
+                    out.written.push(name);
+                }
+            }
             Err(e) => out.failed.push((name, io_reason(&e))),
         }
     }
@@ -425,6 +447,7 @@ pub fn reconcile_registered(
             statd.owner().ok(),
             since,
             || registry.lock(&reg.instance, super::callout::LOCK_WAIT),
+            |recs| registry.note_recorded(&reg.instance, recs),
         ))
     })?)
 }
@@ -460,15 +483,18 @@ mod tests {
         let a = rec("192.0.2.5", "n1", 1);
         let b = rec("192.0.2.5", "n2", 2);
         let c = rec("client", "n1", 3);
+        // a client held already keeps its line (a reclaim after a
+        // takeover changes only my_name and the cookie)
         assert_eq!(
             merge(std::slice::from_ref(&a), std::slice::from_ref(&b)),
-            vec![b.clone()]
+            vec![a.clone()]
         );
         assert_eq!(
-            merge(&[a.clone(), c.clone()], std::slice::from_ref(&b)),
-            vec![b, c.clone()]
+            merge(std::slice::from_ref(&a), &[b.clone(), c.clone()]),
+            vec![a.clone(), c.clone()]
         );
-        assert_eq!(merge(&[], &[a.clone(), c.clone()]), vec![a, c]);
+        assert_eq!(merge(&[], &[a.clone(), c.clone()]), vec![a.clone(), c]);
+        assert_eq!(merge(&[], &[a.clone(), b]), vec![a]);
     }
 
     #[test]
@@ -523,23 +549,42 @@ mod tests {
         std::fs::create_dir_all(&h).unwrap();
         std::fs::write(sm.join("192.0.2.5"), rec("192.0.2.5", "n1", 1).to_line()).unwrap();
         std::fs::write(h.join("192.0.2.9"), rec("192.0.2.9", "n0", 9).to_line()).unwrap();
-        let r = reconcile(&sm, &h, None, None, || ());
+        let seen = std::cell::RefCell::new(Vec::new());
+        let note = |recs: &[MonitorRecord]| {
+            seen.borrow_mut()
+                .extend(recs.iter().map(|r| r.mon_name.clone()))
+        };
+        let r = reconcile(&sm, &h, None, None, || (), note);
         assert_eq!(r.written, vec!["192.0.2.5"]);
+        // statd wrote it just now: its callout may still be running
+        assert_eq!(r.in_flight, vec!["192.0.2.5"]);
         assert_eq!(record::list_names(&h), vec!["192.0.2.5", "192.0.2.9"]);
-        let r = reconcile(&sm, &h, None, None, || ());
+        let r = reconcile(&sm, &h, None, None, || (), note);
         assert!(r.written.is_empty());
+        assert_eq!(*seen.borrow(), ["192.0.2.5", "192.0.2.5"]);
+        // a record statd wrote long ago and missing from the holding
+        // directory is no callout on its way
+        std::fs::remove_file(h.join("192.0.2.5")).unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(IN_FLIGHT_SECS + 5);
+        std::fs::File::options()
+            .write(true)
+            .open(sm.join("192.0.2.5"))
+            .and_then(|f| f.set_modified(old))
+            .unwrap();
+        let r = reconcile(&sm, &h, None, None, || (), |_| ());
+        assert_eq!((r.written.len(), r.in_flight.len()), (1, 0));
         // Only files changed since a given time.
         std::fs::write(sm.join("192.0.2.6"), rec("192.0.2.6", "n1", 6).to_line()).unwrap();
         let future = crate::sys::statd::registry::now_secs() + 100;
-        let r = reconcile(&sm, &h, None, Some(future), || ());
+        let r = reconcile(&sm, &h, None, Some(future), || (), |_| ());
         assert_eq!((r.local, r.unchanged), (0, 2));
         assert!(!h.join("192.0.2.6").exists());
-        let r = reconcile(&sm, &h, None, Some(0), || ());
+        let r = reconcile(&sm, &h, None, Some(0), || (), |_| ());
         assert_eq!(r.written, vec!["192.0.2.6"]);
         std::fs::remove_file(sm.join("192.0.2.6")).unwrap();
         // An emptied sm/ leaves the holding directory alone.
         std::fs::remove_file(sm.join("192.0.2.5")).unwrap();
-        reconcile(&sm, &h, None, None, || ());
+        reconcile(&sm, &h, None, None, || (), |_| ());
         assert_eq!(record::list_names(&h).len(), 3);
     }
 
@@ -556,7 +601,7 @@ mod tests {
         // a directory where 192.0.2.5's and .7's record files go
         std::fs::create_dir_all(h.join("192.0.2.5")).unwrap();
         std::fs::create_dir_all(h.join("192.0.2.7")).unwrap();
-        let r = reconcile(&sm, &h, None, None, || ());
+        let r = reconcile(&sm, &h, None, None, || (), |_| ());
         assert_eq!(r.written, vec!["192.0.2.6"]);
         let names: Vec<&str> = r.failed.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["192.0.2.5", "192.0.2.7"]);

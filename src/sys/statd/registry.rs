@@ -14,6 +14,17 @@
 //!   unprivileged callout can take it).
 //! - `<instance>.notify/<address>/`: the private sm-notify directories
 //!   (`sm/`, `sm.bak/`, `state`) and `<address>.log`, sm-notify's output.
+//! - `<instance>.unrecorded/<name>`: a client the callout could not record,
+//!   with the error ([`Registry::unrecorded`]).
+//! - `<instance>.recorded/<mon_name>`: empty; that client has a line in
+//!   the holding directory ([`Registry::is_recorded`]). The callout then
+//!   has nothing to do and answers statd at once, without touching the
+//!   shared storage: after a takeover every reclaiming client's SM_MON
+//!   makes a callout, one at a time (lockd's single thread waits for statd,
+//!   statd for the callout), and those clients are all held already.
+//!   Written by start (the clients it took), the reconcile and the callout
+//!   after a record is in place, removed before a record is taken out: a
+//!   marker never claims a record that is not there.
 
 use crate::ocf::{self, OcfResult, ResultExt};
 use nix::fcntl::{Flock, FlockArg};
@@ -233,10 +244,13 @@ impl Registry {
                 Err(e) => return Err(e),
             }
         }
-        match std::fs::remove_dir_all(self.unrecorded_dir(instance)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        for d in [self.unrecorded_dir(instance), self.recorded_dir(instance)] {
+            match std::fs::remove_dir_all(d) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
+        Ok(())
     }
 
     /// Where the callout remembers the clients it could not record in the
@@ -246,20 +260,80 @@ impl Registry {
         self.dir.join(format!("{}.unrecorded", safe_name(instance)))
     }
 
-    /// Create [`Registry::unrecorded_dir`] for the callout, which runs as
-    /// statd's user `owner` (mode 0700: nobody else reads it).
-    pub fn prepare_unrecorded(&self, instance: &str, owner: Option<(u32, u32)>) -> OcfResult<()> {
+    /// Where the clients known to be in the instance's holding directory
+    /// are marked (see the module notes).
+    pub fn recorded_dir(&self, instance: &str) -> PathBuf {
+        self.dir.join(format!("{}.recorded", safe_name(instance)))
+    }
+
+    /// Create [`Registry::unrecorded_dir`] and a new, empty
+    /// [`Registry::recorded_dir`] for the callout, which runs as statd's
+    /// user `owner` (mode 0700: nobody else reads them), and mark the
+    /// clients of `held`, just read from the holding directory.
+    pub fn prepare_for_callout(
+        &self,
+        instance: &str,
+        owner: Option<(u32, u32)>,
+        held: &super::record::RecordSet,
+    ) -> OcfResult<()> {
         self.ensure()?;
-        let d = self.unrecorded_dir(instance);
-        let show = || format!("cannot create {}", d.display());
-        match std::fs::create_dir(&d) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e).or_generic(show)?,
+        let recorded = self.recorded_dir(instance);
+        match std::fs::remove_dir_all(&recorded) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(e).or_generic(|| format!("cannot empty {}", recorded.display()))?
+            }
             _ => {}
         }
-        if let (Some((u, g)), true) = (owner, nix::unistd::geteuid().is_root()) {
-            std::os::unix::fs::lchown(&d, Some(u), Some(g)).or_generic(show)?;
+        for d in [self.unrecorded_dir(instance), recorded] {
+            let show = || format!("cannot create {}", d.display());
+            match std::fs::create_dir(&d) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e).or_generic(show)?,
+                _ => {}
+            }
+            if let (Some((u, g)), true) = (owner, nix::unistd::geteuid().is_root()) {
+                std::os::unix::fs::lchown(&d, Some(u), Some(g)).or_generic(show)?;
+            }
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+                .or_generic(show)?;
         }
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).or_generic(show)
+        for recs in held.values() {
+            self.note_recorded(instance, recs);
+        }
+        Ok(())
+    }
+
+    /// The clients of `recs` are in the instance's holding directory.
+    /// Best effort: a marker missing only costs a callout its shortcut.
+    pub fn note_recorded(&self, instance: &str, recs: &[super::record::MonitorRecord]) {
+        let d = self.recorded_dir(instance);
+        for r in recs {
+            if super::record::valid_file_name(&r.mon_name) {
+                let p = d.join(&r.mon_name);
+                // created where nothing is, never through a planted link
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&p);
+            }
+        }
+    }
+
+    /// Client `mon_name` is about to leave the holding directory (or may
+    /// have): its marker goes first.
+    pub fn forget_recorded(&self, instance: &str, mon_name: &str) -> OcfResult<()> {
+        if !super::record::valid_file_name(mon_name) {
+            return Ok(());
+        }
+        crate::sys::fsfile::remove_opt(&self.recorded_dir(instance).join(mon_name))
+    }
+
+    /// Whether client `mon_name` is marked as in the instance's holding
+    /// directory (a regular file, not a link planted there).
+    pub fn is_recorded(&self, instance: &str, mon_name: &str) -> bool {
+        super::record::valid_file_name(mon_name)
+            && std::fs::symlink_metadata(self.recorded_dir(instance).join(mon_name))
+                .is_ok_and(|m| m.file_type().is_file())
     }
 
     /// The callout could not record client file `name` for `instance`.

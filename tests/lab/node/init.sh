@@ -111,6 +111,12 @@ if [ "$ROLE" = server ]; then
   dmsetup mknodes
 fi
 
+# --- syslog (servers): statd's callout logs only there
+if [ "$ROLE" = server ]; then
+  python3 "$LAB_NODEDIR/syslogd.py" /dev/log "$LOG/syslog-$BOOT.log" </dev/null >/dev/null 2>&1 &
+  for i in 1 2 3 4 5 6 7 8 9 10; do [ -S /dev/log ] && break; sleep 0.1; done
+fi
+
 # --- NFS daemons a node runs at boot
 rpcbind -w
 if [ "$ROLE" = client ]; then
@@ -143,7 +149,8 @@ if [ "$ROLE" = server ]; then
   cp "$LAB_RUN/etc/corosync.conf" /etc/corosync/corosync.conf
   corosync -f >"$LOG/corosync-$BOOT.out" 2>&1 &
   # pacemaker's detail log goes straight to the host so a crash keeps it
-  PCMK_logfile="$LOG/pacemaker-$BOOT.log" PCMK_logpriority=info \
+  # (and not to the node's syslog too: that is for the agents and statd)
+  PCMK_logfile="$LOG/pacemaker-$BOOT.log" PCMK_logpriority=info PCMK_logfacility=none \
     pacemakerd -f >"$LOG/pacemakerd-$BOOT.out" 2>&1 &
 fi
 
