@@ -18,17 +18,17 @@
 
 use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::fsfile;
-use hanfs::sys::net::announce::{self, Announcement};
-use hanfs::sys::net::duplicate::{self, ClaimWatch};
+use hanfs::sys::net::announce;
+use hanfs::sys::net::duplicate;
 use hanfs::sys::net::netlink::{
     check_interface_name, check_label_fits, parse_label, parse_lifetime,
 };
-use hanfs::sys::net::node::Target;
+use hanfs::sys::net::node::{self, Target};
 use hanfs::sys::net::placement::{place, Placement};
-use hanfs::sys::net::subnet::{parse_floating_ip, parse_prefix_len};
+use hanfs::sys::net::subnet::{self, parse_floating_ip, parse_prefix_len};
 use hanfs::sys::net::sysctl;
 use hanfs::sys::net::tickle;
-use hanfs::sys::net::{net_error, InterfaceAddress, NewAddress, NodeView, Subnet};
+use hanfs::sys::net::{self as net, InterfaceAddress, NewAddress, NodeView};
 use hanfs::sys::nfsd::mounts;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -103,28 +103,13 @@ impl Agent for FloatIp {
         // 2. Refuse a live holder: probe the link (IPv4, and IPv6 where the
         //    kernel does not run duplicate address detection itself); while
         //    the kernel does (IPv6), listen for who answers it.
-        let kernel_dad = ip.is_ipv6() && !cfg.nodad && duplicate::kernel_runs_dad(link);
-        if !cfg.check_duplicate {
-            log::info!("check_duplicate is off: adding {ip} without probing");
-        } else if link.talks_arp() && !kernel_dad {
-            // A probe cut short proves nothing: do not start one that
-            // cannot finish, and add nothing after one the deadline ended.
-            if ctx.deadline.remaining() < duplicate::PROBE_WINDOW {
-                return Err(timed_out(ctx, ip, "before the duplicate probe"));
-            }
-            duplicate::refuse_if_held(link, ip, &ctx.deadline)?;
-        }
-        let watch = if kernel_dad && link.talks_arp() {
-            let listen = ClaimWatch::open(link, ip);
-            Some(listen.map_err(|e| net_error(format_args!("cannot listen on {nic}"), e))?)
-        } else {
-            None
-        };
+        let (check, nodad) = (cfg.check_duplicate, cfg.nodad);
+        let watch = duplicate::guard(link, ip, check, nodad, &ctx.deadline)?;
 
         // 3. Add the address; IPv6: it is usable only once the kernel's
         //    duplicate address detection passed (else it is removed again).
         if ctx.deadline.expired() {
-            return Err(timed_out(ctx, ip, "before adding it"));
+            return Err(net::timed_out(&ctx.deadline, ip, "before adding it"));
         }
         view.add(&NewAddress {
             link_index: link.index,
@@ -141,7 +126,8 @@ impl Agent for FloatIp {
         }
         if ctx.deadline.expired() {
             // Up, but late: nothing more is changed (stop removes it).
-            return Err(timed_out(ctx, ip, "after adding it, before announcing it"));
+            let when = "after adding it, before announcing it";
+            return Err(net::timed_out(&ctx.deadline, ip, when));
         }
 
         // 4. Announce it, and right after the first announcement tickle the
@@ -188,45 +174,14 @@ impl Agent for FloatIp {
         let addr = view.held_on(ip, cfg.nic.as_deref())?;
 
         // 2. Usable: the link up, no duplicate detected, the label right.
-        let Some(link) = view.link(addr.link_index) else {
-            return Err(OcfError::generic(format!(
-                "ip {ip} is on an interface that vanished"
-            )));
-        };
-        let nic = &link.name;
-        if !link.is_up() {
-            return Err(OcfError::generic(format!(
-                "nic {nic} holding {ip} is {}",
-                link.down_reason()
-            )));
-        }
-        if addr.dad_failed {
-            return Err(OcfError::generic(format!(
-                "ip {ip} on {nic}: duplicate address detection failed (another host holds it)"
-            )));
-        }
-        if let Some(want) = cfg.full_label(nic) {
-            if addr.label.as_ref() != Some(&want) {
-                return Err(OcfError::generic(format!(
-                    "ip {ip} on {nic} has label {}, expected {want}",
-                    addr.label.as_deref().unwrap_or("(none)")
-                )));
-            }
-        }
-        if addr.tentative {
-            log::info!("{ip} on {nic} is still tentative (duplicate address detection running)");
-        }
+        let want = cfg.full_label(&view.name_of(addr.link_index));
+        let link = node::check_usable(view.link(addr.link_index), addr, want.as_deref())?;
 
         // 3. Not in a probe: refresh the announcements (arp_count_refresh)
         //    and record the connections for the node that takes over.
         if cfg.arp_count_refresh > 0 && !ctx.is_probe() && link.talks_arp() {
-            let sent = Announcement::open(link, ip).and_then(|a| {
-                a.repeat(cfg.arp_count_refresh, cfg.arp_interval, true, &ctx.deadline)
-            });
-            match sent {
-                Ok(n) => log::debug!("refreshed {ip} on {nic} with {n} announcements"),
-                Err(e) => log::warn!("cannot refresh announcements of {ip} on {nic}: {e}"),
-            }
+            let (count, interval) = (cfg.arp_count_refresh, cfg.arp_interval);
+            announce::refresh(link, ip, count, interval, &ctx.deadline);
         }
         if let (false, Some(dir)) = (ctx.is_probe(), &cfg.tickle_dir) {
             tickle::record_connections(dir, ip, &ctx.deadline);
@@ -275,16 +230,8 @@ impl Config {
 /// The address must be a host of its subnet, not its network or broadcast
 /// address.
 fn check_host_address(ip: IpAddr, prefix_len: u8, whose: &str) -> OcfResult<()> {
-    let s = Subnet::new(ip, prefix_len).expect("prefix length checked");
-    let Some(what) = s.reserved_role() else {
-        return Ok(());
-    };
-    let net = Subnet::new(s.network(), prefix_len).expect("same length");
-    Err(ocf::invalid(
-        "ip",
-        &ip.to_string(),
-        format!("the {what} address of {net}{whose}"),
-    ))
+    subnet::check_host(ip, prefix_len)
+        .map_err(|why| ocf::invalid("ip", &ip.to_string(), format!("{why}{whose}")))
 }
 
 fn configure(p: &Params) -> OcfResult<Config> {
@@ -316,7 +263,7 @@ fn configure(p: &Params) -> OcfResult<Config> {
 
 /// Checks against this node; the placement start will use.
 fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
-    if cfg.ip.is_ipv6() && !std::path::Path::new("/proc/sys/net/ipv6").exists() {
+    if cfg.ip.is_ipv6() && !sysctl::ipv6_available() {
         return Err(OcfError::installed(
             "IPv6 is not available in this kernel (no /proc/sys/net/ipv6)",
         ));
@@ -340,13 +287,10 @@ fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
             &format!(" (the subnet of {nic})"),
         )?;
     }
-    if cfg.ip.is_ipv6() {
-        let disabled = sysctl::read("ipv6", nic, "disable_ipv6") == Some(1);
-        if disabled {
-            return Err(OcfError::args(format!(
-                "IPv6 is disabled on nic {nic} (net.ipv6.conf.{nic}.disable_ipv6=1)"
-            )));
-        }
+    if cfg.ip.is_ipv6() && sysctl::ipv6_disabled(nic) {
+        return Err(OcfError::args(format!(
+            "IPv6 is disabled on nic {nic} (net.ipv6.conf.{nic}.disable_ipv6=1)"
+        )));
     }
     if !placement.link.talks_arp() {
         log::warn!(
@@ -355,14 +299,6 @@ fn resolve(ctx: &Ctx, cfg: &Config) -> OcfResult<(NodeView, Placement)> {
         );
     }
     Ok((view, placement))
-}
-
-/// Start ran out of time: what was done and what was not.
-fn timed_out(ctx: &Ctx, ip: IpAddr, when: &str) -> OcfError {
-    OcfError::generic(format!(
-        "start timed out (timeout {:.1}s) {when}: nothing further was changed for ip {ip}",
-        ctx.deadline.total().as_secs_f64()
-    ))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! nfs-export: one directory exported over kernel NFS to one or more
 //! clients, with a stable fsid (OCF provider hanfs; meta-data in
 //! metadata/nfs-export.xml). The mechanism is in `hanfs::sys::exports`:
-//! etab, exportfs, client names, the locks a stop releases.
+//! etab, exportfs, client names, the locks a stop releases, and what a
+//! resource recorded (`ExportRecord`: conflicts, what a stop removes).
 //!
 //! - start: resolve the directory (in a child: storage may hang), name each
 //!   client as etab will, refuse conflicts, record the state, run exportfs,
@@ -16,14 +17,13 @@
 
 use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params};
 use hanfs::sys::exports::{
-    locks, ClientSpec, Export, ExportClient, ExportOptions, ExportTable, Exportfs, Fsid, TableStamp,
+    locks, record, ClientSpec, ExportClient, ExportOptions, ExportRecord, ExportTable, Exportfs,
+    Fsid,
 };
 use hanfs::sys::fsfile;
 use hanfs::sys::nfsd::ProcRoots;
 use hanfs::sys::storage::{self, DirProblem, Look};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 struct NfsExport;
 
@@ -59,15 +59,7 @@ impl Agent for NfsExport {
     /// runs); start checks it, with code 2 when it is missing here.
     fn validate(_ctx: &Ctx, _cfg: &Config) -> OcfResult<()> {
         Exportfs::find()?;
-        let table = ExportTable::system();
-        let state_dir = table.path().parent().unwrap_or(Path::new("/"));
-        if !state_dir.is_dir() {
-            return Err(OcfError::installed(format!(
-                "NFS state directory {} does not exist (is nfs-utils installed?)",
-                state_dir.display()
-            )));
-        }
-        Ok(())
+        ExportTable::system().check_state_dir()
     }
 
     fn start(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
@@ -83,7 +75,7 @@ impl Agent for NfsExport {
         //    on hung storage fails (within half its timeout), so after such
         //    a monitor failure the cluster moves the service rather than
         //    restarting the export in place for ever.
-        if let Err(p) = storage_answers(ctx, &dir.path, dir.dev) {
+        if let Err(p) = storage::answers(&dir.path, dir.dev, &ctx.deadline) {
             return Err(directory_error(&p, &cfg.directory, true));
         }
         if dir.path != cfg.directory {
@@ -102,7 +94,7 @@ impl Agent for NfsExport {
         let clients = (cfg.clients.iter())
             .map(|c| ExportClient::name(c, &ctx.deadline))
             .collect::<OcfResult<Vec<_>>>()?;
-        let state = State {
+        let state = ExportRecord {
             instance: ctx.instance().to_string(),
             directory: dir.path.clone(),
             dev: dir.dev,
@@ -117,10 +109,12 @@ impl Agent for NfsExport {
         //    with one fsid (or one client) would both pass the check before
         //    either exported. Held to the end of start.
         let _lock = ctx.node_lock()?;
-        check_conflicts(ctx, &state, &table.read_all()?)?;
+        let exports = table.read_all()?;
+        state.check_fsid(&exports)?;
+        state.check_owners(&exports, &other_states(ctx))?;
 
         // 3. Exports left by an earlier start with other parameters go.
-        if let Some(old) = ctx.load_state::<State>().unwrap_or(None) {
+        if let Some(old) = ctx.load_state::<ExportRecord>().unwrap_or(None) {
             remove_stale(ctx, &exportfs, &old, &state)?;
         }
 
@@ -140,7 +134,7 @@ impl Agent for NfsExport {
     fn stop(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         // 1. What was exported is what the state says (the parameters may
         //    have changed since), and what the configuration names.
-        let state = ctx.load_state::<State>().unwrap_or_else(|e| {
+        let state = ctx.load_state::<ExportRecord>().unwrap_or_else(|e| {
             log::warn!("{e}; stopping by the configuration alone");
             None
         });
@@ -148,7 +142,8 @@ impl Agent for NfsExport {
             Some(s) => (s.directory.clone(), ExportTable::at(&s.etab)),
             None => (cfg.directory.clone(), ExportTable::system()),
         };
-        let names = ours(ctx, cfg, state.as_ref(), &dir);
+        let others = other_states(ctx);
+        let names = record::stop_names(&cfg.clients, state.as_ref(), &others, &dir);
 
         // 2. Nothing of ours exported: nothing to do.
         let exported = !table.clients_of(&dir, &names)?.is_empty();
@@ -167,7 +162,7 @@ impl Agent for NfsExport {
         // 3. A lease wait that cannot fit fails now, before anything changes.
         let procs = ProcRoots::default();
         let lease_wait = match cfg.wait_for_leasetime_on_stop {
-            true => lease_wait(ctx, &procs)?,
+            true => locks::lease_wait(&procs, &ctx.deadline)?,
             false => None,
         };
 
@@ -189,7 +184,7 @@ impl Agent for NfsExport {
 
     fn monitor(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {
         // 1. Started here: the state says so (gone after a reboot).
-        let Some(state) = ctx.load_state::<State>()? else {
+        let Some(state) = ctx.load_state::<ExportRecord>()? else {
             return Err(not_started_here(cfg));
         };
 
@@ -216,7 +211,7 @@ impl Agent for NfsExport {
         //    system, and so does the storage under it; hung storage is
         //    said within half the monitor's timeout, not at its end.
         if ctx.check_level() >= 10 {
-            if let Err(p) = storage_answers(ctx, &state.directory, state.dev) {
+            if let Err(p) = storage::answers(&state.directory, state.dev, &ctx.deadline) {
                 return Err(directory_error(&p, &state.directory, false));
             }
         }
@@ -239,39 +234,8 @@ struct Config {
     wait_for_leasetime_on_stop: bool,
 }
 
-/// What start exported, kept in the state file until stop.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct State {
-    instance: String,
-    /// The real path exported (symbolic links resolved).
-    directory: PathBuf,
-    /// Its file system's device at start (depth 10 checks it is unchanged).
-    dev: u64,
-    clients: Vec<ExportClient>,
-    fsid: Option<String>,
-    /// The export table exportfs wrote to.
-    etab: PathBuf,
-    /// The version of that table the last good check read: while etab is
-    /// unchanged, a monitor need not read it again (flat in its size).
-    #[serde(default)]
-    checked: Option<TableStamp>,
-}
-
-impl State {
-    fn fsid(&self) -> Option<Fsid> {
-        self.fsid.as_deref().and_then(|f| Fsid::parse(f).ok())
-    }
-    fn etab_names(&self) -> Vec<String> {
-        self.clients.iter().map(|c| c.etab.clone()).collect()
-    }
-    /// Whether this resource exports `dir` to etab's `name`.
-    fn owns(&self, dir: &Path, name: &str) -> bool {
-        self.directory == dir && self.clients.iter().any(|c| c.is(name))
-    }
-}
-
 /// The other nfs-export resources' states on this node.
-fn other_states(ctx: &Ctx) -> Vec<State> {
+fn other_states(ctx: &Ctx) -> Vec<ExportRecord> {
     ctx.other_instances()
         .into_iter()
         .filter_map(|f| {
@@ -283,44 +247,14 @@ fn other_states(ctx: &Ctx) -> Vec<State> {
         .collect()
 }
 
-/// Refuse an export that would collide with another: the same fsid on a
-/// different directory, or the same directory and client owned by another
-/// running resource.
-fn check_conflicts(ctx: &Ctx, s: &State, table: &[Export]) -> OcfResult<()> {
-    if let Some(f) = s.fsid() {
-        if let Some(e) = table
-            .iter()
-            .find(|e| e.directory != s.directory && e.fsid() == Some(f))
-        {
-            return Err(OcfError::configured(format!(
-                "fsid={f} is already used by the export of {} to {}; every export needs its own fsid",
-                e.directory.display(),
-                e.client
-            )));
-        }
-    }
-    for other in other_states(ctx) {
-        for c in &s.clients {
-            if other.owns(&s.directory, &c.etab)
-                && table.iter().any(|e| e.is(&s.directory, &c.etab))
-            {
-                return Err(OcfError::configured(format!(
-                    "{} is already exported to {} by resource {}",
-                    s.directory.display(),
-                    c.spec,
-                    other.instance
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Take down what an earlier start (`old`) exported that `new` does not.
-fn remove_stale(ctx: &Ctx, exportfs: &Exportfs, old: &State, new: &State) -> OcfResult<()> {
-    let stale: Vec<String> = (old.etab_names().into_iter())
-        .filter(|n| !new.owns(&old.directory, n))
-        .collect();
+fn remove_stale(
+    ctx: &Ctx,
+    exportfs: &Exportfs,
+    old: &ExportRecord,
+    new: &ExportRecord,
+) -> OcfResult<()> {
+    let stale = old.stale(new);
     if stale.is_empty() {
         return Ok(());
     }
@@ -332,57 +266,6 @@ fn remove_stale(ctx: &Ctx, exportfs: &Exportfs, old: &State, new: &State) -> Ocf
     let table = ExportTable::at(&old.etab);
     exportfs.remove(&table, &old.directory, &stale, &ctx.deadline)?;
     Ok(())
-}
-
-/// The etab names stop removes from `dir`: what the state recorded and what
-/// the configuration names (a host name by the name etab recorded at
-/// start, else as given); never what another resource on this node has
-/// started (a stop after a refused start, same directory and client, would
-/// take the owner's export down).
-fn ours(ctx: &Ctx, cfg: &Config, state: Option<&State>, dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = state.map(State::etab_names).unwrap_or_default();
-    for c in &cfg.clients {
-        let n = c.etab_name().unwrap_or_else(|| {
-            state
-                .and_then(|s| s.clients.iter().find(|sc| sc.spec == c.to_string()))
-                .map_or_else(|| c.to_string(), |sc| sc.etab.clone())
-        });
-        if !names.iter().any(|m| m.eq_ignore_ascii_case(&n)) {
-            names.push(n);
-        }
-    }
-    for other in other_states(ctx).iter().filter(|o| o.directory == dir) {
-        names.retain(|n| {
-            let theirs = other.owns(dir, n);
-            if theirs {
-                log::info!(
-                    "not removing the export of {} to {n}: resource {} owns it",
-                    dir.display(),
-                    other.instance
-                );
-            }
-            !theirs
-        });
-    }
-    names
-}
-
-/// wait_for_leasetime_on_stop: how long stop waits (`None` when nfsd is
-/// not running); an error when the stop timeout cannot hold the wait.
-fn lease_wait(ctx: &Ctx, procs: &ProcRoots) -> OcfResult<Option<Duration>> {
-    let Some((wait, lease)) = locks::lease_expiry(procs) else {
-        log::info!("nfsd is not running here: no NFSv4 lease to wait for");
-        return Ok(None);
-    };
-    // Leave a little for the rest of stop.
-    if wait + Duration::from_secs(2) > ctx.deadline.remaining() {
-        return Err(OcfError::generic(format!(
-            "wait_for_leasetime_on_stop needs {}s (NFSv4 lease {lease}s + 2s) but the stop timeout leaves {}s: raise the stop timeout",
-            wait.as_secs(),
-            ctx.deadline.remaining().as_secs()
-        )));
-    }
-    Ok(Some(wait))
 }
 
 /// Monitor without a state: not started here (or the node rebooted: /run
@@ -413,32 +296,8 @@ fn not_started_here(cfg: &Config) -> OcfError {
 /// usable (monitor), with the code for it: at start missing here, not a
 /// directory or a link loop is this node's problem (2), a real path too
 /// long is the configuration's (6).
-/// The deep look at the exported directory (still itself, on device
-/// `dev`, listable, its storage answering a direct read), given half the
-/// action's remaining time: hung storage is said with time to spare.
-fn storage_answers(ctx: &Ctx, dir: &Path, dev: u64) -> Result<(), DirProblem> {
-    let half = ctx.deadline.within(ctx.deadline.remaining() / 2);
-    storage::probe(dir, Look::Unchanged { dev }, &half).map(|_| ())
-}
-
 fn directory_error(p: &DirProblem, dir: &Path, at_start: bool) -> OcfError {
-    let shown = dir.display().to_string();
-    let d = ocf::echo(&shown);
-    let why = match p {
-        DirProblem::Loop => format!(
-            "directory {d}: too many levels of symbolic links on this node (a link loop?)"
-        ),
-        DirProblem::NameTooLong => {
-            format!("directory {d}: its real path (symbolic links resolved) is too long")
-        }
-        DirProblem::Missing => format!("directory {d} does not exist"),
-        DirProblem::NotADirectory => format!("directory {d} is not a directory"),
-        DirProblem::OtherFileSystem { now, was } => format!(
-            "directory {d} is no longer on the file system it was exported from (device {now:#x}, was {was:#x}; unmounted under the export?)"
-        ),
-        DirProblem::TimedOut(m) => m.clone(),
-        DirProblem::Io(m) => format!("directory {d}: {m}"),
-    };
+    let why = p.reason("directory", dir);
     match p {
         _ if !at_start => OcfError::generic(why),
         DirProblem::Missing => {
@@ -557,23 +416,30 @@ mod tests {
         }
     }
 
+    /// Start blames the node (2) for what another node may not have, the
+    /// configuration (6) for what no node can; a monitor says 1.
     #[test]
-    fn state_round_trips() {
-        let s = State {
-            instance: "exp1".into(),
-            directory: "/srv/a b".into(),
-            dev: 2049,
-            clients: vec![ExportClient {
-                spec: "client1".into(),
-                etab: "client1.example.test".into(),
-            }],
-            fsid: Some("3f1b8b8c-1234-4cde-8a00-aaaaaaaaaaaa".into()),
-            etab: "/var/lib/nfs/etab".into(),
-            checked: None,
-        };
-        let back: State = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
-        assert_eq!(back, s);
-        assert!(matches!(back.fsid(), Some(Fsid::Uuid(_))));
+    fn directory_problems_get_their_codes() {
+        let dir = Path::new("/srv/a");
+        for (p, code) in [
+            (DirProblem::Missing, OcfCode::ErrArgs),
+            (DirProblem::NotADirectory, OcfCode::ErrArgs),
+            (DirProblem::Loop, OcfCode::ErrArgs),
+            (DirProblem::NameTooLong, OcfCode::ErrConfigured),
+            (DirProblem::Io("EIO".into()), OcfCode::ErrGeneric),
+            (
+                DirProblem::TimedOut("timed out".into()),
+                OcfCode::ErrGeneric,
+            ),
+        ] {
+            assert_eq!(directory_error(&p, dir, true).code, code, "{p:?}");
+            assert_eq!(directory_error(&p, dir, false).code, OcfCode::ErrGeneric);
+        }
+        let e = directory_error(&DirProblem::Missing, dir, true);
+        assert_eq!(
+            e.reason,
+            "directory /srv/a does not exist on this node (is its file system mounted?)"
+        );
     }
 
     /// Issue 14, 8: an exit reason echoes at most a capped part of a

@@ -20,8 +20,8 @@ use hanfs::sys::nfsd::server;
 use hanfs::sys::nfsd::{cld, mounts, records, ProcRoots};
 use hanfs::sys::storage::{self, DirProblem};
 use plan::{NfsdAfterLeave, StartPlan, StopPlan};
-use state::{others, read_node, Config, NodeCld, NodeSettings, Phase, State};
-use std::path::{Path, PathBuf};
+use state::{others, read_node, Config, NodeSettings, Phase, State};
+use std::path::Path;
 use std::time::Duration;
 
 struct NfsGrace;
@@ -221,7 +221,10 @@ impl Agent for NfsGrace {
                     to.recovery_dir.display(),
                     others.join(", ")
                 );
-                move_nfsdcld(ctx, &from, &to, &copies)?;
+                let record = |id| state::save_node(ctx, id, &to.recovery_dir);
+                let old = (from.nfsdcld, from.storage.as_path());
+                let (next, settings) = (&to.recovery_dir, &to.server());
+                cld::move_database(&roots, old, next, settings, &copies, record, &ctx.deadline)?;
                 return fsfile::remove_state(&ctx.state_file());
             }
             StopPlan::Leave(leave) => leave,
@@ -356,40 +359,6 @@ fn main() -> std::process::ExitCode {
     ocf::run::<NfsGrace>()
 }
 
-/// Carry out [`StopPlan::MoveDatabase`]: nfsd stops (freeing the leaving
-/// service's file system), every copy gets the latest records, nfsdcld
-/// moves to `next`'s copy and nfsd comes back with it. Fails only when the
-/// leaving service's file system cannot be freed; what goes wrong for the
-/// others afterwards is logged (their monitors report it).
-fn move_nfsdcld(ctx: &Ctx, node: &NodeCld, next: &Config, copies: &[PathBuf]) -> OcfResult<()> {
-    let roots = ProcRoots::default();
-    server::stop(&roots, &ctx.deadline)?;
-    for c in copies {
-        if let Err(e) = records::mirror_bounded(&ctx.deadline, &node.storage, c, false) {
-            log::error!(
-                "{e}: NFSv4 clients that first came since the last monitor may not reclaim"
-            );
-        }
-    }
-    cld::stop_on(&node.storage, Some(node.nfsdcld), &ctx.deadline)?;
-    let restart = || -> OcfResult<()> {
-        let pipefs = cld::pipefs_dir(&ctx.deadline)?;
-        let id = cld::start(&next.recovery_dir, &pipefs, &ctx.deadline)?;
-        let moved = &next.recovery_dir;
-        state::save_node(ctx, id, moved)?;
-        server::start(&roots, &next.server(), &ctx.deadline)?;
-        cld::check_tracking(id, &ctx.deadline)?;
-        for c in copies.iter().filter(|c| *c != moved) {
-            records::mirror_bounded(&ctx.deadline, moved, c, false)?;
-        }
-        Ok(())
-    };
-    if let Err(e) = restart() {
-        log::error!("nfsd could not be brought back for the other services: {e}");
-    }
-    Ok(())
-}
-
 /// Whether `dir` (or, when missing, its parent: start creates it) is a
 /// directory, on storage that answers.
 fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
@@ -447,7 +416,7 @@ mod tests {
             conf(&[("recovery_dir", "/srv//nfs/cld/")])
                 .unwrap()
                 .recovery_dir,
-            PathBuf::from("/srv/nfs/cld")
+            std::path::PathBuf::from("/srv/nfs/cld")
         );
     }
 

@@ -80,6 +80,30 @@ impl std::fmt::Display for DirProblem {
     }
 }
 
+impl DirProblem {
+    /// The exit reason for parameter `name`'s directory `dir` with this
+    /// problem (the value echoed capped, as every exit reason does).
+    pub fn reason(&self, name: &str, dir: &Path) -> String {
+        let shown = dir.display().to_string();
+        let d = crate::ocf::echo(&shown);
+        match self {
+            DirProblem::Loop => format!(
+                "{name} {d}: too many levels of symbolic links on this node (a link loop?)"
+            ),
+            DirProblem::NameTooLong => {
+                format!("{name} {d}: its real path (symbolic links resolved) is too long")
+            }
+            DirProblem::Missing => format!("{name} {d} does not exist"),
+            DirProblem::NotADirectory => format!("{name} {d} is not a directory"),
+            DirProblem::OtherFileSystem { now, was } => format!(
+                "{name} {d} is no longer on the file system it was exported from (device {now:#x}, was {was:#x}; unmounted under the export?)"
+            ),
+            DirProblem::TimedOut(m) => m.clone(),
+            DirProblem::Io(m) => format!("{name} {d}: {m}"),
+        }
+    }
+}
+
 fn io_problem(e: std::io::Error) -> DirProblem {
     match e.raw_os_error() {
         _ if e.kind() == std::io::ErrorKind::NotFound => DirProblem::Missing,
@@ -190,6 +214,14 @@ pub fn probe(path: &Path, how: Look, deadline: &Deadline) -> Result<Found, DirPr
     }
 }
 
+/// The deep look ([`Look::Unchanged`]) at a directory found before on
+/// device `dev`, given half of `deadline`'s remaining time: hung storage
+/// is said with time to spare.
+pub fn answers(dir: &Path, dev: u64, deadline: &Deadline) -> Result<(), DirProblem> {
+    let half = deadline.within(deadline.remaining() / 2);
+    probe(dir, Look::Unchanged { dev }, &half).map(|_| ())
+}
+
 /// [`probe`] of a directory that may be created when missing: `dir`, and
 /// when it is not there (missing, or any problem but "not a directory"),
 /// its parent. Ok when either is a directory; else `dir`'s problem, or
@@ -214,6 +246,23 @@ mod tests {
 
     fn dl() -> Deadline {
         Deadline::after(Duration::from_secs(10))
+    }
+
+    #[test]
+    fn reasons_name_the_parameter_and_echo_the_path_capped() {
+        let dir = Path::new("/srv/a");
+        assert_eq!(
+            DirProblem::NotADirectory.reason("directory", dir),
+            "directory /srv/a is not a directory"
+        );
+        assert_eq!(
+            DirProblem::Io("Input/output error".into()).reason("directory", dir),
+            "directory /srv/a: Input/output error"
+        );
+        let t = DirProblem::TimedOut("the storage did not answer".into());
+        assert_eq!(t.reason("directory", dir), "the storage did not answer");
+        let long = PathBuf::from(format!("/{}", "x".repeat(5000)));
+        assert!(DirProblem::Missing.reason("directory", &long).len() < 400);
     }
 
     #[test]

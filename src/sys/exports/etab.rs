@@ -184,6 +184,19 @@ impl ExportTable {
         &self.path
     }
 
+    /// The NFS state directory the table lives in exists (code 5 if not:
+    /// nfs-utils is missing).
+    pub fn check_state_dir(&self) -> OcfResult<()> {
+        let state_dir = self.path.parent().unwrap_or(Path::new("/"));
+        if !state_dir.is_dir() {
+            return Err(crate::ocf::OcfError::installed(format!(
+                "NFS state directory {} does not exist (is nfs-utils installed?)",
+                state_dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// The current version's identity (`None` when there is no table).
     pub fn stamp(&self) -> OcfResult<Option<TableStamp>> {
         use std::os::unix::fs::MetadataExt;

@@ -2,7 +2,7 @@
 //! system, and NFSv4 clients' state until their lease runs out.
 
 use super::ExportTable;
-use crate::ocf::{Deadline, OcfResult};
+use crate::ocf::{Deadline, OcfError, OcfResult};
 use crate::sys::bounded;
 use crate::sys::nfsd::ProcRoots;
 use std::path::Path;
@@ -69,4 +69,23 @@ pub fn lease_expiry(procs: &ProcRoots) -> Option<(Duration, u32)> {
         90
     });
     Some((Duration::from_secs(u64::from(lease) + 2), lease))
+}
+
+/// wait_for_leasetime_on_stop: how long a stop waits for the NFSv4 leases
+/// to run out ([`lease_expiry`]; `None` when nfsd is not running); an error
+/// when `deadline` cannot hold the wait and a little for the rest of stop.
+pub fn lease_wait(procs: &ProcRoots, deadline: &Deadline) -> OcfResult<Option<Duration>> {
+    let Some((wait, lease)) = lease_expiry(procs) else {
+        log::info!("nfsd is not running here: no NFSv4 lease to wait for");
+        return Ok(None);
+    };
+    // Leave a little for the rest of stop.
+    if wait + Duration::from_secs(2) > deadline.remaining() {
+        return Err(OcfError::generic(format!(
+            "wait_for_leasetime_on_stop needs {}s (NFSv4 lease {lease}s + 2s) but the stop timeout leaves {}s: raise the stop timeout",
+            wait.as_secs(),
+            deadline.remaining().as_secs()
+        )));
+    }
+    Ok(Some(wait))
 }

@@ -10,14 +10,19 @@
 //!   against etab.
 //! - [`locks`]: what a stopping export leaves in nfsd (its file system's
 //!   locks, NFSv4 leases).
+//! - [`record`]: what one export resource exported on this node, and what
+//!   that decides about the node's other exports (conflicts, what a stop
+//!   removes).
 
 pub mod client;
 pub mod etab;
 pub mod exportfs;
 pub mod locks;
 pub mod options;
+pub mod record;
 
 pub use client::{ClientSpec, ExportClient};
 pub use etab::{Export, ExportTable, TableStamp};
 pub use exportfs::Exportfs;
 pub use options::{ExportOptions, Fsid};
+pub use record::ExportRecord;

@@ -107,6 +107,17 @@ impl Announcement {
     }
 }
 
+/// monitor's arp_count_refresh: `count` more announcements of `ip` on
+/// `link`, `interval` apart, the first at once; a failure is only logged.
+pub fn refresh(link: &Link, ip: IpAddr, count: u32, interval: Duration, deadline: &Deadline) {
+    let nic = &link.name;
+    let sent = Announcement::open(link, ip).and_then(|a| a.repeat(count, interval, true, deadline));
+    match sent {
+        Ok(n) => log::debug!("refreshed {ip} on {nic} with {n} announcements"),
+        Err(e) => log::warn!("cannot refresh announcements of {ip} on {nic}: {e}"),
+    }
+}
+
 /// What start leaves to a detached process, so that it never waits for
 /// it: the remaining announcements, and the later rounds of connection
 /// tickles ([`super::tickle`]).

@@ -212,6 +212,37 @@ pub fn refuse_if_held(link: &Link, ip: IpAddr, deadline: &Deadline) -> OcfResult
     }
 }
 
+/// Before start adds `ip` to `link`, refuse a live holder: with `check`
+/// (check_duplicate) probe the link, IPv4, and IPv6 where the kernel does
+/// not run duplicate address detection itself (`nodad`, or off for the
+/// link); a probe cut short proves nothing, so none is started that cannot
+/// finish by `deadline`. While the kernel does, listen for who answers
+/// it: the watch to hand to [`settle_dad`].
+pub fn guard(
+    link: &Link,
+    ip: IpAddr,
+    check: bool,
+    nodad: bool,
+    deadline: &Deadline,
+) -> OcfResult<Option<ClaimWatch>> {
+    let kernel_dad = ip.is_ipv6() && !nodad && kernel_runs_dad(link);
+    if !check {
+        log::info!("check_duplicate is off: adding {ip} without probing");
+    } else if link.talks_arp() && !kernel_dad {
+        if deadline.remaining() < PROBE_WINDOW {
+            return Err(super::timed_out(deadline, ip, "before the duplicate probe"));
+        }
+        refuse_if_held(link, ip, deadline)?;
+    }
+    if !(kernel_dad && link.talks_arp()) {
+        return Ok(None);
+    }
+    let watch = ClaimWatch::open(link, ip);
+    Ok(Some(watch.map_err(|e| {
+        net_error(format_args!("cannot listen on {}", link.name), e)
+    })?))
+}
+
 /// IPv6, after `subnet` was added to `link`: wait until the kernel's
 /// duplicate address detection is over ([`await_dad`], listening with
 /// `watch`); on a duplicate, or when it does not finish by `deadline`,

@@ -37,8 +37,18 @@ pub use netlink::{InterfaceAddress, Link, NewAddress, OperState, RouteSocket};
 pub use node::NodeView;
 pub use subnet::Subnet;
 
-use crate::ocf::OcfError;
+use crate::ocf::{Deadline, OcfError};
+use std::net::IpAddr;
 use std::{fmt, io};
+
+/// A start that ran out of time (`deadline`) at `when`: what was done and
+/// what was not.
+pub fn timed_out(deadline: &Deadline, ip: IpAddr, when: &str) -> OcfError {
+    OcfError::generic(format!(
+        "start timed out (timeout {:.1}s) {when}: nothing further was changed for ip {ip}",
+        deadline.total().as_secs_f64()
+    ))
+}
 
 /// A netlink or packet-socket failure: 4 when it is a matter of
 /// privileges, else 1.

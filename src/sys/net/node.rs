@@ -141,6 +141,46 @@ fn drags_secondaries(a: &InterfaceAddress, all: &[InterfaceAddress]) -> bool {
         })
 }
 
+/// Whether `addr`, as monitor found it, serves: its link (`link`, `None`
+/// when it vanished) up, no duplicate detected, its label `want` (the
+/// full IPv4 label, when one is configured). Failures are code 1.
+pub fn check_usable<'a>(
+    link: Option<&'a Link>,
+    addr: &InterfaceAddress,
+    want: Option<&str>,
+) -> OcfResult<&'a Link> {
+    let ip = addr.ip();
+    let Some(link) = link else {
+        return Err(OcfError::generic(format!(
+            "ip {ip} is on an interface that vanished"
+        )));
+    };
+    let nic = &link.name;
+    if !link.is_up() {
+        return Err(OcfError::generic(format!(
+            "nic {nic} holding {ip} is {}",
+            link.down_reason()
+        )));
+    }
+    if addr.dad_failed {
+        return Err(OcfError::generic(format!(
+            "ip {ip} on {nic}: duplicate address detection failed (another host holds it)"
+        )));
+    }
+    if let Some(want) = want {
+        if addr.label.as_deref() != Some(want) {
+            return Err(OcfError::generic(format!(
+                "ip {ip} on {nic} has label {}, expected {want}",
+                addr.label.as_deref().unwrap_or("(none)")
+            )));
+        }
+    }
+    if addr.tentative {
+        log::info!("{ip} on {nic} is still tentative (duplicate address detection running)");
+    }
+    Ok(link)
+}
+
 /// Where start puts the address: the interface, the subnet, the label.
 pub struct Target {
     pub ip: IpAddr,
@@ -220,6 +260,46 @@ mod tests {
             secondary,
             preferred_lft: super::super::netlink::LIFETIME_FOREVER,
         }
+    }
+
+    #[test]
+    fn an_address_serves_on_an_up_link_undisputed_and_labelled() {
+        use crate::sys::net::OperState;
+        let up = Link {
+            index: 2,
+            name: "eth0".into(),
+            mac: Some(crate::sys::net::MacAddr([2, 0, 0, 0, 0, 1])),
+            admin_up: true,
+            carrier: true,
+            oper_state: OperState::Up,
+            loopback: false,
+            noarp: false,
+        };
+        let mut a = addr(2, "192.0.2.10", 24, false);
+        a.label = Some("eth0:nfs".into());
+        assert_eq!(check_usable(Some(&up), &a, Some("eth0:nfs")).unwrap(), &up);
+        assert!(check_usable(Some(&up), &a, None).is_ok());
+        let reason = |link: Option<&Link>, a: &InterfaceAddress, want| {
+            check_usable(link, a, want).unwrap_err().reason
+        };
+        assert_eq!(
+            reason(None, &a, None),
+            "ip 192.0.2.10 is on an interface that vanished"
+        );
+        let down = Link {
+            admin_up: false,
+            ..up.clone()
+        };
+        assert_eq!(
+            reason(Some(&down), &a, None),
+            "nic eth0 holding 192.0.2.10 is administratively down"
+        );
+        assert_eq!(
+            reason(Some(&up), &a, Some("eth0:vip")),
+            "ip 192.0.2.10 on eth0 has label eth0:nfs, expected eth0:vip"
+        );
+        a.dad_failed = true;
+        assert!(reason(Some(&up), &a, None).contains("duplicate address detection failed"));
     }
 
     #[test]

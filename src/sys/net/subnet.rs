@@ -103,6 +103,17 @@ impl fmt::Display for Subnet {
     }
 }
 
+/// `ip` is a host of its /`prefix_len` subnet, not its network or
+/// broadcast address (else "the network address of 192.0.2.0/24").
+pub fn check_host(ip: IpAddr, prefix_len: u8) -> Result<(), String> {
+    let s = Subnet::new(ip, prefix_len).expect("prefix length checked");
+    let Some(what) = s.reserved_role() else {
+        return Ok(());
+    };
+    let net = Subnet::new(s.network(), prefix_len).expect("same length");
+    Err(format!("the {what} address of {net}"))
+}
+
 /// Parse `ip` as float-ip takes it: a bare IPv4 or IPv6 address that can
 /// float (not unspecified, loopback, multicast, broadcast, IPv6 link-local
 /// or IPv4-mapped), without a prefix length (that is `cidr_netmask`).
@@ -204,6 +215,20 @@ mod tests {
         assert_eq!(role("192.0.2.10", 24), None);
         assert_eq!(role("192.0.2.0", 31), None, "/31 has no network address");
         assert_eq!(role("2001:db8::", 64), None, "IPv6 reserves neither");
+    }
+
+    #[test]
+    fn hosts_are_not_the_network_or_broadcast_address() {
+        assert_eq!(
+            check_host(ip("192.0.2.0"), 24).unwrap_err(),
+            "the network address of 192.0.2.0/24"
+        );
+        assert_eq!(
+            check_host(ip("192.0.2.255"), 24).unwrap_err(),
+            "the broadcast address of 192.0.2.0/24"
+        );
+        assert!(check_host(ip("192.0.2.0"), 31).is_ok());
+        assert!(check_host(ip("2001:db8::"), 64).is_ok());
     }
 
     #[test]

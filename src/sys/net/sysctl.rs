@@ -16,6 +16,16 @@ pub fn read(family: &str, nic: &str, key: &str) -> Option<i64> {
         .ok()
 }
 
+/// Whether this kernel has IPv6 (`/proc/sys/net/ipv6`).
+pub fn ipv6_available() -> bool {
+    std::path::Path::new("/proc/sys/net/ipv6").exists()
+}
+
+/// Whether IPv6 is switched off on `nic` (`disable_ipv6=1`).
+pub fn ipv6_disabled(nic: &str) -> bool {
+    read("ipv6", nic, "disable_ipv6") == Some(1)
+}
+
 /// Make removing the first (primary) IPv4 address of a subnet on `nic`
 /// promote the next one instead of removing every other address of that
 /// subnet with it: the kernel's default (`promote_secondaries=0`) would take

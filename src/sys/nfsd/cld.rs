@@ -17,7 +17,8 @@
 //! go above zero, and whether the kernel took it is seen afterwards from
 //! nfsdcld holding the pipe open.
 
-use super::mounts;
+use super::server::{self, ServerSettings};
+use super::{mounts, records, ProcRoots};
 use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
 use crate::sys::{bounded, process, procs, program};
 use std::os::unix::process::CommandExt;
@@ -273,6 +274,49 @@ pub fn stop_on(storage: &Path, known: Option<ProcId>, deadline: &Deadline) -> Oc
     Ok(())
 }
 
+/// Move nfsd's client tracking from nfsdcld `from` (serving `storage`) to
+/// a new nfsdcld on `to`, when the service whose file system holds
+/// `storage` leaves and others stay: nfsd stops (freeing that file
+/// system), every copy gets the latest records, `from` stops, nfsdcld
+/// starts on `to` (`record` is told its id at once) and nfsd comes back
+/// with `settings`, then every other copy is brought up to date. Fails
+/// only when the leaving service's file system cannot be freed; what goes
+/// wrong for the others afterwards is logged (their monitors report it).
+pub fn move_database(
+    roots: &ProcRoots,
+    (from, storage): (ProcId, &Path),
+    to: &Path,
+    settings: &ServerSettings,
+    copies: &[PathBuf],
+    record: impl FnOnce(ProcId) -> OcfResult<()>,
+    deadline: &Deadline,
+) -> OcfResult<()> {
+    server::stop(roots, deadline)?;
+    for c in copies {
+        if let Err(e) = records::mirror_bounded(deadline, storage, c, false) {
+            log::error!(
+                "{e}: NFSv4 clients that first came since the last monitor may not reclaim"
+            );
+        }
+    }
+    stop_on(storage, Some(from), deadline)?;
+    let restart = || -> OcfResult<()> {
+        let pipefs = pipefs_dir(deadline)?;
+        let id = start(to, &pipefs, deadline)?;
+        record(id)?;
+        server::start(roots, settings, deadline)?;
+        check_tracking(id, deadline)?;
+        for c in copies.iter().filter(|c| *c != to) {
+            records::mirror_bounded(deadline, to, c, false)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = restart() {
+        log::error!("nfsd could not be brought back for the other services: {e}");
+    }
+    Ok(())
+}
+
 /// Collect an exited child of ours (no-op for a process we did not start).
 fn reap(pid: i32) {
     let _ = nix::sys::wait::waitpid(
@@ -331,6 +375,47 @@ mod tests {
         assert!(id.alive());
         stop(id, &Deadline::after(Duration::from_secs(5))).unwrap();
         assert!(!id.alive());
+        let _ = ch.wait();
+    }
+
+    /// nfsd that does not let go of the leaving service's file system: the
+    /// move fails, and nothing else is touched (the old nfsdcld runs on,
+    /// no new one is recorded).
+    #[test]
+    fn a_move_that_cannot_free_the_file_system_changes_nothing() {
+        let (d, roots) = crate::sys::nfsd::tests::fake();
+        std::fs::write(roots.nfsd.join("threads"), "8\n").unwrap();
+        std::fs::write(roots.nfsd.join("portlist"), "tcp 2049\n").unwrap();
+        let mut ch = Command::new("sleep").arg("30").spawn().unwrap();
+        let old = ProcId::of(ch.id() as i32).unwrap();
+        let (from, to) = (d.path().join("a/cld"), d.path().join("b/cld"));
+        let settings = ServerSettings {
+            lease: 90,
+            grace: 90,
+            nlm_grace: 90,
+            threads: 8,
+            scope: "hanfs".into(),
+            port: server::NFS_PORT,
+        };
+        let mut recorded = None;
+        let e = move_database(
+            &roots,
+            (old, &from),
+            &to,
+            &settings,
+            &[from.clone(), to.clone()],
+            |id| {
+                recorded = Some(id);
+                Ok(())
+            },
+            &Deadline::after(Duration::from_millis(300)),
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("did not let go"), "{e}");
+        assert!(old.alive(), "the old nfsdcld still serves the others");
+        assert_eq!(recorded, None);
+        assert!(!to.exists(), "no nfsdcld was started on the next copy");
+        let _ = ch.kill();
         let _ = ch.wait();
     }
 }

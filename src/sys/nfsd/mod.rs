@@ -7,7 +7,8 @@
 //!
 //! [`server`] starts and stops nfsd itself (timers, server scope,
 //! listeners, threads); [`cld`] runs nfsdcld, which keeps the NFSv4
-//! client-recovery records; [`mounts`] reads the mount table.
+//! client-recovery records (and moves it to another service's database
+//! when the one it serves leaves); [`mounts`] reads the mount table.
 
 pub mod cld;
 pub mod mounts;
