@@ -55,16 +55,24 @@ def _scenario_lines(s):
     return lines
 
 
+def identities_with_lost_locks(s):
+    """The identities whose lock files another client's prober took in this
+    window (the probers run on the client nodes' own mounts and try every
+    client's files, the identities' too)."""
+    return sorted({f.rsplit("-v", 1)[0] for c in s.get("clients", {}).values()
+                   for f in (c.get("prober") or {}).get("lost_locks", []) if "-id" in f})
+
+
 def describe_identities(s):
     """One line for the --identities writers of a scenario window."""
     ids = s["identities"]
     p = ids.get("pause", {})
     idc = {t: c for t, c in s.get("clients", {}).items() if "-id" in t}
     errs = sum(c.get("writer", {}).get("errors", 0) for c in idc.values())
-    lost = sum(1 for c in idc.values() if c.get("prober", {}).get("acquired"))
+    lost = len(identities_with_lost_locks(s))
     missing = sum(c.get("writes", {}).get("missing", 0) for c in idc.values())
     line = (f"identities: {ids.get('identities', '?')} ({len(idc)} mounts), pause median {_fmt_s(p.get('median_s'))}"
-            f" p99 {_fmt_s(p.get('p99_s'))} worst {_fmt_s(p.get('worst_s'))}; errors {errs}, locks lost {lost}, missing writes {missing};"
+            f" p99 {_fmt_s(p.get('p99_s'))} worst {_fmt_s(p.get('worst_s'))}; errors {errs}, identities that lost locks {lost}, missing writes {missing};"
             f" notified {ids.get('notified', '?')}, last SM_NOTIFY answered +{_fmt_s(ids.get('last_notify_answered_s'))}"
             f" after address up, {ids.get('reclaimed', '?')} reclaimed, last NLM reclaim +{_fmt_s(ids.get('last_reclaim_s'))}")
     if ids.get("more_than_one_notification"):

@@ -111,11 +111,10 @@ if [ "$ROLE" = server ]; then
   dmsetup mknodes
 fi
 
-# --- syslog (servers): statd's callout logs only there
-if [ "$ROLE" = server ]; then
-  python3 "$LAB_NODEDIR/syslogd.py" /dev/log "$LOG/syslog-$BOOT.log" </dev/null >/dev/null 2>&1 &
-  for i in 1 2 3 4 5 6 7 8 9 10; do [ -S /dev/log ] && break; sleep 0.1; done
-fi
+# --- syslog: statd's callout logs only there, and rpc.statd does (the
+# client identities' ones too: /dev is shared)
+python3 "$LAB_NODEDIR/syslogd.py" /dev/log "$LOG/syslog-$BOOT.log" </dev/null >/dev/null 2>&1 &
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -S /dev/log ] && break; sleep 0.1; done
 
 # --- NFS daemons a node runs at boot
 rpcbind -w

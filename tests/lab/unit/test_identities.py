@@ -114,3 +114,15 @@ class Capture(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LostLocksTest(unittest.TestCase):
+    def test_the_probers_findings_name_the_identities(self):
+        from hanfslab import report
+        s = {"clients": {
+            "client1-nfs-v3": {"prober": {"lost_locks": ["client2-id037-v3.data", "client2-id037-v3.lock0"]}},
+            "client2-nfs-v3": {"prober": {"lost_locks": ["client1-id037-v3.lock0", "client1-nfs-v3.lock1"]}},
+            "client1-id000-v3": {"prober": None},
+        }}
+        self.assertEqual(report.identities_with_lost_locks(s), ["client1-id037", "client2-id037"])
+        self.assertEqual(report.identities_with_lost_locks({"clients": {}}), [])
