@@ -262,7 +262,7 @@ impl Agent for StatdHolding {
         }
 
         // 2. rpc.statd runs (else no new client can lock: 1).
-        statedir::require_statd()?;
+        let with_callout = statedir::require_statd()?;
 
         // 3. statd's clients in the holding directory: those changed since
         //    the last pass, and now and then all (at once when the callout
@@ -289,10 +289,12 @@ impl Agent for StatdHolding {
             log::warn!("cannot update the registration: {e}");
         }
         // Missing although the callout had its time (not one it could
-        // not record, not one statd has just written).
+        // not record, not one statd has just written while it runs the
+        // callout).
         let noted_now: Vec<&str> = noted.iter().map(|u| u.name.as_str()).collect();
+        let in_flight = |w: &str| with_callout && r.in_flight.iter().any(|f| f == w);
         let unexpected: Vec<&str> = (r.written.iter().map(String::as_str))
-            .filter(|w| !noted_now.contains(w) && !r.in_flight.iter().any(|f| f == w))
+            .filter(|w| !noted_now.contains(w) && !in_flight(w))
             .collect();
         if !unexpected.is_empty() {
             log::warn!(

@@ -158,6 +158,18 @@ pub struct RunningStatd {
     pub callout: Option<String>,
 }
 
+impl RunningStatd {
+    /// Whether it runs the hanfs callout (by file name: the package's
+    /// path or a test's build).
+    pub fn runs_hanfs_callout(&self) -> bool {
+        (self.callout.as_deref()).is_some_and(|c| {
+            Path::new(c)
+                .file_name()
+                .is_some_and(|n| n == "hanfs-statd-callout")
+        })
+    }
+}
+
 /// The `-H` value in an rpc.statd command line.
 pub fn callout_from_cmdline(args: &[String]) -> Option<String> {
     let mut it = args.iter().skip(1);
@@ -193,13 +205,15 @@ pub fn running_statd(conf: &NfsConf) -> Vec<RunningStatd> {
 /// Without it lockd cannot register a new NFSv3 lock holder (SM_MON) and
 /// refuses its locks (the client gets ENOLCK); clients already monitored
 /// keep locking, but nothing new is protected, so this is a failure (1).
-pub fn require_statd() -> OcfResult<()> {
-    if running_statd(&NfsConf::load()).is_empty() {
+/// Says whether every rpc.statd here runs the hanfs callout.
+pub fn require_statd() -> OcfResult<bool> {
+    let statds = running_statd(&NfsConf::load());
+    if statds.is_empty() {
         return Err(OcfError::generic(
             "rpc.statd is not running: lockd refuses NFSv3 locks of new clients (ENOLCK) until it runs again; start runs it",
         ));
     }
-    Ok(())
+    Ok(statds.iter().all(RunningStatd::runs_hanfs_callout))
 }
 
 /// Whether systemd manages this node's network namespace (it is PID 1's
@@ -266,7 +280,7 @@ pub fn warn_without_callout() {
     }
     for s in statds {
         match s.callout.as_deref() {
-            Some(c) if Path::new(c).file_name().is_some_and(|n| n == "hanfs-statd-callout") => {
+            Some(c) if s.runs_hanfs_callout() => {
                 log::debug!("rpc.statd (pid {}) runs the hanfs callout {c}", s.pid)
             }
             Some(c) => log::warn!(
