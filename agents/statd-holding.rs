@@ -18,6 +18,7 @@
 //!   the notifiers and the watcher ended.
 
 use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params, ResultExt};
+use hanfs::sys::net::subnet;
 use hanfs::sys::nfsd::ProcRoots;
 use hanfs::sys::statd::holding::{self, Reconciled, Taken, FULL_RECONCILE_EVERY};
 use hanfs::sys::statd::nlmgrace::{self, Notified, Watch, WatchSettings};
@@ -36,10 +37,16 @@ impl Agent for StatdHolding {
     const NAME: &'static str = "statd-holding";
     const METADATA: &'static str = include_str!("../metadata/statd-holding.xml");
 
+    fn needs_root(action: &Action) -> Option<&'static str> {
+        matches!(action, Action::Start).then_some(
+            "the agent registers for statd's callout in /run and runs rpc.statd and sm-notify",
+        )
+    }
+
     fn configure(p: &Params) -> OcfResult<Config> {
         Ok(Config {
             holding_dir: p.abs_dir("holding_dir")?,
-            ips: p.value("ip", parse_ips)?,
+            ips: p.value("ip", subnet::parse_floating_ips)?,
             statd_dir: p.optional("statd_dir", ocf::abs_path)?,
             notify_timeout: Duration::from_secs(p.uint("notify_timeout", 0..=3600)?),
             end_nlm_grace_early: p.bool("end_nlm_grace_early")?,
@@ -58,21 +65,23 @@ impl Agent for StatdHolding {
         }
         // sm-notify -v needs a name for each address (and may hang on DNS).
         resolve::require_names(&cfg.ips, &ctx.deadline.within(Duration::from_secs(15)))?;
-        let show = cfg.holding_dir.display();
         let within = ctx.deadline.within(Duration::from_secs(10));
         match storage::probe(&cfg.holding_dir, Look::Stat, &within) {
             Ok(_) => {}
-            Err(p @ DirProblem::NotADirectory) => {
-                return Err(OcfError::args(format!("holding_dir {show} {p}")))
-            }
             // On a node where the shared file system is not mounted (a
             // passive node) that is normal; start checks again.
-            Err(DirProblem::Missing) if ctx.inv.action == Action::ValidateAll => log::warn!(
-                "holding_dir {show} does not exist on this node: fine where the shared file system is not mounted, but it must exist when the resource starts"
-            ),
-            Err(DirProblem::Missing) => {}
-            Err(p @ DirProblem::TimedOut(_)) => return Err(OcfError::generic(p.to_string())),
-            Err(p) => return Err(OcfError::generic(format!("holding_dir {show}: {p}"))),
+            Err(p @ DirProblem::Missing) => {
+                if ctx.inv.action == Action::ValidateAll {
+                    log::warn!(
+                        "{} on this node: fine where the shared file system is not mounted, but it must exist when the resource starts",
+                        p.reason("holding_dir", &cfg.holding_dir)
+                    )
+                }
+            }
+            Err(p @ DirProblem::NotADirectory) => {
+                return Err(OcfError::args(p.reason("holding_dir", &cfg.holding_dir)))
+            }
+            Err(p) => return Err(OcfError::generic(p.reason("holding_dir", &cfg.holding_dir))),
         }
         // (start runs rpc.statd if absent, and says what it runs)
         if ctx.inv.action == Action::ValidateAll {
@@ -93,13 +102,10 @@ impl Agent for StatdHolding {
             holding::reconcile_registered(&ctx.deadline, reg, None)?;
             return Ok(());
         }
-        if let Some(other) = (registry.list().into_iter())
-            .find(|r| r.active && r.holding_dir == cfg.holding_dir && r.instance != ctx.instance())
-        {
+        if let Some(other) = registry.active_user_of(&cfg.holding_dir, ctx.instance()) {
             return Err(OcfError::configured(format!(
-                "holding_dir {} is already used by {}",
-                cfg.holding_dir.display(),
-                other.instance
+                "holding_dir {} is already used by {other}",
+                cfg.holding_dir.display()
             )));
         }
         let statd = StatdDir::find(cfg.statd_dir.as_deref())?;
@@ -237,10 +243,7 @@ impl Agent for StatdHolding {
         let root = registry.notify_root(ctx.instance());
         notify::stop_all(&root, &recorded, &ctx.deadline)?;
         nlmgrace::stop_watcher(&registry, ctx.instance(), &ctx.deadline);
-        if root.exists() {
-            std::fs::remove_dir_all(&root)
-                .or_generic(|| format!("cannot remove {}", root.display()))?;
-        }
+        registry.remove_notify_root(ctx.instance())?;
         registry.prune_expired();
         Ok(())
     }
@@ -321,38 +324,6 @@ struct Config {
     notify_timeout: Duration,
     end_nlm_grace_early: bool,
     reclaim_settle: Duration,
-}
-
-/// `ip`: addresses separated by blanks or commas (IPv6 may be bracketed).
-fn parse_ips(v: &str) -> Result<Vec<IpAddr>, String> {
-    let tokens = v
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|t| !t.is_empty());
-    let mut out: Vec<IpAddr> = Vec::new();
-    for a in ocf::each(tokens, floating_address)? {
-        if !out.contains(&a) {
-            out.push(a);
-        }
-    }
-    if out.is_empty() {
-        return Err("names no address".into());
-    }
-    Ok(out)
-}
-
-fn floating_address(tok: &str) -> Result<IpAddr, String> {
-    let bare = tok.trim_start_matches('[').trim_end_matches(']');
-    let a: IpAddr = bare
-        .parse()
-        .map_err(|_| "not an IPv4 or IPv6 address".to_string())?;
-    if a.is_unspecified() || a.is_multicast() {
-        return Err("not a unicast address, which a floating address is".into());
-    }
-    // Notifications from loopback reach nobody (float-ip refuses it).
-    if a.is_loopback() {
-        return Err("a loopback address, which cannot be a floating address".into());
-    }
-    Ok(a)
 }
 
 /// After a complete reconcile: forget the clients the callout could not

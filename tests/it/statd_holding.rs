@@ -503,6 +503,31 @@ fn two_instances_follow_statd_through_the_callout() {
     b().run("stop").expect(0);
 }
 
+/// Start must run as root (it registers in /run and runs rpc.statd and
+/// sm-notify): as another user it is refused with 4, before doing anything.
+#[test]
+fn not_root_is_refused_with_code_4() {
+    let sb = sandbox!();
+    node(&sb, &["192.0.2.10/32"]);
+    let hold = holding_dir(&sb, "hold");
+    open_dir(&hold);
+    let out = sb.sh(&format!(
+        "OCF_RESKEY_holding_dir={} OCF_RESKEY_ip=192.0.2.10 OCF_RESOURCE_INSTANCE=test HA_LOGFACILITY=none \
+         setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all {} start",
+        hold.display(),
+        bin(AGENT).display()
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("ocf-exit-reason:statd-holding start must run as root"),
+        "{err}"
+    );
+    let registered = sb.sh("test -e /run/hanfs/statd-holding/test.json");
+    assert!(!registered.status.success(), "registered as nobody");
+    resource(&sb, &hold).run("monitor").expect(7);
+}
+
 /// Without the callout, the monitor is the safety net: it copies what
 /// statd monitors into the holding directory. A probe after a reboot says
 /// stopped.

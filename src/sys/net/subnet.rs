@@ -138,6 +138,29 @@ pub fn parse_floating_ip(s: &str) -> Result<IpAddr, String> {
     Err(why.into())
 }
 
+/// A list of floating addresses (statd-holding's `ip`): separated by
+/// blanks or commas, IPv6 optionally bracketed, each as
+/// [`parse_floating_ip`] takes it; duplicates dropped, at least one.
+pub fn parse_floating_ips(v: &str) -> Result<Vec<IpAddr>, String> {
+    let tokens = (v.split(|c: char| c.is_whitespace() || c == ','))
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.strip_prefix('[')
+                .and_then(|t| t.strip_suffix(']'))
+                .unwrap_or(t)
+        });
+    let mut out: Vec<IpAddr> = Vec::new();
+    for a in crate::ocf::each(tokens, parse_floating_ip)? {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    if out.is_empty() {
+        return Err("names no address".into());
+    }
+    Ok(out)
+}
+
 /// fe80::/10.
 pub fn is_link_local(a: &Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
@@ -182,6 +205,28 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn floating_address_lists() {
+        let v = parse_floating_ips("192.0.2.10, 2001:db8::10 [2001:db8::11],192.0.2.10").unwrap();
+        assert_eq!(
+            v,
+            [ip("192.0.2.10"), ip("2001:db8::10"), ip("2001:db8::11")]
+        );
+        for (bad, why) in [
+            ("", "names no address"),
+            (" , ", "names no address"),
+            ("192.0.2", "not an IPv4"),
+            ("192.0.2.10 [::1]", "\"::1\": a loopback"),
+            ("fe80::1", "link-local"),
+            ("[::ffff:192.0.2.1]", "IPv4-mapped"),
+            ("192.0.2.1/24", "prefix length"),
+            ("[192.0.2.1", "not an IPv4"),
+        ] {
+            let e = parse_floating_ips(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

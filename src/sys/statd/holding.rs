@@ -21,7 +21,7 @@
 
 use super::record::{self, MonitorRecord, RecordSet};
 use super::registry::{self, Registration, Registry};
-use super::statedir::StatdDir;
+use super::statedir::{self, StatdDir};
 use crate::ocf::{Deadline, OcfResult};
 use crate::sys::bounded;
 use crate::sys::storage::{self, DirProblem, Look};
@@ -37,10 +37,6 @@ pub enum Change {
     Unchanged,
     Written,
     Removed,
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 /// Write `data` to `path` atomically (temporary file in the same
@@ -59,9 +55,7 @@ pub fn write_file(
     tmp.write_all(data)?;
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    if let (Some((u, g)), true) = (owner, is_root()) {
-        std::os::unix::fs::fchown(tmp.as_file(), Some(u), Some(g))?;
-    }
+    statedir::give_to(tmp.path(), owner)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     crate::sys::fsfile::sync_dir(dir);
@@ -325,9 +319,7 @@ pub fn place_local(
         tmp.write_all(record::render(&mine).as_bytes())?;
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        if let (Some((u, g)), true) = (owner, is_root()) {
-            std::os::unix::fs::fchown(tmp.as_file(), Some(u), Some(g))?;
-        }
+        statedir::give_to(tmp.path(), owner)?;
         tmp.as_file().sync_all()?;
         // link(2) fails if statd created the file meanwhile: keep statd's.
         match std::fs::hard_link(tmp.path(), &path) {

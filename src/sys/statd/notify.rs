@@ -16,6 +16,7 @@
 
 use super::record::{self, RecordSet};
 use super::registry::Notifier;
+use super::statedir;
 use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
 use crate::sys::procs::{self, Ns, ProcId};
 use crate::sys::program;
@@ -87,21 +88,12 @@ pub fn prepare_dir(
         let p = sm.join(name);
         std::fs::write(&p, record::render(recs))?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
-        chown(&p, owner)?;
+        statedir::give_to(&p, owner)?;
     }
-    chown(&sm, owner)?;
-    chown(&bak, owner)?;
+    statedir::give_to(&sm, owner)?;
+    statedir::give_to(&bak, owner)?;
     std::fs::write(dir.join("state"), state.to_ne_bytes())?;
     Ok(())
-}
-
-fn chown(p: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
-    match owner {
-        Some((u, g)) if nix::unistd::geteuid().is_root() => {
-            std::os::unix::fs::chown(p, Some(u), Some(g))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Start `sm-notify -d -f -n -m RETRY -v ADDR -P DIR` in its own process

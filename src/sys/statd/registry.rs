@@ -195,6 +195,17 @@ impl Registry {
         self.dir.join(format!("{}.notify", safe_name(instance)))
     }
 
+    /// Remove the instance's notifier directory, whatever is left in it.
+    pub fn remove_notify_root(&self, instance: &str) -> OcfResult<()> {
+        let root = self.notify_root(instance);
+        match std::fs::remove_dir_all(&root) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(e).or_generic(|| format!("cannot remove {}", root.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Create the registry directory, and make it and its parent (the
     /// `hanfs` directory under /run) 0755 whatever the umask: the
     /// unprivileged callout reads it.
@@ -290,9 +301,7 @@ impl Registry {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e).or_generic(show)?,
                 _ => {}
             }
-            if let (Some((u, g)), true) = (owner, nix::unistd::geteuid().is_root()) {
-                std::os::unix::fs::lchown(&d, Some(u), Some(g)).or_generic(show)?;
-            }
+            super::statedir::give_to(&d, owner).or_generic(show)?;
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
                 .or_generic(show)?;
         }
@@ -404,6 +413,14 @@ impl Registry {
             .collect();
         v.sort_by(|a, b| a.instance.cmp(&b.instance));
         v
+    }
+
+    /// The other started instance (not `me`) whose holding directory is
+    /// `dir`, if any.
+    pub fn active_user_of(&self, dir: &Path, me: &str) -> Option<String> {
+        (self.list().into_iter())
+            .find(|r| r.active && r.holding_dir == dir && r.instance != me)
+            .map(|r| r.instance)
     }
 
     /// Take the instance's lock, waiting at most `wait`. `None` when it

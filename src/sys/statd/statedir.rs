@@ -149,6 +149,18 @@ impl NfsConf {
     }
 }
 
+/// Give `path` (not following a symbolic link) to statd's user `owner`,
+/// where there is one and we are root (an unprivileged test run keeps
+/// its own files).
+pub fn give_to(path: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    match owner {
+        Some((u, g)) if nix::unistd::geteuid().is_root() => {
+            std::os::unix::fs::lchown(path, Some(u), Some(g))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// An `rpc.statd` running in this network namespace, with the HA callout
 /// it was started with (`-H`/`--ha-callout`, else nfs.conf's
 /// `[statd] ha-callout`).
