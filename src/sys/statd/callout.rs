@@ -358,16 +358,22 @@ mod tests {
         assert!(!reg.holding_dir.join("192.0.2.5").exists());
     }
 
-    /// A client held already is answered from its marker, without the
-    /// holding directory; del-client takes the marker away first.
-    #[test]
-    fn a_recorded_client_is_answered_from_its_marker() {
+    /// [`setup`], started (markers reset), and statd monitoring 192.0.2.5.
+    fn started_with_client() -> (tempfile::TempDir, Registry, Registration) {
         let (d, registry, reg) = setup();
         registry
             .prepare_for_callout(&reg.instance, None, &Default::default())
             .unwrap();
         let sm = d.path().join("nfs/sm");
         std::fs::write(sm.join("192.0.2.5"), line("192.0.2.5", "vm")).unwrap();
+        (d, registry, reg)
+    }
+
+    /// A client held already is answered from its marker, without the
+    /// holding directory; del-client takes the marker away first.
+    #[test]
+    fn a_recorded_client_is_answered_from_its_marker() {
+        let (_d, registry, reg) = started_with_client();
         let add = Event::parse(&args("add-client 192.0.2.5 vm"));
         assert!(!registry.is_recorded("svc", "192.0.2.5"));
         assert_eq!(
@@ -409,12 +415,7 @@ mod tests {
     /// and forgotten once recorded or no longer monitored.
     #[test]
     fn unrecorded_clients_are_remembered_until_recorded() {
-        let (d, registry, reg) = setup();
-        registry
-            .prepare_for_callout(&reg.instance, None, &Default::default())
-            .unwrap();
-        let sm = d.path().join("nfs/sm");
-        std::fs::write(sm.join("192.0.2.5"), line("192.0.2.5", "vm")).unwrap();
+        let (_d, registry, reg) = started_with_client();
         std::fs::create_dir(reg.holding_dir.join("192.0.2.5")).unwrap();
         let add = Event::parse(&args("add-client 192.0.2.5 vm"));
         let r = handle(&add, &registry, BUDGET);
