@@ -153,7 +153,8 @@ class TheNodeScriptsFormats(unittest.TestCase):
         self.assertEqual(w.errs, [])
         self.assertEqual([o.seq for o in w.oks], list(range(1, len(w.oks) + 1)))
         self.assertTrue(all(o.t_start <= o.t_end for o in w.oks))
-        self.assertTrue(open(log).read().endswith("\n"))
+        with open(log) as f:
+            self.assertTrue(f.read().endswith("\n"))
 
     def test_prober_and_newlock(self):
         held, free = self.path("w.lock0"), self.path("w.data")
