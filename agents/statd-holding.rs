@@ -20,6 +20,7 @@
 use hanfs::ocf::{self, Action, Agent, Ctx, OcfError, OcfResult, Params, ResultExt};
 use hanfs::sys::net::subnet;
 use hanfs::sys::nfsd::ProcRoots;
+use hanfs::sys::procs::ProcId;
 use hanfs::sys::statd::holding::{self, Reconciled, Taken, FULL_RECONCILE_EVERY};
 use hanfs::sys::statd::nlmgrace::{self, Notified, Watch, WatchSettings};
 use hanfs::sys::statd::registry::{self, Registration, Registry, Unrecorded};
@@ -113,8 +114,13 @@ impl Agent for StatdHolding {
         let sm_notify = notify::program()?;
         notify::stop_all(&registry.notify_root(ctx.instance()), &[], &ctx.deadline)?;
 
-        // 2. The clients the previous holder recorded.
-        let taken = holding::take(&cfg.holding_dir, owner, &ctx.deadline)?;
+        // 2. The clients the previous holder recorded; a new state number
+        //    unless this is a restart in place, which notifies nobody (step
+        //    5) and so writes nothing there: it works on a full or
+        //    read-only holding directory, which is when its monitor fails.
+        let lockd = registry::lockd_now();
+        let in_place = in_place(ctx, previous.as_ref(), lockd);
+        let taken = holding::take(&cfg.holding_dir, owner, !in_place, &ctx.deadline)?;
         // Without rpc.statd no new NFSv3 client can lock: run it (the
         // recovery after it died), with the callout nfs.conf names.
         statedir::start_statd_if_absent(&ctx.deadline)?;
@@ -150,15 +156,27 @@ impl Agent for StatdHolding {
             notifiers: Vec::new(),
             reconciled_at: 0,
             fully_reconciled_at: 0,
-            lockd: registry::lockd_now(),
+            lockd,
         };
         registry.prepare_for_callout(ctx.instance(), owner, &taken.held)?;
         register(&registry, &reg)?;
         let t0 = registry::now_secs();
         let noted = registry.unrecorded(ctx.instance());
         let r = holding::reconcile_registered(&ctx.deadline, &reg, None)?;
-        settle_unrecorded(&registry, &reg, &noted, &r)?;
-        (reg.reconciled_at, reg.fully_reconciled_at) = (t0, t0);
+        match settle_unrecorded(&registry, &reg, &noted, &r) {
+            // In place lockd keeps these clients' locks: the restart
+            // succeeds, and the monitor keeps failing until they are
+            // recorded (a failed start would move the service to a node
+            // that does not know them, and their locks would be lost).
+            Err(e) if in_place => log::error!(
+                "{}: lost if this node fails before they are recorded",
+                e.reason
+            ),
+            settled => settled?,
+        }
+        // (a complete pass at the next monitor while some are not recorded)
+        (reg.reconciled_at, reg.fully_reconciled_at) =
+            (t0, if r.failed.is_empty() { t0 } else { 0 });
         if !r.written.is_empty() {
             log::info!(
                 "copied {} client file(s) from statd to holding_dir",
@@ -173,7 +191,7 @@ impl Agent for StatdHolding {
         //    refuse their reclaims, and a client's lockd forgets each lock
         //    whose reclaim was refused (fs/lockd/clntlock.c, reclaimer):
         //    it would not reclaim it at the next takeover.
-        if in_place(ctx, previous.as_ref(), &reg) {
+        if in_place {
             log::info!(
                 "not notifying the {} client(s) in holding_dir: lockd has kept their locks since this resource last started here (no nfsd restart, no grace period since; a notification would make them reclaim, be refused and forget those locks)",
                 taken.held.len()
@@ -359,14 +377,14 @@ fn settle_unrecorded(
 /// locks still there: no grace period in force, the same lockd thread,
 /// no nfs-grace start (a new grace) since that start, and lockd holding
 /// NLM locks. Then the clients need no notification.
-fn in_place(ctx: &Ctx, previous: Option<&Registration>, now: &Registration) -> bool {
+fn in_place(ctx: &Ctx, previous: Option<&Registration>, lockd: Option<ProcId>) -> bool {
     let Some(prev) = previous else { return false };
     // whole seconds: a start (or monitor) in the second the grace began
     // counts as after it (a new grace is still refused by the checks below)
     let since_grace = nlmgrace::grace_began(&ctx.runtime_dir())
         .is_some_and(|(began, _)| (prev.reconciled_at as i64) >= began);
     prev.lockd.is_some()
-        && prev.lockd == now.lockd
+        && prev.lockd == lockd
         && since_grace
         && ProcRoots::default().grace_state().refuses_reclaims()
         && nlmgrace::lockd_locks().is_some_and(|n| n > 0)
@@ -424,7 +442,7 @@ fn renotify_after_lockd_restart(
     let sm_notify = notify::program()?;
     let root = registry.notify_root(ctx.instance());
     notify::stop_all(&root, &std::mem::take(&mut reg.notifiers), &ctx.deadline)?;
-    let taken: Taken = holding::take(&reg.holding_dir, owner, &ctx.deadline)?;
+    let taken: Taken = holding::take(&reg.holding_dir, owner, true, &ctx.deadline)?;
     let baseline = Watch::baseline(&statd.sm(), taken.held.keys().cloned());
     let early = nlmgrace::monitored_since(&baseline, nlmgrace::grace_began(&ctx.runtime_dir()));
     // Not waited for: sm-notify works on in the background as after start.

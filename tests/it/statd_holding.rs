@@ -1039,25 +1039,8 @@ grace svc2 $S/b/cld stop; grace svc1 $S/a/cld stop
 fn uml_statd_down_refuses_new_lock_holders_until_start_runs_it() {
     let vm = uml!();
     let script = guest_nfs3_service()
+        + GUEST_LOCKJOBS
         + r#"
-waitfor() { for i in $(seq 1 600); do grep -q "^$1=" /tmp/out && return 0; sleep 0.1; done; return 1; }
-# lockjob CLIENT KEY BYTE: a non-blocking lock of byte BYTE, kept until
-# /tmp/stop; prints KEY=ok, or KEY=<errno name> when refused
-lockjob() {
-    client $1 "python3 -c \"
-import errno, fcntl, os, time
-f = open('/tmp/mc/f', 'r+')
-try:
-    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, $3)
-except OSError as e:
-    print('$2=' + errno.errorcode.get(e.errno, str(e.errno)), flush=True)
-    raise SystemExit
-print('$2=ok', flush=True)
-while not os.path.exists('/tmp/stop'): time.sleep(0.2)
-\""
-    waitfor $2
-}
-lockd_locks() { awk -v p="$(pgrep -x lockd | head -1)" '$2 == "POSIX" && $5 == p' /proc/locks | wc -l; }
 lockjob 1 c1_first 0
 val recorded_before "$(ls $S/a/hold | tr '\n' ' ')"
 # rpc.statd crashes
@@ -1120,6 +1103,100 @@ hold stop; grace svc1 $S/a/cld stop
     }
     let reason = r.value("monitor_reason").unwrap_or_default();
     assert!(reason.starts_with("rpc.statd is not running: "), "{reason}");
+}
+
+/// Shell text for the UML lock tests after [`guest_nfs3_service`]:
+/// `lockjob CLIENT KEY BYTE` takes a non-blocking lock of byte BYTE in
+/// client CLIENT and keeps it until /tmp/stop (KEY=ok in /tmp/out, or
+/// KEY=<errno name> when refused); `lockd_locks` counts lockd's locks.
+const GUEST_LOCKJOBS: &str = r#"
+waitfor() { for i in $(seq 1 600); do grep -q "^$1=" /tmp/out && return 0; sleep 0.1; done; return 1; }
+# lockjob CLIENT KEY BYTE: a non-blocking lock of byte BYTE, kept until
+# /tmp/stop; prints KEY=ok, or KEY=<errno name> when refused
+lockjob() {
+    client $1 "python3 -c \"
+import errno, fcntl, os, time
+f = open('/tmp/mc/f', 'r+')
+try:
+    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, $3)
+except OSError as e:
+    print('$2=' + errno.errorcode.get(e.errno, str(e.errno)), flush=True)
+    raise SystemExit
+print('$2=ok', flush=True)
+while not os.path.exists('/tmp/stop'): time.sleep(0.2)
+\""
+    waitfor $2
+}
+lockd_locks() { awk -v p="$(pgrep -x lockd | head -1)" '$2 == "POSIX" && $5 == p' /proc/locks | wc -l; }
+"#;
+
+/// Issue 12, 7, in a UML guest with the real kernel lockd and two real
+/// NFSv3 clients: the holding directory turns read-only on the node (a
+/// read-only bind mount) and c2, a new lock holder, locks: it gets its
+/// lock, unrecorded, and the monitor fails naming it. Pacemaker's
+/// recovery, a restart in place, succeeds (nothing to write: nobody is
+/// notified) and logs the unrecorded client at error level; the monitor
+/// keeps failing. Writable again, the monitor records c2 and passes; lockd
+/// kept every lock, nobody was told to reclaim.
+#[test]
+fn uml_read_only_holding_dir_restart_in_place_keeps_the_unrecorded_lock() {
+    let vm = uml!();
+    let script = guest_nfs3_service()
+        + GUEST_LOCKJOBS
+        + r#"
+lockjob 1 c1_first 0
+val recorded_before "$(ls $S/a/hold | tr '\n' ' ')"
+mount --bind $S/a/hold $S/a/hold && mount -o remount,bind,ro $S/a/hold; val ro $?
+lockjob 2 c2_ro 20
+val recorded_ro "$(ls $S/a/hold | tr '\n' ' ')"
+hold monitor 2> /tmp/mon.err; val monitor_ro $?
+val monitor_reason "$(sed -n 's/^ocf-exit-reason://p' /tmp/mon.err)"
+hold stop; val stop $?
+hold start 2> /tmp/start.err; val restart $?
+cat /tmp/start.err
+val start_logged $(grep -c 'ERROR: .*cannot record 1 NFSv3 lock holder.*lost if this node fails before they are recorded' /tmp/start.err)
+val start_notified $(grep -c 'not notifying' /tmp/start.err)
+hold monitor; val monitor_still $?
+umount $S/a/hold; val rw $?
+hold monitor; val monitor_back $?
+val recorded_after "$(ls $S/a/hold | tr '\n' ' ')"
+sleep 3
+val locks_now "$(lockd_locks)"
+val reclaim_failures $(dmesg | grep -c 'failed to reclaim')
+touch /tmp/stop; sleep 1
+cat /tmp/out
+hold stop; grace svc1 $S/a/cld stop
+"#;
+    let r = vm.run(&script, Duration::from_secs(240));
+    r.assert_ok();
+    for (k, v) in [
+        ("grace1", "0"),
+        ("hold1", "0"),
+        ("c1_first", "ok"),
+        ("recorded_before", "10.1.0.2"),
+        ("ro", "0"),
+        ("c2_ro", "ok"),
+        ("recorded_ro", "10.1.0.2"),
+        ("monitor_ro", "1"),
+        ("stop", "0"),
+        ("restart", "0"),
+        ("start_logged", "1"),
+        ("start_notified", "1"),
+        ("monitor_still", "1"),
+        ("rw", "0"),
+        ("monitor_back", "0"),
+        ("recorded_after", "10.1.0.2 10.2.0.2"),
+        ("locks_now", "2"),
+        ("reclaim_failures", "0"),
+    ] {
+        assert_eq!(r.value(k).as_deref(), Some(v), "{k}\n{}", r.output);
+    }
+    let reason = r.value("monitor_reason").unwrap_or_default();
+    assert!(
+        reason.contains("cannot record 1 NFSv3 lock holder in holding_dir")
+            && reason.ends_with("Read-only file system (10.2.0.2)"),
+        "{reason}"
+    );
 }
 
 /// In a UML guest with the real lockd: with no NFSv3 client recorded and

@@ -363,7 +363,8 @@ pub fn next_state(holding: &Path, owner: Option<(u32, u32)>, now: u64) -> io::Re
 pub struct Taken {
     /// The clients the previous holder recorded.
     pub held: RecordSet,
-    /// The NSM state number for this takeover ([`next_state`]).
+    /// The NSM state number for this takeover ([`next_state`]); 0 when
+    /// none was asked for (nobody is notified).
     pub state: i32,
     /// (st_dev, st_ino) of the directory ([`registry::dir_id`]).
     pub id: (u64, u64),
@@ -372,16 +373,24 @@ pub struct Taken {
 /// Take the holding directory `dir` over, in a child bounded by
 /// `deadline` (it is on shared storage): check it, give it to statd's user
 /// `owner` (the callout runs as that user and writes there), read the
-/// records, pick the state number for this takeover.
-pub fn take(dir: &Path, owner: Option<(u32, u32)>, deadline: &Deadline) -> OcfResult<Taken> {
+/// records, and with `new_state` pick (and record) the state number for
+/// this takeover. Without it nothing is written there unless the
+/// directory's owner or mode needs mending (a restart in place, which
+/// notifies nobody, works on a full or read-only holding directory).
+pub fn take(
+    dir: &Path,
+    owner: Option<(u32, u32)>,
+    new_state: bool,
+    deadline: &Deadline,
+) -> OcfResult<Taken> {
     let what = format!("reading holding_dir {}", dir.display());
     let dir = dir.to_path_buf();
     Ok(bounded::run(deadline, &what, move || {
-        take_here(&dir, owner)
+        take_here(&dir, owner, new_state)
     })?)
 }
 
-fn take_here(dir: &Path, owner: Option<(u32, u32)>) -> Result<Taken, String> {
+fn take_here(dir: &Path, owner: Option<(u32, u32)>, new_state: bool) -> Result<Taken, String> {
     let show = dir.display();
     let m = match storage::look(dir, Look::Stat) {
         Ok(m) => m,
@@ -405,8 +414,11 @@ fn take_here(dir: &Path, owner: Option<(u32, u32)>) -> Result<Taken, String> {
         }
     }
     let held = record::read_dir(dir).map_err(|e| format!("cannot read holding_dir {show}: {e}"))?;
-    let state = next_state(dir, owner, registry::now_secs())
-        .map_err(|e| format!("cannot write to holding_dir {show}: {e}"))?;
+    let state = match new_state {
+        true => next_state(dir, owner, registry::now_secs())
+            .map_err(|e| format!("cannot write to holding_dir {show}: {e}"))?,
+        false => 0,
+    };
     let id = registry::dir_id(dir).map_err(|e| format!("holding_dir {show}: {e}"))?;
     Ok(Taken { held, state, id })
 }
