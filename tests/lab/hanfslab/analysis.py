@@ -353,6 +353,33 @@ def percentile(xs, p):
     return xs[int(k) - 1]
 
 
+CPU_FIELDS = ("nfsd", "lockd", "statd", "statd_children", "sm_notify")
+USER_HZ = 100
+
+
+def cpu_window(lines, t_from, t_to):
+    """From a node's cpusample.py lines (dicts, each the CPU ticks since the
+    previous one): what [t_from, t_to] cost, taking every line that ends
+    after t_from up to the first that ends at or after t_to (whole
+    sampling intervals). Busy share of the node's CPU, and seconds per
+    daemon; None without a sample in the window."""
+    picked = []
+    for ln in sorted(lines, key=lambda x: x["t"]):
+        if ln["t"] <= t_from:
+            continue
+        picked.append(ln)
+        if ln["t"] >= t_to:
+            break
+    total = sum(ln.get("total", 0) for ln in picked)
+    if not picked or total <= 0:
+        return None
+    out = {"from": round(t_from, 3), "to": round(picked[-1]["t"], 3), "samples": len(picked),
+           "busy": round(sum(ln.get("busy", 0) for ln in picked) / total, 3)}
+    for f in CPU_FIELDS:
+        out[f + "_s"] = round(sum(ln.get(f, 0) for ln in picked) / USER_HZ, 2)
+    return out
+
+
 def pause_stats(pauses):
     """Median, p99 and worst of the writers' longest pauses (seconds)."""
     xs = [x for x in pauses if x is not None]

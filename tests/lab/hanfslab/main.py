@@ -165,10 +165,18 @@ def run_config(host, run_id, stack, config, scenarios, args, n_clients, bindir, 
             w.mount()
             w.make_identities()
             w.start()
+            if args.identities:
+                gone = w.statd_unregistered()
+                res["identities_statd_unregistered_at_start"] = gone
+                if gone:
+                    log.warning("identities whose own rpc.statd is not registered before any scenario: %s",
+                                " ".join(gone))
         runner = Runner(lab, w, stack)
         try:
             for rep in range(args.repeat):
                 for name in scenarios:
+                    if args.identities:
+                        runner.cpu_samplers()
                     with phase(f"scenario_{name}_{rep + 1}"):
                         results = getattr(runner, name)()
                     for r in results:

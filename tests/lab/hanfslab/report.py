@@ -77,6 +77,13 @@ def describe_identities(s):
             f" after address up, {ids.get('reclaimed', '?')} reclaimed, last NLM reclaim +{_fmt_s(ids.get('last_reclaim_s'))}")
     if ids.get("more_than_one_notification"):
         line += f"; >1 notification: {','.join(ids['more_than_one_notification'])}"
+    cpu = ids.get("cpu_during_reclaims") or {}
+    if "busy" in cpu:
+        line += (f"; {cpu['node']} during the reclaims: CPU {cpu['busy']:.0%} busy, nfsd {cpu['nfsd_s']} s,"
+                 f" lockd {cpu['lockd_s']} s, rpc.statd {cpu['statd_s']} s + its callouts"
+                 f" {cpu['statd_children_s']} s, sm-notify {cpu['sm_notify_s']} s")
+    if ids.get("statd_unregistered"):
+        line += f"; own rpc.statd unregistered at the end: {','.join(ids['statd_unregistered'])}"
     if ids.get("capture_error"):
         line += f"; capture: {ids['capture_error']}"
     return line

@@ -1,4 +1,5 @@
 """The scenarios, and the checks made from the clients after each one."""
+import json
 import logging
 import os
 import shlex
@@ -7,6 +8,7 @@ import time
 from . import analysis, cluster, logs, rpccap
 from . import topology as T
 from .host import LabError
+from .node import NODE_DIR
 
 log = logging.getLogger("lab")
 
@@ -15,6 +17,9 @@ CONFIRM_TIMEOUT = 240  # probers must see every lock held again within this
 SETTLE = 5
 # lock_before_crash rounds that must kill within 100 ms of the grant;
 # HANFS_LAB_LOCK_ROUNDS overrides
+# holding_readonly's client machine that never locked before (an identity:
+# below the --identities range, clients.ID_BASE)
+FRESH_HOST = 99
 LOCK_ROUNDS = int(os.environ.get("HANFS_LAB_LOCK_ROUNDS", "10"))
 # soak failovers (tests/lab/run --soak N sets it)
 SOAK_ROUNDS = 20
@@ -62,6 +67,32 @@ class Runner:
         self.w = workload
         self.stack = stack
         self.services = workload.config.services
+        self._cpu = {}  # (server, boot) -> its cpusample.py
+
+    def cpu_samplers(self):
+        """--identities: node/cpusample.py on every running server (again
+        on one that rebooted), so the report can say what the reclaim storm
+        cost the node taking over."""
+        for n in self.lab.running_servers():
+            if (n.name, n.boots) not in self._cpu:
+                log_path = os.path.join(self.w.dir, f"cpu-{n.name}-{n.boots}.log")
+                self._cpu[(n.name, n.boots)] = n.spawn(f"exec python3 {NODE_DIR}/cpusample.py {log_path} 1",
+                                                       timeout=6 * 3600)
+
+    def _cpu_lines(self, node):
+        out = []
+        for (name, boot) in self._cpu:
+            if name == node:
+                try:
+                    with open(os.path.join(self.w.dir, f"cpu-{name}-{boot}.log")) as f:
+                        for ln in f:
+                            try:
+                                out.append(json.loads(ln))
+                            except ValueError:
+                                pass
+                except OSError:
+                    pass
+        return out
 
     # -- helpers
     def where(self, group):
@@ -200,6 +231,10 @@ class Runner:
         pauses = [c["writer"].get("max_pause_s") for t, c in res["clients"].items()
                   if self.w.identity_of(t) in ids]
         out = {"per_client_node": self.w.identities, "pause": analysis.pause_stats(pauses)}
+        try:
+            out["statd_unregistered"] = self.w.statd_unregistered()
+        except LabError as e:
+            out["statd_unregistered_error"] = str(e)
         pcap = os.path.join(self.lab.run, "bridge.pcap")
         try:
             calls = rpccap.calls(pcap, t_event - 1, t_end)
@@ -208,6 +243,12 @@ class Runner:
                 calls, ip_identity, {s.vip for s in self.services}, res.get("t_address_up")))
         except (OSError, ValueError) as e:
             out["capture_error"] = str(e)
+        # what the reclaims cost the node taking over (address up -> last reclaim)
+        new = next((n for n in res.get("expected_on", {}).values() if isinstance(n, str)), None)
+        up, last = res.get("t_address_up"), out.get("last_reclaim_s")
+        if new and up and last is not None:
+            out["cpu_during_reclaims"] = dict(node=new, **(analysis.cpu_window(self._cpu_lines(new), up, up + last)
+                                                           or {"error": "no CPU sample in the window"}))
         return out
 
     def _nlm_watch(self, res):
@@ -434,20 +475,8 @@ class Runner:
         it is the group's last resource), the clients keep their locks. Then
         a client takes a new lock with statd back and the node is killed:
         after the takeover that lock is still the client's."""
-        svc = self.services[0]
+        svc, node, holding, holder, other = self._lock_fault_setup("statd_dies")
         group = svc.group
-        node = self.where(group)
-        if node is None:
-            raise LabError(f"group {group} is not running anywhere before statd dies")
-        st = cluster.status_from_any(self.lab.running_servers()) or {}
-        members = st.get("groups", {}).get(group, [])
-        holding = next((rid for rid in members
-                        if (st["resources"][rid].get("agent") or "").endswith(":statd-holding")), None)
-        if holding is None:
-            raise LabError(f"no statd-holding resource in group {group}: {members}")
-        holder, other = self.lab.clients[0], self.lab.clients[-1]
-        if holder is other:
-            raise LabError("statd_dies needs two client nodes")
         mnt = f"/mnt/{group}-v3"
         server = self.lab.node(node)
         t = time.time()
@@ -511,25 +540,138 @@ class Runner:
             res["passed"] = False
             return out
         time.sleep(2)  # the grant reached the client: statd recorded it first
-        crash = self._crash("statd_dies: crash after the new lock", node)
-        verdict = self._still_held(crash, holder, other, path, "the lock taken after statd came back")
-        log.info("%s: %s's attempt: %s -> %s", crash["scenario"], other.name, verdict,
-                 "PASSED" if crash["passed"] else "FAILED")
-        h.cancel()
-        try:
-            h.wait(within=30)
-        except LabError:
-            pass
-        out.append(crash)
+        out.append(self._crash_keeps_lock("statd_dies: crash after the new lock", node, h, holder, other, path,
+                                          "the lock taken after statd came back"))
         return out
 
+    def _lock_fault_setup(self, scenario):
+        """For a fault scenario about NFSv3 lock holders: the (first)
+        service, the node running it, its statd-holding resource, and the
+        client nodes that lock (holder) and try the lock (other)."""
+        svc = self.services[0]
+        node = self.where(svc.group)
+        if node is None:
+            raise LabError(f"{scenario}: group {svc.group} is not running anywhere")
+        holder, other = self.lab.clients[0], self.lab.clients[-1]
+        if holder is other:
+            raise LabError(f"{scenario} needs two client nodes")
+        return svc, node, self._holding_resource(svc.group), holder, other
+
+    def _holding_resource(self, group):
+        """The statd-holding resource of `group`."""
+        st = cluster.status_from_any(self.lab.running_servers()) or {}
+        members = st.get("groups", {}).get(group, [])
+        holding = next((rid for rid in members
+                        if (st["resources"][rid].get("agent") or "").endswith(":statd-holding")), None)
+        if holding is None:
+            raise LabError(f"no statd-holding resource in group {group}: {members}")
+        return holding
+
+    def holding_readonly(self):
+        """Issue 12, 7: the holding directory turns read-only on the node
+        running the (first) service (a read-only bind mount over it there:
+        the exports stay writable) and a client that never locked before
+        takes an NFSv3 lock, so the callout cannot record it. It must not be
+        silently unprotected: statd-holding's monitor fails (1) naming it.
+        Pacemaker's recovery, a restart in place, succeeds without notifying
+        anyone, so the service stays and the lock stays the client's (the
+        other client finds it held); the monitor keeps failing. Once the
+        directory is writable again and the failures are cleared, the
+        monitor records the client; then the node crashes and after the
+        takeover the lock is still the client's."""
+        svc, node, holding, holder, other = self._lock_fault_setup("holding_readonly")
+        group = svc.group
+        server = self.lab.node(node)
+        hdir = f"{svc.mount}/.nfs-ha/statd"
+        logdirs = [n.logdir for n in self.lab.servers]
+        # a client machine that never locked here: its own network, name and statd
+        name, ip = "fresh", f"{T.SUBNET}.{FRESH_HOST}"
+        holder.sh(f"sh {NODE_DIR}/identities.sh {T.NIC} {T.PREFIX} {svc.vip} {svc.export} - 0 {name},{ip}",
+                  timeout=300)
+        path = "holding-readonly"
+        t = time.time()
+        log.info("holding_readonly: %s read-only on %s; %s (%s) takes a new lock", hdir, node, name, ip)
+        r = server.sh(f"mount --bind {hdir} {hdir} && mount -o remount,bind,ro {hdir} && "
+                      f"! touch {hdir}/.ro-check 2>/dev/null && echo read-only", timeout=60, check=False)
+        extra = {"from_node": node, "holding_resource": holding, "fresh_client": ip,
+                 "read_only": {"rc": r.rc, "out": r.out[-300:]}}
+        h = None
+        if r.rc != 0:
+            extra["error"] = f"could not make {hdir} read-only on {node} (rc {r.rc}): {r.out[-300:]}"
+        else:
+            flag = os.path.join(self.w.dir, "holding-readonly.granted")
+            h = self._hold_new_lock(holder, f"/mnt/{name}-v3/{path}", flag, within=120, poll=0.1,
+                                    wrap=f"nsenter -t $(cat /tmp/hanfs-ids/{name}.pid) -n -u -m")
+            if h is None:
+                extra["error"] = f"{name} got no lock on {path} within 120 s"
+        # the monitor's verdict and Pacemaker's recovery (two monitor intervals more)
+        deadline = time.time() + 120
+        while "error" not in extra and time.time() < deadline:
+            if any(m["rc"] != 0 for m in cluster.op_results(logdirs, holding, "monitor", t, time.time() + 1)):
+                time.sleep(25)
+                break
+            time.sleep(1)
+        res = self._finish(f"holding_dir read-only on {node}", t, {group: node}, extra)
+        mons = cluster.op_results(logdirs, holding, "monitor", t - 1, res["t_end"])
+        res["holding_monitor_results"] = mons
+        failed = [m for m in mons if m["rc"] != 0]
+        res["checks"].append(_check(f"{holding}'s monitor failed (1) naming the unrecorded client {ip}",
+                                    bool(failed) and failed[0]["rc"] == 1 and ip in failed[0]["text"],
+                                    f"first failed result: {failed[0]}" if failed else f"no failed monitor: {mons}"))
+        res["recovery_actions"] = [f"{a['node']} {a['resource']} {a['op']} {a['rc']}" for a in res["agent_actions"]
+                                   if a["op"] in ("start", "stop")]
+        started = sorted({a["resource"] for a in res["agent_actions"] if a["op"] == "start"})
+        res["checks"].append(_check(f"only {holding} was recovered, in place", started in ([holding], []),
+                                    f"started in the window: {started}"))
+        if h is not None:
+            self._still_held(res, holder, other, f"/mnt/{group}-v3/{path}", f"{name}'s unrecorded lock")
+        self._log(res)
+        out = [res]
+        # the administrator: the directory writable again, the failures cleared
+        try:
+            server.sh(f"while mountpoint -q {hdir}; do umount {hdir} || break; done; "
+                      f"pcs resource cleanup {holding}", timeout=120, check=False)
+            cluster.wait_group(self.lab.running_servers(), group, timeout=300, on=node)
+            t_fixed = time.time()
+            deadline = t_fixed + 60
+            recorded = False
+            while not recorded and time.time() < deadline:
+                time.sleep(2)
+                recorded = server.sh(f"test -e {hdir}/{ip} && echo yes; true", timeout=60).out.strip() == "yes"
+            res["recorded_after_fix_s"] = round(time.time() - t_fixed, 1) if recorded else None
+            res["checks"].append(_check(f"{ip} in the holding directory once it is writable", recorded,
+                                        f"after {res['recorded_after_fix_s']} s" if recorded else "not within 60 s"))
+        except LabError as e:
+            res["checks"].append(_check("the administrator's repair", False, str(e)))
+        res["passed"] = all(c["ok"] for c in res["checks"])
+        if h is None or "error" in res or not res["passed"]:
+            if h is not None:
+                h.cancel()
+            return out
+        out.append(self._crash_keeps_lock("holding_readonly: crash once recorded", node, h, holder, other,
+                                          f"/mnt/{group}-v3/{path}", f"{name}'s lock, recorded late"))
+        return out
+
+    def _crash_keeps_lock(self, label, node, h, holder, other, path, what):
+        """`node` crashes while `holder` keeps `path`'s lock (its handle
+        `h`); after the takeover `other` must find it held. The holder then
+        lets go. Returns the crash's result."""
+        crash = self._crash(label, node)
+        verdict = self._still_held(crash, holder, other, path, what)
+        log.info("%s: %s's attempt: %s -> %s", crash["scenario"], other.name, verdict,
+                 "PASSED" if crash["passed"] else "FAILED")
+        _release(h)
+        return crash
+
     @staticmethod
-    def _hold_new_lock(holder, path, flag, within, poll):
+    def _hold_new_lock(holder, path, flag, within, poll, wrap=""):
         """`holder` takes a new exclusive lock on `path` and keeps it
-        (HOLD_NEW_LOCK); returns once the host sees the grant in `flag`
-        (polled every `poll` s), with the holder's handle, or None (the
-        holder cancelled) when no grant came within `within` s."""
-        h = holder.spawn(f"exec python3 -c {shlex.quote(HOLD_NEW_LOCK)} {path} {flag}", timeout=3600)
+        (HOLD_NEW_LOCK; run under `wrap`, e.g. nsenter into an identity);
+        returns once the host sees the grant in `flag` (polled every `poll`
+        s), with the holder's handle, or None (the holder cancelled) when no
+        grant came within `within` s."""
+        h = holder.spawn(f"exec {wrap} python3 -c {shlex.quote(HOLD_NEW_LOCK)} {path} {flag}", timeout=3600)
+
         deadline = time.time() + within
         while not os.path.exists(flag):
             if time.time() > deadline or h.done():
@@ -598,11 +740,7 @@ class Runner:
             log.info("%s: kill %.1f ms after the grant%s; %s's attempt: %s -> %s", res["scenario"],
                      res["kill_after_grant_ms"], "" if res["kill_in_window"] else " (late: not counted)",
                      other.name, verdict, "PASSED" if res["passed"] else "FAILED")
-            h.cancel()
-            try:
-                h.wait(within=30)
-            except LabError:
-                pass
+            _release(h)
             out.append(res)
             if "error" in res or "repair_error" in res:
                 break
@@ -863,6 +1001,15 @@ class Runner:
                                        f"moved back: {moved}" if moved else f"all on {last}"))
             r2["passed"] = all(c["ok"] for c in r2["checks"])
         return out
+
+
+def _release(h):
+    """Stop a lock holder (its handle), waiting a little for it."""
+    h.cancel()
+    try:
+        h.wait(within=30)
+    except LabError:
+        pass
 
 
 def _check(name, ok, detail):

@@ -108,7 +108,7 @@ MIGRATE = Config("migrate", SERVICES[:1], {"nfs": "/data"}, from_stack="heartbea
 # scenario -> the configuration it runs on
 SCENARIO_CONFIG = {"move": ACTIVE_PASSIVE, "crash": ACTIVE_PASSIVE, "nfsd_dies": ACTIVE_PASSIVE,
                    "lock_before_crash": ACTIVE_PASSIVE, "partition": ACTIVE_PASSIVE,
-                   "hung_storage": ACTIVE_PASSIVE, "soak": ACTIVE_PASSIVE, "statd_dies": ACTIVE_PASSIVE,
+                   "hung_storage": ACTIVE_PASSIVE, "holding_readonly": ACTIVE_PASSIVE, "soak": ACTIVE_PASSIVE, "statd_dies": ACTIVE_PASSIVE,
                    "split": TWO_SERVICES,
                    "three_nodes": THREE_SERVICES,
                    "migrate": MIGRATE}

@@ -11,7 +11,7 @@
 #   and /run (rpcbind's socket, statd's pid file);
 # - rpcbind and rpc.statd (with sm-notify at start, as at a client's boot);
 # - /mnt/NAME-v3 (NFSv3), and for every V4_EVERY-th identity /mnt/NAME-v4
-#   (NFSv4.2), hard mounts.
+#   (NFSv4.2; none with V4_EVERY 0), hard mounts.
 # A `sleep` holds the namespaces; its pid is in /tmp/hanfs-ids/NAME.pid, for
 # `nsenter -t PID -n -u -m` (clients.py runs each identity's writer so).
 set -e
@@ -30,7 +30,7 @@ for spec in "$@"; do
   ip -n "$name" addr add "$ip/$prefix" dev "$dev"
   ip -n "$name" link set "$dev" up
   v4mnt=
-  [ $((k % every)) -eq 0 ] && v4mnt=/mnt/$name-v4
+  [ "$every" -gt 0 ] && [ $((k % every)) -eq 0 ] && v4mnt=/mnt/$name-v4
   mkdir -p "/mnt/$name-v3" $v4mnt
   rm -f "/tmp/hanfs-ids/$name.pid"
   # the identity's own mount namespace (unshare -m; ip netns exec makes one

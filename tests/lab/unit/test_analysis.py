@@ -186,3 +186,14 @@ class SoakVerdict(unittest.TestCase):
 
     def test_too_few_rounds_compare_nothing(self):
         self.assertEqual(A.soak_verdict(self.rounds([9, 50], [1, 90]))[1], [])
+
+
+class CpuWindowTest(unittest.TestCase):
+    def test_whole_intervals_in_the_window(self):
+        lines = [{"t": t, "total": 100, "busy": b, "nfsd": n, "lockd": 1, "statd": 2, "statd_children": 3,
+                  "sm_notify": 0} for t, b, n in [(10, 10, 0), (11, 90, 40), (12, 100, 60), (13, 20, 0)]]
+        w = A.cpu_window(lines, 10.2, 11.5)
+        self.assertEqual((w["samples"], w["to"], w["busy"]), (2, 12, 0.95))
+        self.assertEqual((w["nfsd_s"], w["lockd_s"], w["statd_children_s"]), (1.0, 0.02, 0.06))
+        self.assertIsNone(A.cpu_window(lines, 13, 20))
+        self.assertIsNone(A.cpu_window([], 0, 1))
