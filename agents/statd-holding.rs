@@ -157,6 +157,10 @@ impl Agent for StatdHolding {
             reconciled_at: 0,
             fully_reconciled_at: 0,
             lockd,
+            // (in place, still named by the failed monitor that caused it)
+            reported: (previous.as_ref().filter(|_| in_place))
+                .map(|p| p.reported.clone())
+                .unwrap_or_default(),
         };
         registry.prepare_for_callout(ctx.instance(), owner, &taken.held)?;
         register(&registry, &reg)?;
@@ -306,6 +310,23 @@ impl Agent for StatdHolding {
 
         // 4. lockd restarted under the clients: they are told to reclaim.
         let renotified = renotify_after_lockd_restart(ctx, cfg, &registry, &mut reg);
+
+        // 5. Every client recorded, else 1 naming them; but only once for
+        //    the same clients: the failed action stands until cleaned up,
+        //    and its recovery, a restart in place, cannot record them
+        //    either (failing again would restart it over and over).
+        let unrecorded: Vec<String> = r.failed.iter().map(|(n, _)| n.clone()).collect();
+        let settled = match settle_unrecorded(&registry, &reg, &noted, &r) {
+            Err(e) if unrecorded.iter().all(|n| reg.reported.contains(n)) => {
+                log::error!(
+                    "{}: lost if this node fails before they are recorded (reported by a failed monitor already)",
+                    e.reason
+                );
+                Ok(())
+            }
+            settled => settled,
+        };
+        reg.reported = unrecorded;
         if let Err(e) = registry.save(&reg) {
             log::warn!("cannot update the registration: {e}");
         }
@@ -324,8 +345,7 @@ impl Agent for StatdHolding {
                 unexpected.join(" ")
             );
         }
-        // 5. Every client recorded (else 1, naming them).
-        settle_unrecorded(&registry, &reg, &noted, &r)?;
+        settled?;
         renotified
     }
 }

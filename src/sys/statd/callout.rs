@@ -308,6 +308,7 @@ mod tests {
             reconciled_at: 0,
             fully_reconciled_at: 0,
             lockd: None,
+            reported: vec![],
         };
         registry.save(&reg).unwrap();
         (d, registry, reg)

@@ -100,6 +100,11 @@ pub struct Registration {
     /// again.
     #[serde(default)]
     pub lockd: Option<crate::sys::procs::ProcId>,
+    /// The clients it could not record that a failed monitor has named
+    /// already (the alarm stands as Pacemaker's failed action; its
+    /// recovery, a restart in place, cannot record them either).
+    #[serde(default)]
+    pub reported: Vec<String>,
 }
 
 /// A client the callout could not record ([`Registry::unrecorded`]).
@@ -481,6 +486,7 @@ mod tests {
             reconciled_at: 0,
             fully_reconciled_at: 0,
             lockd: None,
+            reported: vec![],
         }
     }
 
