@@ -217,10 +217,13 @@ class Workload:
             except LabError as e:
                 log.warning("%s did not stop: %s", tag, e)
 
-    def verify(self, timeout=300):
-        """Read every data file back through its writer's own mount (checksums, sequence)."""
+    def verify(self, timeout=None):
+        """Read every data file back through its writer's own mount (checksums,
+        sequence); by default 300 s a client node, plus 10 s an identity's
+        mount (100 identities outgrew the 300 s: run 20261203-072011)."""
         out = {}
         for c in self.clients:
+            limit = timeout or 300 + 10 * len(self.identity_mounts(c))
             files = " ".join(f"{mnt}/{self.tag(c, svc, v)}.data" for svc, v, mnt in self.mounts())
             # an identity's file is read through its node's own mount of that
             # version (same export, same server; the record is there once
@@ -228,7 +231,7 @@ class Workload:
             first = {v: mnt for svc, v, mnt in self.mounts() if svc is self.config.services[0]}
             files += "".join(f" {first[v]}/{tag}.data" for tag, v, _ in self.identity_mounts(c))
             t0 = time.time()
-            r = c.sh(f"python3 {NODE_DIR}/verify.py {files}", timeout=timeout)
+            r = c.sh(f"python3 {NODE_DIR}/verify.py {files}", timeout=limit)
             for path, res in json.loads(r.out.strip().splitlines()[-1]).items():
                 tag = os.path.basename(path)[:-len(".data")]
                 res["t_read"] = t0
