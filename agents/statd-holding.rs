@@ -169,9 +169,9 @@ impl Agent for StatdHolding {
         let r = holding::reconcile_registered(&ctx.deadline, &reg, None)?;
         match settle_unrecorded(&registry, &reg, &noted, &r) {
             // In place lockd keeps these clients' locks: the restart
-            // succeeds, and the monitor keeps failing until they are
-            // recorded (a failed start would move the service to a node
-            // that does not know them, and their locks would be lost).
+            // succeeds (a failed start would move the service to a node
+            // that does not know them, and their locks would be lost), and
+            // the monitor logs them until they are recorded.
             Err(e) if in_place => log::error!(
                 "{}: lost if this node fails before they are recorded",
                 e.reason

@@ -32,6 +32,12 @@ ID_BASE = 100
 ID_MAX = 150
 
 
+def identity_ns(name):
+    """The command prefix that enters identity `name`'s network, UTS and
+    mount namespaces (node/identities.sh keeps their holder's pid)."""
+    return f"nsenter -t $(cat /tmp/hanfs-ids/{name}.pid) -n -u -m"
+
+
 class Workload:
     """On every client, for every service and for NFSv3 and NFSv4 (4.2, or 4.0
     for all services but one when there are several, see V4_OTHERS): a writer
@@ -87,7 +93,7 @@ class Workload:
 
     def in_identity(self, tag, cmd):
         """`cmd` run in the identity's network, UTS and mount namespaces."""
-        return f"exec nsenter -t $(cat /tmp/hanfs-ids/{self.identity_of(tag)}.pid) -n -u -m {cmd}"
+        return f"exec {identity_ns(self.identity_of(tag))} {cmd}"
 
     def make_identities(self, timeout=None):
         if not self.identities:
@@ -116,7 +122,7 @@ class Workload:
             names = " ".join(n for n, _ in self.identity_names(c))
             if names:
                 handles.append(c.spawn(
-                    f"for n in {names}; do nsenter -t $(cat /tmp/hanfs-ids/$n.pid) -n -m"
+                    f"for n in {names}; do {identity_ns('$n')}"
                     f" rpcinfo -T udp 127.0.0.1 100024 1 >/dev/null 2>&1 || echo $n; done", timeout=timeout))
         out = []
         for h in handles:

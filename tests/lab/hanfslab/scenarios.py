@@ -7,6 +7,7 @@ import time
 
 from . import analysis, cluster, logs, rpccap
 from . import topology as T
+from .clients import identity_ns
 from .host import LabError
 from .node import NODE_DIR
 
@@ -15,11 +16,11 @@ log = logging.getLogger("lab")
 RESUME_TIMEOUT = 420   # writers must resume within this after the service is back
 CONFIRM_TIMEOUT = 240  # probers must see every lock held again within this
 SETTLE = 5
-# lock_before_crash rounds that must kill within 100 ms of the grant;
-# HANFS_LAB_LOCK_ROUNDS overrides
 # holding_readonly's client machine that never locked before (an identity:
 # below the --identities range, clients.ID_BASE)
 FRESH_HOST = 99
+# lock_before_crash rounds that must kill within 100 ms of the grant;
+# HANFS_LAB_LOCK_ROUNDS overrides
 LOCK_ROUNDS = int(os.environ.get("HANFS_LAB_LOCK_ROUNDS", "10"))
 # soak failovers (tests/lab/run --soak N sets it)
 SOAK_ROUNDS = 20
@@ -603,7 +604,7 @@ class Runner:
         else:
             flag = os.path.join(self.w.dir, "holding-readonly.granted")
             h = self._hold_new_lock(holder, f"/mnt/{name}-v3/{path}", flag, within=120, poll=0.1,
-                                    wrap=f"nsenter -t $(cat /tmp/hanfs-ids/{name}.pid) -n -u -m")
+                                    wrap=identity_ns(name))
             if h is None:
                 extra["error"] = f"{name} got no lock on {path} within 120 s"
         # the monitor's verdict and Pacemaker's recovery (two monitor intervals more)
@@ -648,7 +649,7 @@ class Runner:
         res["passed"] = all(c["ok"] for c in res["checks"])
         if h is None or "error" in res or not res["passed"]:
             if h is not None:
-                h.cancel()
+                _release(h)
             return out
         out.append(self._crash_keeps_lock("holding_readonly: crash once recorded", node, h, holder, other,
                                           f"/mnt/{group}-v3/{path}", f"{name}'s lock, recorded late"))
@@ -673,7 +674,6 @@ class Runner:
         s), with the holder's handle, or None (the holder cancelled) when no
         grant came within `within` s."""
         h = holder.spawn(f"exec {wrap} python3 -c {shlex.quote(HOLD_NEW_LOCK)} {path} {flag}", timeout=3600)
-
         deadline = time.time() + within
         while not os.path.exists(flag):
             if time.time() > deadline or h.done():
