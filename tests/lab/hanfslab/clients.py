@@ -26,10 +26,23 @@ NLOCKS = 3
 # file and its data file (ID_NLOCKS)
 ID_NLOCKS = 1
 V4_EVERY = 4
-# identity addresses: the lab's /24 from .100 (servers .11-.13, clients .2x,
-# floating .5x), so at most 150 in all until the lab's subnet grows
-ID_BASE = 100
-ID_MAX = 150
+# identity addresses: 250 to each of the lab's /22 blocks above the nodes'
+# (10.77.1.1-250, 10.77.2.1-250, 10.77.3.1-250)
+ID_PER_BLOCK = 250
+ID_MAX = 3 * ID_PER_BLOCK
+
+
+def identity_ip(i):
+    """The lab address of identity number `i` over all client nodes (client1's
+    first, then client2's): 10.77.1.1 upward."""
+    net = T.SUBNET.rsplit(".", 1)[0]
+    return f"{net}.{1 + i // ID_PER_BLOCK}.{1 + i % ID_PER_BLOCK}"
+
+
+def identity_addresses(clients, n):
+    """[(client name, [(identity name, address)])] for `n` identities per client node."""
+    return [(c, [(f"{c}-id{k:03d}", identity_ip(ci * n + k)) for k in range(n)])
+            for ci, c in enumerate(clients)]
 
 
 def identity_ns(name):
@@ -75,9 +88,7 @@ class Workload:
 
     # -- identities: many NFS clients in one client node (node/identities.sh)
     def identity_names(self, client):
-        ci = self.clients.index(client)
-        return [(f"{client.name}-id{k:03d}", f"{T.SUBNET}.{ID_BASE + ci * self.identities + k}")
-                for k in range(self.identities)]
+        return dict(identity_addresses([c.name for c in self.clients], self.identities))[client.name]
 
     def identity_mounts(self, client):
         """(tag, version, mount point inside the identity) of every identity mount of `client`."""

@@ -1,21 +1,22 @@
 """python3 -m hanfslab.identities_report RUN_DIR: the --identities figures of a
 finished run, computed again from its report.json and bridge.pcap (for a run
-whose driver predates them, or to check them); prints one line per window."""
+whose driver predates them, or to check them); prints one line per window.
+For runs with the identities in 10.77.1.1 upward (from 2026-12-03 on;
+before, they were 10.77.0.100 upward)."""
 import json
 import os
 import sys
 
 from . import analysis, rpccap
 from . import topology as T
-from .clients import ID_BASE
+from .clients import identity_addresses
 
 
 def main(run):
     rep = json.load(open(os.path.join(run, "report.json")))
     n = int(rep["argv"][rep["argv"].index("--identities") + 1])
     clients = [c.name for c in T.CLIENTS[:rep.get("clients", 2)]]
-    ip_identity = {f"{T.SUBNET}.{ID_BASE + ci * n + k}": f"{c}-id{k:03d}"
-                   for ci, c in enumerate(clients) for k in range(n)}
+    ip_identity = {ip: name for _, ids in identity_addresses(clients, n) for name, ip in ids}
     vips = {s.vip for s in T.SERVICES}
     for st in rep["stacks"].values():
         for s in st["scenarios"]:

@@ -16,8 +16,8 @@ log = logging.getLogger("lab")
 RESUME_TIMEOUT = 420   # writers must resume within this after the service is back
 CONFIRM_TIMEOUT = 240  # probers must see every lock held again within this
 SETTLE = 5
-# holding_readonly's client machine that never locked before (an identity:
-# below the --identities range, clients.ID_BASE)
+# holding_readonly's client machine that never locked before (an identity,
+# in the nodes' block, below the --identities range: clients.identity_ip)
 FRESH_HOST = 99
 # lock_before_crash rounds that must kill within 100 ms of the grant;
 # HANFS_LAB_LOCK_ROUNDS overrides

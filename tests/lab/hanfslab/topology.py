@@ -5,7 +5,9 @@ from dataclasses import dataclass, field
 # The host itself has no address on it, and nothing routes it anywhere.
 BRIDGE = "hanfs-br0"
 SUBNET = "10.77.0"
-PREFIX = 24
+# a /22: the nodes, the floating addresses and holding_readonly's client
+# in 10.77.0.x, the --identities in 10.77.1.1 upward (clients.identity_ip)
+PREFIX = 22
 CLIENTSPEC = f"{SUBNET}.0/{PREFIX}"
 NIC = "vec0"  # the node-side name of a UML vector (tap) interface
 
