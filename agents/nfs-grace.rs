@@ -131,11 +131,14 @@ impl Agent for NfsGrace {
             server::kernel_paths(server::kernel_release(), lockd_kept_up)
         );
         server::check_mountd();
-        server::start(&roots, &cfg.server(), &ctx.deadline)?;
-        if let Err(e) = cld::check_tracking(cld_id, &ctx.deadline)
+        let leases = state::leases_marker(ctx);
+        server::hold_delegations(&roots, &leases)?;
+        if let Err(e) = server::start(&roots, &cfg.server(), &ctx.deadline)
+            .and_then(|()| cld::check_tracking(cld_id, &ctx.deadline))
             .and_then(|()| server::ensure_nlm_grace(&roots, &ctx.deadline))
         {
             let _ = server::stop(&roots, &ctx.deadline.within(Duration::from_secs(10)));
+            let _ = server::allow_delegations(&roots, &leases);
             return Err(e);
         }
 
@@ -198,6 +201,11 @@ impl Agent for NfsGrace {
             // 3a. The last one: nfsd and nfsdcld stop.
             StopPlan::Last { nfsdcld } => {
                 server::stop(&roots, &ctx.deadline)?;
+                if let Err(e) = server::allow_delegations(&roots, &state::leases_marker(ctx)) {
+                    log::error!(
+                        "{e}: NFSv4 delegations stay refused on this node (fs.leases-enable)"
+                    );
+                }
                 cld::stop_on(mine, nfsdcld, &ctx.deadline)?;
                 state::forget_node(ctx)?;
                 if let Some(pid) = server::lockd_thread() {
@@ -221,6 +229,7 @@ impl Agent for NfsGrace {
                     to.recovery_dir.display(),
                     others.join(", ")
                 );
+                hold_delegations_logged(ctx, &roots);
                 let record = |id| state::save_node(ctx, id, &to.recovery_dir);
                 let old = (from.nfsdcld, from.storage.as_path());
                 let (next, settings) = (&to.recovery_dir, &to.server());
@@ -264,6 +273,7 @@ impl Agent for NfsGrace {
                     "NFSv4 state remains on unexported file systems ({}): restarting nfsd to release it; the clients of {others} get a new grace period",
                     after.held()
                 );
+                hold_delegations_logged(ctx, &roots);
                 server::stop(&roots, &ctx.deadline)?;
                 // This resource's file systems are free now. Bringing nfsd
                 // back is for the others: if it fails, their monitors report
@@ -332,6 +342,9 @@ impl Agent for NfsGrace {
         // 4. The grace period: logged while on, lockd's ended when no
         //    reclaim can come through it.
         server::log_grace(&roots, false);
+        if let Err(e) = server::allow_delegations(&roots, &state::leases_marker(ctx)) {
+            log::warn!("{e} (retried at each monitor)");
+        }
         let versions = roots.versions().unwrap_or_default();
         if plan::end_nlm_grace_now(cfg.end_grace_early, &roots.grace_state(), &versions) {
             log::info!(
@@ -361,6 +374,15 @@ fn main() -> std::process::ExitCode {
 
 /// Whether `dir` (or, when missing, its parent: start creates it) is a
 /// directory, on storage that answers.
+/// A stop that restarts nfsd for the services staying: their clients
+/// reclaim, so delegations are held back as at a start; failing that is
+/// logged, not a failed stop (which would fence the node).
+fn hold_delegations_logged(ctx: &Ctx, roots: &hanfs::sys::nfsd::ProcRoots) {
+    if let Err(e) = server::hold_delegations(roots, &state::leases_marker(ctx)) {
+        log::error!("{e}");
+    }
+}
+
 fn probe_dir(ctx: &Ctx, dir: &Path) -> OcfResult<()> {
     let shown = dir.display();
     match storage::probe_dir_or_parent(dir, &ctx.deadline.within(Duration::from_secs(10))) {

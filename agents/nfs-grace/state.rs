@@ -91,6 +91,12 @@ pub fn forget_node(ctx: &Ctx) -> OcfResult<()> {
     fsfile::remove_state(&node_file(ctx))
 }
 
+/// Present while hanfs holds nfsd's delegations back for a grace period
+/// (`hanfs-nfs-grace.leases`, see `server::hold_delegations`).
+pub fn leases_marker(ctx: &Ctx) -> PathBuf {
+    ctx.runtime_dir().join("hanfs-nfs-grace.leases")
+}
+
 /// The other nfs-grace resources recorded as active on this node.
 pub fn others(ctx: &Ctx) -> Vec<(String, State)> {
     ctx.other_instances()

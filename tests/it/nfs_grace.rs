@@ -375,7 +375,10 @@ val nlm_grace $(cat /proc/sys/fs/nfs/nlm_grace_period)
 val hostname $(hostname)
 val rpcbind_nfs3 $(rpcinfo -p | awk '$1==100003 && $2==3 && $4==2049 {print "yes"}' | head -1)
 val nfsdcld_db $(test -s $S/nfsdcld/main.sqlite && echo yes)
+val leases_at_start1 $(cat /proc/sys/fs/leases-enable)
 ag monitor; val monitor1 $?
+# no NFSv4 client recorded: no grace, so the monitor allows delegations
+val leases_after_monitor1 $(cat /proc/sys/fs/leases-enable)
 ag start; val start_again $?
 export_it
 modprobe nfsv4; mkdir -p /tmp/m
@@ -403,11 +406,13 @@ mount -o loop /tmp/disk.img $S
 ag start; val start2 $?
 val v4_grace_at_start2 $(v4grace)
 val nlm_grace_at_start2 $(nlmgrace)
+val leases_at_start2 $(cat /proc/sys/fs/leases-enable)
 export_it
 wait_v4_grace_end
 server_lock server_lock_after
 val early_end_logged $(dmesg | grep -q 'all clients done reclaiming' && echo yes)
 ag monitor; val monitor2 $?
+val leases_after_monitor2 $(cat /proc/sys/fs/leases-enable)
 ag stop; val stop2 $?
 kill %2 2>/dev/null
 umount -f -l /tmp/m
@@ -429,7 +434,11 @@ dmesg | grep -E 'NFSD|lockd' | tail -8
         ("hostname", "uml-guest"),
         ("rpcbind_nfs3", "yes"),
         ("nfsdcld_db", "yes"),
+        // delegations held back from before nfsd starts until its NFSv4
+        // grace is over, as the monitor sees it
+        ("leases_at_start1", "0"),
         ("monitor1", "0"),
+        ("leases_after_monitor1", "1"),
         ("start_again", "0"),
         ("mount", "0"),
         ("LOCKED", "yes"),
@@ -450,10 +459,12 @@ dmesg | grep -E 'NFSD|lockd' | tail -8
         // the client is recorded in nfsdcld's database on the disk: grace
         ("v4_grace_at_start2", "N"),
         ("nlm_grace_at_start2", "N"),
+        ("leases_at_start2", "0"),
         ("v4_grace_end", "Y"),
         ("server_lock_after", "yes"),
         ("early_end_logged", "yes"),
         ("monitor2", "0"),
+        ("leases_after_monitor2", "1"),
         ("stop2", "0"),
     ] {
         expect_value(&r, k, v);

@@ -512,6 +512,26 @@ impl ProcRoots {
             .or_generic(|| format!("cannot write {:?} to {}", path, file.display()))
     }
 
+    /// `fs.leases-enable`, beside `fs/nfs`: whether files may be leased,
+    /// and so whether nfsd may hand out NFSv4 delegations.
+    fn leases_file(&self) -> PathBuf {
+        self.sysctl_nfs
+            .parent()
+            .unwrap_or(Path::new("/proc/sys/fs"))
+            .join("leases-enable")
+    }
+
+    /// Whether file leases (and nfsd's delegations) are allowed.
+    pub fn leases_enabled(&self) -> OcfResult<bool> {
+        read_num(&self.leases_file()).map(|n| n != 0)
+    }
+
+    /// Allow or refuse file leases: refused, nfsd hands out no delegation
+    /// (the ones it holds stay until returned or recalled).
+    pub fn set_leases(&self, on: bool) -> OcfResult<()> {
+        write_str(&self.leases_file(), if on { "1" } else { "0" })
+    }
+
     /// Release every NLM lock taken through server address `ip`.
     pub fn unlock_ip(&self, ip: &std::net::IpAddr) -> OcfResult<()> {
         write_str(&self.nfsd.join("unlock_ip"), &ip.to_string())

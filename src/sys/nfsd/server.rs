@@ -18,9 +18,10 @@
 
 use super::ProcRoots;
 use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
-use crate::sys::{bounded, process, program};
+use crate::sys::{bounded, fsfile, process, program};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::time::Duration;
 
 /// The standard NFS port.
@@ -415,6 +416,48 @@ pub fn log_grace(roots: &ProcRoots, at_info: bool) {
     }
 }
 
+/// No delegation while NFSv4 clients reclaim. Linux 6.12's nfsd answers a
+/// reclaiming open (CLAIM_PREVIOUS) with a delegation, a write delegation
+/// for a read-write open, whether or not the client held one before, and
+/// before the other clients have reclaimed theirs: the client then grants
+/// its applications, locally, locks that another client still holds and
+/// has yet to reclaim (lab run 20261203-201049: a probe's lock "taken"
+/// without any LOCK reaching the server). Until grace ends the only
+/// delegations nfsd gives are these, so file leases are refused
+/// (`fs.leases-enable` = 0) from before nfsd starts until its NFSv4 grace
+/// is over ([`allow_delegations`]). `marker` records that hanfs, not the
+/// administrator, turned them off; an administrator's 0 is left alone.
+pub fn hold_delegations(roots: &ProcRoots, marker: &Path) -> OcfResult<()> {
+    let ours = marker.exists();
+    if !ours && !roots.leases_enabled()? {
+        log::info!("fs.leases-enable is 0 on this node: nfsd hands out no NFSv4 delegation");
+        return Ok(());
+    }
+    if !ours {
+        fsfile::write_atomic(marker, b"fs.leases-enable was 1\n", 0o644)?;
+    }
+    roots.set_leases(false).map_err(|e| {
+        OcfError::generic(format!(
+            "cannot hold NFSv4 delegations back during grace: {}",
+            e.reason
+        ))
+    })?;
+    log::info!("NFSv4 delegations held back until the grace period is over (fs.leases-enable=0)");
+    Ok(())
+}
+
+/// Delegations allowed again once no reclaim can come (NFSv4 grace over, or
+/// nfsd stopped), if [`hold_delegations`] refused them. Whether it did.
+pub fn allow_delegations(roots: &ProcRoots, marker: &Path) -> OcfResult<bool> {
+    if !marker.exists() || roots.grace_state().v4 {
+        return Ok(false);
+    }
+    roots.set_leases(true)?;
+    fsfile::remove_state(marker)?;
+    log::info!("NFSv4 grace is over: nfsd may hand out delegations again (fs.leases-enable=1)");
+    Ok(true)
+}
+
 /// The lockd kernel thread of this node, if running.
 pub fn lockd_thread() -> Option<i32> {
     crate::sys::procs::named("lockd")
@@ -528,6 +571,44 @@ pub fn restart_nlm_grace(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delegations_held_back_for_the_grace_period_only() {
+        let (d, r) = super::super::tests::fake();
+        let leases = d.path().join("leases-enable");
+        let marker = d.path().join("held");
+        let grace = |on: bool| {
+            std::fs::write(r.nfsd.join("threads"), "8\n").unwrap();
+            std::fs::write(r.nfsd.join("v4_end_grace"), if on { "N\n" } else { "Y\n" }).unwrap();
+        };
+        std::fs::write(&leases, "1\n").unwrap();
+        hold_delegations(&r, &marker).unwrap();
+        assert_eq!(std::fs::read_to_string(&leases).unwrap(), "0");
+        assert!(marker.exists());
+        // A second start in the same grace (another service): still ours.
+        hold_delegations(&r, &marker).unwrap();
+        assert!(marker.exists());
+        grace(true);
+        assert!(!allow_delegations(&r, &marker).unwrap());
+        assert_eq!(std::fs::read_to_string(&leases).unwrap(), "0");
+        grace(false);
+        assert!(allow_delegations(&r, &marker).unwrap());
+        assert_eq!(std::fs::read_to_string(&leases).unwrap(), "1");
+        assert!(!marker.exists());
+        assert!(!allow_delegations(&r, &marker).unwrap());
+
+        // The administrator's 0 is theirs: never turned back on.
+        std::fs::write(&leases, "0\n").unwrap();
+        hold_delegations(&r, &marker).unwrap();
+        assert!(!marker.exists());
+        assert!(!allow_delegations(&r, &marker).unwrap());
+        assert_eq!(std::fs::read_to_string(&leases).unwrap(), "0\n");
+
+        // Unreadable or garbage: the start fails, naming the file.
+        std::fs::write(&leases, "yes\n").unwrap();
+        let e = hold_delegations(&r, &marker).unwrap_err();
+        assert!(e.reason.contains("leases-enable"), "{}", e.reason);
+    }
 
     #[test]
     fn server_scopes() {
