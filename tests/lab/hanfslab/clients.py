@@ -125,14 +125,16 @@ class Workload:
             log.info("%s: %d identities up, mounted, in %.0f s", c.name, self.identities, time.time() - t0)
 
     def statd_unregistered(self, timeout=120):
-        """The identities whose own rpc.statd does not answer a NULL call
-        through their rpcbind (as sm-notify finds it: UDP): a client in that
-        state cannot be told to reclaim, whatever the server does."""
+        """The client nodes and identities whose own rpc.statd does not
+        answer a NULL call through their rpcbind (as sm-notify finds it:
+        UDP): a client in that state cannot be told to reclaim, whatever the
+        server does."""
         handles = []
         for c in self.clients:
             names = " ".join(n for n, _ in self.identity_names(c))
             if names:
                 handles.append(c.spawn(
+                    f"rpcinfo -T udp 127.0.0.1 100024 1 >/dev/null 2>&1 || echo {c.name}; "
                     f"for n in {names}; do {identity_ns('$n')}"
                     f" rpcinfo -T udp 127.0.0.1 100024 1 >/dev/null 2>&1 || echo $n; done", timeout=timeout))
         out = []

@@ -82,6 +82,11 @@ def describe_identities(s):
         line += (f"; {cpu['node']} during the reclaims: CPU {cpu['busy']:.0%} busy, nfsd {cpu['nfsd_s']} s,"
                  f" lockd {cpu['lockd_s']} s, rpc.statd {cpu['statd_s']} s + its callouts"
                  f" {cpu['statd_children_s']} s, sm-notify {cpu['sm_notify_s']} s")
+    nodes = ids.get("client_nodes") or {}
+    if nodes.get("not_notified"):
+        line += f"; client nodes not notified: {','.join(nodes['not_notified'])}"
+    if nodes.get("no_reclaim_seen"):
+        line += f"; no NLM reclaim seen from client nodes: {','.join(nodes['no_reclaim_seen'])}"
     if ids.get("statd_unregistered"):
         line += f"; own rpc.statd unregistered at the end: {','.join(ids['statd_unregistered'])}"
     if ids.get("capture_error"):

@@ -240,8 +240,14 @@ class Runner:
         try:
             calls = rpccap.calls(pcap, t_event - 1, t_end)
             ip_identity = {ip: n for ns in names.values() for n, ip in ns}
-            out.update(analysis.notify_reclaim_summary(
-                calls, ip_identity, {s.vip for s in self.services}, res.get("t_address_up")))
+            vips = {s.vip for s in self.services}
+            out.update(analysis.notify_reclaim_summary(calls, ip_identity, vips, res.get("t_address_up")))
+            # the client nodes' own mounts, notified and reclaiming the same way
+            nodes = analysis.notify_reclaim_summary(
+                calls, {c.spec.ip: c.name for c in self.w.clients}, vips,
+                res.get("t_address_up"))
+            out["client_nodes"] = {k: nodes[k] for k in ("notified", "last_notify_answered_s",
+                                                          "not_notified", "no_reclaim_seen")}
         except (OSError, ValueError) as e:
             out["capture_error"] = str(e)
         # what the reclaims cost the node taking over (address up -> last reclaim)
