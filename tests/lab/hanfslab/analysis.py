@@ -425,3 +425,54 @@ def notify_reclaim_summary(calls, ip_identity, vips, t_up):
         "not_notified": sorted(n for n, p in per.items() if not p["notify_answered"]),
         "no_reclaim_seen": sorted(n for n, p in per.items() if not p["reclaims"]),
     }
+
+
+def wire_story(segments, arps, client, vip, t_event, t_to, limit=30):
+    """What went between `client` and `vip` on the bridge from t_event to t_to
+    (for a writer that never resumed): the TCP segments either way, runs of
+    the same ports and flags folded into one line with their count, and the
+    ARP for vip asked by the client and who answered (by MAC). The last
+    `limit` lines, oldest first, times relative to t_event."""
+    lines = []  # [first t, last t, text key, count]
+    for s in segments:
+        if not t_event <= s.t <= t_to:
+            continue
+        if (s.src, s.dst) == (client, vip):
+            key = f"client:{s.sport} -> {s.dport} {s.flags}"
+        elif (s.src, s.dst) == (vip, client):
+            key = f"client:{s.dport} <- {s.sport} {s.flags}"
+        else:
+            continue
+        if s.length:
+            key += " data"
+        if lines and lines[-1][2] == key:
+            lines[-1][1] = s.t
+            lines[-1][3] += 1
+        else:
+            lines.append([s.t, s.t, key, 1])
+    for a in arps:
+        if not t_event <= a.t <= t_to:
+            continue
+        if a.op == "request" and a.sender == client and a.target == vip:
+            key = "ARP who-has vip (client asks)"
+        elif a.op == "reply" and a.sender == vip:
+            key = f"ARP vip is-at {a.mac}"
+        elif a.op == "request" and a.sender == vip:
+            key = f"ARP gratuitous vip from {a.mac}"
+        else:
+            continue
+        lines.append([a.t, a.t, key, 1])
+    lines.sort(key=lambda x: x[0])
+    folded = []
+    for x in lines:  # ARP lines sorted in between may split no run: fold again
+        if folded and folded[-1][2] == x[2]:
+            folded[-1][1], folded[-1][3] = x[1], folded[-1][3] + x[3]
+        else:
+            folded.append(list(x))
+    out = []
+    for t0, t1, key, n in folded[-limit:]:
+        when = f"+{t0 - t_event:.1f}s" + (f"..+{t1 - t_event:.1f}s" if n > 1 else "")
+        out.append(f"{when} {key}" + (f" x{n}" if n > 1 else ""))
+    if len(folded) > limit:
+        out.insert(0, f"({len(folded) - limit} earlier lines left out)")
+    return out

@@ -284,6 +284,12 @@ def main(argv=None):
                 host.capture(os.path.join(run, "bridge.pcap"),
                              "arp or port 2049 or port 111 or port 662 or port 2020 or port 32803",
                              snaplen=400 if args.identities else 160)
+            else:
+                # always: ARP and the TCP segments that open, close or reset a
+                # connection (small), for the report on a client that never
+                # resumes (scenarios._diagnose_stuck)
+                host.capture(os.path.join(run, "bridge-ctl.pcap"),
+                             "arp or (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)", snaplen=96)
         for i, name in enumerate(stacks):
             stack = T.STACKS[name]
             if stack.hanfs and hanfs_error:

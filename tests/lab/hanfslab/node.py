@@ -60,8 +60,9 @@ class Handle:
             if not self.node.running():
                 raise NodeDown(f"{self.node.name} is down (waiting for: {self.script.strip()[:80]})")
             if time.time() > deadline:
-                raise LabError(f"{self.node.name}: no answer to command {self.cid} after "
-                               f"{self.timeout + margin:.0f} s: {self.script.strip()[:120]}")
+                waited = time.time() - self.t_sent
+                raise LabError(f"{self.node.name}: no answer to command {self.cid} "
+                               f"{waited:.0f} s after it was sent: {self.script.strip()[:120]}")
             time.sleep(0.1)
         with open(self._path("rc")) as f:
             st = json.load(f)

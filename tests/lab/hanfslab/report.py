@@ -41,6 +41,8 @@ def _scenario_lines(s):
     for c in s.get("checks", []):
         if not c["ok"]:
             lines.append(f"    x {c['name']}: {c['detail']}")
+    for name, d in sorted(s.get("stuck", {}).items()):
+        lines += describe_stuck(name, d)
     cp = s.get("critical_path")
     if cp:
         lines.append(f"    address removed +{s['t_address_removed'] - s['t_event']:.1f}s, up +{s['address_up_s']:.1f}s:"
@@ -53,6 +55,19 @@ def _scenario_lines(s):
         if parts:
             lines.append("    agent actions: " + " ".join(parts))
     return lines
+
+
+def describe_stuck(name, d):
+    """What the lab saw of a client node whose writers never resumed
+    (scenarios._diagnose_stuck): printed whole, CI keeps only the output."""
+    age = d.get("alive_age_s")
+    out = [f"    ! {name} ({d['ip']} -> {d['vip']}; its agent's heartbeat "
+           f"{'unknown' if age is None else f'{age:.1f} s ago'}) never resumed: {', '.join(d['tags'])}"]
+    out += [f"      bridge: {x}" for x in d.get("wire", ["no capture"])]
+    out += [f"      {name}: {x}" for x in d.get("node", [])[:80]]
+    for holder, rows in sorted(d.get("holder", {}).items()):
+        out += [f"      {holder} (holds {d['vip']}): {x}" for x in rows]
+    return out
 
 
 def identities_with_lost_locks(s):

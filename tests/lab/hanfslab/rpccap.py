@@ -24,8 +24,8 @@ class Call:
     t_reply: float = None
 
 
-def packets(path):
-    """(time, src, dst, proto, payload) of every IPv4 UDP/TCP packet in the pcap."""
+def frames(path):
+    """(time, Ethernet frame) of every record in the pcap."""
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < 24:
@@ -42,14 +42,23 @@ def packets(path):
     while off + 16 <= len(data):
         sec, frac, incl, _ = hdr.unpack_from(data, off)
         off += 16
-        pkt = data[off:off + incl]
+        yield sec + frac / (1e9 if nano else 1e6), data[off:off + incl]
         off += incl
+
+
+def _ip4(b):
+    return ".".join(map(str, b))
+
+
+def packets(path):
+    """(time, src, dst, proto, payload) of every IPv4 UDP/TCP packet in the pcap."""
+    for t, pkt in frames(path):
         if len(pkt) < 34 or pkt[12:14] != b"\x08\x00":
             continue
         ip = pkt[14:]
         ihl = (ip[0] & 0x0F) * 4
         proto = ip[9]
-        src, dst = ".".join(map(str, ip[12:16])), ".".join(map(str, ip[16:20]))
+        src, dst = _ip4(ip[12:16]), _ip4(ip[16:20])
         l4 = ip[ihl:]
         if proto == 17 and len(l4) >= 8:
             payload = l4[8:]
@@ -60,7 +69,59 @@ def packets(path):
             payload = payload[4:]  # the record mark
         else:
             continue
-        yield sec + frac / (1e9 if nano else 1e6), src, dst, proto, payload
+        yield t, src, dst, proto, payload
+
+
+TCP_FLAGS = "FSRPAU"  # FIN SYN RST PSH ACK URG, bit 0 first
+
+
+@dataclass
+class Segment:
+    t: float
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    flags: str       # e.g. "S", "SA", "RA", "FA", "A"
+    length: int      # TCP payload bytes (from the IP length, not the snap length)
+
+
+def tcp_segments(path):
+    """Every IPv4 TCP segment's addresses, ports, flags and payload length."""
+    for t, pkt in frames(path):
+        if len(pkt) < 34 or pkt[12:14] != b"\x08\x00":
+            continue
+        ip = pkt[14:]
+        ihl = (ip[0] & 0x0F) * 4
+        if ip[9] != 6 or len(ip) < ihl + 14:
+            continue
+        l4 = ip[ihl:]
+        sport, dport = struct.unpack_from(">HH", l4, 0)
+        bits = l4[13]
+        flags = "".join(c for i, c in enumerate(TCP_FLAGS) if bits & (1 << i))
+        total = struct.unpack_from(">H", ip, 2)[0]
+        length = max(0, total - ihl - (l4[12] >> 4) * 4)
+        yield Segment(t, _ip4(ip[12:16]), sport, _ip4(ip[16:20]), dport, flags, length)
+
+
+@dataclass
+class Arp:
+    t: float
+    op: str          # "request" | "reply"
+    mac: str         # the sender's hardware address
+    sender: str
+    target: str
+
+
+def arps(path):
+    """Every ARP (Ethernet, IPv4) request and reply."""
+    for t, pkt in frames(path):
+        if len(pkt) < 42 or pkt[12:14] != b"\x08\x06":
+            continue
+        a = pkt[14:]
+        op = struct.unpack_from(">H", a, 6)[0]
+        yield Arp(t, {1: "request", 2: "reply"}.get(op, str(op)), ":".join(f"{x:02x}" for x in a[8:14]),
+                  _ip4(a[14:18]), _ip4(a[24:28]))
 
 
 def _opaque(b, off):

@@ -13,7 +13,17 @@ from .node import NODE_DIR
 
 log = logging.getLogger("lab")
 
-RESUME_TIMEOUT = 420   # writers must resume within this after the service is back
+
+class StuckWriters(LabError):
+    """Writers that did not resume after the service came back."""
+
+    def __init__(self, tags):
+        super().__init__(f"writers {tags} did not resume within {RESUME_TIMEOUT} s")
+        self.tags = tags
+
+# writers must resume within this after the service is back (HANFS_LAB_RESUME_TIMEOUT
+# shortens it, to see quickly what the report says of a client that never resumes)
+RESUME_TIMEOUT = int(os.environ.get("HANFS_LAB_RESUME_TIMEOUT", "420"))
 CONFIRM_TIMEOUT = 240  # probers must see every lock held again within this
 SETTLE = 5
 # holding_readonly's client machine that never locked before (an identity,
@@ -123,8 +133,70 @@ class Runner:
                 return max(firsts)
             if time.time() > deadline:
                 stuck = [t for t, f in zip(self.w.tags(), firsts) if not f]
-                raise LabError(f"writers {stuck} did not resume within {RESUME_TIMEOUT} s")
+                raise StuckWriters(stuck)
             time.sleep(1)
+
+    def _tag_ip(self, tag):
+        """The client address a writer's tag writes from (its node's, or its identity's)."""
+        for c in self.w.clients:
+            if tag.startswith(c.name + "-"):
+                ids = dict(self.w.identity_names(c)) if self.w.identities else {}
+                return c, ids.get(self.w.identity_of(tag), c.spec.ip)
+        return None, None
+
+    def _diagnose_stuck(self, tags, t_event):
+        """For writers that never resumed, what the lab can still see, so that
+        a failure printed by CI says where it stuck: each client node's
+        liveness (its agent's heartbeat file), its sockets to the floating
+        address, neighbour entry, blocked tasks and kernel log; the holder's
+        sockets; and the bridge's story of the client's connection."""
+        out = {}
+        groups = self.w.tag_group()
+        vip_of = {s.group: s.vip for s in self.services}
+        pcap = next((p for p in (os.path.join(self.lab.run, n) for n in ("bridge.pcap", "bridge-ctl.pcap"))
+                     if os.path.exists(p)), None)
+        for tag in tags:
+            node, ip = self._tag_ip(tag)
+            vip = vip_of.get(groups.get(tag))
+            if node is None or vip is None:
+                continue
+            d = out.setdefault(node.name, {"tags": [], "ip": ip, "vip": vip})
+            d["tags"].append(tag)
+            if pcap and "wire" not in d:
+                try:
+                    d["wire"] = analysis.wire_story(rpccap.tcp_segments(pcap), rpccap.arps(pcap), ip, vip,
+                                                    t_event, time.time())
+                except (OSError, ValueError, IndexError) as e:
+                    d["wire"] = [f"capture unreadable: {e}"]
+        for name, d in out.items():
+            node = self.lab.node(name)
+            try:
+                d["alive_age_s"] = round(time.time() - os.path.getmtime(os.path.join(node.ctl, "alive")), 1)
+            except OSError:
+                d["alive_age_s"] = None
+            script = (f"echo '# ss'; ss -tnoi dst {d['vip']} | head -40; echo '# neigh'; ip neigh show {d['vip']}; "
+                      "echo '# blocked tasks'; ps -eo pid,stat,wchan:30,args | awk 'NR==1 || $2 ~ /D/' | head -20; "
+                      "echo '# dmesg (repeats counted)'; dmesg | sed 's/^\\[[^]]*\\] //' | uniq -c | tail -20")
+            try:
+                d["node"] = [x.rstrip() for x in node.sh(script, timeout=30, check=False).out.splitlines()]
+            except LabError as e:
+                d["node"] = [f"no answer: {e}"]
+        for n in self.lab.running_servers():
+            for vip in sorted({d["vip"] for d in out.values()}):
+                try:
+                    r = n.sh(f"ip -o -4 addr show | grep -qF ' {vip}/' && ss -tn src {vip} | head -30", timeout=30,
+                             check=False)
+                except LabError as e:
+                    r = None
+                    log.warning("%s: %s", n.name, e)
+                if r is not None and r.out.strip():
+                    for d in out.values():
+                        if d["vip"] == vip:
+                            d.setdefault("holder", {})[n.name] = [x.rstrip() for x in r.out.splitlines()]
+        for name, d in out.items():
+            log.error("%s (%s, agent heartbeat %s s ago) stuck: %s", name, d["ip"], d.get("alive_age_s"),
+                      ", ".join(d["tags"]))
+        return out
 
     def _wait_confirmed(self, t_recovered):
         deadline = time.time() + CONFIRM_TIMEOUT
@@ -161,6 +233,17 @@ class Runner:
         except LabError as e:
             res["error"] = str(e)
             log.error("%s: %s", name, e)
+            if isinstance(e, StuckWriters):
+                try:
+                    res["stuck"] = self._diagnose_stuck(e.tags, t_event)
+                except Exception as e2:  # a diagnosis must not hide the failure it explains
+                    log.exception("%s: diagnosing the stuck writers failed: %s", name, e2)
+            # where things are now, for the checks (best effort: a node may be hung)
+            try:
+                res.setdefault("running_on", {s.group: self.where(s.group) for s in self.services})
+                res.setdefault("vip_on", {s.group: self.vip_holders(s) for s in self.services})
+            except LabError as e2:
+                log.warning("%s: where the services are now is not known: %s", name, e2)
         t_end = time.time()
         res["t_end"] = t_end
         res["clients"] = {}

@@ -126,3 +126,57 @@ class LostLocksTest(unittest.TestCase):
         }}
         self.assertEqual(report.identities_with_lost_locks(s), ["client1-id037", "client2-id037"])
         self.assertEqual(report.identities_with_lost_locks({"clients": {}}), [])
+
+
+def tcp(src, sport, dst, dport, flags, payload=b""):
+    bits = sum(1 << rpccap.TCP_FLAGS.index(c) for c in flags)
+    l4 = struct.pack(">HHIIBBHHH", sport, dport, 1, 1, 5 << 4, bits, 100, 0, 0) + payload
+    iph = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0, 64, 6, 0, ip(src), ip(dst))
+    return b"\0" * 12 + b"\x08\x00" + iph + l4
+
+
+def arp(op, mac, sender, target):
+    body = struct.pack(">HHBBH", 1, 0x0800, 6, 4, op) + mac + ip(sender) + b"\0" * 6 + ip(target)
+    return b"\xff" * 6 + mac + b"\x08\x06" + body
+
+
+class WireStory(unittest.TestCase):
+    """The bridge's story of a client that never resumed: its segments to and
+    from the floating address, folded, and the ARP for that address."""
+
+    def setUp(self):
+        mac_b = bytes.fromhex("020000000b0b")
+        frames = [(99.0, tcp(ID1, 800, VIP, 2049, "A", b"x" * 40)),      # before the event: left out
+                  (101.0, tcp(ID1, 800, VIP, 2049, "PA", b"x" * 40)),
+                  (102.0, tcp(ID1, 800, VIP, 2049, "PA", b"x" * 40)),   # a retransmission: folded
+                  (103.0, arp(2, mac_b, VIP, ID1)),
+                  (104.0, tcp(VIP, 2049, ID1, 800, "R")),
+                  (105.0, tcp(ID1, 801, VIP, 2049, "S")),
+                  (106.0, tcp(ID2, 900, VIP, 2049, "S")),                # another client: left out
+                  (108.0, tcp(ID1, 801, VIP, 2049, "S"))]
+        fd, self.path = tempfile.mkstemp(suffix=".pcap")
+        with os.fdopen(fd, "wb") as f:
+            f.write(pcap(frames))
+
+    def tearDown(self):
+        os.unlink(self.path)
+
+    def test_segments_flags_lengths_and_arp(self):
+        segs = list(rpccap.tcp_segments(self.path))
+        self.assertEqual([(s.sport, s.flags, s.length) for s in segs][:3], [(800, "A", 40), (800, "PA", 40), (800, "PA", 40)])
+        self.assertEqual(segs[3].flags, "R")
+        a = list(rpccap.arps(self.path))
+        self.assertEqual([(x.op, x.mac, x.sender, x.target) for x in a], [("reply", "02:00:00:00:0b:0b", VIP, ID1)])
+
+    def test_folded_story_of_one_client(self):
+        lines = analysis.wire_story(rpccap.tcp_segments(self.path), rpccap.arps(self.path), ID1, VIP, 100.0, 200.0)
+        self.assertEqual(lines, ["+1.0s..+2.0s client:800 -> 2049 PA data x2",
+                                 "+3.0s ARP vip is-at 02:00:00:00:0b:0b",
+                                 "+4.0s client:800 <- 2049 R",
+                                 "+5.0s..+8.0s client:801 -> 2049 S x2"])
+
+    def test_only_the_last_lines(self):
+        lines = analysis.wire_story(rpccap.tcp_segments(self.path), rpccap.arps(self.path), ID1, VIP, 100.0, 200.0,
+                                    limit=2)
+        self.assertEqual(lines[0], "(2 earlier lines left out)")
+        self.assertEqual(len(lines), 3)
