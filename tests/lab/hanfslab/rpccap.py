@@ -50,13 +50,16 @@ def _ip4(b):
     return ".".join(map(str, b))
 
 
+def ipv4(path):
+    """(time, IPv4 header and payload, its header length) of every IPv4 packet."""
+    for t, pkt in frames(path):
+        if len(pkt) >= 34 and pkt[12:14] == b"\x08\x00":
+            yield t, pkt[14:], (pkt[14] & 0x0F) * 4
+
+
 def packets(path):
     """(time, src, dst, proto, payload) of every IPv4 UDP/TCP packet in the pcap."""
-    for t, pkt in frames(path):
-        if len(pkt) < 34 or pkt[12:14] != b"\x08\x00":
-            continue
-        ip = pkt[14:]
-        ihl = (ip[0] & 0x0F) * 4
+    for t, ip, ihl in ipv4(path):
         proto = ip[9]
         src, dst = _ip4(ip[12:16]), _ip4(ip[16:20])
         l4 = ip[ihl:]
@@ -88,11 +91,7 @@ class Segment:
 
 def tcp_segments(path):
     """Every IPv4 TCP segment's addresses, ports, flags and payload length."""
-    for t, pkt in frames(path):
-        if len(pkt) < 34 or pkt[12:14] != b"\x08\x00":
-            continue
-        ip = pkt[14:]
-        ihl = (ip[0] & 0x0F) * 4
+    for t, ip, ihl in ipv4(path):
         if ip[9] != 6 or len(ip) < ihl + 14:
             continue
         l4 = ip[ihl:]
