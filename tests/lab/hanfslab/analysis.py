@@ -433,7 +433,7 @@ def wire_story(segments, arps, client, vip, t_event, t_to, limit=30):
     the same ports and flags folded into one line with their count, and the
     ARP for vip asked by the client and who answered (by MAC). The last
     `limit` lines, oldest first, times relative to t_event."""
-    lines = []  # [first t, last t, text key, count]
+    seen = []  # (t, text)
     for s in segments:
         if not t_event <= s.t <= t_to:
             continue
@@ -443,32 +443,22 @@ def wire_story(segments, arps, client, vip, t_event, t_to, limit=30):
             key = f"client:{s.dport} <- {s.sport} {s.flags}"
         else:
             continue
-        if s.length:
-            key += " data"
-        if lines and lines[-1][2] == key:
-            lines[-1][1] = s.t
-            lines[-1][3] += 1
-        else:
-            lines.append([s.t, s.t, key, 1])
+        seen.append((s.t, key + (" data" if s.length else "")))
     for a in arps:
         if not t_event <= a.t <= t_to:
             continue
         if a.op == "request" and a.sender == client and a.target == vip:
-            key = "ARP who-has vip (client asks)"
+            seen.append((a.t, "ARP who-has vip (client asks)"))
         elif a.op == "reply" and a.sender == vip:
-            key = f"ARP vip is-at {a.mac}"
+            seen.append((a.t, f"ARP vip is-at {a.mac}"))
         elif a.op == "request" and a.sender == vip:
-            key = f"ARP gratuitous vip from {a.mac}"
+            seen.append((a.t, f"ARP gratuitous vip from {a.mac}"))
+    folded = []  # [first t, last t, text, count]
+    for t, key in sorted(seen):
+        if folded and folded[-1][2] == key:
+            folded[-1][1], folded[-1][3] = t, folded[-1][3] + 1
         else:
-            continue
-        lines.append([a.t, a.t, key, 1])
-    lines.sort(key=lambda x: x[0])
-    folded = []
-    for x in lines:  # ARP lines sorted in between may split no run: fold again
-        if folded and folded[-1][2] == x[2]:
-            folded[-1][1], folded[-1][3] = x[1], folded[-1][3] + x[3]
-        else:
-            folded.append(list(x))
+            folded.append([t, t, key, 1])
     out = []
     for t0, t1, key, n in folded[-limit:]:
         when = f"+{t0 - t_event:.1f}s" + (f"..+{t1 - t_event:.1f}s" if n > 1 else "")

@@ -14,13 +14,6 @@ from .node import NODE_DIR
 log = logging.getLogger("lab")
 
 
-class StuckWriters(LabError):
-    """Writers that did not resume after the service came back."""
-
-    def __init__(self, tags):
-        super().__init__(f"writers {tags} did not resume within {RESUME_TIMEOUT} s")
-        self.tags = tags
-
 # writers must resume within this after the service is back (HANFS_LAB_RESUME_TIMEOUT
 # shortens it, to see quickly what the report says of a client that never resumes)
 RESUME_TIMEOUT = int(os.environ.get("HANFS_LAB_RESUME_TIMEOUT", "420"))
@@ -34,6 +27,14 @@ FRESH_HOST = 99
 LOCK_ROUNDS = int(os.environ.get("HANFS_LAB_LOCK_ROUNDS", "10"))
 # soak failovers (tests/lab/run --soak N sets it)
 SOAK_ROUNDS = 20
+
+
+class StuckWriters(LabError):
+    """Writers that did not resume after the service came back."""
+
+    def __init__(self, tags):
+        super().__init__(f"writers {tags} did not resume within {RESUME_TIMEOUT} s")
+        self.tags = tags
 
 # Takes an exclusive POSIX lock on argv[1] (created), then writes "GRANTED
 # <time>" to argv[2] (a host file) and holds the lock until killed.
@@ -181,18 +182,16 @@ class Runner:
                 d["node"] = [x.rstrip() for x in node.sh(script, timeout=30, check=False).out.splitlines()]
             except LabError as e:
                 d["node"] = [f"no answer: {e}"]
-        for n in self.lab.running_servers():
-            for vip in sorted({d["vip"] for d in out.values()}):
-                try:
-                    r = n.sh(f"ip -o -4 addr show | grep -qF ' {vip}/' && ss -tn src {vip} | head -30", timeout=30,
-                             check=False)
-                except LabError as e:
-                    r = None
-                    log.warning("%s: %s", n.name, e)
-                if r is not None and r.out.strip():
-                    for d in out.values():
-                        if d["vip"] == vip:
-                            d.setdefault("holder", {})[n.name] = [x.rstrip() for x in r.out.splitlines()]
+        for svc in (s for s in self.services if s.vip in {d["vip"] for d in out.values()}):
+            try:
+                holders = {n: self.lab.node(n).sh(f"ss -tn src {svc.vip} | head -30", timeout=30, check=False).out
+                           for n in self.vip_holders(svc)}
+            except LabError as e:
+                log.warning("the sockets of %s's holder: %s", svc.vip, e)
+                continue
+            for d in out.values():
+                if d["vip"] == svc.vip:
+                    d["holder"] = {n: [x.rstrip() for x in o.splitlines()] for n, o in holders.items()}
         for name, d in out.items():
             log.error("%s (%s, agent heartbeat %s s ago) stuck: %s", name, d["ip"], d.get("alive_age_s"),
                       ", ".join(d["tags"]))
