@@ -321,15 +321,38 @@ impl Agent for NfsGrace {
                 node.nfsdcld.pid
             )));
         }
-        // NFSv4.0 clients that only reclaimed are recorded here (nfsd does
-        // not): else the next takeover loses their locks.
-        match records::record_v4_0_bounded(&ctx.deadline, &node.storage, &roots.clients()) {
-            Ok(0) => {}
-            Ok(n) => log::info!(
-                "recorded {n} NFSv4.0 client(s) that reclaimed without being recorded again"
-            ),
-            Err(e) => log::warn!("{e}"),
-        }
+        // Clients nfsd serves but the database lacks are recorded here
+        // (NFSv4.0 ones that only reclaimed, and any whose record nfsdcld
+        // could not write): else the next takeover loses their state. One
+        // that cannot be recorded makes the resource degraded, not failed:
+        // a restart would not record it, and a move would lose it.
+        let unrecorded = match records::record_missing_bounded(
+            &ctx.deadline,
+            &node.storage,
+            &roots.clients(),
+        ) {
+            Ok(r) => {
+                if !r.added.is_empty() {
+                    log::info!(
+                        "recorded {} NFSv4 client(s) missing from {}: {}",
+                        r.added.len(),
+                        node.storage.display(),
+                        r.added.join(", ")
+                    );
+                }
+                r.failed.map(|(names, e)| {
+                    OcfError::degraded(format!(
+                        "cannot record {} NFSv4 client(s) for reclaim ({}): {e}; they would lose their opens and locks at a failover",
+                        names.len(),
+                        ocf::listed(&names, 5)
+                    ))
+                })
+            }
+            Err(e) => Some(OcfError::degraded(format!(
+                "{}: NFSv4 clients may not be recorded for reclaim",
+                e.reason
+            ))),
+        };
         if node.storage != st.config.recovery_dir {
             // Sharing the node: keep this service's copy of the records
             // current, so that it can leave (or its node fail) with them.
@@ -352,7 +375,7 @@ impl Agent for NfsGrace {
             );
             roots.end_nlm_grace()?;
         }
-        Ok(())
+        unrecorded.map_or(Ok(()), Err)
     }
 
     fn reload(ctx: &Ctx, cfg: &Config) -> OcfResult<()> {

@@ -269,17 +269,16 @@ pub fn guarded(agent: &str, prefix: &str, f: impl FnOnce() -> OcfCode) -> OcfCod
 }
 
 fn report(inv: &Invocation, e: &OcfError) {
-    if e.code == OcfCode::NotRunning {
-        log::info!("{}: not running: {}", inv.action.name(), e.reason);
-    } else {
-        log::error!(
-            "{} failed ({}): {}",
-            inv.action.name(),
-            e.code.name(),
-            e.reason
-        );
-        let _ = writeln!(std::io::stderr(), "{}{}", inv.exit_reason_prefix, e.reason);
+    let action = inv.action.name();
+    match e.code {
+        OcfCode::NotRunning => {
+            log::info!("{action}: not running: {}", e.reason);
+            return;
+        }
+        OcfCode::Degraded => log::error!("{action}: degraded: {}", e.reason),
+        code => log::error!("{action} failed ({}): {}", code.name(), e.reason),
     }
+    let _ = writeln!(std::io::stderr(), "{}{}", inv.exit_reason_prefix, e.reason);
 }
 
 /// The protocol, separated from process exit for testing.
@@ -375,6 +374,11 @@ pub fn dispatch<A: Agent>(args: &[String], env: &HashMap<String, String>) -> Ocf
             }
             if e.code != OcfCode::Success {
                 report(&inv, &e);
+            }
+            // 190 is a monitor answer too: any other action did its work
+            // (what is wrong is logged and reported above).
+            if e.code == OcfCode::Degraded && inv.action != Action::Monitor {
+                e.code = OcfCode::Success;
             }
             e.code
         }
@@ -497,6 +501,7 @@ mod tests {
         fn start(_: &Ctx, m: &String) -> OcfResult<()> {
             match m.as_str() {
                 "not-running" => Err(OcfError::not_running("x")),
+                "degraded" => Err(OcfError::degraded("x")),
                 _ => Ok(()),
             }
         }
@@ -510,6 +515,7 @@ mod tests {
             match m.as_str() {
                 "unimpl" => Err(OcfError::unimplemented("x")),
                 "stopped" => Err(OcfError::not_running("x")),
+                "degraded" => Err(OcfError::degraded("x")),
                 _ => Ok(()),
             }
         }
@@ -559,6 +565,21 @@ mod tests {
         );
         assert_eq!(
             go(Some("stop"), &[("OCF_RESKEY_mode", "not-running")]),
+            OcfCode::Success
+        );
+        // 190 from monitor (probe or recurring) only; a start that did its
+        // work succeeds
+        for env in [
+            &[("OCF_RESKEY_mode", "degraded")][..],
+            &[
+                ("OCF_RESKEY_mode", "degraded"),
+                ("OCF_RESKEY_CRM_meta_interval", "10000"),
+            ],
+        ] {
+            assert_eq!(go(Some("monitor"), env), OcfCode::Degraded);
+        }
+        assert_eq!(
+            go(Some("start"), &[("OCF_RESKEY_mode", "degraded")]),
             OcfCode::Success
         );
         // a recurring monitor never answers 3; a probe may

@@ -15,6 +15,11 @@ pub enum OcfCode {
     ErrConfigured = 6,
     /// Monitor only: cleanly stopped.
     NotRunning = 7,
+    /// Monitor only: running, but something the administrator must see is
+    /// wrong. Pacemaker (2.1 and later) counts it as running, recovers
+    /// nothing, and lists the monitor under failed actions with its exit
+    /// reason until a monitor answers 0 again.
+    Degraded = 190,
 }
 
 impl OcfCode {
@@ -32,6 +37,7 @@ impl OcfCode {
             OcfCode::ErrInstalled => "OCF_ERR_INSTALLED",
             OcfCode::ErrConfigured => "OCF_ERR_CONFIGURED",
             OcfCode::NotRunning => "OCF_NOT_RUNNING",
+            OcfCode::Degraded => "OCF_DEGRADED",
         }
     }
 }

@@ -42,12 +42,28 @@ impl OcfError {
     pub fn not_running(reason: impl Into<String>) -> Self {
         Self::new(OcfCode::NotRunning, reason)
     }
+    /// 190: (monitor) running, but the administrator must look: shown
+    /// with its reason, nothing recovered.
+    pub fn degraded(reason: impl Into<String>) -> Self {
+        Self::new(OcfCode::Degraded, reason)
+    }
     pub fn unimplemented(reason: impl Into<String>) -> Self {
         Self::new(OcfCode::Unimplemented, reason)
     }
     pub fn is_not_running(&self) -> bool {
         self.code == OcfCode::NotRunning
     }
+}
+
+/// Items as an exit reason lists them: "a, b, c" when at most `max`, else
+/// the first `max` and "+N more" (a reason is one short line).
+pub fn listed<S: AsRef<str>>(items: &[S], max: usize) -> String {
+    let mut v: Vec<&str> = items.iter().take(max).map(AsRef::as_ref).collect();
+    let more = format!("+{} more", items.len().saturating_sub(max));
+    if items.len() > max {
+        v.push(&more);
+    }
+    v.join(", ")
 }
 
 /// The most characters of a value an exit reason echoes.
@@ -94,6 +110,13 @@ impl<T, E: fmt::Display> ResultExt<T> for Result<T, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_are_capped() {
+        assert_eq!(listed(&["a", "b"], 2), "a, b");
+        assert_eq!(listed(&["a", "b", "c"], 2), "a, b, +1 more");
+        assert_eq!(listed::<&str>(&[], 2), "");
+    }
 
     #[test]
     fn echo_caps_long_values() {

@@ -16,6 +16,6 @@ pub use agent::{
 pub use code::OcfCode;
 pub use deadline::Deadline;
 pub use env::{Action, Invocation};
-pub use error::{echo, OcfError, OcfResult, ResultExt, ECHO_MAX};
+pub use error::{echo, listed, OcfError, OcfResult, ResultExt, ECHO_MAX};
 pub use metadata::Metadata;
 pub use params::{abs_path, each, invalid, uint_in, Params};

@@ -535,6 +535,71 @@ val lost $(dmesg | grep -c 'lost .* locks')
     }
 }
 
+/// Storage that refuses nfsdcld's writes (a read-only bind mount over
+/// recovery_dir, as a full or read-only file system would): nfsd cannot
+/// record a new NFSv4.2 client, and logs it only. The monitor names it,
+/// as degraded (190: Pacemaker shows it and recovers nothing); once the
+/// storage takes writes again the monitor records it, and after a takeover
+/// the client reclaims its lock.
+#[test]
+fn uml_unrecorded_nfsv4_client_is_reported_then_recorded() {
+    let vm = uml!();
+    let script = prelude(15, 10, 15)
+        + r#"
+disk
+modprobe nfsd; rpcbind -w; rpc.mountd
+ag start; val start1 $?
+export_it
+echo Y > /proc/fs/lockd/nlm_end_grace
+mount --bind $S/nfsdcld $S/nfsdcld && mount -o remount,bind,ro $S/nfsdcld; val read_only $?
+modprobe nfsv4; mkdir -p /tmp/m
+timeout 60 mount -t nfs -o vers=4.2 127.0.0.1:/ /tmp/m; val mount $?
+hold /tmp/m/data/lockme LOCKED
+server_lock lock_before
+val kernel_refused $(dmesg | grep -c 'Unable to create client record')
+val records_ro "$(records $S/nfsdcld)"
+ag monitor 2>/tmp/reason; val monitor_ro $?
+cat /tmp/reason
+val reason $(grep -c '^ocf-exit-reason:cannot record 1 NFSv4 client(s) for reclaim (Linux NFSv4' /tmp/reason)
+ag monitor 2>/dev/null; val monitor_ro_again $?
+umount $S/nfsdcld; val writable $?
+ag monitor; val monitor_rw $?
+val records_rw "$(records $S/nfsdcld)"
+ag monitor; val monitor_rw_again $?
+unexport_it; ag stop; val stop $?
+umount $S; mount -o loop /tmp/disk.img $S
+ag start; val start2 $?; export_it
+server_lock lock_after
+wait_v4_grace_end
+val lost $(dmesg | grep -c 'lost .* locks')
+"#;
+    let r = vm.run(&script, uml_timeout());
+    r.assert_ok();
+    for (k, v) in [
+        ("start1", "0"),
+        ("read_only", "0"),
+        ("mount", "0"),
+        ("LOCKED", "yes"),
+        ("lock_before", "yes"),
+        ("kernel_refused", "1"),
+        ("records_ro", "0"),
+        ("monitor_ro", "190"),
+        ("reason", "1"),
+        ("monitor_ro_again", "190"),
+        ("writable", "0"),
+        ("monitor_rw", "0"),
+        ("records_rw", "1"),
+        ("monitor_rw_again", "0"),
+        ("stop", "0"),
+        ("start2", "0"),
+        ("lock_after", "yes"),
+        ("v4_grace_end", "Y"),
+        ("lost", "0"),
+    ] {
+        expect_value(&r, k, v);
+    }
+}
+
 /// Moving a running NFS server to hanfs (pcs-examples/migrate-from-heartbeat.sh):
 /// nfsd started by hand (no nfsdcld, as the heartbeat nfsserver runs it),
 /// an NFSv4.1 client and an NFSv3 client holding locks; hanfs-import-state

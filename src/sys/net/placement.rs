@@ -110,7 +110,7 @@ pub fn place(
     })
 }
 
-/// "eth0 192.0.2.1/24, eth1 198.51.100.1/24" (at most eight).
+/// "eth0 192.0.2.1/24, eth1 198.51.100.1/24" (at most eight, then "+N more").
 fn list<'a>(
     addrs: impl Iterator<Item = &'a InterfaceAddress>,
     name_of: &dyn Fn(u32) -> &'a str,
@@ -118,11 +118,7 @@ fn list<'a>(
     let items: Vec<String> = addrs
         .map(|a| format!("{} {}", name_of(a.link_index), a.subnet))
         .collect();
-    let mut s = items.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
-    if items.len() > 8 {
-        s.push_str(&format!(", and {} more", items.len() - 8));
-    }
-    s
+    crate::ocf::listed(&items, 8)
 }
 
 /// The subnet the floating address will have.

@@ -28,7 +28,8 @@
 //! rows between grace events, so adding rows to a database it serves is
 //! safe (SQLite locks the file).
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -97,6 +98,33 @@ impl ClientDb {
             .map_err(|e| db.err("set a busy timeout", e))?;
         db.init()?;
         Ok(db)
+    }
+
+    /// Open the database in `dir` for reading only, as it is (storage that
+    /// refuses writes can still be read). A missing database is an error.
+    pub fn open_read_only(dir: &Path) -> Result<ClientDb> {
+        let path = dir.join(DB_FILE);
+        match crate::sys::fsfile::open_regular(&path, false) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(format!("{}: no such database", path.display())),
+            Err(e) => return Err(e.to_string()),
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let db = ClientDb { conn, path };
+        db.conn
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(|e| db.err("set a busy timeout", e))?;
+        match db.version()? {
+            Some(SCHEMA_VERSION) => Ok(db),
+            other => Err(format!(
+                "{}: nfsdcld schema version {} (this agent reads version {SCHEMA_VERSION})",
+                db.path.display(),
+                other
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            )),
+        }
     }
 
     fn err(&self, what: &str, e: rusqlite::Error) -> String {
@@ -177,6 +205,13 @@ impl ClientDb {
             .map_err(|e| self.err("read the client records", e))?;
         rows.sort();
         Ok(rows)
+    }
+
+    /// The clients recorded in the current epoch: those that may reclaim
+    /// at the next nfsd start whatever the end of a grace period in
+    /// progress drops (sorted).
+    pub fn current(&self) -> Result<Vec<Record>> {
+        self.rows(self.epochs()?.0)
     }
 
     /// The clients that may reclaim at the next nfsd start (sorted, unique).
@@ -292,39 +327,81 @@ pub fn merge_bounded(deadline: &Deadline, from: &Path, into: &Path) -> OcfResult
     Ok(())
 }
 
-/// Record the NFSv4.0 clients nfsd serves now in the database nfsdcld
-/// serves (`serving`), in a child bounded by `deadline` (at most 10 s).
+/// The NFSv4 clients nfsd serves (confirmed, with a name) that the
+/// current epoch of a database does not record.
 ///
-/// nfsd records an NFSv4.0 client (in nfsdcld's current epoch) only at its
-/// first OPEN_CONFIRM; one that only reclaims after a takeover (its opens
-/// need no confirmation then) is not recorded again, and the end of that
-/// grace period drops the epoch it was recorded in: at the next takeover
-/// its reclaims are refused and its locks lost (Linux 6.1 and 6.12, test
-/// `uml_nfsv4_0_client_keeps_its_lock_through_two_takeovers`). NFSv4.1+
-/// clients are recorded at RECLAIM_COMPLETE and need nothing. Returns how
-/// many were new.
-pub fn record_v4_0_bounded(
-    deadline: &Deadline,
-    serving: &Path,
-    clients: &[super::NfsdClient],
-) -> OcfResult<usize> {
-    let recs: Vec<Record> = (clients.iter())
-        .filter(|c| c.minor_version == Some(0) && c.confirmed())
+/// Two kinds: an NFSv4.0 client that only reclaimed after a takeover
+/// (nfsd records one only at its first OPEN_CONFIRM, and reclaimed opens
+/// need no confirmation, so the end of that grace period drops the epoch
+/// it was recorded in and the next takeover refuses its reclaims: Linux
+/// 6.1 and 6.12, test `uml_nfsv4_0_client_keeps_its_lock_through_two_takeovers`);
+/// and any client whose record nfsdcld failed to write (its storage full
+/// or read-only: the kernel only logs "Unable to create client record"
+/// and does not try again). An NFSv4.1+ client is missing for a moment
+/// between its session and its RECLAIM_COMPLETE too; recording it early
+/// is harmless.
+pub fn missing(clients: &[super::NfsdClient], recorded: &[Record]) -> Vec<Record> {
+    let known: std::collections::BTreeSet<&[u8]> =
+        recorded.iter().map(|r| r.id.as_slice()).collect();
+    let mut v: Vec<Record> = (clients.iter())
+        .filter(|c| c.confirmed())
         .filter_map(|c| c.name_bytes())
+        .filter(|id| !known.contains(id.as_slice()))
         .map(|id| Record {
             id,
             princhash: None,
         })
         .collect();
-    if recs.is_empty() {
-        return Ok(0);
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// What [`record_missing_bounded`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recording {
+    /// The clients it recorded (as text).
+    pub added: Vec<String>,
+    /// The clients missing that it could not record, and why.
+    pub failed: Option<(Vec<String>, String)>,
+}
+
+/// Record in the current epoch of the database nfsdcld serves (`serving`)
+/// the clients nfsd serves that it lacks ([`missing`]), in a child bounded
+/// by `deadline` (at most 10 s). The database is read first, and written
+/// only when something is missing: storage that refuses writes fails only
+/// then. An error: the database could not be read at all.
+pub fn record_missing_bounded(
+    deadline: &Deadline,
+    serving: &Path,
+    clients: &[super::NfsdClient],
+) -> OcfResult<Recording> {
+    if !clients.iter().any(|c| c.confirmed()) {
+        return Ok(Recording::default());
     }
-    let what = format!("recording the NFSv4.0 clients in {}", serving.display());
-    let n = bounded::run(&deadline.within(Duration::from_secs(10)), &what, || {
-        (ClientDb::open(serving).and_then(|mut db| db.add_current(&recs)))
-            .map_err(|e| format!("{what}: {e}"))
+    let what = format!("checking the NFSv4 client records in {}", serving.display());
+    let done = bounded::run(&deadline.within(Duration::from_secs(10)), &what, || {
+        let recorded = (ClientDb::open_read_only(serving).and_then(|db| db.current()))
+            .map_err(|e| format!("{what}: {e}"))?;
+        let missing = missing(clients, &recorded);
+        if missing.is_empty() {
+            return Ok(Recording::default());
+        }
+        let names: Vec<String> = missing.iter().map(Record::show).collect();
+        Ok(
+            match ClientDb::open(serving).and_then(|mut db| db.add_current(&missing)) {
+                Ok(_) => Recording {
+                    added: names,
+                    failed: None,
+                },
+                Err(e) => Recording {
+                    added: vec![],
+                    failed: Some((names, e)),
+                },
+            },
+        )
     })?;
-    Ok(n)
+    Ok(done)
 }
 
 /// [`mirror`] the serving database to `copy` in a child bounded by
@@ -468,6 +545,61 @@ mod tests {
         assert_eq!(db.add_current(&[rec]).unwrap(), 0, "idempotent");
         grace_done(&db);
         assert_eq!(ids(&db.reclaimable().unwrap()), ["v4.0 client"]);
+    }
+
+    fn nfsd_client(name: &str, status: &str, minor: u32) -> super::super::NfsdClient {
+        super::super::NfsdClient::parse_info(
+            "1",
+            &format!("name: {name}\nstatus: {status}\nminor version: {minor}\n"),
+        )
+    }
+
+    /// Missing: a confirmed client (any minor version) with a readable
+    /// name that the current epoch lacks, also when the recovery epoch
+    /// has it (a client not yet back in a grace period).
+    #[test]
+    fn missing_clients_are_the_confirmed_ones_the_current_epoch_lacks() {
+        let d = tempfile::tempdir().unwrap();
+        let db = ClientDb::open(d.path()).unwrap();
+        client_seen(&db, "back");
+        client_seen(&db, "not yet back");
+        grace_start(&db);
+        client_seen(&db, "back");
+        let clients = [
+            nfsd_client("\"back\"", "confirmed", 2),
+            nfsd_client("\"not yet back\"", "confirmed", 1),
+            nfsd_client("\"v4.0 reclaimer\"", "confirmed", 0),
+            nfsd_client("\"v4.0 reclaimer\"", "courtesy", 0),
+            nfsd_client("\"unrecorded\\x00\"", "courtesy", 2),
+            nfsd_client("\"half-way\"", "unconfirmed", 2),
+            nfsd_client("not quoted", "confirmed", 2),
+        ];
+        let ro = ClientDb::open_read_only(d.path()).unwrap();
+        assert_eq!(
+            ids(&missing(&clients, &ro.current().unwrap())),
+            ["not yet back", "unrecorded\0", "v4.0 reclaimer"]
+        );
+        assert_eq!(missing(&clients[..1], &ro.current().unwrap()), []);
+        // what the monitor does with them: recorded once, then nothing
+        let deadline = Deadline::from_timeout(Duration::from_secs(20));
+        let r = record_missing_bounded(&deadline, d.path(), &clients).unwrap();
+        assert_eq!(r.added, ["not yet back", "unrecorded\0", "v4.0 reclaimer"]);
+        assert_eq!(r.failed, None);
+        let again = record_missing_bounded(&deadline, d.path(), &clients).unwrap();
+        assert_eq!(again, Recording::default());
+        grace_done(&db);
+        assert_eq!(db.current().unwrap().len(), 4);
+        // no database to read: an error, not "nothing missing"
+        let none = d.path().join("none");
+        std::fs::create_dir(&none).unwrap();
+        let e = record_missing_bounded(&deadline, &none, &clients).unwrap_err();
+        assert!(e.reason.contains("no such database"), "{e}");
+        assert!(!none.join(DB_FILE).exists(), "created by a read");
+        assert_eq!(
+            record_missing_bounded(&deadline, &none, &clients[5..6]).unwrap(),
+            Recording::default(),
+            "no confirmed client: nothing read"
+        );
     }
 
     #[test]
@@ -634,6 +766,9 @@ mod tests {
             let mut data = if sqlite_header { b"SQLite format 3\0".to_vec() } else { Vec::new() };
             data.extend(bytes);
             std::fs::write(d.path().join(DB_FILE), &data).unwrap();
+            if let Ok(db) = ClientDb::open_read_only(d.path()) {
+                let _ = db.current();
+            }
             if let Ok(db) = ClientDb::open(d.path()) {
                 let _ = db.reclaimable();
             }

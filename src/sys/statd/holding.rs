@@ -180,19 +180,13 @@ impl Reconciled {
             }
         }
         let n = self.failed.len();
-        let mut names: Vec<&str> = (self.failed.iter().take(NAMES_IN_REASON))
-            .map(|(name, _)| name.as_str())
-            .collect();
-        let more = format!("+{} more", n.saturating_sub(NAMES_IN_REASON));
-        if n > NAMES_IN_REASON {
-            names.push(&more);
-        }
+        let names: Vec<&str> = self.failed.iter().map(|(name, _)| name.as_str()).collect();
         Some(format!(
             "cannot record {n} NFSv3 lock holder{} in holding_dir {}: {} ({})",
             if n == 1 { "" } else { "s" },
             holding.display(),
             why.join("; "),
-            names.join(", ")
+            crate::ocf::listed(&names, NAMES_IN_REASON)
         ))
     }
 }
