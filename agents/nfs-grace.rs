@@ -341,8 +341,13 @@ impl Agent for NfsGrace {
                     );
                 }
                 r.failed.map(|(names, e)| {
+                    log::error!(
+                        "NFSv4 clients not recorded in {} lose their opens and locks at a failover: {}",
+                        node.storage.display(),
+                        names.join(", ")
+                    );
                     OcfError::degraded(format!(
-                        "cannot record {} NFSv4 client(s) for reclaim ({}): {e}; they would lose their opens and locks at a failover",
+                        "cannot record {} NFSv4 client(s) for reclaim ({}): {e}",
                         names.len(),
                         ocf::listed(&names, 5)
                     ))

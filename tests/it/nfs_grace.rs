@@ -560,7 +560,7 @@ val kernel_refused $(dmesg | grep -c 'Unable to create client record')
 val records_ro "$(records $S/nfsdcld)"
 ag monitor 2>/tmp/reason; val monitor_ro $?
 cat /tmp/reason
-val reason $(grep -c '^ocf-exit-reason:cannot record 1 NFSv4 client(s) for reclaim (Linux NFSv4' /tmp/reason)
+val reason $(grep -c '^ocf-exit-reason:cannot record 1 NFSv4 client(s) for reclaim (Linux NFSv4.2 [^)]*): cannot add client records: attempt to write a readonly database$' /tmp/reason)
 ag monitor 2>/dev/null; val monitor_ro_again $?
 umount $S/nfsdcld; val writable $?
 ag monitor; val monitor_rw $?

@@ -362,7 +362,8 @@ pub fn missing(clients: &[super::NfsdClient], recorded: &[Record]) -> Vec<Record
 pub struct Recording {
     /// The clients it recorded (as text).
     pub added: Vec<String>,
-    /// The clients missing that it could not record, and why.
+    /// The clients missing that it could not record, and why (without the
+    /// database's path).
     pub failed: Option<(Vec<String>, String)>,
 }
 
@@ -394,10 +395,16 @@ pub fn record_missing_bounded(
                     added: names,
                     failed: None,
                 },
-                Err(e) => Recording {
-                    added: vec![],
-                    failed: Some((names, e)),
-                },
+                Err(e) => {
+                    // the cause alone: Pacemaker keeps 128 characters of an
+                    // exit reason, and the directory is recovery_dir
+                    let db = format!("{}: ", serving.join(DB_FILE).display());
+                    let cause = e.strip_prefix(&db).map_or(e.clone(), String::from);
+                    Recording {
+                        added: vec![],
+                        failed: Some((names, cause)),
+                    }
+                }
             },
         )
     })?;

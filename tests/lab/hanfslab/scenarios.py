@@ -22,6 +22,15 @@ SETTLE = 5
 # holding_readonly's client machine that never locked before (an identity,
 # in the nodes' block, below the --identities range: clients.identity_ip)
 FRESH_HOST = 99
+# recovery_readonly's (an NFSv4.2 client machine that never mounted before)
+FRESH4_HOST = 98
+# COUNT_RECORDS DB NAME: how many records of nfsdcld's current epoch name NAME
+COUNT_RECORDS = r"""
+import sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+cur, = db.execute("SELECT current FROM grace").fetchone()
+print(sum(sys.argv[2].encode() in r[0] for r in db.execute('SELECT id FROM "rec-%016x"' % cur)))
+"""
 # lock_before_crash rounds that must kill within 100 ms of the grant;
 # HANFS_LAB_LOCK_ROUNDS overrides
 LOCK_ROUNDS = int(os.environ.get("HANFS_LAB_LOCK_ROUNDS", "10"))
@@ -519,11 +528,7 @@ class Runner:
         node = self.where(group)
         if node is None:
             raise LabError(f"group {group} is not running anywhere before nfsd dies")
-        st = cluster.status_from_any(self.lab.running_servers()) or {}
-        server = next((rid for rid in st.get("groups", {}).get(group, [])
-                       if (st["resources"][rid].get("agent") or "").endswith((":nfs-grace", ":nfsserver"))), None)
-        if server is None:
-            raise LabError(f"no NFS server resource in group {group}: {st.get('groups', {}).get(group)}")
+        server = self._member(group, (":nfs-grace", ":nfsserver"))
         t = time.time()
         log.info("nfsd_dies: rpc.nfsd 0 on %s (%s's NFS server is %s)", node, group, server)
         r = self.lab.node(node).sh("rpc.nfsd 0 && cat /proc/fs/nfsd/threads", timeout=60, check=False)
@@ -648,13 +653,18 @@ class Runner:
 
     def _holding_resource(self, group):
         """The statd-holding resource of `group`."""
+        return self._member(group, ":statd-holding")
+
+    def _member(self, group, agents):
+        """The resource of `group` whose agent ends with `agents` (a suffix
+        or a tuple of them, as str.endswith takes)."""
         st = cluster.status_from_any(self.lab.running_servers()) or {}
         members = st.get("groups", {}).get(group, [])
-        holding = next((rid for rid in members
-                        if (st["resources"][rid].get("agent") or "").endswith(":statd-holding")), None)
-        if holding is None:
-            raise LabError(f"no statd-holding resource in group {group}: {members}")
-        return holding
+        rid = next((rid for rid in members
+                    if (st["resources"][rid].get("agent") or "").endswith(agents)), None)
+        if rid is None:
+            raise LabError(f"no {agents} resource in group {group}: {members}")
+        return rid
 
     def holding_readonly(self):
         """Issue 12, 7: the holding directory turns read-only on the node
@@ -741,6 +751,111 @@ class Runner:
             return out
         out.append(self._crash_keeps_lock("holding_readonly: crash once recorded", node, h, holder, other,
                                           f"/mnt/{group}-v3/{path}", f"{name}'s lock, recorded late"))
+        return out
+
+    def recovery_readonly(self):
+        """Issue 12, 7, the NFSv4 half: recovery_dir turns read-only on the
+        node running the (first) service (a read-only bind mount over it
+        there) and a client machine that never mounted before mounts the
+        service with NFSv4.2 and takes a lock, so nfsdcld cannot record it
+        (the kernel only logs it). It must not be silently unprotected:
+        nfs-grace's monitor answers 190, degraded, naming it; Pacemaker
+        recovers nothing (crm_mon lists the monitor under failed actions)
+        and the other client finds the lock held. Once the directory is
+        writable again the monitor records it and answers 0; after a
+        cleanup crm_mon no longer lists it, and nothing restarted; then the
+        node crashes and after the takeover the
+        lock is still the client's."""
+        svc, node, _holding, holder, other = self._lock_fault_setup("recovery_readonly")
+        group = svc.group
+        server = self.lab.node(node)
+        grace = self._member(group, ":nfs-grace")
+        rdir = f"{svc.mount}/.nfs-ha/v4recovery"
+        logdirs = [n.logdir for n in self.lab.servers]
+        name, ip = "fresh4", f"{T.SUBNET}.{FRESH4_HOST}"
+        path = "recovery-readonly"
+        t = time.time()
+        log.info("recovery_readonly: %s read-only on %s; %s (%s) mounts with NFSv4.2 and takes a lock",
+                 rdir, node, name, ip)
+        r = server.sh(f"mount --bind {rdir} {rdir} && mount -o remount,bind,ro {rdir} && "
+                      f"! touch {rdir}/.ro-check 2>/dev/null && echo read-only", timeout=60, check=False)
+        extra = {"from_node": node, "grace_resource": grace, "fresh_client": ip,
+                 "read_only": {"rc": r.rc, "out": r.out[-300:]}}
+        h = None
+        if r.rc != 0:
+            extra["error"] = f"could not make {rdir} read-only on {node} (rc {r.rc}): {r.out[-300:]}"
+        else:
+            holder.sh(f"sh {NODE_DIR}/identities.sh {T.NIC} {T.PREFIX} {svc.vip} {svc.export} "
+                      f"{self.w.config.v4_paths[group]} 1 {name},{ip}", timeout=300)
+            flag = os.path.join(self.w.dir, "recovery-readonly.granted")
+            h = self._hold_new_lock(holder, f"/mnt/{name}-v4/{path}", flag, within=120, poll=0.1,
+                                    wrap=identity_ns(name))
+            if h is None:
+                extra["error"] = f"{name} got no NFSv4 lock on {path} within 120 s"
+        # the monitor's verdict, and two intervals more for any recovery
+        deadline = time.time() + 120
+        while "error" not in extra and time.time() < deadline:
+            if any(m["rc"] != 0 for m in cluster.op_results(logdirs, grace, "monitor", t, time.time() + 1)):
+                time.sleep(25)
+                break
+            time.sleep(1)
+        if "error" not in extra:
+            extra["crm_mon_degraded"] = server.sh("crm_mon -1 2>&1 | grep -i degraded; true", timeout=60).out.strip()
+        res = self._finish(f"recovery_dir read-only on {node}", t, {group: node}, extra)
+        mons = cluster.op_results(logdirs, grace, "monitor", t - 1, res["t_end"])
+        res["grace_monitor_results"] = mons
+        odd = [m for m in mons if m["rc"] != 0]
+        res["checks"].append(_check(f"{grace}'s monitor answered degraded (190) naming {name}",
+                                    bool(odd) and all(m["rc"] == 190 for m in odd) and name in odd[0]["text"],
+                                    f"first: {odd[0]}" if odd else f"no such monitor result: {mons}"))
+        res["checks"].append(_check("crm_mon lists it", name in res.get("crm_mon_degraded", ""),
+                                    res.get("crm_mon_degraded") or "nothing degraded in crm_mon -1"))
+        actions = [f"{a['node']} {a['resource']} {a['op']}" for a in res["agent_actions"]
+                   if a["op"] in ("start", "stop")]
+        res["checks"].append(_check("Pacemaker recovered nothing", not actions, f"starts and stops: {actions}"))
+        if h is not None:
+            self._still_held(res, holder, other, f"/mnt/{group}-v4/{path}", f"{name}'s unrecorded NFSv4 lock")
+        self._log(res)
+        out = [res]
+        # the administrator makes the directory writable again; nothing to clean up
+        try:
+            server.sh(f"while mountpoint -q {rdir}; do umount {rdir} || break; done", timeout=120, check=False)
+            t_fixed = time.time()
+            deadline = t_fixed + 60
+            back = []
+            while not back and time.time() < deadline:
+                time.sleep(2)
+                back = [m for m in cluster.op_results(logdirs, grace, "monitor", t_fixed, time.time() + 1)
+                        if m["rc"] == 0]
+            res["monitor_ok_after_fix_s"] = round(back[0]["t"] - t_fixed, 1) if back else None
+            res["checks"].append(_check(f"{grace}'s monitor answered 0 once writable", bool(back),
+                                        f"after {res['monitor_ok_after_fix_s']} s" if back else "not within 60 s"))
+            recorded = server.sh(
+                f"python3 -c {shlex.quote(COUNT_RECORDS)} {rdir}/main.sqlite {shlex.quote(name)}", timeout=60,
+                check=False).out.strip()
+            res["checks"].append(_check(f"{name} recorded in {rdir}", recorded == "1", f"records naming it: {recorded}"))
+            # a degraded result stands in crm_mon until cleaned up, as a failure
+            # does (run 20261204-175626); the cleanup's probe answers 0 and
+            # nothing restarts
+            t_clean = time.time()
+            server.sh(f"pcs resource cleanup {grace}", timeout=120, check=False)
+            cluster.wait_group(self.lab.running_servers(), group, timeout=300, on=node)
+            time.sleep(5)
+            left = server.sh("crm_mon -1 2>&1 | grep -i degraded; true", timeout=60).out.strip()
+            res["checks"].append(_check("crm_mon no longer lists it after a cleanup", not left,
+                                        left or "nothing degraded"))
+            moved = [f"{a['node']} {a['resource']} {a['op']}"
+                     for a in cluster.agent_actions(logdirs, t_clean, time.time() + 1) if a["op"] in ("start", "stop")]
+            res["checks"].append(_check("the cleanup restarted nothing", not moved, f"starts and stops: {moved}"))
+        except LabError as e:
+            res["checks"].append(_check("the administrator's repair", False, str(e)))
+        res["passed"] = all(c["ok"] for c in res["checks"])
+        if h is None or "error" in res or not res["passed"]:
+            if h is not None:
+                _release(h)
+            return out
+        out.append(self._crash_keeps_lock("recovery_readonly: crash once recorded", node, h, holder, other,
+                                          f"/mnt/{group}-v4/{path}", f"{name}'s NFSv4 lock, recorded late"))
         return out
 
     def _crash_keeps_lock(self, label, node, h, holder, other, path, what):

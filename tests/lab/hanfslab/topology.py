@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 # The host itself has no address on it, and nothing routes it anywhere.
 BRIDGE = "hanfs-br0"
 SUBNET = "10.77.0"
-# a /22: the nodes, the floating addresses and holding_readonly's client
+# a /22: the nodes, the floating addresses and the *_readonly scenarios' clients
 # in 10.77.0.x, the --identities in 10.77.1.1 upward (clients.identity_ip)
 PREFIX = 22
 CLIENTSPEC = f"{SUBNET}.0/{PREFIX}"
@@ -110,7 +110,7 @@ MIGRATE = Config("migrate", SERVICES[:1], {"nfs": "/data"}, from_stack="heartbea
 # scenario -> the configuration it runs on
 SCENARIO_CONFIG = {"move": ACTIVE_PASSIVE, "crash": ACTIVE_PASSIVE, "nfsd_dies": ACTIVE_PASSIVE,
                    "lock_before_crash": ACTIVE_PASSIVE, "partition": ACTIVE_PASSIVE,
-                   "hung_storage": ACTIVE_PASSIVE, "holding_readonly": ACTIVE_PASSIVE, "soak": ACTIVE_PASSIVE, "statd_dies": ACTIVE_PASSIVE,
+                   "hung_storage": ACTIVE_PASSIVE, "holding_readonly": ACTIVE_PASSIVE, "recovery_readonly": ACTIVE_PASSIVE, "soak": ACTIVE_PASSIVE, "statd_dies": ACTIVE_PASSIVE,
                    "split": TWO_SERVICES,
                    "three_nodes": THREE_SERVICES,
                    "migrate": MIGRATE}
