@@ -692,26 +692,15 @@ class Runner:
         path = "holding-readonly"
         t = time.time()
         log.info("holding_readonly: %s read-only on %s; %s (%s) takes a new lock", hdir, node, name, ip)
-        r = server.sh(f"mount --bind {hdir} {hdir} && mount -o remount,bind,ro {hdir} && "
-                      f"! touch {hdir}/.ro-check 2>/dev/null && echo read-only", timeout=60, check=False)
-        extra = {"from_node": node, "holding_resource": holding, "fresh_client": ip,
-                 "read_only": {"rc": r.rc, "out": r.out[-300:]}}
+        extra = {"from_node": node, "holding_resource": holding, "fresh_client": ip}
         h = None
-        if r.rc != 0:
-            extra["error"] = f"could not make {hdir} read-only on {node} (rc {r.rc}): {r.out[-300:]}"
-        else:
+        if self._make_read_only(server, hdir, extra):
             flag = os.path.join(self.w.dir, "holding-readonly.granted")
             h = self._hold_new_lock(holder, f"/mnt/{name}-v3/{path}", flag, within=120, poll=0.1,
                                     wrap=identity_ns(name))
             if h is None:
                 extra["error"] = f"{name} got no lock on {path} within 120 s"
-        # the monitor's verdict and Pacemaker's recovery (two monitor intervals more)
-        deadline = time.time() + 120
-        while "error" not in extra and time.time() < deadline:
-            if any(m["rc"] != 0 for m in cluster.op_results(logdirs, holding, "monitor", t, time.time() + 1)):
-                time.sleep(25)
-                break
-            time.sleep(1)
+        self._wait_monitor_verdict(logdirs, holding, t, extra)
         res = self._finish(f"holding_dir read-only on {node}", t, {group: node}, extra)
         mons = cluster.op_results(logdirs, holding, "monitor", t - 1, res["t_end"])
         res["holding_monitor_results"] = mons
@@ -744,14 +733,8 @@ class Runner:
                                         f"after {res['recorded_after_fix_s']} s" if recorded else "not within 60 s"))
         except LabError as e:
             res["checks"].append(_check("the administrator's repair", False, str(e)))
-        res["passed"] = all(c["ok"] for c in res["checks"])
-        if h is None or "error" in res or not res["passed"]:
-            if h is not None:
-                _release(h)
-            return out
-        out.append(self._crash_keeps_lock("holding_readonly: crash once recorded", node, h, holder, other,
-                                          f"/mnt/{group}-v3/{path}", f"{name}'s lock, recorded late"))
-        return out
+        return self._then_crash(out, h, "holding_readonly: crash once recorded", node, holder, other,
+                                f"/mnt/{group}-v3/{path}", f"{name}'s lock, recorded late")
 
     def recovery_readonly(self):
         """Issue 12, 7, the NFSv4 half: recovery_dir turns read-only on the
@@ -777,14 +760,9 @@ class Runner:
         t = time.time()
         log.info("recovery_readonly: %s read-only on %s; %s (%s) mounts with NFSv4.2 and takes a lock",
                  rdir, node, name, ip)
-        r = server.sh(f"mount --bind {rdir} {rdir} && mount -o remount,bind,ro {rdir} && "
-                      f"! touch {rdir}/.ro-check 2>/dev/null && echo read-only", timeout=60, check=False)
-        extra = {"from_node": node, "grace_resource": grace, "fresh_client": ip,
-                 "read_only": {"rc": r.rc, "out": r.out[-300:]}}
+        extra = {"from_node": node, "grace_resource": grace, "fresh_client": ip}
         h = None
-        if r.rc != 0:
-            extra["error"] = f"could not make {rdir} read-only on {node} (rc {r.rc}): {r.out[-300:]}"
-        else:
+        if self._make_read_only(server, rdir, extra):
             holder.sh(f"sh {NODE_DIR}/identities.sh {T.NIC} {T.PREFIX} {svc.vip} {svc.export} "
                       f"{self.w.config.v4_paths[group]} 1 {name},{ip}", timeout=300)
             flag = os.path.join(self.w.dir, "recovery-readonly.granted")
@@ -792,13 +770,7 @@ class Runner:
                                     wrap=identity_ns(name))
             if h is None:
                 extra["error"] = f"{name} got no NFSv4 lock on {path} within 120 s"
-        # the monitor's verdict, and two intervals more for any recovery
-        deadline = time.time() + 120
-        while "error" not in extra and time.time() < deadline:
-            if any(m["rc"] != 0 for m in cluster.op_results(logdirs, grace, "monitor", t, time.time() + 1)):
-                time.sleep(25)
-                break
-            time.sleep(1)
+        self._wait_monitor_verdict(logdirs, grace, t, extra)
         if "error" not in extra:
             extra["crm_mon_degraded"] = server.sh("crm_mon -1 2>&1 | grep -i degraded; true", timeout=60).out.strip()
         res = self._finish(f"recovery_dir read-only on {node}", t, {group: node}, extra)
@@ -849,13 +821,45 @@ class Runner:
             res["checks"].append(_check("the cleanup restarted nothing", not moved, f"starts and stops: {moved}"))
         except LabError as e:
             res["checks"].append(_check("the administrator's repair", False, str(e)))
+        return self._then_crash(out, h, "recovery_readonly: crash once recorded", node, holder, other,
+                                f"/mnt/{group}-v4/{path}", f"{name}'s NFSv4 lock, recorded late")
+
+    @staticmethod
+    def _make_read_only(server, d, extra):
+        """A read-only bind mount over directory `d` on `server` (the rest of
+        its file system stays writable). Records the outcome in `extra`
+        ("read_only", or "error"); whether it worked."""
+        r = server.sh(f"mount --bind {d} {d} && mount -o remount,bind,ro {d} && "
+                      f"! touch {d}/.ro-check 2>/dev/null && echo read-only", timeout=60, check=False)
+        extra["read_only"] = {"rc": r.rc, "out": r.out[-300:]}
+        if r.rc != 0:
+            extra["error"] = f"could not make {d} read-only on {server.name} (rc {r.rc}): {r.out[-300:]}"
+        return r.rc == 0
+
+    @staticmethod
+    def _wait_monitor_verdict(logdirs, rsc, t, extra):
+        """Unless `extra` has an error: wait up to 120 s for `rsc`'s first
+        monitor result other than 0 since `t`, then two monitor intervals
+        more for whatever Pacemaker does about it."""
+        deadline = time.time() + 120
+        while "error" not in extra and time.time() < deadline:
+            if any(m["rc"] != 0 for m in cluster.op_results(logdirs, rsc, "monitor", t, time.time() + 1)):
+                time.sleep(25)
+                break
+            time.sleep(1)
+
+    def _then_crash(self, out, h, label, node, holder, other, path, what):
+        """The end of a fault scenario whose client holds a lock (handle `h`,
+        or None): if the fault's result (out[-1]) passed, `node` crashes and
+        `path`'s lock must stay the holder's ([`_crash_keeps_lock`]); else the
+        holder lets go. Returns `out`, with the crash's result."""
+        res = out[-1]
         res["passed"] = all(c["ok"] for c in res["checks"])
         if h is None or "error" in res or not res["passed"]:
             if h is not None:
                 _release(h)
             return out
-        out.append(self._crash_keeps_lock("recovery_readonly: crash once recorded", node, h, holder, other,
-                                          f"/mnt/{group}-v4/{path}", f"{name}'s NFSv4 lock, recorded late"))
+        out.append(self._crash_keeps_lock(label, node, h, holder, other, path, what))
         return out
 
     def _crash_keeps_lock(self, label, node, h, holder, other, path, what):
