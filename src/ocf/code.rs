@@ -18,7 +18,8 @@ pub enum OcfCode {
     /// Monitor only: running, but something the administrator must see is
     /// wrong. Pacemaker (2.1 and later) counts it as running, recovers
     /// nothing, and lists the monitor under failed actions with its exit
-    /// reason until a monitor answers 0 again.
+    /// reason until it is cleaned up, as a failure (lab run
+    /// 20261204-175626: a later answer of 0 does not clear it).
     Degraded = 190,
 }
 

@@ -84,45 +84,51 @@ impl ClientDb {
             std::fs::create_dir(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
-        let path = dir.join(DB_FILE);
-        // A symbolic link (or a FIFO, a directory) in the database's place
-        // is refused, not followed: the records are written, and must never
-        // be written elsewhere. (SQLite's own NOFOLLOW would refuse a
-        // recovery_dir reached through a link too.)
-        crate::sys::fsfile::open_regular(&path, false).map_err(|e| e.to_string())?;
-        let conn =
-            Connection::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let mut db = ClientDb { conn, path };
-        db.conn
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(|e| db.err("set a busy timeout", e))?;
+        let mut db = Self::connect(dir, OpenFlags::default())?;
         db.init()?;
+        db.require_version()?;
         Ok(db)
     }
 
     /// Open the database in `dir` for reading only, as it is (storage that
     /// refuses writes can still be read). A missing database is an error.
     pub fn open_read_only(dir: &Path) -> Result<ClientDb> {
+        let db = Self::connect(dir, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        db.require_version()?;
+        Ok(db)
+    }
+
+    /// A connection to `dir`'s database with `flags`; without
+    /// SQLITE_OPEN_CREATE among them the file must exist.
+    fn connect(dir: &Path, flags: OpenFlags) -> Result<ClientDb> {
         let path = dir.join(DB_FILE);
-        match crate::sys::fsfile::open_regular(&path, false) {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(format!("{}: no such database", path.display())),
-            Err(e) => return Err(e.to_string()),
+        // A symbolic link (or a FIFO, a directory) in the database's place
+        // is refused, not followed: the records are written, and must never
+        // be written elsewhere. (SQLite's own NOFOLLOW would refuse a
+        // recovery_dir reached through a link too.)
+        let exists = crate::sys::fsfile::open_regular(&path, false)
+            .map_err(|e| e.to_string())?
+            .is_some();
+        if !exists && !flags.contains(OpenFlags::SQLITE_OPEN_CREATE) {
+            return Err(format!("{}: no such database", path.display()));
         }
-        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        let conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let db = ClientDb { conn, path };
         db.conn
             .busy_timeout(Duration::from_secs(5))
             .map_err(|e| db.err("set a busy timeout", e))?;
-        match db.version()? {
-            Some(SCHEMA_VERSION) => Ok(db),
+        Ok(db)
+    }
+
+    /// The schema this module reads, else an error saying which it is.
+    fn require_version(&self) -> Result<()> {
+        match self.version()? {
+            Some(SCHEMA_VERSION) => Ok(()),
             other => Err(format!(
-                "{}: nfsdcld schema version {} (this agent reads version {SCHEMA_VERSION})",
-                db.path.display(),
-                other
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "unknown".into())
+                "{}: nfsdcld schema version {} (this agent reads version {SCHEMA_VERSION}; start nfsdcld once on it to upgrade it)",
+                self.path.display(),
+                other.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into())
             )),
         }
     }
@@ -131,7 +137,7 @@ impl ClientDb {
         format!("{}: cannot {what}: {e}", self.path.display())
     }
 
-    /// The schema version in `parameters` (which init has made sure of).
+    /// The schema version in `parameters`.
     fn version(&self) -> Result<Option<i64>> {
         let v: Option<String> = self
             .conn
@@ -174,14 +180,7 @@ impl ClientDb {
             .map_err(|e| format!("{path}: cannot create nfsdcld's tables: {e}"))?;
         }
         tx.commit()
-            .map_err(|e| format!("{path}: cannot commit: {e}"))?;
-        match self.version()? {
-            Some(SCHEMA_VERSION) => Ok(()),
-            other => Err(format!(
-                "{path}: nfsdcld schema version {} (this agent reads version {SCHEMA_VERSION}; start nfsdcld once on it to upgrade it)",
-                other.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into())
-            )),
-        }
+            .map_err(|e| format!("{path}: cannot commit: {e}"))
     }
 
     /// (current, recovery) epochs.

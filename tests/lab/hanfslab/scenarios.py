@@ -789,7 +789,7 @@ class Runner:
             self._still_held(res, holder, other, f"/mnt/{group}-v4/{path}", f"{name}'s unrecorded NFSv4 lock")
         self._log(res)
         out = [res]
-        # the administrator makes the directory writable again; nothing to clean up
+        # the administrator makes the directory writable again (and cleans up, below)
         try:
             server.sh(f"while mountpoint -q {rdir}; do umount {rdir} || break; done", timeout=120, check=False)
             t_fixed = time.time()
