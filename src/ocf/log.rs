@@ -1,6 +1,6 @@
 //! Agent logging: syslog with the tag `agent(instance)[pid]` and the facility
 //! from `HA_LOGFACILITY`, a mirror on stderr (which Pacemaker records with
-//! the operation), optionally `HA_LOGFILE`; debug lines only with
+//! the operation), optionally `HA_LOGFILE` (its lines dated); debug lines only with
 //! `HA_debug=1`. Nothing ever goes to stdout, which is reserved for
 //! meta-data.
 
@@ -107,12 +107,41 @@ impl Log for AgentLogger {
                 .create(true)
                 .open(p)
             {
-                let _ = f.write_all(line.as_bytes());
+                // A file has no one to date its lines: the time goes first,
+                // to the microsecond, as in Pacemaker's own log.
+                let _ = f.write_all(format!("{} {line}", local_time()).as_bytes());
             }
         }
     }
 
     fn flush(&self) {}
+}
+
+/// Now, local time, as Pacemaker's log dates its lines: `Dec 04
+/// 19:59:04.461234` (microseconds).
+fn local_time() -> String {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: both point to live values of the types the calls expect.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let mut buf = [0u8; 32];
+    let n = unsafe {
+        libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts);
+        libc::localtime_r(&ts.tv_sec, &mut tm);
+        libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%b %d %H:%M:%S".as_ptr(),
+            &tm,
+        )
+    };
+    format!(
+        "{}.{:06}",
+        String::from_utf8_lossy(&buf[..n]),
+        ts.tv_nsec / 1000
+    )
 }
 
 #[cfg(test)]
@@ -122,5 +151,24 @@ mod tests {
         assert_eq!(super::facility("daemon"), Some(libc::LOG_DAEMON));
         assert_eq!(super::facility("LOCAL7"), Some(libc::LOG_LOCAL7));
         assert_eq!(super::facility("none"), None);
+    }
+
+    #[test]
+    fn local_time_is_dated_to_the_microsecond() {
+        let t = super::local_time();
+        // "Dec 04 19:59:04.461234"
+        let (day, clock) = t.split_at(7);
+        assert!(
+            day.ends_with(' ') && day[..3].chars().all(|c| c.is_ascii_alphabetic()),
+            "{t}"
+        );
+        let b = clock.as_bytes();
+        assert_eq!(clock.len(), 15, "{t}");
+        assert!(
+            [2, 5, 8]
+                .iter()
+                .all(|&i| b[i] == if i == 8 { b'.' } else { b':' }),
+            "{t}"
+        );
     }
 }
