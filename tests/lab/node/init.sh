@@ -149,6 +149,18 @@ if [ "$ROLE" = server ]; then
   corosync -f >"$LOG/corosync-$BOOT.out" 2>&1 &
   # pacemaker's detail log goes straight to the host so a crash keeps it
   # (and not to the node's syslog too: that is for the agents and statd)
+  # PCMK_node_action_limit: Pacemaker runs at most twice the node's CPU
+  # count of actions at once, and a recurring monitor holds its place while
+  # it runs: 2 for these one-CPU guests, so with Filesystem's first monitor
+  # running for about 4 s after its start, every later start of the group
+  # waited for the previous resource's first monitor (0.25-0.35 s each; run
+  # 20261204-195609: nfs-root's start initiated as nfs-grace's first monitor
+  # ended). 4 is Pacemaker's default for the smallest real server, a
+  # two-CPU node. An environment setting, not the node-action-limit
+  # property: a node sends the DC its limit only when its load mode changes,
+  # so a property set after the cluster formed may never reach the DC (run
+  # 20261204-201708). The same for both stacks.
+  PCMK_node_action_limit=4 \
   PCMK_logfile="$LOG/pacemaker-$BOOT.log" PCMK_logpriority=info PCMK_logfacility=none \
     pacemakerd -f >"$LOG/pacemakerd-$BOOT.out" 2>&1 &
 fi
