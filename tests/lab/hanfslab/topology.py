@@ -20,6 +20,9 @@ PACKAGES = [
     "user-mode-linux", "kmod", "e2fsprogs", "iproute2", "tcpdump", "python3", "util-linux", "procps",
     "pacemaker", "pacemaker-cli-utils", "corosync", "pcs", "resource-agents", "fence-agents",
     "nfs-kernel-server", "nfs-common", "rpcbind", "iputils-ping", "dmsetup",
+    # the heartbeat reference stack's portblock (--compare); without it a
+    # machine that only ran the lab failed its nodes' init (run 20261204-205928)
+    "iptables",
 ]
 
 
