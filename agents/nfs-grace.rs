@@ -200,7 +200,7 @@ impl Agent for NfsGrace {
         let leave = match plan::stop(started, &others(ctx), node.as_ref(), alive) {
             // 3a. The last one: nfsd and nfsdcld stop.
             StopPlan::Last { nfsdcld } => {
-                server::stop(&roots, &ctx.deadline)?;
+                server::stop_serving(&roots, &[mine], &ctx.deadline)?;
                 if let Err(e) = server::allow_delegations(&roots, &state::leases_marker(ctx)) {
                     log::error!(
                         "{e}: NFSv4 delegations stay refused on this node (fs.leases-enable)"
@@ -274,7 +274,7 @@ impl Agent for NfsGrace {
                     after.held()
                 );
                 hold_delegations_logged(ctx, &roots);
-                server::stop(&roots, &ctx.deadline)?;
+                server::stop_serving(&roots, &[mine], &ctx.deadline)?;
                 // This resource's file systems are free now. Bringing nfsd
                 // back is for the others: if it fails, their monitors report
                 // it; failing this stop would only get the node fenced.

@@ -180,8 +180,25 @@ impl<T: DeserializeOwned> Running<T> {
     }
 
     /// Wait for the answer until `deadline`, reading it as it comes (an
-    /// answer larger than the pipe holds does not block the child).
+    /// answer larger than the pipe holds does not block the child); the
+    /// child is killed when it has not answered by then.
     pub fn wait(mut self, deadline: &Deadline) -> Result<T, Failure> {
+        match self.answer_by(deadline) {
+            Some(answer) => answer,
+            None => {
+                kill_and_reap(self.pid);
+                self.done = true;
+                Err(Failure::TimedOut {
+                    what: std::mem::take(&mut self.what),
+                    after: deadline.total(),
+                })
+            }
+        }
+    }
+
+    /// The answer if it comes by `deadline`; `None` when the child is
+    /// still at work then (it goes on: wait again, or drop it).
+    pub fn answer_by(&mut self, deadline: &Deadline) -> Option<Result<T, Failure>> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         let mut open = true;
         let status = loop {
@@ -204,18 +221,13 @@ impl<T: DeserializeOwned> Running<T> {
                 Err(e) => break Err(e),
             }
             if deadline.expired() {
-                kill_and_reap(self.pid);
-                self.done = true;
-                return Err(Failure::TimedOut {
-                    what: std::mem::take(&mut self.what),
-                    after: deadline.total(),
-                });
+                return None;
             }
         };
         self.done = true;
         process::drain(&mut self.pipe, &mut self.buf);
         let what = std::mem::take(&mut self.what);
-        match serde_json::from_slice::<Answer<T>>(&self.buf) {
+        Some(match serde_json::from_slice::<Answer<T>>(&self.buf) {
             Ok(Answer::Value(v)) => Ok(v),
             Ok(Answer::Failed(m)) => Err(Failure::Failed(m)),
             Ok(Answer::Panicked(message)) => Err(Failure::Panicked { what, message }),
@@ -227,7 +239,7 @@ impl<T: DeserializeOwned> Running<T> {
                 Ok(WaitStatus::Exited(_, code)) => Failure::Exited { what, code },
                 _ => Failure::Exited { what, code: -1 },
             }),
-        }
+        })
     }
 }
 
@@ -331,6 +343,18 @@ mod tests {
         );
         reaped(pid);
         assert_eq!(OcfError::from(e).code, OcfCode::ErrGeneric);
+    }
+
+    #[test]
+    fn work_not_done_by_a_first_deadline_goes_on_to_answer() {
+        let mut w = spawn("slow work", || {
+            std::thread::sleep(Duration::from_millis(400));
+            Ok(7u32)
+        })
+        .unwrap();
+        assert!(w.answer_by(&dl(50)).is_none());
+        assert!(kill(w.pid, None).is_ok(), "the work was killed");
+        assert_eq!(w.wait(&dl(10_000)), Ok(7));
     }
 
     #[test]

@@ -600,6 +600,78 @@ val lost $(dmesg | grep -c 'lost .* locks')
     }
 }
 
+/// The shared disk stops answering while a client writes (device-mapper
+/// suspend, as in the lab's hung_storage scenario): nfsd's threads cannot
+/// exit while their I/O hangs, so the stop can only fail and the node be
+/// fenced. It fails as soon as the storage is seen not to answer, naming
+/// it, not at the end of its 60-s timeout (lab run 20261202-135143: 59.9 s
+/// on the way to fencing). Resumed, the abandoned stop completes.
+#[test]
+fn uml_stop_on_hung_storage_fails_at_once_naming_it() {
+    let vm = uml!();
+    let script = prelude(15, 10, 15)
+        + r#"
+mkdir -p $S
+dd if=/dev/zero of=/tmp/disk.img bs=1M count=48 2>/dev/null && mkfs.ext4 -q /tmp/disk.img
+modprobe loop; modprobe dm-mod 2>/dev/null
+L=$(losetup -f --show /tmp/disk.img)
+dmsetup create --noudevsync hanfs-t --table "0 $(blockdev --getsz $L) linear $L 0"; val dm $?
+dmsetup mknodes
+mount /dev/mapper/hanfs-t $S && mkdir -p $S/data && chmod 777 $S/data
+modprobe nfsd; rpcbind -w; rpc.mountd
+ag start; val start $?
+export_it
+echo Y > /proc/fs/lockd/nlm_end_grace
+modprobe nfsv4; mkdir -p /tmp/m
+# sync: every WRITE is FILE_SYNC, so a thread of nfsd waits on the disk
+timeout 60 mount -t nfs -o vers=4.2,hard,sync 127.0.0.1:/ /tmp/m; val mount $?
+# one file rewritten (a new file each time filled the disk in 2 s on 6.12)
+( while :; do dd if=/dev/zero of=/tmp/m/data/f bs=64k count=8 conv=notrunc,fsync 2>/dev/null; done ) & W=$!
+sleep 2
+dmsetup suspend --nolockfs hanfs-t; val suspended $?
+sleep 3
+val nfsd_blocked $(for p in $(pgrep -x nfsd); do awk '{print $3}' /proc/$p/stat; done | grep -c D)
+T0=$(date +%s)
+OCF_RESKEY_CRM_meta_timeout=60000 ag stop 2>/tmp/reason; val stop $?
+val stop_secs $(( $(date +%s) - T0 ))
+cat /tmp/reason
+val reason $(grep -c '^ocf-exit-reason:hung storage: nfsd.s threads have not exited after 10 s and /run/hanfs-srv/nfsdcld does not answer; only fencing this node ends their I/O (timed out after' /tmp/reason)
+dmsetup resume hanfs-t; val resumed $?
+for i in $(seq 1 300); do [ "$(cat /proc/fs/nfsd/threads)" = 0 ] && break; sleep 0.1; done
+val threads_after_resume $(cat /proc/fs/nfsd/threads)
+kill $W 2>/dev/null
+umount -f -l /tmp/m
+"#;
+    let r = vm.run(&script, uml_timeout());
+    r.assert_ok();
+    for (k, v) in [
+        ("dm", "0"),
+        ("start", "0"),
+        ("mount", "0"),
+        ("suspended", "0"),
+        ("stop", "1"),
+        ("reason", "1"),
+        ("resumed", "0"),
+        ("threads_after_resume", "0"),
+    ] {
+        expect_value(&r, k, v);
+    }
+    // The set-up holds: a thread of nfsd waited on the disk at the stop.
+    let blocked: u32 = r
+        .value("nfsd_blocked")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        blocked > 0,
+        "no nfsd thread waited on the disk:\n{}",
+        r.output
+    );
+    println!(
+        "stop on hung storage failed after {:?} s",
+        r.value("stop_secs")
+    );
+}
+
 /// Moving a running NFS server to hanfs (pcs-examples/migrate-from-heartbeat.sh):
 /// nfsd started by hand (no nfsdcld, as the heartbeat nfsserver runs it),
 /// an NFSv4.1 client and an NFSv3 client holding locks; hanfs-import-state

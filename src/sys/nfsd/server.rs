@@ -18,6 +18,7 @@
 
 use super::ProcRoots;
 use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
+use crate::sys::storage::{self, DirProblem, Look};
 use crate::sys::{bounded, fsfile, process, program};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -258,6 +259,21 @@ pub fn start(roots: &ProcRoots, s: &ServerSettings, deadline: &Deadline) -> OcfR
 }
 
 /// What of nfsd is still there after a stop.
+/// Why `dir`'s storage does not answer (a read from its device timed
+/// out), or `None`: it answers, or fails otherwise (not hung).
+fn not_answering(dir: &Path, deadline: &Deadline) -> Option<String> {
+    let bound = deadline.within(STORAGE_ANSWER);
+    let found = match storage::probe(dir, Look::Stat, &bound) {
+        Ok(f) => f,
+        Err(DirProblem::TimedOut(why)) => return Some(why),
+        Err(_) => return None,
+    };
+    match storage::probe(dir, Look::Unchanged { dev: found.dev }, &bound) {
+        Err(DirProblem::TimedOut(why)) => Some(why),
+        _ => None,
+    }
+}
+
 fn leftovers(roots: &ProcRoots) -> Vec<String> {
     let mut left = Vec::new();
     match roots.threads() {
@@ -277,9 +293,27 @@ fn leftovers(roots: &ProcRoots) -> Vec<String> {
     left
 }
 
+/// How long nfsd's threads may take to exit before [`stop_serving`] asks
+/// whether the storage it serves still answers.
+pub const STUCK_AFTER: Duration = Duration::from_secs(10);
+
+/// How long that storage has to answer.
+const STORAGE_ANSWER: Duration = Duration::from_secs(5);
+
 /// Stop nfsd (threads to 0) and verify that it let go: no threads, no
 /// listeners, no NFSv4 client state. Success when already stopped.
 pub fn stop(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
+    stop_serving(roots, &[], deadline)
+}
+
+/// [`stop`], told directories on the storage nfsd serves. A thread busy
+/// with a client's I/O exits when that I/O returns, so on storage that
+/// stopped answering the threads never exit and only fencing the node
+/// ends it: when they have not exited after [`STUCK_AFTER`] and one of
+/// `storage` does not answer a read from its device within 5 s, the stop
+/// fails at once, saying so, rather than at the end of its timeout. While
+/// the storage answers, the stop waits as long as its deadline allows.
+pub fn stop_serving(roots: &ProcRoots, storage: &[&Path], deadline: &Deadline) -> OcfResult<()> {
     if !roots.nfsd_mounted() {
         return Ok(());
     }
@@ -287,11 +321,29 @@ pub fn stop(roots: &ProcRoots, deadline: &Deadline) -> OcfResult<()> {
         return Ok(());
     }
     let r = roots.clone();
-    bounded::run(
-        deadline,
-        "stopping nfsd (writing 0 to threads)",
-        move || r.set_threads(0).map_err(|e| e.reason),
-    )?;
+    let what = "stopping nfsd (writing 0 to threads)";
+    let mut work = bounded::spawn(what, move || r.set_threads(0).map_err(|e| e.reason))?;
+    let answer = match work.answer_by(&deadline.within(STUCK_AFTER)) {
+        Some(answer) => answer,
+        None => {
+            let hung = storage
+                .iter()
+                .find_map(|d| not_answering(d, deadline).map(|w| (d, w)));
+            if let Some((dir, why)) = hung {
+                return Err(OcfError::generic(format!(
+                    "hung storage: nfsd's threads have not exited after {} s and {} does not answer; only fencing this node ends their I/O ({why})",
+                    STUCK_AFTER.as_secs(),
+                    dir.display()
+                )));
+            }
+            log::info!(
+                "nfsd's threads have not exited after {} s; its storage answers: waiting",
+                STUCK_AFTER.as_secs()
+            );
+            work.wait(deadline)
+        }
+    };
+    answer?;
     let done = deadline.poll(Duration::from_millis(20), || {
         leftovers(roots).is_empty().then_some(())
     });
