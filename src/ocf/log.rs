@@ -1,8 +1,8 @@
 //! Agent logging: syslog with the tag `agent(instance)[pid]` and the facility
 //! from `HA_LOGFACILITY`, a mirror on stderr (which Pacemaker records with
-//! the operation), optionally `HA_LOGFILE` (its lines dated); debug lines only with
-//! `HA_debug=1`. Nothing ever goes to stdout, which is reserved for
-//! meta-data.
+//! the operation), optionally `HA_LOGFILE` (its lines dated); debug lines
+//! only with `HA_debug=1`. Nothing ever goes to stdout, which is reserved
+//! for meta-data.
 
 use log::{Level, LevelFilter, Log, Metadata as LogMeta, Record};
 use std::ffi::CString;

@@ -222,6 +222,21 @@ pub fn answers(dir: &Path, dev: u64, deadline: &Deadline) -> Result<(), DirProbl
     probe(dir, Look::Unchanged { dev }, &half).map(|_| ())
 }
 
+/// Why `dir`'s storage does not answer by `deadline` (looking at it, or
+/// the deep look's read from its device, timed out), or `None`: it
+/// answers, or fails otherwise (not hung).
+pub fn hung(dir: &Path, deadline: &Deadline) -> Option<String> {
+    let found = match probe(dir, Look::Stat, deadline) {
+        Ok(f) => f,
+        Err(DirProblem::TimedOut(why)) => return Some(why),
+        Err(_) => return None,
+    };
+    match probe(dir, Look::Unchanged { dev: found.dev }, deadline) {
+        Err(DirProblem::TimedOut(why)) => Some(why),
+        _ => None,
+    }
+}
+
 /// [`probe`] of a directory that may be created when missing: `dir`, and
 /// when it is not there (missing, or any problem but "not a directory"),
 /// its parent. Ok when either is a directory; else `dir`'s problem, or

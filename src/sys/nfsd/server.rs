@@ -18,8 +18,7 @@
 
 use super::ProcRoots;
 use crate::ocf::{Deadline, OcfError, OcfResult, ResultExt};
-use crate::sys::storage::{self, DirProblem, Look};
-use crate::sys::{bounded, fsfile, process, program};
+use crate::sys::{bounded, fsfile, process, program, storage};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -259,21 +258,6 @@ pub fn start(roots: &ProcRoots, s: &ServerSettings, deadline: &Deadline) -> OcfR
 }
 
 /// What of nfsd is still there after a stop.
-/// Why `dir`'s storage does not answer (a read from its device timed
-/// out), or `None`: it answers, or fails otherwise (not hung).
-fn not_answering(dir: &Path, deadline: &Deadline) -> Option<String> {
-    let bound = deadline.within(STORAGE_ANSWER);
-    let found = match storage::probe(dir, Look::Stat, &bound) {
-        Ok(f) => f,
-        Err(DirProblem::TimedOut(why)) => return Some(why),
-        Err(_) => return None,
-    };
-    match storage::probe(dir, Look::Unchanged { dev: found.dev }, &bound) {
-        Err(DirProblem::TimedOut(why)) => Some(why),
-        _ => None,
-    }
-}
-
 fn leftovers(roots: &ProcRoots) -> Vec<String> {
     let mut left = Vec::new();
     match roots.threads() {
@@ -328,7 +312,7 @@ pub fn stop_serving(roots: &ProcRoots, storage: &[&Path], deadline: &Deadline) -
         None => {
             let hung = storage
                 .iter()
-                .find_map(|d| not_answering(d, deadline).map(|w| (d, w)));
+                .find_map(|d| storage::hung(d, &deadline.within(STORAGE_ANSWER)).map(|w| (d, w)));
             if let Some((dir, why)) = hung {
                 return Err(OcfError::generic(format!(
                     "hung storage: nfsd's threads have not exited after {} s and {} does not answer; only fencing this node ends their I/O ({why})",

@@ -147,8 +147,6 @@ if [ "$ROLE" = server ]; then
   chown -R hacluster:haclient /var/lib/pacemaker /var/log/pacemaker
   cp "$LAB_RUN/etc/corosync.conf" /etc/corosync/corosync.conf
   corosync -f >"$LOG/corosync-$BOOT.out" 2>&1 &
-  # pacemaker's detail log goes straight to the host so a crash keeps it
-  # (and not to the node's syslog too: that is for the agents and statd)
   # PCMK_node_action_limit: Pacemaker runs at most twice the node's CPU
   # count of actions at once, and a recurring monitor holds its place while
   # it runs: 2 for these one-CPU guests, so with Filesystem's first monitor
@@ -160,6 +158,8 @@ if [ "$ROLE" = server ]; then
   # property: a node sends the DC its limit only when its load mode changes,
   # so a property set after the cluster formed may never reach the DC (run
   # 20261204-201708). The same for both stacks.
+  # pacemaker's detail log goes straight to the host so a crash keeps it
+  # (and not to the node's syslog too: that is for the agents and statd)
   PCMK_node_action_limit=4 \
   PCMK_logfile="$LOG/pacemaker-$BOOT.log" PCMK_logpriority=info PCMK_logfacility=none \
     pacemakerd -f >"$LOG/pacemakerd-$BOOT.out" 2>&1 &
